@@ -1,0 +1,80 @@
+# dualens — every user-facing target bootstraps .venv first (torch CPU pin, then the project).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_SPEC ?= torch==2.13.0
+DATA ?=
+PORT ?= 8501
+DIR ?=
+DATA_OPT := $(if $(DATA),--data $(DATA),)
+PYTEST_ARGS ?=
+
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search eval train clean help
+
+help:
+	@echo "make index DIR=photos/   index a folder of photos into data/"
+	@echo "make ui [PORT=8501]      open the web UI"
+	@echo "make search Q='a dog'    search from the terminal"
+	@echo "make test | lint | bench | model | eval | train"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+model: $(STAMP)
+	$(BIN)/dualens build-default-model
+
+index: $(STAMP)
+	@if [ -z "$(DIR)" ]; then echo "usage: make index DIR=path/to/photos" >&2; exit 2; fi
+	$(BIN)/dualens index $(DATA_OPT) $(DIR)
+
+check: $(STAMP)
+	$(BIN)/dualens check $(DATA_OPT)
+
+errors: $(STAMP)
+	$(BIN)/dualens errors $(DATA_OPT)
+
+rebuild-index: $(STAMP)
+	$(BIN)/dualens rebuild-index $(DATA_OPT)
+
+search: $(STAMP)
+	$(BIN)/dualens search $(DATA_OPT) "$(Q)"
+
+ui: $(STAMP)
+	$(BIN)/dualens ui $(DATA_OPT) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check indexer search ui tests
+	$(BIN)/ruff format --check indexer search ui tests
+	$(BIN)/mypy
+
+bench: bench-index bench-search
+
+bench-index: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_index
+
+bench-search: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_search
+
+eval: $(STAMP)
+	$(BIN)/dualens eval $(DATA_OPT) --images ../shared/datasets/flickr8k-1k/images --captions ../shared/datasets/flickr8k-1k/captions.csv
+	$(BIN)/dualens eval $(DATA_OPT) --images ../shared/datasets/imagenet-sample --labels-from-filenames
+
+train: $(STAMP)
+	$(BIN)/dualens train --images ../shared/datasets/flickr8k-1k/images --captions ../shared/datasets/flickr8k-1k/captions.csv --out data/models/lit-flickr
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

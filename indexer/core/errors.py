@@ -1,0 +1,47 @@
+"""Typed errors. Library code raises these; the CLI and the UI decide how to show them.
+
+Every subclass of :class:`DualensError` is a *user-facing* condition: its message is one clear
+sentence that can be shown as is, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DualensError(Exception):
+    """Base class of every error a user can cause or fix."""
+
+    exit_code: int = 1
+
+
+class UsageError(DualensError):
+    """Bad arguments: empty query, negative k, unknown option value."""
+
+    exit_code = 2
+
+
+class NotFoundError(DualensError):
+    """A path, photo, model or collection that does not exist."""
+
+
+class ModelError(DualensError):
+    """A model that cannot be loaded or built."""
+
+
+class ModelMismatchError(DualensError):
+    """The model asked for does not match the one the collection was indexed with."""
+
+
+class CollectionError(DualensError):
+    """Missing, damaged or inconsistent collection state (database or vector index)."""
+
+
+class ImageError(DualensError):
+    """An image that cannot be read or decoded."""
+
+
+class QueryError(UsageError):
+    """A query that cannot be parsed or embedded."""
+
+
+class UnsafePathError(DualensError):
+    """A path that lies outside the indexed roots."""

@@ -1,0 +1,57 @@
+"""Where things live: the collection's data directory and the default model directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_DATA = PROJECT_ROOT / "data"
+
+DATA_ENV = "DUALENS_DATA"
+DEFAULT_MODEL_ENV = "DUALENS_DEFAULT_MODEL_DIR"
+DEFAULT_MODEL_NAME = "default"
+
+
+def resolve_data_dir(data: str | os.PathLike[str] | None = None) -> Path:
+    """``--data`` if given, else ``$DUALENS_DATA``, else ``data/`` in the project."""
+    raw = data if data is not None else os.environ.get(DATA_ENV)
+    return Path(raw).expanduser().resolve() if raw else PROJECT_DATA
+
+
+def default_model_dir() -> Path:
+    """Directory of the offline default model (built on first use): shared by every collection."""
+    raw = os.environ.get(DEFAULT_MODEL_ENV)
+    return Path(raw).expanduser().resolve() if raw else PROJECT_DATA / "models" / DEFAULT_MODEL_NAME
+
+
+@dataclass(frozen=True)
+class CollectionPaths:
+    """The files of one collection inside its data directory."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "dualens.sqlite"
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("DUALENS_DB_URL") or f"sqlite:///{self.database}"
+
+    @property
+    def vector_index(self) -> Path:
+        return self.root / "vectors.faiss"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "thumbnails"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".index.lock"
+
+    @classmethod
+    def from_option(cls, data: str | os.PathLike[str] | None = None) -> CollectionPaths:
+        return cls(resolve_data_dir(data))
