@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from indexer.core.errors import DualensError
 
 # Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers.
-COMMAND_MODULES = ("indexer.commands", "search.commands", "ui.commands")
+COMMAND_MODULES = (
+    "indexer.model_commands",
+    "indexer.commands",
+    "search.commands",
+    "search.quality_commands",
+    "ui.commands",
+)
 
 
 def common_options() -> argparse.ArgumentParser:
