@@ -1,9 +1,132 @@
-"""Subcommands of ``dualens`` contributed by this package (see ui/cli.py)."""
+"""Subcommands of ``dualens`` contributed by the indexer: index, check, errors, rebuild-index."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
+    from indexer.decode import DEFAULT_MAX_PIXELS
+
+    p = subparsers.add_parser(
+        "index",
+        parents=[common],
+        help="index folders of photos (incremental: only new and changed files are read)",
+        description="Index photos into the collection. Unchanged files are skipped without being opened; "
+        "moved files keep their vectors; deleted files are removed. Safe to interrupt and re-run.",
+    )
+    p.add_argument(
+        "dirs", nargs="*", metavar="DIR", help="folders to index (default: the collection's roots)"
+    )
+    p.add_argument(
+        "--model", default=None, help="model directory, hub id or 'default' (default: the collection's)"
+    )
+    p.add_argument("--batch-size", type=_positive, default=32, help="images per inference batch (default 32)")
+    p.add_argument(
+        "--workers",
+        type=_non_negative,
+        default=None,
+        help="decoder processes (default: cores - 1; 0: in-process)",
+    )
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for inference")
+    p.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images above this many pixels (decompression bombs; default {DEFAULT_MAX_PIXELS})",
+    )
+    p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser(
+        "check", parents=[common], help="verify that the database and the vector index agree exactly"
+    )
+    p.set_defaults(func=cmd_check)
+
+    p = subparsers.add_parser("errors", parents=[common], help="list the files that could not be indexed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_errors)
+
+    p = subparsers.add_parser(
+        "rebuild-index", parents=[common], help="rebuild the FAISS vector index from the database"
+    )
+    p.set_defaults(func=cmd_rebuild_index)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from indexer.pipeline import IndexOptions, run_index
+
+    options = IndexOptions(
+        model=args.model,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        threads=args.threads,
+        max_pixels=args.max_pixels,
+        reindex=args.reindex,
+        progress=not args.no_progress,
+    )
+    summary = run_index(args.data, args.dirs, options)
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from indexer.check import check_collection
+    from indexer.core.storage.collection import Collection
+
+    with Collection.open(args.data) as collection:
+        report = check_collection(collection)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from indexer.core.storage.collection import Collection
+    from indexer.core.storage.schema import Photo, PhotoStatus
+
+    with Collection.open(args.data) as collection, collection.session() as s:
+        rows = s.execute(
+            select(Photo.path, Photo.error).where(Photo.status == PhotoStatus.ERROR).order_by(Photo.path)
+        ).all()
+    if args.json:
+        json.dump([{"path": r.path, "error": r.error} for r in rows], sys.stdout, indent=2)
+        print()
+        return 0
+    for r in rows:
+        print(f"{r.path}\t{r.error}")
+    print(f"{len(rows)} file(s) could not be indexed", file=sys.stderr)
+    return 0
+
+
+def cmd_rebuild_index(args: argparse.Namespace) -> int:
+    from indexer.core.storage.collection import Collection
+    from indexer.lock import collection_lock
+
+    with Collection.open(args.data) as collection, collection_lock(collection.paths):
+        index = collection.rebuild_index()
+        print(
+            f"rebuilt {collection.paths.vector_index}: {index.ntotal} vectors (generation {index.generation})"
+        )
+    return 0

@@ -1,9 +1,72 @@
-"""Subcommands of ``dualens`` contributed by this package (see ui/cli.py)."""
+"""``dualens build-default-model`` and ``dualens build-model`` (see ui/cli.py)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
+    """Add this module's subcommands. Each subparser sets ``func(args) -> int``."""
+    default = subparsers.add_parser(
+        "build-default-model",
+        parents=[common],
+        help="build the offline default model (ImageNet-vocabulary ConSE, no download)",
+        description=(
+            "Compose the offline default model from the packaged EfficientNet-Lite0 and "
+            "all-MiniLM-L6-v2 towers. It is also built automatically on first use."
+        ),
+    )
+    default.add_argument("--out", metavar="DIR", default=None, help="default: data/models/default")
+    default.add_argument("--force", action="store_true", help="rebuild even if it is up to date")
+    default.add_argument(
+        "--template",
+        action="append",
+        metavar="TEXT",
+        help="prompt template with {} for the class name (repeat for a prompt ensemble)",
+    )
+    default.set_defaults(func=run_build_default_model)
+
+    compose = subparsers.add_parser(
+        "build-model",
+        parents=[common],
+        help="compose a new dual encoder from a vision model and a text model",
+        description=(
+            "Compose a VisionTextDualEncoderModel from a pretrained vision model and a pretrained "
+            "text model (hub ids or local directories). Projections are random until trained."
+        ),
+    )
+    compose.add_argument("--vision", required=True, metavar="MODEL", help="vision model: hub id or dir")
+    compose.add_argument("--text", required=True, metavar="MODEL", help="text model: hub id or dir")
+    compose.add_argument("--out", required=True, metavar="DIR", help="directory to save the model into")
+    compose.add_argument("--projection-dim", type=int, default=512, metavar="N")
+    compose.add_argument("--seed", type=int, default=0, help="seed of the random projections")
+    compose.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    compose.set_defaults(func=run_build_model)
+
+
+def run_build_default_model(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from indexer.core import settings
+    from indexer.core.models.default_model import build_default_model, is_current
+    from indexer.core.models.default_spec import DEFAULT_SPEC
+
+    out = Path(args.out).expanduser().resolve() if args.out else settings.default_model_dir()
+    spec = replace(DEFAULT_SPEC, prompt_templates=tuple(args.template)) if args.template else DEFAULT_SPEC
+    if is_current(out, spec) and not args.force:
+        print(f"default model is up to date in {out} (use --force to rebuild)")
+        return 0
+    report = build_default_model(out, spec, force=True)
+    print(f"built the default model in {report.path} ({report.seconds:.1f} s)")
+    return 0
+
+
+def run_build_model(args: argparse.Namespace) -> int:
+    from indexer.core.models.compose import build_model
+
+    result = build_model(
+        args.vision, args.text, args.out, projection_dim=args.projection_dim, seed=args.seed, force=args.force
+    )
+    print(f"composed {result.vision} + {result.text} into {result.path} (projections random until trained)")
+    return 0

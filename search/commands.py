@@ -1,9 +1,196 @@
-"""Subcommands of ``dualens`` contributed by this package (see ui/cli.py)."""
+"""Subcommands of ``dualens`` contributed by the search layer: search, similar, classify, index-info."""
 
 from __future__ import annotations
 
 import argparse
+import calendar
+import re
+from datetime import date
+from pathlib import Path
+
+from indexer.core.errors import CollectionError, NotFoundError, UsageError
+from indexer.core.models import DualEncoder
+from indexer.core.settings import CollectionPaths
+
+QUERY_HELP = (
+    'text ("a dog on a beach"), or a composite of quoted texts and images with + and - and optional '
+    'weights: \'"beach" - "people"\', \'photo.jpg + "at night"\', \'2:"sunset" + #42\''
+)
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
+    p = subparsers.add_parser(
+        "search", parents=[common], help="find photos by text or a composite query", description=QUERY_HELP
+    )
+    p.add_argument("query", help=QUERY_HELP)
+    _add_result_options(p)
+    p.set_defaults(func=run_search)
+
+    p = subparsers.add_parser(
+        "similar",
+        parents=[common],
+        help="find photos like a photo (indexed id or path, or any image file)",
+    )
+    p.add_argument("photo", help="an indexed photo's id or path, or any image file")
+    _add_result_options(p)
+    p.add_argument("--include-self", action="store_true", help="keep the photo itself in the results")
+    p.set_defaults(func=run_similar)
+
+    p = subparsers.add_parser("classify", parents=[common], help="zero-shot label probabilities for a photo")
+    p.add_argument("photo", help="an image file (or an indexed photo's id)")
+    p.add_argument("--labels", required=True, help='comma-separated labels, e.g. "cat,dog,car"')
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model directory or hub id (default: the collection's model, else the offline default)",
+    )
+    p.set_defaults(func=run_classify)
+
+    p = subparsers.add_parser(
+        "index-info", parents=[common], help="vector index type, memory size and measured recall@10"
+    )
+    p.add_argument("--queries", type=int, default=100, help="sampled queries for recall (default 100)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_index_info)
+
+
+def _add_result_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--folder", default=None, help="only photos below this folder (absolute or root-relative)")
+    p.add_argument("--after", default=None, help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)")
+    p.add_argument("--before", default=None, help="taken on or before DATE (YYYY, YYYY-MM or YYYY-MM-DD)")
+    p.add_argument(
+        "--type", dest="types", action="append", default=[], help="file type, e.g. jpg (repeat, or a,b)"
+    )
+    p.add_argument("--min-score", type=float, default=None, help="minimum cosine similarity, -1 to 1")
+    p.add_argument(
+        "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
+    )
+
+
+_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+def parse_date(text: str | None, *, end: bool) -> date | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD; a partial date means its first day, or its last when ``end``."""
+    if text is None:
+        return None
+    match = _DATE.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"{text!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY")
+    year, month, day = (int(g) if g else None for g in match.groups())
+    assert year is not None
+    try:
+        if month is None:
+            return date(year, 12, 31) if end else date(year, 1, 1)
+        if day is None:
+            return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+        return date(year, month, day)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a valid date ({exc})") from exc
+
+
+def _filters(args: argparse.Namespace):  # -> search.Filters
+    from search.filters import Filters
+
+    types = tuple(t for raw in args.types for t in raw.split(",") if t.strip())
+    return Filters(
+        folder=args.folder,
+        date_from=parse_date(args.after, end=False),
+        date_to=parse_date(args.before, end=True),
+        file_types=types,
+        min_score=args.min_score,
+    )
+
+
+def _open_searcher(args: argparse.Namespace):  # -> search.Searcher
+    from search.searcher import Searcher
+
+    encoder = DualEncoder(args.model) if getattr(args, "model", None) else None
+    return Searcher.open(args.data, encoder=encoder, allow_external_files=True)
+
+
+def _print_hits(args: argparse.Namespace, hits, query: str) -> int:  # type: ignore[no-untyped-def]
+    from search.render import format_hits, print_json
+
+    if args.json:
+        print_json({"query": query, "k": args.k, "offset": args.offset, "hits": [h.to_json() for h in hits]})
+    else:
+        print(format_hits(hits))
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from search.query import parse_query
+
+    query = parse_query(args.query)  # a syntax error is reported before anything is opened
+    filters = _filters(args)
+    with _open_searcher(args) as searcher:
+        hits = searcher.search(query, k=args.k, offset=args.offset, filters=filters)
+    return _print_hits(args, hits, str(query))
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    filters = _filters(args)
+    ref = args.photo.strip()
+    exclude = not args.include_self
+    with _open_searcher(args) as searcher:
+        if ref.isdigit():
+            hits = searcher.similar(int(ref), args.k, args.offset, filters, exclude_self=exclude)
+        else:
+            try:
+                hits = searcher.similar(ref, args.k, args.offset, filters, exclude_self=exclude)
+            except NotFoundError:  # not indexed: embed the file itself
+                hits = searcher.search_image(ref, args.k, args.offset, filters)
+    return _print_hits(args, hits, ref)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from search.classify import classify_image, clean_labels
+    from search.images import check_readable, load_image
+    from search.render import format_labels, print_json
+    from search.searcher import Searcher
+
+    labels = clean_labels(args.labels)
+    ref = args.photo.strip()
+    results = None
+    if args.model is None:
+        try:
+            searcher = Searcher.open(args.data, allow_external_files=True)
+        except CollectionError:
+            searcher = None
+        if searcher is not None:
+            with searcher:
+                if searcher.stats().model_id:
+                    results = searcher.classify(int(ref) if ref.isdigit() else ref, labels)
+    if results is None:
+        if ref.isdigit() and not Path(ref).exists():
+            raise UsageError(f"photo id {ref} needs a collection; give an image file instead")
+        image = load_image(check_readable(ref, [], allow_external=True))
+        results = classify_image(DualEncoder(args.model or "default"), image, labels)
+    if args.json:
+        print_json({"photo": ref, "labels": [{"label": lab, "probability": p} for lab, p in results]})
+    else:
+        print(format_labels(results))
+    return 0
+
+
+def run_index_info(args: argparse.Namespace) -> int:
+    from search.render import format_report, print_json, report_json
+    from search.searcher import Searcher
+
+    if args.queries < 1:
+        raise UsageError("--queries must be at least 1")
+    with Searcher.open(args.data) as searcher:
+        report = searcher.index_report(n_queries=args.queries)
+    path = CollectionPaths.from_option(args.data).vector_index
+    size = path.stat().st_size if path.exists() else None
+    if args.json:
+        print_json(report_json(report, size))
+    else:
+        print(format_report(report, size))
+    return 0

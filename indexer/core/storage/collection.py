@@ -1,0 +1,262 @@
+"""One collection = one data directory: the SQLite/SQLAlchemy database and the FAISS index derived from it.
+
+The database is the source of truth (rows + L2-normalised float32 vector blobs). The FAISS file is a
+cache of the vectors of the rows with status ``indexed``, stamped with the database *generation* it
+reflects; a missing or stale file is rebuilt from the database, a damaged one is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.orm import Session, defer, sessionmaker
+
+from indexer.core.errors import CollectionError, NotFoundError
+from indexer.core.settings import CollectionPaths
+from indexer.core.storage.schema import (
+    CollectionInfo,
+    Photo,
+    PhotoStatus,
+    Root,
+    blobs_to_matrix,
+    create_or_migrate,
+    current_schema_version,
+    install_sqlite_pragmas,
+)
+from indexer.core.storage.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+class InfoKey:
+    """Keys of the ``collection_info`` table."""
+
+    MODEL_ID = "model_id"  # stable id of the model whose vectors the collection holds (load_encoder takes it)
+    DIM = "dim"
+    GENERATION = "generation"  # bumped in every transaction that changes the set of indexed vectors
+    INDEX_GENERATION = "index_generation"  # generation of the last FAISS file saved by dualens
+    LAST_INDEXED_AT = "last_indexed_at"  # ISO timestamp (UTC) of the end of the last `dualens index`
+    RUN = "run"  # number of `dualens index` runs started
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    n_indexed: int
+    n_failed: int
+    model_id: str | None
+    dim: int | None
+    generation: int
+    last_indexed_at: datetime | None
+    roots: tuple[Path, ...]
+    n_pending: int = 0  # rows waiting to be (re-)embedded, e.g. after `--reindex` was interrupted
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp, as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def get_info(session: Session, key: str) -> str | None:
+    row = session.get(CollectionInfo, key)
+    return None if row is None else row.value
+
+
+def set_info(session: Session, key: str, value: str | int) -> None:
+    row = session.get(CollectionInfo, key)
+    if row is None:
+        session.add(CollectionInfo(key=key, value=str(value)))
+    else:
+        row.value = str(value)
+
+
+def bump_generation(session: Session) -> int:
+    """Increment the generation inside the caller's transaction and return the new value."""
+    new = int(get_info(session, InfoKey.GENERATION) or 0) + 1
+    set_info(session, InfoKey.GENERATION, new)
+    return new
+
+
+def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every indexed row, read in the caller's transaction."""
+    rows = session.execute(
+        select(Photo.id, Photo.vector).where(Photo.status == PhotoStatus.INDEXED).order_by(Photo.id)
+    ).all()
+    bad = [r.id for r in rows if r.vector is None or len(r.vector) != dim * 4]
+    if bad:
+        raise CollectionError(
+            f"{len(bad)} indexed photo(s) have a missing or wrong-sized vector (e.g. id {bad[0]}); "
+            "run `dualens index --reindex`"
+        )
+    ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+    return ids, blobs_to_matrix([r.vector for r in rows], dim)
+
+
+class Collection:
+    """A collection of indexed photos in one data directory."""
+
+    def __init__(self, paths: CollectionPaths, engine: Engine) -> None:
+        self.paths = paths
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, data: str | os.PathLike[str] | None = None, *, create: bool = False) -> Collection:
+        paths = CollectionPaths.from_option(data)
+        custom_url = os.environ.get("DUALENS_DB_URL")
+        if not create and not custom_url and not paths.database.exists():
+            raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
+        if create:
+            paths.root.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(paths.database_url)
+        install_sqlite_pragmas(engine)
+        if not create:
+            with engine.connect() as conn:
+                if current_schema_version(conn) is None:
+                    engine.dispose()
+                    raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
+        try:
+            create_or_migrate(engine)
+        except Exception as exc:  # a damaged file must be reported, never overwritten
+            engine.dispose()
+            raise CollectionError(f"cannot open the collection database {paths.database_url}: {exc}") from exc
+        return cls(paths, engine)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ facts
+    def info(self) -> CollectionStats:
+        with self.session() as s:
+            counts = dict(s.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
+            last = get_info(s, InfoKey.LAST_INDEXED_AT)
+            dim = get_info(s, InfoKey.DIM)
+            return CollectionStats(
+                n_indexed=int(counts.get(PhotoStatus.INDEXED, 0)),
+                n_failed=int(counts.get(PhotoStatus.ERROR, 0)),
+                model_id=get_info(s, InfoKey.MODEL_ID),
+                dim=int(dim) if dim else None,
+                generation=int(get_info(s, InfoKey.GENERATION) or 0),
+                last_indexed_at=datetime.fromisoformat(last) if last else None,
+                roots=tuple(self._roots(s)),
+                n_pending=int(counts.get(PhotoStatus.PENDING, 0)),
+            )
+
+    def generation(self) -> int:
+        with self.session() as s:
+            return int(get_info(s, InfoKey.GENERATION) or 0)
+
+    def roots(self) -> list[Path]:
+        with self.session() as s:
+            return self._roots(s)
+
+    @staticmethod
+    def _roots(s: Session) -> list[Path]:
+        return [Path(p) for p in s.scalars(select(Root.path).order_by(Root.path))]
+
+    # ------------------------------------------------------------------ rows
+    def photos(self, ids: Sequence[int]) -> dict[int, Photo]:
+        """Metadata rows by id, detached (the vector column is not loaded: use :meth:`vectors`)."""
+        wanted = [int(i) for i in ids]
+        out: dict[int, Photo] = {}
+        with self.session() as s:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for p in s.scalars(select(Photo).options(defer(Photo.vector)).where(Photo.id.in_(chunk))):
+                    out[p.id] = p
+            s.expunge_all()
+        return out
+
+    def photo_by_path(self, path: str | Path) -> Photo | None:
+        with self.session() as s:
+            photo = s.scalars(
+                select(Photo).options(defer(Photo.vector)).where(Photo.path == str(path))
+            ).first()
+            if photo is not None:
+                s.expunge(photo)
+            return photo
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        with self.session() as s:
+            dim = int(get_info(s, InfoKey.DIM) or 0)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                stmt = select(Photo.id, Photo.vector).where(
+                    Photo.id.in_(chunk), Photo.status == PhotoStatus.INDEXED
+                )
+                found.update({r.id: r.vector for r in s.execute(stmt) if r.vector is not None})
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFoundError(f"photo id {missing[0]} is not an indexed photo of this collection")
+        return blobs_to_matrix([found[i] for i in wanted], dim)
+
+    # ------------------------------------------------------------------ vector index
+    def load_index(self) -> VectorIndex:
+        """The FAISS index; a missing or stale file is rebuilt from the database in memory (not saved).
+
+        A damaged file raises CollectionError (``dualens rebuild-index`` repairs it).
+        """
+        with self.session() as s:
+            generation = int(get_info(s, InfoKey.GENERATION) or 0)
+            dim = int(get_info(s, InfoKey.DIM) or 0)
+        if self.paths.vector_index.exists():
+            index = VectorIndex.load(self.paths.vector_index)
+            if index.generation == generation and (dim == 0 or index.dim == dim):
+                return index
+            log.info(
+                "vector index %s is stale (generation %d, database %d); rebuilding it in memory",
+                self.paths.vector_index,
+                index.generation,
+                generation,
+            )
+        else:
+            log.info("vector index %s is missing; rebuilding it in memory", self.paths.vector_index)
+        return self.build_index_from_db()
+
+    def build_index_from_db(self) -> VectorIndex:
+        """A fresh index of every indexed row's vector, stamped with the generation read alongside."""
+        with self.session() as s, s.begin():  # one read transaction: vectors and generation agree
+            generation = int(get_info(s, InfoKey.GENERATION) or 0)
+            dim = int(get_info(s, InfoKey.DIM) or 0)
+            if dim == 0:
+                return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), 1, generation)
+            ids, vectors = read_indexed_vectors(s, dim)
+        return VectorIndex.build(ids, vectors, dim, generation)
+
+    def rebuild_index(self) -> VectorIndex:
+        """Rebuild the FAISS index from the database and save it atomically."""
+        index = self.build_index_from_db()
+        self.save_index(index)
+        return index
+
+    def save_index(self, index: VectorIndex) -> None:
+        """Save atomically, then record which generation the file on disk holds."""
+        index.save(self.paths.vector_index)
+        with self.session() as s, s.begin():
+            set_info(s, InfoKey.INDEX_GENERATION, index.generation)
+
+    def index_is_current(self) -> bool:
+        """Cheap check (no file read): the last saved index matches the database generation."""
+        with self.session() as s:
+            gen = get_info(s, InfoKey.GENERATION) or "0"
+            saved = get_info(s, InfoKey.INDEX_GENERATION)
+        return saved == gen and self.paths.vector_index.exists()

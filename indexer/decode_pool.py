@@ -1,0 +1,187 @@
+"""Run :func:`indexer.decode.decode_file` in worker processes with a bounded number of tasks in flight.
+
+Decoding overlaps inference: while the main process embeds a batch, the workers keep decoding the
+tasks already submitted. At most ``max_in_flight`` chunks are outstanding, so memory stays bounded
+whatever the collection size. A file that kills its worker (a decoder segfault, the OOM killer) is
+isolated by re-running the suspects one at a time and recorded as a failure; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from PIL import Image
+
+from indexer.decode import DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, FailureKind, decode_file
+
+log = logging.getLogger(__name__)
+
+_OPTS: DecodeOptions | None = None
+_KNOWN: frozenset[str] = frozenset()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the indexer dies (SIGKILL included) instead of lingering as an orphan."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _init_worker(opts: DecodeOptions, known: frozenset[str], parent_pid: int) -> None:
+    global _OPTS, _KNOWN
+    _OPTS, _KNOWN = opts, known
+    Image.MAX_IMAGE_PIXELS = None  # decode_file checks --max-pixels itself, right after reading the header
+    _register_optional_plugins()
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _register_optional_plugins() -> None:
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:
+        pass
+
+
+def _decode_chunk(tasks: list[DecodeTask]) -> list[DecodeResult]:
+    assert _OPTS is not None, "worker not initialised"
+    return [decode_file(t, _OPTS, _KNOWN) for t in tasks]
+
+
+def default_workers() -> int:
+    """One decoder per core beyond the first (the main process runs inference), at least one."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork: workers start in milliseconds and inherit the imported modules; they never touch torch
+    # or the database. Elsewhere (macOS, Windows) spawn.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return multiprocessing.get_context(method)
+
+
+class DecoderPool:
+    """Decode tasks in ``workers`` processes (0: in this process), yielding results as they complete."""
+
+    def __init__(
+        self,
+        opts: DecodeOptions,
+        known_hashes: frozenset[str] = frozenset(),
+        *,
+        workers: int | None = None,
+        chunk_size: int = 4,
+        max_in_flight: int | None = None,
+    ) -> None:
+        self.opts = opts
+        self.known = known_hashes
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self.chunk_size = max(1, chunk_size)
+        self.max_in_flight = max_in_flight or max(8, 4 * self.workers)
+        self._executor: ProcessPoolExecutor | None = None
+        self.busy_seconds = 0.0  # decode time summed over all workers
+
+    # ------------------------------------------------------------------ lifecycle
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=_context(),
+                initializer=_init_worker,
+                initargs=(self.opts, self.known, os.getpid()),
+            )
+        return self._executor
+
+    def _restart(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> DecoderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, tasks: Iterable[DecodeTask]) -> Iterator[DecodeResult]:
+        if self.workers == 0:
+            for task in tasks:
+                result = decode_file(task, self.opts, self.known)
+                self.busy_seconds += result.seconds
+                yield result
+            return
+        yield from self._decode_parallel(_chunks(tasks, self.chunk_size))
+
+    def _decode_parallel(self, chunks: Iterator[list[DecodeTask]]) -> Iterator[DecodeResult]:
+        pending: dict[Future[list[DecodeResult]], list[DecodeTask]] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.max_in_flight:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                pending[self._start().submit(_decode_chunk, chunk)] = chunk
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken: list[DecodeTask] = []
+            for future in done:
+                chunk = pending.pop(future)
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    broken.extend(chunk)
+                    continue
+                yield from self._account(results)
+            if broken:
+                for future, chunk in pending.items():  # every outstanding task is a suspect
+                    future.cancel()
+                    broken.extend(chunk)
+                pending.clear()
+                yield from self._isolate(broken)
+
+    def _account(self, results: list[DecodeResult]) -> Iterator[DecodeResult]:
+        for result in results:
+            self.busy_seconds += result.seconds
+            yield result
+
+    def _isolate(self, suspects: list[DecodeTask]) -> Iterator[DecodeResult]:
+        """Re-run the tasks of a broken pool one at a time; the one that breaks it again failed."""
+        log.warning("a decoder process died; re-checking %d file(s) one at a time", len(suspects))
+        self._restart()
+        for task in sorted(suspects, key=lambda t: t.item_no):
+            future = self._start().submit(_decode_chunk, [task])
+            try:
+                results = future.result()
+            except BrokenProcessPool:
+                self._restart()
+                yield DecodeFailure(task.item_no, FailureKind.CRASHED, "the decoder process died", None, 0.0)
+                continue
+            yield from self._account(results)
+
+
+def _chunks(tasks: Iterable[DecodeTask], size: int) -> Iterator[list[DecodeTask]]:
+    chunk: list[DecodeTask] = []
+    for task in tasks:
+        chunk.append(task)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

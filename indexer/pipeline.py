@@ -1,0 +1,255 @@
+"""The indexing run: scan -> decode -> embed -> write, one module per stage, joined and timed here.
+
+    scan      stat walk of the roots; diff with the database (unchanged files are never opened)
+    decode    worker processes read, hash and decode files (bounded tasks in flight)
+    embed     DualEncoder.embed_pixels on batches of decoded pixels
+    write     one database transaction per batch; at the end the FAISS file is updated atomically
+
+Moves and duplicates are recognised by content hash after the read, before any decoding or
+embedding, and keep/copy the stored vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.collection_setup import record_model, record_roots
+from indexer.core.models.preprocess import PreprocessConfig
+from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
+from indexer.decode import DEFAULT_MAX_PIXELS, Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
+from indexer.decode_pool import DecoderPool
+from indexer.lock import collection_lock
+from indexer.plan import Plan, WorkItem, load_existing, make_plan
+from indexer.scan import normalise_roots, scan
+from indexer.vectors import update_index
+from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, WriteOp
+
+log = logging.getLogger(__name__)
+
+# Test hook: seconds to sleep after each committed batch, so crash tests can kill mid-run.
+BATCH_DELAY_ENV = "DUALENS_TEST_BATCH_DELAY"
+MAX_OPS_WITHOUT_EMBED = 256
+
+
+class Encoder(Protocol):
+    """What the pipeline needs of a model (DualEncoder satisfies it)."""
+
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def preprocess_config(self) -> PreprocessConfig: ...
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    model: str | None = None  # None: the collection's model, or the default model for a new one
+    batch_size: int = 32
+    workers: int | None = None  # decoder processes; None: cores - 1; 0: decode in this process
+    threads: int | None = None  # torch CPU threads
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    reindex: bool = False
+    progress: bool = False
+
+
+@dataclass
+class StageTimes:
+    scan: float = 0.0
+    decode: float = 0.0  # time the main process waited for decoded files
+    decode_busy: float = 0.0  # decoding time summed over the worker processes (overlaps the rest)
+    embed: float = 0.0
+    write: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class IndexSummary:
+    roots: tuple[str, ...] = ()
+    seen: int = 0
+    indexed: int = 0  # new files embedded
+    updated: int = 0  # changed (or previously failed / pending) files embedded again
+    reused: int = 0  # content already indexed (duplicate, touched file): vector copied, no embedding
+    moved: int = 0  # renamed or moved: the row keeps its id and vector
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    model_id: str = ""
+
+    @property
+    def embedded(self) -> int:
+        return self.indexed + self.updated
+
+    def lines(self) -> list[str]:
+        t = self.times
+        rate = self.embedded / (t.total or 1e-9)
+        return [
+            f"indexed {self.indexed}, unchanged {self.unchanged}, updated {self.updated}, "
+            f"moved {self.moved}, removed {self.removed}, failed {self.failed}"
+            + (f", reused {self.reused}" if self.reused else ""),
+            f"time {t.total:.2f}s: scan {t.scan:.2f}s, decode {t.decode:.2f}s waited "
+            f"({t.decode_busy:.2f}s in workers), embed {t.embed:.2f}s, write {t.write:.2f}s"
+            + (f" — {rate:.1f} images/s" if self.embedded else ""),
+        ]
+
+
+@dataclass
+class _RunState:
+    plan: Plan
+    writer: BatchWriter
+    summary: IndexSummary
+    claimed: set[int] = field(default_factory=set)  # missing rows taken over by a move
+    missing_by_hash: dict[str, list[int]] = field(default_factory=dict)  # unclaimed move sources
+    added: set[int] = field(default_factory=set)
+    removed: set[int] = field(default_factory=set)
+
+
+class _Timer:
+    def __init__(self, times: StageTimes) -> None:
+        self.times = times
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self.times, name, getattr(self.times, name) + time.perf_counter() - start)
+
+
+def _progress(total: int, enabled: bool) -> tqdm:
+    disable = not enabled or total == 0 or bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    return tqdm(total=total, unit="img", desc="indexing", disable=disable, file=sys.stderr, smoothing=0.1)
+
+
+def make_encoder(model: str, options: IndexOptions) -> Encoder:
+    from indexer.core.models import DualEncoder
+
+    return DualEncoder(model, threads=options.threads, batch_size=options.batch_size)
+
+
+def run_index(
+    data: str | os.PathLike[str] | None,
+    dirs: Sequence[str | os.PathLike[str]],
+    options: IndexOptions = IndexOptions(),
+    *,
+    encoder: Encoder | None = None,
+    encoder_factory: Callable[[str, IndexOptions], Encoder] = make_encoder,
+) -> IndexSummary:
+    """Index ``dirs`` (default: the collection's roots) into the collection in ``data``."""
+    summary = IndexSummary()
+    timer = _Timer(summary.times)
+    start = time.perf_counter()
+    given = normalise_roots(dirs) if dirs else ()  # a missing folder fails before anything is created
+    with Collection.open(data, create=True) as collection, collection_lock(collection.paths):
+        with timer.stage("scan"):
+            roots = given or normalise_roots([str(r) for r in collection.roots()])
+            with collection.session() as s:
+                recorded = get_info(s, InfoKey.MODEL_ID)
+            if encoder is None:
+                encoder = encoder_factory(options.model or recorded or "default", options)
+            run = record_model(collection, encoder, reindex=options.reindex)
+            if options.reindex:
+                roots = normalise_roots([*roots, *(str(r) for r in collection.roots())])
+            record_roots(collection, roots)
+            was_current = collection.index_is_current()
+            scanned = scan(roots)
+            with collection.session() as s:
+                plan = make_plan(scanned, load_existing(s))
+        summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
+        summary.model_id = encoder.model_id
+        state = _RunState(plan, BatchWriter(collection, run), summary)
+        for row in plan.missing:
+            if row.is_indexed and row.content_hash:
+                state.missing_by_hash.setdefault(row.content_hash, []).append(row.id)
+        if plan.todo:
+            _process(state, encoder, options, timer)
+        with timer.stage("write"):
+            removed = state.writer.sweep(plan.missing, state.claimed)
+            summary.removed = len(plan.missing) - len(state.claimed)
+            state.removed.update(removed)
+            update_index(collection, was_current=was_current, removed=state.removed, added=state.added)
+            with collection.session() as s, s.begin():
+                set_info(s, InfoKey.LAST_INDEXED_AT, utcnow().isoformat(timespec="seconds"))
+    summary.times.total = time.perf_counter() - start
+    return summary
+
+
+def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _Timer) -> None:
+    plan = state.plan
+    opts = DecodeOptions(cfg=encoder.preprocess_config, max_pixels=options.max_pixels)
+    tasks = (DecodeTask(i, item.file.path, item.old_hash) for i, item in enumerate(plan.todo))
+    delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
+    pixels: list[tuple[WorkItem, Decoded]] = []
+    ops: list[WriteOp] = []
+
+    def flush() -> None:
+        batch_ops = list(ops)
+        ops.clear()
+        if pixels:
+            with timer.stage("embed"):
+                stacked = np.stack([r.pixels for _, r in pixels]).astype(np.float32)
+                vectors = encoder.embed_pixels(stacked)
+            batch_ops.extend(Embedded(item, r, v) for (item, r), v in zip(pixels, vectors, strict=True))
+            pixels.clear()
+        with timer.stage("write"):
+            outcome = state.writer.write(batch_ops)
+        state.added.update(outcome.added_ids)
+        state.removed.update(outcome.removed_ids)
+        for h, row_id in outcome.new_hashes.items():
+            plan.by_hash.setdefault(h, row_id)
+        if delay:
+            time.sleep(delay)
+
+    pool = DecoderPool(opts, plan.missing_hashes, workers=options.workers)
+    with pool, _progress(len(plan.todo), options.progress) as bar:
+        results = pool.decode(tasks)
+        while True:
+            with timer.stage("decode"):
+                result = next(results, None)
+            if result is None:
+                break
+            bar.update(1)
+            item = plan.todo[result.item_no]
+            if isinstance(result, DecodeFailure):
+                ops.append(Failed(item, result))
+                state.summary.failed += 1
+            elif isinstance(result, KnownContent) or result.facts.content_hash in plan.by_hash:
+                ops.append(_route_known(state, item, result))
+            else:
+                pixels.append((item, result))
+                if item.existing_id is None:
+                    state.summary.indexed += 1
+                else:
+                    state.summary.updated += 1
+            if len(pixels) >= options.batch_size or len(ops) >= MAX_OPS_WITHOUT_EMBED:
+                flush()
+        flush()
+    state.summary.times.decode_busy = pool.busy_seconds
+
+
+def _route_known(state: _RunState, item: WorkItem, result: KnownContent | Decoded) -> WriteOp:
+    """A file whose content is already indexed: keep (touch), take over (move) or copy a vector."""
+    known = KnownContent(result.item_no, result.facts, result.seconds)
+    content = result.facts.content_hash or ""
+    if content == item.old_hash:
+        state.summary.reused += 1
+        return Touched(item, known)
+    movable = state.missing_by_hash.get(content)
+    if item.existing_id is None and movable:
+        source = movable.pop()
+        state.claimed.add(source)
+        state.summary.moved += 1
+        return Reused(item, known, source, move=True)
+    state.summary.reused += 1
+    return Reused(item, known, state.plan.by_hash[content], move=False)

@@ -1,0 +1,99 @@
+"""Decide, per scanned file, what the run must do: nothing, (re-)embed, or sweep the row away.
+
+Only the database columns are compared (path, size, mtime_ns, status): an unchanged file is never
+opened. Rows below the scanned roots whose file was not seen are *missing*; they are deleted at the
+end of the run unless a new file with the same content hash claims them (a move).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.scan import ScannedFile, ScanResult
+
+
+@dataclass(frozen=True)
+class ExistingRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    status: PhotoStatus
+    content_hash: str | None
+    has_vector: bool
+
+    @property
+    def is_indexed(self) -> bool:
+        return self.status == PhotoStatus.INDEXED and self.has_vector
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A file to read: new (``existing_id`` None) or changed/failed/pending (``existing_id`` set)."""
+
+    file: ScannedFile
+    existing_id: int | None
+    was_indexed: bool = False  # the existing row had a vector in the index
+    old_hash: str | None = None  # content hash of the existing indexed row (a touched file keeps its vector)
+
+
+@dataclass
+class Plan:
+    todo: list[WorkItem]
+    unchanged: int
+    missing: list[ExistingRow]
+    # content hash -> id of an indexed row holding that content (for moves and duplicate reuse);
+    # the runner adds the rows it writes
+    by_hash: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def missing_hashes(self) -> frozenset[str]:
+        return frozenset(r.content_hash for r in self.missing if r.is_indexed and r.content_hash)
+
+
+def load_existing(session: Session) -> list[ExistingRow]:
+    stmt = select(
+        Photo.id,
+        Photo.path,
+        Photo.size,
+        Photo.mtime_ns,
+        Photo.status,
+        Photo.content_hash,
+        Photo.vector.is_not(None).label("has_vector"),
+    )
+    return [
+        ExistingRow(r.id, r.path, r.size, r.mtime_ns, r.status, r.content_hash, bool(r.has_vector))
+        for r in session.execute(stmt)
+    ]
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def make_plan(scan: ScanResult, existing: list[ExistingRow]) -> Plan:
+    by_path = {r.path: r for r in existing}
+    todo: list[WorkItem] = []
+    unchanged = 0
+    seen: set[str] = set()
+    for f in scan.files:
+        seen.add(f.path)
+        row = by_path.get(f.path)
+        if row is None:
+            todo.append(WorkItem(f, None))
+        elif row.is_indexed and row.size == f.size and row.mtime_ns == f.mtime_ns:
+            unchanged += 1
+        else:
+            todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if row.is_indexed else None))
+    missing = [r for r in existing if r.path not in seen and _under(r.path, scan.roots)]
+    # Only rows whose vector cannot change during this run may lend it: unchanged and missing rows.
+    rewritten = {item.existing_id for item in todo}
+    by_hash = {
+        r.content_hash: r.id for r in existing if r.is_indexed and r.content_hash and r.id not in rewritten
+    }
+    return Plan(todo=todo, unchanged=unchanged, missing=missing, by_hash=by_hash)

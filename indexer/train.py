@@ -1,0 +1,266 @@
+"""LiT training (locked image tower) of a dual encoder on captioned photos: ``dualens train``.
+
+The image tower never changes, so its features are computed once (and cached on disk); so are
+the text tower's unless top text layers are unlocked. Each step then costs two small matrix
+products: an epoch over a thousand photos takes well under a second on a CPU. A held-out
+validation split (by image, seeded) is scored before training and after every epoch; training
+stops when it has not improved for ``patience`` validations, and the best state is saved — the
+base model itself when training never beat it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from indexer.core.errors import UsageError
+from indexer.core.settings import resolve_data_dir
+from indexer.train_config import TrainConfig
+from indexer.train_features import BaseModel, image_features, load_base, text_features
+from indexer.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
+from indexer.train_save import META_NAME, save_trained
+from search.quality_data import CaptionDataset, load_caption_dataset
+from search.quality_metrics import RetrievalMetrics, retrieval_metrics
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "train_log.jsonl"
+
+
+def train_cache_dir(data: Path | str | None = None) -> Path:
+    return resolve_data_dir(data) / "cache" / "train"
+
+
+def mean_recall(m: RetrievalMetrics) -> float:
+    """The early-stopping score: mean of recall@1/5/10 in both directions."""
+    parts = [m.text_to_image, m.image_to_text]
+    return float(np.mean([x for d in parts for x in (d.recall_at_1, d.recall_at_5, d.recall_at_10)]))
+
+
+def split_images(n_images: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) image indices; validation gets round(n * fraction) images."""
+    order = np.random.default_rng(seed).permutation(n_images)
+    n_val = min(n_images - 2, round(n_images * val_fraction)) if val_fraction > 0 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def captions_of(caption_image: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Caption ids belonging to ``images``, and for each the position of its image within ``images``."""
+    position = np.full(int(caption_image.max()) + 1, -1, dtype=np.int64)
+    position[images] = np.arange(len(images))
+    ids = np.flatnonzero(position[caption_image] >= 0)
+    return ids, position[caption_image[ids]]
+
+
+@dataclass
+class Validation:
+    step: int
+    epoch: float
+    score: float
+    metrics: RetrievalMetrics
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    best: Validation | None
+    before: Validation | None
+    stopped_early: bool
+    log_file: Path
+    history: list[Validation] = field(default_factory=list)
+
+    def summary(self) -> str:
+        early = " (early stop)" if self.stopped_early else ""
+        lines = [f"saved {self.out} after {self.steps} steps{early}"]
+        if self.before is not None and self.best is not None:
+            for name, v in (("before", self.before), (f"best (step {self.best.step})", self.best)):
+                t, i = v.metrics.text_to_image, v.metrics.image_to_text
+                lines.append(
+                    f"validation {name:>16}: text→image R@1/5/10 {t.recall_at_1:5.1f} {t.recall_at_5:5.1f} "
+                    f"{t.recall_at_10:5.1f}  image→text {i.recall_at_1:5.1f} {i.recall_at_5:5.1f} "
+                    f"{i.recall_at_10:5.1f}  mean {v.score:5.2f}"
+                )
+        lines.append(f"log: {self.log_file}")
+        return "\n".join(lines)
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, base: BaseModel, dataset: CaptionDataset, progress: bool) -> None:
+        self.config, self.base, self.data, self.progress = config, base, dataset, progress
+        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        cache = train_cache_dir(config.data)
+        feats = image_features(base, dataset.images, cache, progress)
+        self.image_feats = torch.from_numpy(feats).to(base.device)
+        self.text_locked = config.unlock_text_layers == 0
+        self.text_feats = (
+            torch.from_numpy(text_features(base, dataset.captions, cache, progress)).to(base.device)
+            if self.text_locked
+            else None
+        )
+        model = base.model
+        self.head = LiTHead(
+            model.visual_projection,
+            model.text_projection,
+            float(model.logit_scale.detach().float().reshape(-1)[0]),
+            rank=config.rank,
+            train_scale=config.train_logit_scale,
+        ).to(base.device)
+        self.text_params = unlock_top_text_layers(model.text_model, config.unlock_text_layers)
+        self.text_penalty = InitialWeightPenalty(self.text_params)
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in self.head.parameters() if p.requires_grad], "lr": config.lr}
+        ]
+        if self.text_params:
+            groups.append({"params": self.text_params, "lr": config.text_lr})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        self.train_idx, self.val_idx = split_images(len(dataset.images), config.val_fraction, config.seed)
+        self.val_caps, self.val_targets = captions_of(dataset.caption_image, self.val_idx)
+        self.caps_by_image = [np.flatnonzero(dataset.caption_image == i) for i in range(len(dataset.images))]
+
+    # ---------------------------------------------------------------------------------- data
+    def batches(self):  # type: ignore[no-untyped-def]
+        """Endless (epoch, image ids, caption ids): one random caption per image, no image twice a batch."""
+        size = min(self.config.batch_size, len(self.train_idx))
+        epoch = 0
+        while True:
+            order = self.rng.permutation(self.train_idx)
+            for start in range(0, len(order) - size + 1, size):
+                images = order[start : start + size]
+                caps = np.array([self.rng.choice(self.caps_by_image[i]) for i in images])
+                yield epoch, images, caps
+            epoch += 1
+
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.train_idx) // min(self.config.batch_size, len(self.train_idx)))
+
+    def pooled_texts(self, caption_ids: np.ndarray) -> torch.Tensor:
+        if self.text_feats is not None:
+            return self.text_feats[torch.from_numpy(caption_ids).to(self.base.device)]
+        return self.base.pooled_text([self.data.captions[c] for c in caption_ids])
+
+    # ---------------------------------------------------------------------------------- steps
+    def step(self, images: np.ndarray, caps: np.ndarray) -> tuple[float, float]:
+        self.optimizer.zero_grad(set_to_none=True)
+        img = self.head.image_embeds(self.image_feats[torch.from_numpy(images).to(self.base.device)])
+        txt = self.head.text_embeds(self.pooled_texts(caps))
+        loss = contrastive_loss(self.head.scale() * txt @ img.T)
+        penalty = self.head.penalty() + self.text_penalty().to(loss.device)
+        (loss + self.config.init_decay * penalty).backward()
+        self.optimizer.step()
+        return float(loss.detach()), float(penalty.detach())
+
+    @torch.no_grad()
+    def validate(self, step: int, epoch: float) -> Validation | None:
+        if len(self.val_idx) == 0:
+            return None
+        img = self.head.image_embeds(self.image_feats[torch.from_numpy(self.val_idx).to(self.base.device)])
+        chunks = [self.pooled_texts(self.val_caps[s : s + 256]) for s in range(0, len(self.val_caps), 256)]
+        txt = self.head.text_embeds(torch.cat(chunks))
+        metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), self.val_targets)
+        return Validation(step, epoch, mean_recall(metrics), metrics)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()},
+            "text": [p.detach().clone() for p in self.text_params],
+        }
+
+    @torch.no_grad()
+    def restore(self, state: dict[str, Any]) -> None:
+        self.head.load_state_dict(state["head"])
+        for p, saved in zip(self.text_params, state["text"], strict=True):
+            p.copy_(saved)
+
+
+def _log(fh: IO[str], record: dict[str, Any]) -> None:
+    fh.write(json.dumps(record) + "\n")
+    fh.flush()
+
+
+def _validation_record(v: Validation, train_loss: float | None) -> dict[str, Any]:
+    return {"event": "validation", "step": v.step, "epoch": round(v.epoch, 3), "train_loss": train_loss,
+            "val_mean_recall": v.score, **{"val_" + k: d for k, d in asdict(v.metrics).items()}}  # fmt: skip
+
+
+def check_out_dir(config: TrainConfig, base_location: str) -> None:
+    out = config.out.resolve()
+    if str(out) == str(Path(base_location).resolve()):
+        raise UsageError("--out must differ from the base model's directory")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file")
+    ours = (out / META_NAME).exists() or (out / LOG_NAME).exists()
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise UsageError(f"--out {out} is not empty and not a previous `dualens train` output")
+
+
+def train(config: TrainConfig, progress: bool = False) -> TrainResult:
+    """LiT-train ``config.base`` on ``config.captions`` and save the best model to ``config.out``."""
+    trainer, result = fit(config, progress)
+    save_trained(trainer.base, trainer.head, config, result)
+    return result
+
+
+def fit(config: TrainConfig, progress: bool = False) -> tuple[_Trainer, TrainResult]:
+    """Train without saving: the trainer (holding the best state) and the result."""
+    config.validate()
+    dataset = load_caption_dataset(config.images, config.captions)
+    if len(dataset.images) < 3:
+        raise UsageError("training needs at least 3 captioned images")
+    base = load_base(config.base, config.device)
+    check_out_dir(config, base.location)
+    trainer = _Trainer(config, base, dataset, progress)
+    per_epoch = trainer.steps_per_epoch()
+    total = config.steps or config.epochs * per_epoch
+    every = config.eval_every or per_epoch
+    config.out.mkdir(parents=True, exist_ok=True)
+    log_file = config.out / LOG_NAME
+    with log_file.open("w", encoding="utf-8") as fh:
+        result = _run(trainer, total, every, per_epoch, fh)
+    result.out, result.log_file = config.out, log_file
+    return trainer, result
+
+
+def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str]) -> TrainResult:
+    before = trainer.validate(0, 0.0)
+    history = [before] if before else []
+    if before:
+        _log(fh, _validation_record(before, None))
+    best, best_state, bad, stopped, losses = before, trainer.snapshot(), 0, False, []
+    bar = tqdm(total=total, desc="LiT training", unit="step", disable=not trainer.progress)
+    step = 0
+    for step, (_, images, caps) in enumerate(trainer.batches(), start=1):
+        loss, penalty = trainer.step(images, caps)
+        losses.append(loss)
+        scale = float(trainer.head.scale().detach())
+        _log(fh, {"event": "step", "step": step, "loss": loss, "penalty": penalty, "logit_scale": scale})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", best=f"{best.score:.1f}" if best else "-")
+        if step % every == 0 or step == total:
+            v = trainer.validate(step, step / per_epoch)
+            if v is not None:
+                history.append(v)
+                _log(fh, _validation_record(v, float(np.mean(losses[-every:]))))
+                if best is None or v.score > best.score + 1e-9:
+                    best, best_state, bad = v, trainer.snapshot(), 0
+                else:
+                    bad += 1
+                if bad >= trainer.config.patience:
+                    stopped = True
+                    break
+        if step >= total:
+            break
+    bar.close()
+    if before is not None:  # keep the best validated state (the base model if nothing beat it)
+        trainer.restore(best_state)
+    best_step = best.step if best else step
+    _log(fh, {"event": "end", "steps": step, "stopped_early": stopped, "best_step": best_step})
+    return TrainResult(Path(), step, best, before, stopped, Path(), history)

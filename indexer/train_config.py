@@ -1,0 +1,113 @@
+"""Options of ``dualens train`` (LiT training), as one dataclass and its command-line form."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    images: Path
+    captions: Path
+    out: Path
+    base: str = "default"
+    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    steps: int | None = None  # overrides epochs when given
+    batch_size: int = 128
+    lr: float = 1e-3
+    text_lr: float = 2e-5  # for unlocked text layers
+    rank: int = 16  # low-rank residual update of each projection; 0 = full-rank residual
+    init_decay: float = 1.0  # L2 penalty on the distance from the initial weights (delta and text layers)
+    train_logit_scale: bool = True
+    unlock_text_layers: int = 0
+    val_fraction: float = 0.2
+    eval_every: int = 0  # steps between validations; 0 = once per epoch
+    patience: int = 3  # validations without improvement before stopping
+    seed: int = 0
+    data: Path | None = None  # data dir: feature cache lives in <data>/cache/train
+    device: str | None = None
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise UsageError("--epochs must be at least 1")
+        if self.steps is not None and self.steps < 1:
+            raise UsageError("--steps must be at least 1")
+        if self.batch_size < 2:
+            raise UsageError("--batch-size must be at least 2 (contrastive loss needs negatives)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UsageError("--val-fraction must be in [0, 1)")
+        if self.rank < 0 or self.unlock_text_layers < 0 or self.patience < 1 or self.eval_every < 0:
+            raise UsageError("--rank, --unlock-text-layers, --eval-every must be >= 0 and --patience >= 1")
+        if self.lr <= 0 or self.text_lr <= 0 or self.init_decay < 0:
+            raise UsageError("learning rates must be positive and --init-decay non-negative")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig(images=Path(), captions=Path(), out=Path())
+    p.add_argument("--images", required=True, metavar="DIR", help="directory of the training images")
+    p.add_argument("--captions", required=True, metavar="CSV", help="CSV with columns image,caption")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to save the trained model")
+    p.add_argument(
+        "--base", default=d.base, help="VisionTextDualEncoder/CLIP model to start from (default: default)"
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
+    length.add_argument("--steps", type=int, default=None, help="train for this many steps instead")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step ({d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the projections ({d.lr})")
+    p.add_argument("--text-lr", type=float, default=d.text_lr, help=f"for unlocked text layers ({d.text_lr})")
+    p.add_argument(
+        "--rank", type=int, default=d.rank, help=f"rank of the projection updates, 0 = full ({d.rank})"
+    )
+    p.add_argument(
+        "--init-decay",
+        type=float,
+        default=d.init_decay,
+        help=f"weight decay toward the base model's weights ({d.init_decay})",
+    )
+    p.add_argument("--freeze-logit-scale", action="store_true", help="keep the base model's logit scale")
+    p.add_argument(
+        "--unlock-text-layers", type=int, default=0, metavar="N", help="also train the top N text layers"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        help=f"images held out for validation / early stopping ({d.val_fraction})",
+    )
+    p.add_argument(
+        "--eval-every", type=int, default=0, metavar="STEPS", help="validate every STEPS (default: per epoch)"
+    )
+    p.add_argument("--patience", type=int, default=d.patience, help="validations without improvement")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the split and the sampling")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig(
+        images=Path(args.images),
+        captions=Path(args.captions),
+        out=Path(args.out),
+        base=args.base,
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        text_lr=args.text_lr,
+        rank=args.rank,
+        init_decay=args.init_decay,
+        train_logit_scale=not args.freeze_logit_scale,
+        unlock_text_layers=args.unlock_text_layers,
+        val_fraction=args.val_fraction,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        seed=args.seed,
+        data=Path(args.data) if args.data else None,
+        device=args.device,
+    )
+    config.validate()
+    return config

@@ -1,0 +1,159 @@
+"""The base model of LiT training and its frozen-tower features, computed once and cached on disk.
+
+Locked towers give the same pooled (pre-projection) output every epoch, so training only needs
+them once: image features always (the image tower is locked), text features too unless top text
+layers are unlocked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from indexer.core.errors import ImageError, ModelError
+from indexer.core.models import PreprocessConfig, preprocess_image
+from indexer.core.models.resolve import resolve_model
+from search.quality_cache import VectorCache, image_key, model_fingerprint, text_key
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("vision_model", "text_model", "visual_projection", "text_projection", "logit_scale")
+IMAGE_BATCH = 32
+TEXT_BATCH = 128
+
+
+@dataclass
+class BaseModel:
+    """A loaded VisionTextDualEncoderModel (or CLIPModel: same layout) and its text/image processing."""
+
+    model: Any
+    tokenizer: Any
+    preprocess: PreprocessConfig
+    location: str
+    model_id: str
+    max_length: int
+    device: torch.device
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.model_id, Path(self.location))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Exactly as :class:`~indexer.core.models.DualEncoder` tokenizes (padding, truncation)."""
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        return {k: tokens[k].to(self.device) for k in names if k in tokens}
+
+    def pooled_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Text tower output before the projection (gradients flow into unlocked layers)."""
+        return self.model.text_model(**self.tokenize(texts)).pooler_output
+
+
+def load_base(base: str, device: str | None = None) -> BaseModel:
+    """Load ``base`` (``"default"``, a directory or a hub id) for training; ModelError if unsuitable."""
+    from transformers import AutoModel, AutoTokenizer
+
+    import indexer.core.models  # noqa: F401  (registers the default model's towers)
+
+    resolved = resolve_model(base)
+    if resolved.is_default:
+        from indexer.core.models.default_model import ensure_default_model
+
+        ensure_default_model(resolved.location)
+    try:
+        model = AutoModel.from_pretrained(resolved.location)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load base model {resolved.location!r}: {exc}") from exc
+    missing = [name for name in REQUIRED if not hasattr(model, name)]
+    if missing or not isinstance(model.visual_projection, torch.nn.Linear):
+        raise ModelError(
+            f"base model {base!r} ({type(model).__name__}) cannot be LiT-trained: it needs a vision tower, "
+            "a text tower and linear projections (a VisionTextDualEncoderModel or CLIPModel)"
+        )
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(dev).float().eval()
+    preprocess = resolved.preprocess or PreprocessConfig.from_pretrained(resolved.location)
+    return BaseModel(
+        model=model,
+        tokenizer=tokenizer,
+        preprocess=preprocess,
+        location=resolved.location,
+        model_id=resolved.model_id,
+        max_length=_max_length(tokenizer, model.config),
+        device=dev,
+    )
+
+
+def _max_length(tokenizer: Any, config: Any) -> int:
+    """The same limit :class:`~indexer.core.models.DualEncoder` applies."""
+    limits = [int(tokenizer.model_max_length)] if tokenizer.model_max_length < 1_000_000 else []
+    positions = getattr(getattr(config, "text_config", None), "max_position_embeddings", None)
+    if positions:
+        limits.append(int(positions))
+    return min(limits) if limits else 77
+
+
+def _pixels(path: Path, cfg: PreprocessConfig) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            original = img.size
+            if img.format == "JPEG":
+                img.draft("RGB", cfg.draft_size())
+            return preprocess_image(img.convert("RGB"), cfg, original_size=original)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ImageError(f"cannot read image {path}: {exc}") from exc
+
+
+def image_features(
+    base: BaseModel, paths: Sequence[Path], cache_dir: Path | None, progress: bool = False
+) -> np.ndarray:
+    """(n, vision_dim) pooled outputs of the locked image tower, through the on-disk cache."""
+
+    def compute(todo: list[Path]) -> np.ndarray:
+        out = []
+        bar = tqdm(total=len(todo), desc="image features (once)", unit="img", disable=not progress)
+        for start in range(0, len(todo), IMAGE_BATCH):
+            chunk = todo[start : start + IMAGE_BATCH]
+            pixels = torch.from_numpy(np.stack([_pixels(p, base.preprocess) for p in chunk])).to(base.device)
+            with torch.inference_mode():
+                out.append(base.model.vision_model(pixel_values=pixels).pooler_output.float().cpu().numpy())
+            bar.update(len(chunk))
+        bar.close()
+        return np.concatenate(out)
+
+    cache = VectorCache(cache_dir, base.fingerprint, "vision-pooled")
+    return cache.get_or_compute(list(paths), image_key, compute)
+
+
+def text_features(
+    base: BaseModel, texts: Sequence[str], cache_dir: Path | None, progress: bool = False
+) -> np.ndarray:
+    """(n, text_dim) pooled outputs of the (locked) text tower, through the on-disk cache."""
+
+    def compute(todo: list[str]) -> np.ndarray:
+        out = []
+        bar = tqdm(total=len(todo), desc="text features (once)", unit="text", disable=not progress)
+        for start in range(0, len(todo), TEXT_BATCH):
+            chunk = todo[start : start + TEXT_BATCH]
+            with torch.inference_mode():
+                out.append(base.pooled_text(chunk).float().cpu().numpy())
+            bar.update(len(chunk))
+        bar.close()
+        return np.concatenate(out)
+
+    unique = list(dict.fromkeys(texts))
+    cache = VectorCache(cache_dir, base.fingerprint, "text-pooled")
+    vectors = cache.get_or_compute(unique, text_key, compute)
+    position = {t: i for i, t in enumerate(unique)}
+    return vectors[[position[t] for t in texts]]

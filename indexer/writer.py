@@ -1,0 +1,211 @@
+"""Stage 4: write a batch of results in ONE database transaction.
+
+A SIGKILL at any moment therefore loses at most the batch in flight: every committed row is
+complete (metadata + L2-normalised float32 vector), and the generation counter moves in the same
+transaction as the vectors, so the FAISS file can always tell whether it is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from indexer.core.errors import ModelMismatchError
+from indexer.core.storage.collection import Collection, InfoKey, bump_generation, get_info, set_info, utcnow
+from indexer.core.storage.schema import Photo, PhotoStatus, vector_to_blob
+from indexer.decode import Decoded, DecodeFailure, FileFacts, KnownContent
+from indexer.plan import ExistingRow, WorkItem
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A decoded file and its vector: insert or re-embed."""
+
+    item: WorkItem
+    result: Decoded
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A file whose content is already indexed in row ``source_id``: copy (or move) that row's vector."""
+
+    item: WorkItem
+    result: KnownContent
+    source_id: int
+    move: bool  # True: the source row's file is gone, so the row itself takes the new path
+
+
+@dataclass(frozen=True)
+class Touched:
+    """An indexed file whose mtime changed but whose content did not: keep the vector."""
+
+    item: WorkItem
+    result: KnownContent
+
+
+@dataclass(frozen=True)
+class Failed:
+    item: WorkItem
+    result: DecodeFailure
+
+
+WriteOp = Embedded | Reused | Touched | Failed
+
+
+@dataclass
+class BatchOutcome:
+    """What changed in the vector index, and the content hashes now indexed (for later reuse)."""
+
+    added_ids: list[int] = field(default_factory=list)
+    removed_ids: list[int] = field(default_factory=list)
+    new_hashes: dict[str, int] = field(default_factory=dict)
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    arr = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.maximum(norms, np.float32(1e-12))
+
+
+def _apply_file(photo: Photo, item: WorkItem, facts: FileFacts | None, run: int) -> None:
+    f = item.file
+    photo.path = f.path
+    photo.root = f.root
+    photo.file_type = f.file_type
+    photo.size = facts.size if facts else f.size
+    photo.mtime_ns = facts.mtime_ns if facts else f.mtime_ns
+    if facts is not None:
+        photo.content_hash = facts.content_hash
+    photo.seen_run = run
+
+
+def _copy_meta(target: Photo, source: Photo) -> None:
+    for name in ("width", "height", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon"):
+        setattr(target, name, getattr(source, name))
+
+
+class BatchWriter:
+    def __init__(self, collection: Collection, run: int) -> None:
+        self.collection = collection
+        self.run = run
+        self.dim: int | None = None
+
+    def _row(self, s: Session, item: WorkItem) -> Photo:
+        if item.existing_id is not None:
+            photo = s.get(Photo, item.existing_id)
+            if photo is not None:
+                return photo
+        photo = Photo(status=PhotoStatus.PENDING, seen_run=self.run)
+        s.add(photo)
+        return photo
+
+    def _check_dim(self, s: Session, dim: int) -> None:
+        if self.dim is None:
+            stored = get_info(s, InfoKey.DIM)
+            if stored is None:
+                set_info(s, InfoKey.DIM, dim)
+                self.dim = dim
+            else:
+                self.dim = int(stored)
+        if dim != self.dim:
+            raise ModelMismatchError(
+                f"the model gives {dim}-dimensional vectors but this collection holds {self.dim}-dimensional "
+                "ones; use another --data directory or `dualens index --reindex`"
+            )
+
+    def write(self, ops: Sequence[WriteOp]) -> BatchOutcome:
+        out = BatchOutcome()
+        if not ops:
+            return out
+        now = utcnow()
+        with self.collection.session() as s, s.begin():
+            for op in ops:
+                if op.item.was_indexed and not isinstance(op, Touched):
+                    out.removed_ids.append(op.item.existing_id)  # type: ignore[arg-type]
+                if isinstance(op, Embedded):
+                    self._write_embedded(s, op, now, out)
+                elif isinstance(op, Reused):
+                    self._write_reused(s, op, now, out)
+                elif isinstance(op, Touched):
+                    photo = self._row(s, op.item)
+                    _apply_file(photo, op.item, op.result.facts, self.run)
+                else:
+                    self._write_failed(s, op, now)
+            if out.added_ids or out.removed_ids:
+                bump_generation(s)
+        return out
+
+    def _write_embedded(self, s: Session, op: Embedded, now: object, out: BatchOutcome) -> None:
+        vector = normalise(op.vector.reshape(1, -1))[0]
+        self._check_dim(s, int(vector.shape[0]))
+        photo = self._row(s, op.item)
+        r = op.result
+        _apply_file(photo, op.item, r.facts, self.run)
+        photo.width, photo.height = r.width, r.height
+        photo.taken_at = r.meta.taken_at
+        photo.camera_make, photo.camera_model = r.meta.camera_make, r.meta.camera_model
+        photo.gps_lat, photo.gps_lon = r.meta.gps_lat, r.meta.gps_lon
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now  # type: ignore[assignment]
+        photo.vector = vector_to_blob(vector)
+        s.flush()
+        out.added_ids.append(photo.id)
+        if r.facts.content_hash:
+            out.new_hashes[r.facts.content_hash] = photo.id
+
+    def _write_reused(self, s: Session, op: Reused, now: object, out: BatchOutcome) -> None:
+        source = s.get(Photo, op.source_id)
+        if source is None or source.status != PhotoStatus.INDEXED or source.vector is None:
+            raise RuntimeError(f"row {op.source_id} lost its vector during the run")
+        if op.move and op.item.existing_id is None:
+            _apply_file(source, op.item, op.result.facts, self.run)  # same row id, same vector
+            return
+        photo = self._row(s, op.item)
+        _apply_file(photo, op.item, op.result.facts, self.run)
+        _copy_meta(photo, source)
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now  # type: ignore[assignment]
+        photo.vector = source.vector
+        s.flush()
+        out.added_ids.append(photo.id)
+
+    def _write_failed(self, s: Session, op: Failed, now: object) -> None:
+        photo = self._row(s, op.item)
+        _apply_file(photo, op.item, op.result.facts, self.run)
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, op.result.reason, now  # type: ignore[assignment]
+        photo.vector = None
+        photo.width = photo.height = None
+
+    def sweep(self, missing: Sequence[ExistingRow], claimed: set[int]) -> list[int]:
+        """Delete the rows of files that are gone (and were not moved); returns the removed indexed ids."""
+        gone = [r for r in missing if r.id not in claimed]
+        if not gone:
+            return []
+        with self.collection.session() as s, s.begin():
+            ids = [r.id for r in gone]
+            for start in range(0, len(ids), 500):
+                s.execute(delete(Photo).where(Photo.id.in_(ids[start : start + 500])))
+            removed = [r.id for r in gone if r.is_indexed]
+            if removed:
+                bump_generation(s)
+        return removed
+
+
+def indexed_vectors(collection: Collection, ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the given rows that are indexed now (read back for the FAISS update)."""
+    found: dict[int, bytes] = {}
+    with collection.session() as s:
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            stmt = select(Photo.id, Photo.vector).where(
+                Photo.id.in_(wanted[start : start + 500]), Photo.status == PhotoStatus.INDEXED
+            )
+            found.update({r.id: r.vector for r in s.execute(stmt) if r.vector is not None})
+    keep = np.array(sorted(found), dtype=np.int64)
+    if not len(keep):
+        return keep, np.zeros((0, dim), dtype=np.float32)
+    blob = b"".join(found[int(i)] for i in keep)
+    return keep, np.frombuffer(blob, dtype=np.float32).reshape(len(keep), dim).copy()

@@ -1,0 +1,123 @@
+"""Search filters: folder prefix, date range (EXIF date, falling back to mtime), file type, min score.
+
+Folder, date and type narrow the candidate set *before* the vector search (an SQL query gives the
+allowed ids, FAISS searches only those), so the top-k is the true top-k of the filtered photos
+also with an approximate index. The minimum score applies to the cosine of each hit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+
+from indexer.core.errors import UsageError
+from indexer.core.storage.schema import Photo, PhotoStatus
+
+# user spellings -> the file_type the indexer stores
+FILE_TYPE_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff", "heif": "heic"}
+
+
+def normalise_file_type(value: str) -> str:
+    t = value.strip().lower().lstrip(".")
+    if not t or not t.isalnum():
+        raise UsageError(f"{value!r} is not a file type; use e.g. jpg, png, heic")
+    return FILE_TYPE_ALIASES.get(t, t)
+
+
+@dataclass(frozen=True)
+class Filters:
+    folder: str | None = None  # path prefix: absolute, or relative to an indexed root
+    date_from: date | None = None  # inclusive; EXIF DateTimeOriginal, falling back to mtime
+    date_to: date | None = None  # inclusive
+    file_types: tuple[str, ...] = ()  # ("jpg", "png"…); jpeg/tif/heif spellings accepted
+    min_score: float | None = None  # on cosine similarity, in [-1, 1]
+
+    def __post_init__(self) -> None:
+        if self.folder is not None and not str(self.folder).strip():
+            object.__setattr__(self, "folder", None)
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                object.__setattr__(self, name, value.date())
+            elif value is not None and not isinstance(value, date):
+                raise UsageError(f"{name} must be a date, not {value!r}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise UsageError(f"the date range is empty: {self.date_from} is after {self.date_to}")
+        types = (self.file_types,) if isinstance(self.file_types, str) else tuple(self.file_types)
+        object.__setattr__(self, "file_types", tuple(sorted({normalise_file_type(t) for t in types})))
+        if self.min_score is not None:
+            score = float(self.min_score)
+            if not math.isfinite(score) or not -1.0 <= score <= 1.0:
+                raise UsageError(f"the minimum score is a cosine between -1 and 1, not {self.min_score}")
+            object.__setattr__(self, "min_score", score)
+
+    @property
+    def restricts_candidates(self) -> bool:
+        """True when the filters narrow the candidate set (everything but the minimum score)."""
+        return bool(self.folder or self.date_from or self.date_to or self.file_types)
+
+
+def folder_prefixes(folder: str, roots: Sequence[Path]) -> list[str]:
+    """Absolute path prefixes (ending with a separator) a folder filter stands for."""
+    raw = Path(os.path.expanduser(folder))
+    if raw.is_absolute():
+        candidates = [Path(os.path.normpath(raw))]
+    else:
+        candidates = [Path(os.path.normpath(root / raw)) for root in roots]
+        here = Path(os.path.abspath(raw))
+        if here.is_dir():
+            candidates.append(here)
+    prefixes: list[str] = []
+    for c in candidates:
+        for variant in {str(c), str(c.resolve()) if c.exists() else str(c)}:
+            prefix = variant.rstrip(os.sep) + os.sep
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+    return prefixes
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min)
+
+
+def _ns(moment: datetime) -> int:
+    """Local naive datetime -> epoch nanoseconds (mtime is compared in local time, like EXIF)."""
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[bool] | None:
+    """EXIF date in range, or no EXIF date and mtime in range (both bounds inclusive days)."""
+    if date_from is None and date_to is None:
+        return None
+    taken: list[ColumnElement[bool]] = [Photo.taken_at.is_not(None)]
+    mtime: list[ColumnElement[bool]] = [Photo.taken_at.is_(None)]
+    if date_from is not None:
+        start = _start_of(date_from)
+        taken.append(Photo.taken_at >= start)
+        mtime.append(Photo.mtime_ns >= _ns(start))
+    if date_to is not None:
+        end = _start_of(date_to) + timedelta(days=1)
+        taken.append(Photo.taken_at < end)
+        mtime.append(Photo.mtime_ns < _ns(end))
+    return or_(and_(*taken), and_(*mtime))
+
+
+def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[tuple[int]]:
+    """SELECT of the ids of indexed photos that pass the folder, date and type filters."""
+    clauses: list[ColumnElement[bool]] = [Photo.status == PhotoStatus.INDEXED]
+    if filters.folder:
+        prefixes = folder_prefixes(filters.folder, roots)
+        # substr equality, not LIKE: SQLite's LIKE ignores case and would let /a/Cats match /a/cats
+        clauses.append(or_(*(func.substr(Photo.path, 1, len(p)) == p for p in prefixes)))
+    when = date_clause(filters.date_from, filters.date_to)
+    if when is not None:
+        clauses.append(when)
+    if filters.file_types:
+        clauses.append(Photo.file_type.in_(filters.file_types))
+    return select(Photo.id).where(*clauses)

@@ -1,0 +1,60 @@
+"""A search result: one photo, its metadata and its scores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from indexer.core.storage.schema import Photo
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    path: str
+    cosine: float  # cosine similarity between the query vector and the photo's vector
+    logit: float  # the model's own score: exp(logit_scale) * cosine (+ logit_bias for SigLIP)
+    probability: float  # softmax over the candidate set (CLIP-style) or sigmoid(logit) (SigLIP)
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    camera_make: str | None
+    camera_model: str | None
+    file_type: str
+    size: int
+    mtime: datetime
+    rank: int = 0  # 1-based position in the full ranking (offset included); 0 outside a ranking
+
+    @classmethod
+    def from_photo(
+        cls, photo: Photo, *, cosine: float = 0.0, logit: float = 0.0, probability: float = 0.0, rank: int = 0
+    ) -> Hit:
+        return cls(
+            id=int(photo.id),
+            path=photo.path,
+            cosine=float(cosine),
+            logit=float(logit),
+            probability=float(probability),
+            width=photo.width,
+            height=photo.height,
+            taken_at=photo.taken_at,
+            camera_make=photo.camera_make,
+            camera_model=photo.camera_model,
+            file_type=photo.file_type,
+            size=int(photo.size),
+            mtime=datetime.fromtimestamp(photo.mtime_ns / 1e9),
+            rank=rank,
+        )
+
+    @property
+    def date(self) -> datetime:
+        """EXIF date when known, else the file's modification time (what the date filter uses)."""
+        return self.taken_at or self.mtime
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("taken_at", "mtime"):
+            value = out[key]
+            out[key] = value.isoformat() if value is not None else None
+        return out

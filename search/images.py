@@ -1,0 +1,69 @@
+"""Reading a query image from a file, with the path rules of the search API.
+
+By default the search API only reads files inside the collection's indexed roots (the UI and any
+server use it that way); the CLI opens its Searcher with ``allow_external_files=True`` because a
+user on their own terminal may search with any photo they can read.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from indexer.core.errors import ImageError, NotFoundError, UnsafePathError
+
+MAX_QUERY_PIXELS = 100_000_000
+
+
+def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """True when the real path (symlinks resolved) lies below one of the real roots."""
+    real = path.resolve()
+    return any(real.is_relative_to(root.resolve()) for root in roots)
+
+
+def check_readable(path: str | os.PathLike[str], roots: Sequence[Path], allow_external: bool) -> Path:
+    """The absolute path of a query image file; UnsafePathError outside the roots when not allowed."""
+    p = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    if not allow_external and not inside_roots(p, roots):
+        raise UnsafePathError(f"{p} is outside the indexed folders; only photos inside them can be read")
+    if not p.is_file():
+        raise NotFoundError(f"the query image {p} does not exist or is not a file")
+    return p
+
+
+def load_image(path: Path, max_pixels: int = MAX_QUERY_PIXELS) -> Image.Image:
+    """Decode a query image: first frame, EXIF orientation applied, RGB; ImageError if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"the query image {path} is too large ({width}x{height} pixels; "
+                        f"at most {max_pixels // 1_000_000} megapixels)"
+                    )
+                image.seek(0)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return to_rgb(upright)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the query image {path} is not an image dualens can read") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageError(f"the query image {path} is damaged or unreadable ({exc})") from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB; transparent pixels on white."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB") if image.mode != "RGB" else image.copy()

@@ -1,0 +1,341 @@
+"""The search API used by the CLI, the web UI and Python callers alike.
+
+A :class:`Searcher` holds one collection (SQLite metadata + FAISS index) and the dual encoder the
+collection was indexed with. Every query becomes one L2-normalised vector (see search/query.py for
+composite queries), is searched in FAISS (restricted to the ids the filters allow), and the page
+``[offset, offset + k)`` of the ranking is returned as :class:`Hit` objects with the model's scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from indexer.core.errors import ModelMismatchError, NotFoundError, QueryError, UsageError
+from indexer.core.models import DualEncoder
+from indexer.core.storage.collection import Collection, CollectionStats
+from indexer.core.storage.schema import Photo
+from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
+from search.classify import PROMPT, classify_vector, clean_labels
+from search.filters import Filters, allowed_ids_statement
+from search.hits import Hit
+from search.images import check_readable, load_image
+from search.query import Query, Term, TermKind, parse_query
+from search.scoring import ScoreModel
+
+log = logging.getLogger(__name__)
+
+MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
+MAX_K = 10_000
+MAX_OFFSET = 1_000_000
+
+PhotoRef = int | str | os.PathLike[str]
+ImageRef = Image.Image | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What ``dualens index-info`` prints."""
+
+    description: IndexDescription
+    recall_at_10: float
+    n_queries: int
+    n_indexed: int  # rows in the database, to compare with the index's ntotal
+
+
+class Searcher:
+    """Text, image and composite search over one collection."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        encoder: DualEncoder | None,
+        index: VectorIndex,
+        *,
+        allow_external_files: bool = False,
+    ) -> None:
+        self.collection = collection
+        self._encoder = encoder
+        self._index = index
+        self.allow_external_files = allow_external_files
+        self._stats = collection.info()
+        self._roots = list(self._stats.roots)
+        self._reload_lock = threading.Lock()
+        self._scores: ScoreModel | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data: str | os.PathLike[str] | None = None,
+        *,
+        encoder: DualEncoder | None = None,
+        allow_external_files: bool = False,
+    ) -> Searcher:
+        """Open the collection in ``data``; the encoder defaults to the model it was indexed with.
+
+        CollectionError when there is no collection; ModelMismatchError when ``encoder`` is not the
+        collection's model. The model's weights load lazily, on the first query that needs them.
+        """
+        collection = Collection.open(data)
+        try:
+            stats = collection.info()
+            if encoder is not None and stats.model_id and encoder.model_id != stats.model_id:
+                raise ModelMismatchError(
+                    f"the collection in {collection.paths.root} was indexed with {stats.model_id}, "
+                    f"not {encoder.model_id}; search it with its own model or re-index"
+                )
+            if encoder is None and stats.model_id:
+                encoder = DualEncoder(stats.model_id)
+            index = collection.load_index()
+        except BaseException:
+            collection.close()
+            raise
+        return cls(collection, encoder, index, allow_external_files=allow_external_files)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def index(self) -> VectorIndex:
+        return self._index
+
+    @property
+    def encoder(self) -> DualEncoder:
+        if self._encoder is None:
+            raise NotFoundError("this collection has no photos indexed yet, so it has no model")
+        return self._encoder
+
+    def stats(self) -> CollectionStats:
+        return self.collection.info()
+
+    def roots(self) -> list[Path]:
+        return list(self._roots)
+
+    def reload_if_stale(self) -> bool:
+        """Reopen the FAISS index when the indexer has written a newer generation."""
+        with self._reload_lock:
+            if self.collection.generation() == self._index.generation:
+                return False
+            self._index = self.collection.load_index()
+            self._stats = self.collection.info()
+            self._roots = list(self._stats.roots)
+            if self._encoder is None and self._stats.model_id:
+                self._encoder = DualEncoder(self._stats.model_id)
+            return True
+
+    def close(self) -> None:
+        self.collection.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+    def search(
+        self, query: str | Query, k: int = 20, offset: int = 0, filters: Filters | None = None
+    ) -> list[Hit]:
+        """Text or composite query (see search/query.py for the syntax)."""
+        _check_paging(k, offset)
+        parsed = parse_query(query) if isinstance(query, str) else query
+        if not isinstance(parsed, Query):
+            raise QueryError(f"a query must be text or a Query, not {type(query).__name__}")
+        if self._index.ntotal == 0:
+            return []
+        return self._search_vector(self.embed_query(parsed), k, offset, filters)
+
+    def score_model(self) -> ScoreModel:
+        """The encoder's learned scale and bias (loads the model once)."""
+        if self._scores is None:
+            self._scores = ScoreModel.from_encoder(self.encoder)
+        return self._scores
+
+    def similar(
+        self,
+        photo: PhotoRef,
+        k: int = 20,
+        offset: int = 0,
+        filters: Filters | None = None,
+        exclude_self: bool = True,
+    ) -> list[Hit]:
+        """Photos like an indexed photo (by id or path), from its stored vector."""
+        _check_paging(k, offset)
+        photo_id = self._photo_id(photo)
+        vector = self.collection.vectors([photo_id])[0]
+        exclude = {photo_id} if exclude_self else set()
+        return self._search_vector(vector, k, offset, filters, exclude=exclude)
+
+    def search_image(
+        self, image: ImageRef, k: int = 20, offset: int = 0, filters: Filters | None = None
+    ) -> list[Hit]:
+        """Photos like an image (PIL image or file; an indexed file reuses its stored vector)."""
+        _check_paging(k, offset)
+        if self._index.ntotal == 0:
+            return []
+        return self._search_vector(self._image_vector(image), k, offset, filters)
+
+    def classify(self, image: ImageRef | int, labels: Sequence[str] | str) -> list[tuple[str, float]]:
+        """Zero-shot label probabilities for an image, highest first ("a photo of a {label}.")."""
+        names = clean_labels(labels)
+        vector = self._image_vector(image)
+        label_vectors = self.encoder.embed_texts([PROMPT.format(label=name) for name in names])
+        return classify_vector(vector, label_vectors, names, self.score_model())
+
+    def photo(self, id: int) -> Hit | None:
+        """Metadata of one indexed photo (scores 0), None if unknown."""
+        found = self.collection.photos([int(id)])
+        return Hit.from_photo(found[int(id)]) if int(id) in found else None
+
+    def index_report(self, n_queries: int = 100, seed: int = 0) -> IndexReport:
+        """Index type, memory size and recall@10 against exact search on sampled queries."""
+        index = self._index
+        ids = index.ids()
+        n = min(n_queries, len(ids))
+        recall = 1.0
+        if n:
+            rng = np.random.default_rng(seed)
+            chosen = np.sort(rng.choice(ids, size=n, replace=False))
+            queries = sample_queries(self.collection.vectors(chosen.tolist()), n, seed=seed)
+            recall = index.measure_recall(queries, 10)
+        return IndexReport(index.describe(), recall, n, self.stats().n_indexed)
+
+    # ------------------------------------------------------------------ vectors
+    def embed_query(self, query: Query) -> np.ndarray:
+        """The query's unit vector: the weighted sum of its terms' unit vectors, re-normalised."""
+        vectors = np.zeros((len(query.terms), self._index.dim), dtype=np.float32)
+        texts = [(i, t) for i, t in enumerate(query.terms) if t.kind is TermKind.TEXT]
+        if texts:
+            embedded = self._checked(self.encoder.embed_texts([str(t.value) for _, t in texts]))
+            for (i, _), row in zip(texts, embedded, strict=True):
+                vectors[i] = row
+        for i, term in enumerate(query.terms):
+            if term.kind is TermKind.IMAGE:
+                vectors[i] = self._term_image_vector(term)
+        weights = np.array([t.weight for t in query.terms], dtype=np.float32)
+        combined = weights @ vectors
+        norm = float(np.linalg.norm(combined))
+        if not np.isfinite(norm) or norm < 1e-6:
+            raise QueryError("the query terms cancel each other out; change a weight or a term")
+        return (combined / norm).astype(np.float32)
+
+    def _term_image_vector(self, term: Term) -> np.ndarray:
+        value = term.value
+        if isinstance(value, int):
+            return self.collection.vectors([value])[0]
+        return self._image_vector(value)  # type: ignore[arg-type]
+
+    def _image_vector(self, image: ImageRef | int) -> np.ndarray:
+        if isinstance(image, bool):
+            raise QueryError("an image must be a photo id, a path or an image")
+        if isinstance(image, int | np.integer):
+            return self.collection.vectors([int(image)])[0]
+        if isinstance(image, Image.Image):
+            return self._checked(self.encoder.embed_images([image]))[0]
+        if not isinstance(image, str | os.PathLike):
+            raise QueryError(f"an image must be a photo id, a path or an image, not {type(image).__name__}")
+        indexed = self._indexed_photo(image)
+        if indexed is not None:
+            return self.collection.vectors([indexed.id])[0]
+        path = check_readable(image, self._roots, self.allow_external_files)
+        return self._checked(self.encoder.embed_images([load_image(path)]))[0]
+
+    def _checked(self, vectors: np.ndarray) -> np.ndarray:
+        if vectors.shape[-1] != self._index.dim and self._index.ntotal:
+            raise ModelMismatchError(
+                f"the model {self.encoder.model_id} makes {vectors.shape[-1]}-dimensional vectors but the "
+                f"collection holds {self._index.dim}-dimensional ones; search with the collection's model"
+            )
+        return vectors
+
+    def _indexed_photo(self, path: str | os.PathLike[str]) -> Photo | None:
+        raw = os.path.expanduser(os.fspath(path))
+        absolute = os.path.abspath(raw)
+        for candidate in dict.fromkeys((absolute, str(Path(absolute).resolve()), raw)):
+            photo = self.collection.photo_by_path(candidate)
+            if photo is not None:
+                return photo
+        return None
+
+    def _photo_id(self, photo: PhotoRef) -> int:
+        if isinstance(photo, bool):
+            raise QueryError("a photo is given by its id or its path")
+        if isinstance(photo, int | np.integer):
+            return int(photo)
+        if not isinstance(photo, str | os.PathLike):
+            raise QueryError(f"a photo is given by its id or its path, not {type(photo).__name__}")
+        found = self._indexed_photo(photo)
+        if found is None:
+            raise NotFoundError(
+                f"{os.fspath(photo)} is not an indexed photo of this collection; "
+                "search with an external image instead (dualens similar accepts any image file)"
+            )
+        return int(found.id)
+
+    # ------------------------------------------------------------------ ranking
+    def _allowed_ids(self, filters: Filters) -> np.ndarray | None:
+        if not filters.restricts_candidates:
+            return None
+        statement = allowed_ids_statement(filters, self._roots)
+        with self.collection.session() as session:
+            ids = session.scalars(statement).all()
+        return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+    def _search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        offset: int,
+        filters: Filters | None,
+        exclude: set[int] | frozenset[int] = frozenset(),
+    ) -> list[Hit]:
+        filters = filters or Filters()
+        index = self._index  # one snapshot for the whole query, even if reloaded meanwhile
+        allowed = self._allowed_ids(filters)
+        if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        n_fetch = max(offset + k, MIN_CANDIDATES) + len(exclude)
+        result = index.search(vector.reshape(1, -1), n_fetch, allowed)
+        pairs = [
+            (int(i), float(s))
+            for i, s in zip(result.ids[0], result.scores[0], strict=True)
+            if i >= 0 and int(i) not in exclude
+        ]
+        if not pairs:
+            return []
+        cosines = np.array([s for _, s in pairs], dtype=np.float64)
+        scores = self.score_model()
+        logits = scores.logits(cosines)
+        probabilities = scores.probabilities(cosines)
+        ranked = list(enumerate(pairs))
+        if filters.min_score is not None:
+            ranked = [(r, p) for r, p in ranked if p[1] >= filters.min_score]
+        page = ranked[offset : offset + k]
+        photos = self.collection.photos([pid for _, (pid, _) in page])
+        hits: list[Hit] = []
+        for rank, (pid, cosine) in page:
+            photo = photos.get(pid)
+            if photo is None:  # deleted since the index was written; the next reload drops it
+                continue
+            hits.append(
+                Hit.from_photo(
+                    photo,
+                    cosine=cosine,
+                    logit=float(logits[rank]),
+                    probability=float(probabilities[rank]),
+                    rank=rank + 1,
+                )
+            )
+        return hits
+
+
+def _check_paging(k: int, offset: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or not 0 <= offset <= MAX_OFFSET:
+        raise UsageError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")

@@ -1,0 +1,187 @@
+"""Crash anywhere: SIGKILL `dualens index` at seeded random moments, re-run, and compare with an uninterrupted run.
+
+Each trial kills the indexer once or twice at a moment drawn uniformly from [0, duration of an
+uninterrupted run] (model loading, scan, any of the ~25 batch commits, the final FAISS write, or
+after the end), then re-runs it to completion and checks that:
+
+* `dualens check` passes (every indexed row has exactly one vector in the index, and no other);
+* no path has two rows, the FAISS ids equal the ids of the indexed rows;
+* the set of paths, their status and their vectors equal those of an uninterrupted run.
+
+Trials alternate between a fresh collection and an incremental run that turns the folder into the
+other of two variants (10 files deleted, 10 added, 5 modified, 5 moved), so kills also land in
+re-embedding, moves and the final sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from indexer.core.errors import CollectionError
+from indexer.core.storage.collection import Collection
+from tests.helpers.faults import (
+    CliForkServer,
+    CollectionState,
+    make_photos,
+    read_state,
+    state_differences,
+)
+from tests.helpers.images import pattern, save_jpeg
+
+TRIALS = int(os.environ.get("DUALENS_CRASH_TRIALS", "20"))
+N_PHOTOS = 100
+BATCH_SIZE = "4"  # ~25 commits per fresh run
+BATCH_DELAY_S = "0.02"  # indexer test hook: a short pause after each commit spreads the kill moments
+# Set in each child (the fork server's own environment is shared by the whole session).
+_DELAY_HOOK = f"import os; os.environ['DUALENS_TEST_BATCH_DELAY'] = {BATCH_DELAY_S!r}"
+
+pytestmark = pytest.mark.slow
+
+
+def _variants(tmp: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Folder contents A (100 photos) and B (A with 10 deleted, 10 new, 5 modified, 5 moved)."""
+    src = tmp / "src"
+    paths = make_photos(src / "a", N_PHOTOS, seed=1)
+    a = {str(p.relative_to(src / "a")): p.read_bytes() for p in paths}
+    names = sorted(a)
+    b = dict(a)
+    for name in names[0:10]:
+        del b[name]
+    for i in range(10):
+        b[f"new/n{i:02d}.jpg"] = save_jpeg(src / "b" / f"n{i}.jpg", pattern((40, 30), seed=5000 + i)).read_bytes()
+    for i, name in enumerate(names[10:15]):
+        b[name] = save_jpeg(src / "b" / f"m{i}.jpg", pattern((40, 30), seed=6000 + i)).read_bytes()
+    for name in names[15:20]:
+        b[f"moved/{Path(name).name}"] = b.pop(name)
+    return a, b
+
+
+def _sync(folder: Path, want: dict[str, bytes]) -> None:
+    """Make ``folder`` hold exactly ``want`` (changed files get a fresh mtime)."""
+    for path in [p for p in folder.rglob("*") if p.is_file()]:
+        rel = str(path.relative_to(folder))
+        if rel not in want or path.read_bytes() != want[rel]:
+            path.unlink()
+    for rel, data in want.items():
+        path = folder / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+def _index_argv(data: Path, folder: Path, model: Path) -> list[str]:
+    return [
+        "index", "--data", str(data), "--model", str(model), "--batch-size", BATCH_SIZE,
+        "--workers", "1", "--threads", "1", "--no-progress", str(folder),
+    ]  # fmt: skip
+
+
+def _readable_after_kill(data: Path) -> list[str]:
+    """What a killed run left must open: no collection yet, or a database whose vectors load."""
+    try:
+        collection = Collection.open(data)
+    except CollectionError as exc:
+        return [] if "no collection" in str(exc) else [f"after the kill: {exc}"]
+    with collection:
+        try:
+            index = collection.load_index()
+        except CollectionError as exc:
+            return [f"after the kill the index cannot be loaded: {exc}"]
+        stats = collection.info()
+    if index.ntotal != stats.n_indexed:
+        return [f"after the kill: index of {index.ntotal} vectors for {stats.n_indexed} indexed rows"]
+    return []
+
+
+@dataclass
+class Tally:
+    trials: int = 0
+    kills: int = 0
+    kills_mid_run: int = 0  # the process was still running when killed
+    inconsistent_trials: int = 0
+    lost_files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"crash-anywhere: {self.trials} trials, {self.kills} SIGKILLs ({self.kills_mid_run} mid-run), "
+            f"{self.inconsistent_trials} inconsistencies, {self.lost_files} lost files"
+        )
+
+
+def _reference(cli: CliForkServer, tmp: Path, folder: Path, contents: dict[str, bytes], model: Path, name: str):
+    _sync(folder, contents)
+    data = tmp / f"ref-{name}"
+    result = cli.run(_index_argv(data, folder, model), pre=_DELAY_HOOK)
+    assert result.rc == 0, result.output
+    assert cli.run(["check", "--data", str(data)]).rc == 0
+    state = read_state(data)
+    assert len(state.indexed_paths) == len(contents)
+    return state, result.seconds, data
+
+
+def test_sigkill_at_random_moments_never_loses_or_duplicates_a_file(
+    cli: CliForkServer, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    a, b = _variants(tmp_path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ref_a, t_fresh, data_ref_a = _reference(cli, tmp_path, folder, a, tiny_model_dir, "a")
+    ref_b, _, _ = _reference(cli, tmp_path, folder, b, tiny_model_dir, "b")
+
+    # An uninterrupted incremental run A -> B must give B's state too (and times the incremental kind).
+    incr = tmp_path / "incr"
+    shutil.copytree(data_ref_a, incr)
+    _sync(folder, b)
+    result = cli.run(_index_argv(incr, folder, tiny_model_dir), pre=_DELAY_HOOK)
+    assert result.rc == 0, result.output
+    assert state_differences(read_state(incr), ref_b) == []
+    t_incr = result.seconds
+
+    refs: dict[str, tuple[dict[str, bytes], CollectionState]] = {"a": (a, ref_a), "b": (b, ref_b)}
+    tally = Tally()
+    data, variant = tmp_path / "trial-0", "b"
+    for seed in range(TRIALS):
+        rng = random.Random(seed)
+        fresh = seed % 4 == 0
+        variant = "a" if variant == "b" else "b"
+        if fresh:
+            data = tmp_path / f"trial-{seed}"
+        contents, reference = refs[variant]
+        _sync(folder, contents)
+        argv = _index_argv(data, folder, tiny_model_dir)
+        horizon = t_fresh if fresh else t_incr
+        trial_problems: list[str] = []
+        for _ in range(1 + (rng.random() < 0.3)):
+            killed = cli.run_and_kill(argv, rng.uniform(0.0, horizon), pre=_DELAY_HOOK)
+            tally.kills += 1
+            tally.kills_mid_run += killed.rc == -9
+            if killed.rc not in (0, -9):
+                trial_problems.append(f"killed run exited with {killed.rc}: {killed.output[-500:]}")
+            trial_problems += _readable_after_kill(data)
+        resumed = cli.run(argv, pre=_DELAY_HOOK)
+        if resumed.rc != 0:
+            trial_problems.append(f"re-run failed ({resumed.rc}): {resumed.output[-800:]}")
+        check = cli.run(["check", "--data", str(data)])
+        if check.rc != 0:
+            trial_problems.append(f"dualens check failed: {check.output[-800:]}")
+        if resumed.rc == 0:
+            got = read_state(data)
+            trial_problems += state_differences(got, reference)
+            tally.lost_files += len(reference.indexed_paths - got.indexed_paths)
+        tally.trials += 1
+        if trial_problems:
+            tally.inconsistent_trials += 1
+            tally.problems += [f"trial {seed} ({'fresh' if fresh else 'incremental'} {variant}): {p}" for p in trial_problems]
+    print(tally.line())
+    assert tally.problems == [], "\n".join(tally.problems)
+    assert tally.trials >= 20 or TRIALS < 20
+    assert tally.kills_mid_run >= tally.trials // 2, f"most kills came after the end: {tally.line()}"
+
+

@@ -1,0 +1,114 @@
+"""Point 7 of the indexer issue: SIGKILL in the middle of `dualens index`, re-run, consistent state."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.check import check_collection
+from indexer.core.storage.collection import Collection
+from indexer.core.storage.schema import blob_to_vector
+from indexer.pipeline import BATCH_DELAY_ENV, IndexOptions, run_index
+from tests.helpers.images import save_jpeg, write_zero_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+N_PHOTOS = 24
+
+
+def _committed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'indexed'").fetchone()[0])
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+def _vectors_by_path(data: Path) -> dict[str, np.ndarray]:
+    with sqlite3.connect(data / "dualens.sqlite") as conn:
+        rows = conn.execute("SELECT path, vector FROM photos WHERE status = 'indexed'").fetchall()
+    return {path: blob_to_vector(blob) for path, blob in rows}
+
+
+def _dualens(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", *args],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    for i in range(N_PHOTOS):
+        save_jpeg(photos / f"set{i % 3}" / f"p{i:02d}.jpg", seed=i)
+    write_zero_bytes(photos / "broken.jpg")
+    args = (
+        "index",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+    )
+
+    victim = _dualens(*args, str(photos), env={BATCH_DELAY_ENV: "0.25"}, start_new_session=True)
+    db = data / "dualens.sqlite"
+    deadline = time.monotonic() + 90
+    while _committed(db) < 6 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, victim.communicate()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    committed = _committed(db)
+    assert 6 <= committed < N_PHOTOS
+    assert _group_gone(victim.pid, timeout=10), "decoder workers outlived the killed indexer"
+
+    resumed = _dualens(*args, str(photos))
+    out, err = resumed.communicate(timeout=90)
+    assert resumed.returncode == 0, err
+    unchanged = int(re.search(r"unchanged (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert unchanged >= committed  # it continued where it stopped
+
+    with Collection.open(data) as collection:
+        report = check_collection(collection)
+        assert report.ok, report.lines()
+        assert (report.n_indexed, report.n_failed) == (N_PHOTOS, 1)
+
+    reference = tmp_path / "reference"
+    run_index(reference, [photos], IndexOptions(model=str(tiny_model_dir), workers=0))
+    got, want = _vectors_by_path(data), _vectors_by_path(reference)
+    assert sorted(got) == sorted(want)
+    for path, vector in want.items():
+        np.testing.assert_allclose(got[path], vector, atol=1e-4)

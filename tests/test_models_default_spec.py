@@ -1,0 +1,91 @@
+"""Fast checks of the default model's ingredients: class list, id/fingerprint, staleness, resolving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.core.errors import NotFoundError
+from indexer.core.models.default_model import MARKER_FILE, is_current
+from indexer.core.models.default_spec import (
+    DEFAULT_MODEL_ID,
+    DEFAULT_PREPROCESS,
+    DEFAULT_SPEC,
+    DEFAULT_SPEC_FINGERPRINT,
+    DefaultModelSpec,
+    spec_fingerprint,
+)
+from indexer.core.models.imagenet import classes_from_filenames, imagenet_classes, parse_filename
+from indexer.core.models.resolve import resolve_model
+
+IMAGENET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "imagenet-sample"
+
+
+def test_vendored_classes_are_1000_unique_names_in_sorted_synset_order() -> None:
+    classes = imagenet_classes()
+    assert len(classes) == 1000
+    assert [c.index for c in classes] == list(range(1000))
+    synsets = [c.synset for c in classes]
+    assert synsets == sorted(synsets) and len(set(synsets)) == 1000
+    assert len({c.name for c in classes}) == 1000
+    assert classes[0].name == "tench" and classes[999].name == "toilet tissue"
+    names = {c.synset: c.name for c in classes}
+    assert names["n02012849"] == "crane bird" and names["n03126707"] == "construction crane"
+    assert names["n03710637"] != names["n03710721"]
+
+
+def test_vendored_classes_match_the_imagenet_sample_file_names() -> None:
+    if not IMAGENET.is_dir():
+        pytest.skip("../shared/datasets/imagenet-sample is absent")
+    rows = classes_from_filenames([p.name for p in IMAGENET.iterdir()])
+    assert rows == [(c.synset, c.name) for c in imagenet_classes()]
+
+
+def test_file_names_parse_into_synset_and_spaced_name() -> None:
+    assert parse_filename("n01484850_great_white_shark.JPEG") == ("n01484850", "great white shark")
+    assert parse_filename("README.md") is None
+
+
+def test_default_build_changes_need_a_new_model_id() -> None:
+    assert spec_fingerprint(DEFAULT_SPEC, DEFAULT_PREPROCESS) == DEFAULT_SPEC_FINGERPRINT, (
+        "the default model's build changed: bump DEFAULT_MODEL_ID and update DEFAULT_SPEC_FINGERPRINT"
+    )
+    assert spec_fingerprint(DefaultModelSpec(prompt_templates=("a {}.",))) != DEFAULT_SPEC_FINGERPRINT
+
+
+def _fake_build(path: Path, model_id: str = DEFAULT_MODEL_ID, spec: DefaultModelSpec = DEFAULT_SPEC) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(b"")
+    (path / MARKER_FILE).write_text(json.dumps({"model_id": model_id, "spec": spec.as_json()}))
+    return path
+
+
+def test_only_a_complete_build_of_this_version_and_spec_is_current(tmp_path: Path) -> None:
+    assert is_current(_fake_build(tmp_path / "ok"))
+    assert not is_current(_fake_build(tmp_path / "old", model_id="dualens-default-v0"))
+    other = DefaultModelSpec(prompt_templates=("a {}.",))
+    assert not is_current(_fake_build(tmp_path / "other", spec=other))
+    assert is_current(tmp_path / "other", other)
+    assert not is_current(tmp_path / "missing")
+    partial = _fake_build(tmp_path / "partial")
+    (partial / "model.safetensors").unlink()
+    assert not is_current(partial)
+
+
+def test_resolving_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUALENS_DEFAULT_MODEL_DIR", str(tmp_path / "default"))
+    for name in (None, "default", DEFAULT_MODEL_ID):
+        resolved = resolve_model(name)
+        assert resolved.is_default and resolved.model_id == DEFAULT_MODEL_ID
+        assert resolved.location == str(tmp_path / "default") and resolved.preprocess == DEFAULT_PREPROCESS
+    hub = resolve_model("openai/clip-vit-base-patch32")
+    assert (hub.location, hub.model_id, hub.is_default) == ("openai/clip-vit-base-patch32",) * 2 + (False,)
+    local = resolve_model(tmp_path)
+    assert local.model_id == str(tmp_path.resolve()) and not local.is_default
+    (tmp_path / "file.txt").write_text("x")
+    for bad in (tmp_path / "nope", tmp_path / "file.txt", "a/b/c", "not a model!"):
+        with pytest.raises(NotFoundError):
+            resolve_model(bad)

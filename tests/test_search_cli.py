@@ -1,0 +1,176 @@
+"""The search subcommands through ui.cli.main: tables, JSON, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.core.models import DualEncoder
+from search.commands import parse_date
+from tests.helpers.search_collection import FakePhoto, make_collection
+from ui.cli import main
+
+
+@pytest.fixture(scope="module")
+def cli_world(tmp_path_factory, tiny_clip_dir: Path):
+    encoder = DualEncoder(tiny_clip_dir)
+    base = tmp_path_factory.mktemp("cli")
+    root = base / "photos"
+    dog = encoder.embed_texts(["dog"])[0]
+    rng = np.random.default_rng(3)
+    photos = [FakePhoto("pets/dog.jpg", dog, taken_at=datetime(2020, 7, 4))]
+    photos += [
+        FakePhoto(f"misc/{i}.png", rng.standard_normal(encoder.dim), file_type="png") for i in range(12)
+    ]
+    ids = make_collection(base / "data", root, photos, model_id=encoder.model_id)
+    image = base / "query.png"
+    Image.new("RGB", (48, 40), (10, 200, 90)).save(image)
+    return base / "data", root, ids, image
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_prints_an_aligned_table(capsys, cli_world):
+    data, root, *_ = cli_world
+    code, out, err = run(capsys, "search", "--data", str(data), "dog", "-k", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["#", "cosine", "logit", "prob", "date", "path"]
+    assert len(lines) == 4
+    assert lines[1].split()[0] == "1" and lines[1].endswith(str(root / "pets/dog.jpg"))
+    assert lines[1].split()[4] == "2020-07-04"
+    path_column = {line.index(str(root)) for line in lines[1:]}
+    assert len(path_column) == 1  # aligned
+
+
+def test_search_json_is_machine_readable(capsys, cli_world):
+    data, _root, *_ = cli_world
+    code, out, _ = run(
+        capsys, "search", "--data", str(data), "--json", "-k", "5", "--offset", "1", '"dog" - "cat"'
+    )
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["query"] == '"dog" - "cat"' and payload["offset"] == 1
+    assert [h["rank"] for h in payload["hits"]] == [2, 3, 4, 5, 6]
+    assert {"id", "path", "cosine", "logit", "probability", "taken_at", "mtime"} <= set(payload["hits"][0])
+
+
+def test_search_filters_from_the_command_line(capsys, cli_world):
+    data, root, *_ = cli_world
+    code, out, _ = run(
+        capsys,
+        "search",
+        "--data",
+        str(data),
+        "dog",
+        "--json",
+        "--type",
+        "jpeg",
+        "--after",
+        "2020",
+        "--before",
+        "2020-07",
+    )
+    assert code == 0
+    assert [h["path"] for h in json.loads(out)["hits"]] == [str(root / "pets/dog.jpg")]
+    code, out, _ = run(
+        capsys, "search", "--data", str(data), "dog", "--folder", "misc", "--min-score", "0.99"
+    )
+    assert code == 0 and out.strip() == "No photos match."
+
+
+def test_similar_by_id_by_path_and_by_external_file(capsys, cli_world):
+    data, root, ids, image = cli_world
+    code, by_id, _ = run(capsys, "similar", "--data", str(data), str(ids[0]), "--json")
+    assert code == 0
+    hits = json.loads(by_id)["hits"]
+    assert ids[0] not in [h["id"] for h in hits] and len(hits) == 12
+    code, by_path, _ = run(capsys, "similar", "--data", str(data), str(root / "pets/dog.jpg"), "--json")
+    assert [h["id"] for h in json.loads(by_path)["hits"]] == [h["id"] for h in hits]
+    code, external, err = run(capsys, "similar", "--data", str(data), str(image), "-k", "2")
+    assert code == 0, err
+    assert len(external.splitlines()) == 3
+
+
+def test_classify_prints_label_probabilities(capsys, cli_world, tiny_clip_dir):
+    data, _, ids, image = cli_world
+    code, out, err = run(
+        capsys, "classify", "--data", str(data), str(image), "--labels", "cat,dog,car", "--json"
+    )
+    assert code == 0, err
+    labels = json.loads(out)["labels"]
+    assert sorted(x["label"] for x in labels) == ["car", "cat", "dog"]
+    assert sum(x["probability"] for x in labels) == pytest.approx(1.0)
+    code, out, _ = run(capsys, "classify", "--data", str(data), str(ids[0]), "--labels", "cat, dog")
+    assert code == 0 and out.splitlines()[0].split() == ["label", "prob"] and len(out.splitlines()) == 3
+    code, out, err = run(
+        capsys,
+        "classify",
+        "--data",
+        str(data / "none"),
+        str(image),
+        "--labels",
+        "a,b",
+        "--model",
+        str(tiny_clip_dir),
+    )
+    assert code == 0, err
+
+
+def test_index_info_reports_type_memory_and_recall(capsys, cli_world):
+    data, *_ = cli_world
+    code, out, _ = run(capsys, "index-info", "--data", str(data))
+    assert code == 0
+    assert "exact (IndexIDMap2 + IndexFlatIP)" in out and "recall@10:" in out and "memory:" in out
+    code, out, _ = run(capsys, "index-info", "--data", str(data), "--json", "--queries", "5")
+    payload = json.loads(out)
+    assert payload["kind"] == "flat" and payload["ntotal"] == 13 and payload["recall_at_10"] == 1.0
+    assert payload["memory_bytes"] > 0 and payload["recall_queries"] == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["search", "   "], 2, "query is empty"),
+        (["search", '"dog" "cat"'], 2, "expected + or -"),
+        (["search", "dog", "-k", "0"], 2, "k must be"),
+        (["search", "dog", "--after", "last week"], 2, "is not a date"),
+        (["search", "dog", "--min-score", "3"], 2, "minimum score"),
+        (["similar", "{image_dir}/broken.jpg"], 1, "damaged or unreadable"),
+        (["similar", "{image_dir}/missing.jpg"], 1, "does not exist"),
+        (["similar", "424242"], 1, "not an indexed photo"),
+        (["classify", "{image_dir}/query.png", "--labels", " , "], 2, "at least one label"),
+        (["search", "dog", "--model", "{other_model}"], 1, "indexed with"),
+    ],
+)
+def test_errors_are_one_sentence_and_a_non_zero_exit(capsys, cli_world, tiny_model_dir, argv, code, message):
+    data, _, _, image = cli_world
+    (image.parent / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    argv = [a.format(image_dir=image.parent, other_model=tiny_model_dir) for a in argv]
+    got, _out, err = run(capsys, *argv[:1], "--data", str(data), *argv[1:])
+    assert got == code
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("dualens: error: ")
+    assert message in err
+
+
+def test_missing_collection_is_one_clear_sentence(capsys, tmp_path):
+    got, _, err = run(capsys, "search", "--data", str(tmp_path / "empty"), "dog")
+    assert got == 1
+    assert err.strip() == f"dualens: error: no collection in {tmp_path / 'empty'}; run `dualens index PHOTOS`"
+
+
+def test_partial_dates_cover_their_whole_period():
+    assert parse_date("2020", end=False) == datetime(2020, 1, 1).date()
+    assert parse_date("2020", end=True) == datetime(2020, 12, 31).date()
+    assert parse_date("2024-02", end=True) == datetime(2024, 2, 29).date()
+    assert parse_date("2024-02-03", end=True) == datetime(2024, 2, 3).date()

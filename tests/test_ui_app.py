@@ -1,0 +1,291 @@
+"""The Streamlit page driven by ``streamlit.testing.v1.AppTest`` against a real small collection
+(generated photos, the real indexer, a tiny random model)."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers.ui_fixtures import DATED, build_collection, make_photos
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+PAGE = 6
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("ui-app")
+    photos, data = base / "photos", base / "data"
+    make_photos(photos, n=20)
+    build_collection(data, photos, tiny_model_dir)
+    return data, photos
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backends() -> Iterator[None]:
+    from ui.page import get_backend
+
+    yield
+    get_backend.clear()
+
+
+def _app(data: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("DUALENS_DATA", str(data))
+    monkeypatch.setenv("DUALENS_UI_PAGE_SIZE", str(PAGE))
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def _search(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="q").set_value(text)
+    return at.run()
+
+
+def _ids(at: AppTest) -> list[int]:
+    return [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
+
+
+def _names(at: AppTest) -> list[str]:
+    return re.findall(r'class="dl-name" title="([^"]+)"', " ".join(m.value for m in at.markdown))
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown]
+    for kind in ("info", "warning", "error", "caption"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def _clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert "Traceback" not in _texts(at)
+
+
+def test_missing_collection_says_how_to_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(tmp_path / "nothing-here", monkeypatch).run()
+    _clean(at)
+    assert "make index" in _texts(at)
+    assert not at.text_input
+
+
+def test_collection_without_photos_shows_a_friendly_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    build_collection(tmp_path / "data", tmp_path / "empty", tiny_model_dir)
+    at = _app(tmp_path / "data", monkeypatch).run()
+    _clean(at)
+    assert "no indexed photos" in _texts(at) or "make index" in _texts(at)
+
+
+def test_start_page_shows_status_and_examples(collection: tuple[Path, Path], monkeypatch) -> None:
+    data, _ = collection
+    at = _app(data, monkeypatch).run()
+    _clean(at)
+    photos_metric = next(m for m in at.sidebar.metric if m.label == "Photos")
+    assert photos_metric.value == "20"
+    assert next(m for m in at.sidebar.metric if m.label == "Failed").value == "0"
+    assert "Last indexed" in _texts(at) and "never" not in _texts(at)
+    assert any(b.key == "example-0" for b in at.button)
+    at.button(key="example-0").click().run()
+    _clean(at)
+    assert len(_ids(at)) == PAGE
+
+
+def test_text_query_shows_thumbnails_with_scores_and_a_count(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    _clean(at)
+    assert len(_ids(at)) == PAGE
+    assert len(at.image) >= PAGE and all(img.value for img in at.image)
+    assert f"{PAGE}+ results" in _texts(at)
+    scores = [float(s) for s in re.findall(r'class="dl-score">(-?\d\.\d{3})', _texts(at))]
+    assert len(scores) == PAGE and scores == sorted(scores, reverse=True)
+    thumbs = list((data / "thumbnails").rglob("*.jpg"))
+    assert len(thumbs) >= PAGE
+    assert at.query_params["q"] == "a red car"
+
+
+def test_show_more_adds_a_page_of_results(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    first = _ids(at)
+    at.button(key="more").click().run()
+    _clean(at)
+    more = _ids(at)
+    assert len(more) == 2 * PAGE and more[:PAGE] == first
+    for _ in range(3):
+        if not any(b.key == "more" for b in at.button):
+            break
+        at.button(key="more").click().run()
+    assert len(_ids(at)) == 20
+    assert not any(b.key == "more" for b in at.button)  # everything shown: no more button
+
+
+def test_similar_replaces_the_results_and_leaves_the_photo_out(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    source = _ids(at)[0]
+    source_name = _names(at)[0]
+    at.button(key=f"similar-{source}").click().run()
+    _clean(at)
+    assert "Photos similar to" in _texts(at) and source_name in _texts(at)
+    assert source not in _ids(at)
+    assert len(_ids(at)) == PAGE
+    assert at.query_params["similar"] == str(source)
+    assert at.text_input(key="q").value == ""
+
+
+def test_folder_filter_keeps_only_that_folder(collection, monkeypatch) -> None:
+    data, photos = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    beach = str((photos / "beach").resolve())
+    assert "photos/beach  (10)" in at.selectbox(key="f_folder").options
+    at.selectbox(key="f_folder").set_value(beach).run()
+    _clean(at)
+    names = _names(at)
+    assert names and all(int(n[6:9]) % 2 == 0 for n in names)  # even photos are in beach/
+
+
+def test_date_filter_keeps_photos_taken_that_day(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    at.date_input(key="f_dates").set_value((DATED.date(), DATED.date())).run()
+    _clean(at)
+    names = _names(at)
+    assert names and all(int(n[6:9]) % 3 == 0 for n in names)  # every third photo has that EXIF date
+
+
+def test_min_score_above_every_result_says_nothing_matches(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    at.slider(key="f_min_score").set_value(1.0).run()
+    _clean(at)
+    assert _ids(at) == []
+    assert "No photos match" in _texts(at)
+
+
+def test_details_dialog_shows_metadata_and_scores(collection, monkeypatch) -> None:
+    data, photos = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    at.slider(key="f_min_score").set_value(0.0).run()
+    hit = _ids(at)[0]
+    at.button(key=f"details-{hit}").click().run()
+    _clean(at)
+    text = _texts(at)
+    for label in ("Date taken", "Camera", "Dimensions", "Cosine similarity", "Model logit", "Probability"):
+        assert label in text
+    assert str(photos.resolve()) in text
+    assert any(b.label == "Find similar photos" for b in at.button)
+
+
+def test_upload_finds_the_same_photo_first(collection, monkeypatch) -> None:
+    data, photos = collection
+    original = photos / "city" / "photo_007.jpg"
+    with Image.open(original) as image:  # a near-duplicate: re-encoded at another quality
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, "JPEG", quality=70)
+    at = _app(data, monkeypatch).run()
+    at.file_uploader(key="upload").set_value(("mine.jpg", buf.getvalue(), "image/jpeg")).run()
+    _clean(at)
+    assert "Photos like" in _texts(at) and "mine.jpg" in _texts(at)
+    assert _names(at)[0] == "photo_007.jpg"
+    _search(at, "a red car")
+    assert "Photos like" not in _texts(at)
+    at.button(key="reupload").click().run()
+    _clean(at)
+    assert "Photos like" in _texts(at) and _names(at)[0] == "photo_007.jpg"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"definitely not a jpeg", "not an image"), (b"", "empty"), (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "")],
+)
+def test_broken_upload_gives_a_friendly_message(
+    collection, monkeypatch, payload: bytes, message: str
+) -> None:
+    data, _ = collection
+    at = _app(data, monkeypatch).run()
+    at.file_uploader(key="upload").set_value(("broken.jpg", payload, "image/jpeg")).run()
+    _clean(at)
+    warnings = " ".join(str(w.value) for w in at.warning)
+    assert warnings and message in warnings
+    assert _ids(at) == []
+
+
+def test_upload_over_the_pixel_limit_is_refused(collection, monkeypatch) -> None:
+    data, _ = collection
+    monkeypatch.setenv("DUALENS_UI_MAX_UPLOAD_PIXELS", "1000")
+    at = _app(data, monkeypatch).run()
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100)).save(buf, "PNG")
+    at.file_uploader(key="upload").set_value(("big.png", buf.getvalue(), "image/png")).run()
+    _clean(at)
+    assert "megapixels" in " ".join(str(w.value) for w in at.warning)
+
+
+def test_query_params_take_a_photo_id_but_never_a_path(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _app(data, monkeypatch)
+    at.query_params["similar"] = "3"
+    at.run()
+    _clean(at)
+    assert "Photos similar to" in _texts(at) and 3 not in _ids(at)
+
+    at = _app(data, monkeypatch)
+    at.query_params["similar"] = "999999"
+    at.run()
+    _clean(at)
+    assert _ids(at) == [] and "999999" in " ".join(str(w.value) for w in at.warning)
+
+    for bad in ("../../etc/passwd", "/etc/passwd", "3 OR 1=1", "-1"):
+        at = _app(data, monkeypatch)
+        at.query_params["similar"] = bad
+        at.run()
+        _clean(at)
+        assert _ids(at) == [] and "Try a search" in _texts(at)
+
+
+def test_query_naming_a_file_outside_the_collection_is_refused(collection, monkeypatch, tmp_path) -> None:
+    data, photos = collection
+    outside = tmp_path / "secret.jpg"
+    Image.new("RGB", (20, 20)).save(outside)
+    at = _search(_app(data, monkeypatch).run(), f'{outside} + "at night"')
+    _clean(at)
+    assert "not an indexed photo" in _texts(at)
+    assert _ids(at) == []
+    inside = photos / "beach" / "photo_000.jpg"
+    at = _search(at, f'{inside.resolve()} + "at night"')
+    _clean(at)
+    assert len(_ids(at)) == PAGE
+
+
+def test_malformed_query_gives_a_message_not_a_traceback(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), '"beach" -')
+    _clean(at)
+    assert at.warning and _ids(at) == []
+
+
+def test_new_index_is_picked_up_without_restarting(tmp_path, monkeypatch, tiny_model_dir) -> None:
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, n=6)
+    build_collection(data, photos, tiny_model_dir)
+    at = _app(data, monkeypatch).run()
+    assert next(m for m in at.sidebar.metric if m.label == "Photos").value == "6"
+    shutil.rmtree(photos / "city")
+    make_photos(tmp_path / "more", n=10, seed=1)
+    shutil.copytree(tmp_path / "more" / "city", photos / "city2")
+    build_collection(data, photos, tiny_model_dir)
+    at.run()
+    _clean(at)
+    assert next(m for m in at.sidebar.metric if m.label == "Photos").value == str(3 + 5)
+    at = _search(at, "a red car")
+    assert len(_ids(at)) == PAGE

@@ -1,0 +1,60 @@
+"""`dualens ui`: option parsing and the streamlit command line it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer.core.errors import UsageError
+from ui import commands
+from ui.cli import build_parser
+from ui.config import UiConfig
+
+
+def test_ui_subcommand_defaults_to_localhost_8501_and_takes_data() -> None:
+    args = build_parser().parse_args(["ui", "--data", "/tmp/x"])
+    assert (args.host, args.port, args.data) == ("127.0.0.1", 8501, "/tmp/x")
+    assert args.func is commands.run_ui
+    args = build_parser().parse_args(["ui", "--port", "9000"])
+    assert args.port == 9000
+
+
+def test_streamlit_command_is_headless_on_the_given_address_with_the_data_dir() -> None:
+    argv = commands.streamlit_argv(Path("/data/dir"), "127.0.0.1", 8555, UiConfig(max_upload_bytes=5 << 20))
+    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(commands.APP)]
+    for flag in (
+        "--server.headless=true",
+        "--server.address=127.0.0.1",
+        "--server.port=8555",
+        "--server.maxUploadSize=5",
+        "--browser.gatherUsageStats=false",
+        "--client.showErrorDetails=none",
+    ):
+        assert flag in argv
+    assert argv[-3:] == ["--", "--data", "/data/dir"]
+    assert commands.APP.is_file()
+
+
+def test_run_ui_passes_the_data_dir_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_call(argv: list[str], env: dict[str, str]) -> int:
+        seen.update(argv=argv, env=env)
+        return 0
+
+    monkeypatch.setattr(commands.subprocess, "call", fake_call)
+    args = argparse.Namespace(data=str(tmp_path), port=8600, host="127.0.0.1")
+    assert commands.run_ui(args) == 0
+    assert seen["env"]["DUALENS_DATA"] == str(tmp_path.resolve())  # type: ignore[index]
+    assert "--server.port=8600" in seen["argv"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("port", [0, -1, 70000])
+def test_run_ui_rejects_impossible_ports(port: int) -> None:
+    with pytest.raises(UsageError):
+        commands.run_ui(argparse.Namespace(data=None, port=port, host="127.0.0.1"))

@@ -1,0 +1,39 @@
+"""Settings of the web UI: page size, thumbnail sizes and upload limits.
+
+Every value can be overridden by an environment variable (``DUALENS_UI_*``) so that
+``dualens ui`` and the tests can tune them without touching code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+ENV_PREFIX = "DUALENS_UI_"
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    page_size: int = 24  # results added by each "Show more"
+    max_results: int = 480  # paging stops here
+    thumb_px: int = 320  # square grid thumbnail edge
+    preview_px: int = 1280  # longest edge of the detail preview
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_pixels: int = 50_000_000
+    query_max_chars: int = 500
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> UiConfig:
+        """Defaults, overridden by ``DUALENS_UI_PAGE_SIZE=12`` style variables (bad values ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw.strip().isdigit() and int(raw) > 0:
+                values[field.name] = int(raw)
+        return cls(**values)
+
+    @property
+    def max_upload_mb(self) -> int:
+        """The same limit for Streamlit's own upload check (whole megabytes, at least 1)."""
+        return max(1, -(-self.max_upload_bytes // (1024 * 1024)))

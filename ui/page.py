@@ -1,0 +1,85 @@
+"""The page: load the shared backend once per server, then render the request of this session.
+
+Every failure ends as a friendly message: typed :class:`DualensError` messages are shown as
+they are, anything else is logged and replaced by a generic sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import streamlit as st
+
+from indexer.core.errors import CollectionError, DualensError
+from indexer.core.settings import DATA_ENV, resolve_data_dir
+from ui import state, views
+from ui.backend import Backend
+
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner="Loading the model and the index…")
+def get_backend(data_dir: str) -> Backend:
+    """One backend (model, FAISS index, database) per server and data directory."""
+    return Backend.open(data_dir)
+
+
+def main(data: str | os.PathLike[str] | None = None) -> None:
+    st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="expanded")
+    views.inject_css()
+    data_dir = str(resolve_data_dir(data if data is not None else os.environ.get(DATA_ENV)))
+    try:
+        backend = get_backend(data_dir)
+        backend.refresh()
+    except CollectionError as exc:
+        views.no_collection(str(exc))
+        return
+    except DualensError as exc:
+        views.header()
+        views.problem(str(exc))
+        return
+    except Exception:
+        log.exception("cannot open the collection in %s", data_dir)
+        views.header()
+        views.unexpected()
+        return
+    try:
+        render(backend)
+    except DualensError as exc:
+        views.problem(str(exc))
+    except Exception:
+        log.exception("request failed")
+        views.unexpected()
+
+
+def render(backend: Backend) -> None:
+    state.read_query_params_once()
+    stats = backend.stats()
+    facets = backend.facets(int(stats.generation))
+    views.sidebar(stats, facets)
+    views.header()
+    if int(stats.n_indexed) == 0:
+        views.empty_collection()
+        return
+    views.search_bar()
+    current = state.view()
+    request = state.request_for(current, state.filters(facets.folders, facets.file_types))
+    if request is None:
+        views.welcome()
+        return
+    try:
+        page = backend.run(request, image=state.upload_image())
+    except DualensError as exc:
+        views.problem(str(exc))
+        return
+    views.context_bar(backend, current, page)
+    if not page.hits:
+        views.no_results(current)
+        return
+    views.result_grid(backend, page.hits)
+    views.more_button(page)
+    detail = state.detail_id()
+    if detail is not None:
+        scored = next((h for h in page.hits if h.id == detail), None)
+        views.detail_dialog(backend, detail, scored)

@@ -1,0 +1,250 @@
+"""Per-session state of the page and the callbacks that change it.
+
+Everything a browser can send (widget values, query parameters) passes through here and is
+turned into a :class:`View`: query text, a photo *id* (digits only, checked against the
+collection later) or an uploaded image decoded in memory. No value from the browser is ever used
+as a path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any, Literal
+
+import streamlit as st
+from PIL import Image
+
+from indexer.core.errors import ImageError
+from search import Filters
+from ui.backend import FolderOption, SearchRequest
+from ui.config import UiConfig
+from ui.safety import decode_upload, parse_photo_id
+
+ViewKind = Literal["none", "text", "similar", "image"]
+UPLOAD_KEEP_PX = 640  # the uploaded photo is kept this small in the session (model input is ~224)
+
+# widget keys
+QUERY = "q"
+UPLOAD = "upload"
+FOLDER = "f_folder"
+DATES = "f_dates"
+TYPES = "f_types"
+MIN_SCORE = "f_min_score"
+ALL_FOLDERS = ""
+
+_VIEW = "dualens_view"
+_DETAIL = "dualens_detail"
+_UPLOAD_IMAGE = "dualens_upload_image"
+_UPLOAD_ERROR = "dualens_upload_error"
+_PARAMS_READ = "dualens_params_read"
+
+
+@dataclass(frozen=True)
+class View:
+    kind: ViewKind = "none"
+    text: str = ""
+    photo_id: int | None = None
+    upload_name: str = ""
+    limit: int = 24
+
+
+def config() -> UiConfig:
+    cfg = st.session_state.get("dualens_config")
+    if not isinstance(cfg, UiConfig):
+        cfg = UiConfig.from_env()
+        st.session_state["dualens_config"] = cfg
+    return cfg
+
+
+def view() -> View:
+    current = st.session_state.get(_VIEW)
+    if isinstance(current, View):
+        return current
+    fresh = View(limit=config().page_size)
+    st.session_state[_VIEW] = fresh
+    return fresh
+
+
+def _set_view(new: View) -> None:
+    st.session_state[_VIEW] = new
+    _sync_query_params(new)
+
+
+def detail_id() -> int | None:
+    value = st.session_state.get(_DETAIL)
+    return value if isinstance(value, int) else None
+
+
+def upload_image() -> Image.Image | None:
+    image = st.session_state.get(_UPLOAD_IMAGE)
+    return image if isinstance(image, Image.Image) else None
+
+
+def upload_error() -> str | None:
+    return st.session_state.get(_UPLOAD_ERROR)
+
+
+# ---- callbacks (run before the script, so they may set widget values) ----
+
+
+def on_query() -> None:
+    text = str(st.session_state.get(QUERY) or "").strip()[: config().query_max_chars]
+    if text:
+        _set_view(View(kind="text", text=text, limit=config().page_size))
+    else:
+        _set_view(View(limit=config().page_size))
+    st.session_state[_DETAIL] = None
+
+
+def run_example(text: str) -> None:
+    st.session_state[QUERY] = text
+    on_query()
+
+
+def show_similar(photo_id: int) -> None:
+    pid = parse_photo_id(photo_id)
+    if pid is None:
+        return
+    st.session_state[QUERY] = ""
+    st.session_state[_DETAIL] = None
+    _set_view(View(kind="similar", photo_id=pid, limit=config().page_size))
+
+
+def show_detail(photo_id: int) -> None:
+    st.session_state[_DETAIL] = parse_photo_id(photo_id)
+
+
+def close_detail() -> None:
+    st.session_state[_DETAIL] = None
+
+
+def show_more() -> None:
+    cfg = config()
+    current = view()
+    _set_view(replace(current, limit=min(current.limit + cfg.page_size, cfg.max_results)))
+
+
+def reset_paging() -> None:
+    _set_view(replace(view(), limit=config().page_size))
+
+
+def clear_search() -> None:
+    st.session_state[QUERY] = ""
+    st.session_state[_DETAIL] = None
+    _set_view(View(limit=config().page_size))
+
+
+def on_upload() -> None:
+    """Decode the uploaded file in memory; a bad file leaves a friendly message, nothing else."""
+    uploaded = st.session_state.get(UPLOAD)
+    st.session_state[_UPLOAD_ERROR] = None
+    if uploaded is None:
+        st.session_state[_UPLOAD_IMAGE] = None
+        if view().kind == "image":
+            _set_view(View(limit=config().page_size))
+        return
+    cfg = config()
+    data = uploaded.getvalue()
+    try:
+        image = decode_upload(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_upload_pixels)
+    except ImageError as exc:
+        st.session_state[_UPLOAD_IMAGE] = None
+        st.session_state[_UPLOAD_ERROR] = str(exc)
+        if view().kind == "image":
+            _set_view(View(limit=cfg.page_size))
+        return
+    image.thumbnail((UPLOAD_KEEP_PX, UPLOAD_KEEP_PX), Image.Resampling.LANCZOS)
+    st.session_state[_UPLOAD_IMAGE] = image
+    st.session_state[QUERY] = ""
+    st.session_state[_DETAIL] = None
+    name = str(getattr(uploaded, "name", "") or "your photo")[:120]
+    _set_view(View(kind="image", upload_name=name, limit=cfg.page_size))
+
+
+def search_upload() -> None:
+    """Search again with the photo still in the upload box (after a text or similar search)."""
+    if upload_image() is None:
+        return
+    current = view()
+    uploaded = st.session_state.get(UPLOAD)
+    name = str(getattr(uploaded, "name", "") or current.upload_name or "your photo")[:120]
+    st.session_state[QUERY] = ""
+    st.session_state[_DETAIL] = None
+    _set_view(View(kind="image", upload_name=name, limit=config().page_size))
+
+
+# ---- query parameters: ?q=text or ?similar=<photo id>; nothing else is read ----
+
+
+def read_query_params_once() -> None:
+    if st.session_state.get(_PARAMS_READ):
+        return
+    st.session_state[_PARAMS_READ] = True
+    params = st.query_params
+    similar = parse_photo_id(params.get("similar"))
+    text = str(params.get("q") or "").strip()[: config().query_max_chars]
+    if similar is not None:
+        st.session_state[_VIEW] = View(kind="similar", photo_id=similar, limit=config().page_size)
+    elif text:
+        st.session_state[QUERY] = text
+        st.session_state[_VIEW] = View(kind="text", text=text, limit=config().page_size)
+
+
+def _sync_query_params(new: View) -> None:
+    wanted: dict[str, str] = {}
+    if new.kind == "text":
+        wanted = {"q": new.text}
+    elif new.kind == "similar" and new.photo_id is not None:
+        wanted = {"similar": str(new.photo_id)}
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+# ---- filters ----
+
+
+def filters(folders: tuple[FolderOption, ...], file_types: tuple[str, ...]) -> Filters:
+    """Filters from the sidebar widgets, each value checked against what the collection offers."""
+    folder = st.session_state.get(FOLDER)
+    allowed = {option.path for option in folders}
+    types = tuple(t for t in (st.session_state.get(TYPES) or ()) if t in file_types)
+    date_from, date_to = _date_range(st.session_state.get(DATES))
+    min_score = _min_score(st.session_state.get(MIN_SCORE))
+    return Filters(
+        folder=folder if folder in allowed else None,
+        date_from=date_from,
+        date_to=date_to,
+        file_types=types,
+        min_score=min_score,
+    )
+
+
+def _date_range(value: Any) -> tuple[date | None, date | None]:
+    if isinstance(value, date):
+        return value, value
+    if isinstance(value, (tuple, list)):
+        picked = [v for v in value if isinstance(v, date)]
+        if len(picked) == 1:
+            return picked[0], None
+        if len(picked) >= 2:
+            return min(picked[:2]), max(picked[:2])
+    return None, None
+
+
+def _min_score(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) <= 1.0:
+        return float(value)
+    return None
+
+
+def request_for(current: View, active_filters: Filters) -> SearchRequest | None:
+    if current.kind == "none":
+        return None
+    return SearchRequest(
+        kind=current.kind,
+        text=current.text,
+        photo_id=current.photo_id,
+        filters=active_filters,
+        limit=current.limit,
+    )

@@ -1,0 +1,108 @@
+"""Thumbnails made from the originals (EXIF orientation applied) and cached on disk.
+
+Cache files live under ``<data>/thumbnails/<id % 256>/`` and are named by photo id, the
+original's mtime and size, and the thumbnail size, so an edited photo gets a fresh thumbnail and
+the stale one is removed. Files are written atomically (temporary file + rename), so concurrent
+sessions and crashes never leave a half-written thumbnail behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps
+
+from indexer.core.errors import UnsafePathError
+from ui.safety import PathGuard, to_rgb
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 85
+PLACEHOLDER_COLOR = (236, 238, 241)
+
+
+@dataclass(frozen=True)
+class ThumbSpec:
+    """Square crops for the grid, the whole picture (longest edge bounded) for previews."""
+
+    px: int
+    square: bool
+
+    @property
+    def tag(self) -> str:
+        return f"{self.px}{'s' if self.square else 'f'}"
+
+
+class ThumbnailCache:
+    def __init__(self, directory: str | os.PathLike[str], guard: PathGuard) -> None:
+        self.directory = Path(directory)
+        self.guard = guard
+
+    def get(self, photo_id: int, path: str, spec: ThumbSpec) -> Path | None:
+        """The cached thumbnail file, made on first use; None when the original cannot be shown."""
+        try:
+            real = self.guard.resolve(path)
+            stat = real.stat()
+        except (UnsafePathError, OSError) as exc:
+            log.info("no thumbnail for photo %s: %s", photo_id, exc)
+            return None
+        target = self._file(photo_id, stat.st_mtime_ns, stat.st_size, spec)
+        if target.is_file():
+            return target
+        try:
+            image = render(real, spec)
+        except Exception as exc:  # any decoder failure: show a placeholder, never a traceback
+            log.warning("cannot make a thumbnail of %s: %s", real, exc)
+            return None
+        self._write(target, image, photo_id, spec)
+        return target
+
+    def _file(self, photo_id: int, mtime_ns: int, size: int, spec: ThumbSpec) -> Path:
+        shard = f"{photo_id % 256:02x}"
+        return self.directory / shard / f"{photo_id}-{mtime_ns}-{size}-{spec.tag}.jpg"
+
+    def _write(self, target: Path, image: Image.Image, photo_id: int, spec: ThumbSpec) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".jpg")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                image.save(handle, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for stale in target.parent.glob(f"{photo_id}-*-{spec.tag}.jpg"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+
+
+def render(path: Path, spec: ThumbSpec) -> Image.Image:
+    """Decode just enough of the original (JPEG draft mode), orient it, and shrink it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            image.draft("RGB", (spec.px, spec.px))
+            oriented = ImageOps.exif_transpose(image)
+            rgb = to_rgb(oriented)
+    if spec.square:
+        return ImageOps.fit(rgb, (spec.px, spec.px), Image.Resampling.LANCZOS)
+    rgb.thumbnail((spec.px, spec.px), Image.Resampling.LANCZOS)
+    return rgb
+
+
+@lru_cache(maxsize=4)
+def placeholder(px: int) -> Image.Image:
+    """A neutral square shown for a photo that is missing, unreadable or outside the roots."""
+    image = Image.new("RGB", (px, px), PLACEHOLDER_COLOR)
+    draw = ImageDraw.Draw(image)
+    c, r = px // 2, px // 8
+    draw.rectangle((c - 2 * r, c - r, c + 2 * r, c + int(1.6 * r)), outline=(170, 175, 182), width=3)
+    draw.ellipse((c - r // 2, c - r // 4, c + r // 2, c + 3 * r // 4), outline=(170, 175, 182), width=3)
+    draw.line((c - 2 * r, c + 2 * r, c + 2 * r, c - 2 * r), fill=(170, 175, 182), width=3)
+    return image

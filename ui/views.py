@@ -1,0 +1,378 @@
+"""Rendering: sidebar, search bar, result grid, detail dialog and the friendly messages.
+
+Text that comes from file names is HTML-escaped before it reaches ``unsafe_allow_html`` markup.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import streamlit as st
+
+from indexer.core.storage.collection import CollectionStats
+from search import Hit
+from ui import state
+from ui.backend import Backend, Facets, ResultPage
+from ui.thumbnails import placeholder
+
+EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+
+CSS = """
+<style>
+.block-container {padding-top: 2.2rem; padding-bottom: 4rem; max-width: 1400px;}
+[data-testid="stImage"] img {border-radius: 8px;}
+.dl-title {font-size: 2rem; font-weight: 700; letter-spacing: -0.02em; margin: 0; line-height: 1.1;}
+.dl-title span {color: #e8590c;}
+.dl-tagline {color: #6b7280; margin: 0.2rem 0 0.6rem 0; font-size: 0.95rem;}
+.dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
+          text-overflow: ellipsis; margin-top: 0.15rem;}
+.dl-score {font-size: 0.78rem; color: #6b7280; display: flex; align-items: center; gap: 0.45rem;}
+.dl-bar {flex: 1; height: 4px; background: #eceef1; border-radius: 2px; overflow: hidden;}
+.dl-bar > span {display: block; height: 100%; background: #e8590c; border-radius: 2px;}
+.dl-context {font-size: 1.05rem; margin: 0;}
+.dl-count {color: #6b7280; font-size: 0.9rem; white-space: nowrap;}
+[data-testid="stDialog"] [data-testid="stImage"] img {max-height: 72vh; width: auto; max-width: 100%;
+    object-fit: contain;}
+.dl-meta {width: 100%; font-size: 0.88rem; border-collapse: collapse;}
+.dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
+.dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
+.dl-meta td:last-child {word-break: break-all;}
+</style>
+"""
+
+
+def inject_css() -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+
+
+def header() -> None:
+    st.markdown(
+        '<div class="dl-title">dua<span>lens</span></div>'
+        '<div class="dl-tagline">Find photos by describing them, or by showing one.</div>',
+        unsafe_allow_html=True,
+    )
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text).replace("\n", " ").replace("\r", " "))
+
+
+# ---- messages ----
+
+
+def no_collection(message: str) -> None:
+    header()
+    st.info(
+        f"{message}\n\nIndex a folder of photos first, for example "
+        "`make index DIR=~/Pictures`, then reload this page.",
+        icon=":material/photo_library:",
+    )
+
+
+def empty_collection() -> None:
+    st.info(
+        "This collection has no indexed photos yet. Run `make index DIR=path/to/photos` and reload the page.",
+        icon=":material/photo_library:",
+    )
+
+
+def problem(message: str) -> None:
+    st.warning(message, icon=":material/error:")
+
+
+def unexpected() -> None:
+    st.error(
+        "Something went wrong while answering this request. Details are in the server log; "
+        "try another query or reload the page.",
+        icon=":material/error:",
+    )
+
+
+# ---- sidebar ----
+
+
+def sidebar(stats: CollectionStats, facets: Facets) -> None:
+    with st.sidebar:
+        st.subheader("Filters", anchor=False)
+        options = [state.ALL_FOLDERS, *(f.path for f in facets.folders)]
+        labels = {f.path: f"{f.label}  ({f.count})" for f in facets.folders}
+        st.selectbox(
+            "Folder",
+            options,
+            key=state.FOLDER,
+            format_func=lambda p: "All folders" if p == state.ALL_FOLDERS else labels.get(p, "?"),
+            on_change=state.reset_paging,
+        )
+        st.date_input(
+            "Date taken",
+            value=cast(Any, ()),  # empty range: no date filter
+            min_value=facets.first_date,
+            max_value=facets.last_date,
+            key=state.DATES,
+            disabled=facets.first_date is None,
+            help="EXIF date taken; the file's modification date when a photo has none.",
+            on_change=state.reset_paging,
+        )
+        if len(facets.file_types) > 1:
+            st.multiselect(
+                "File type",
+                list(facets.file_types),
+                key=state.TYPES,
+                placeholder="All types",
+                on_change=state.reset_paging,
+            )
+        st.slider(
+            "Minimum score",
+            min_value=0.0,
+            max_value=1.0,
+            value=0.0,
+            step=0.01,
+            key=state.MIN_SCORE,
+            help="Hide results whose cosine similarity is below this value (0 shows everything).",
+            on_change=state.reset_paging,
+        )
+        st.divider()
+        collection_status(stats)
+
+
+def collection_status(stats: CollectionStats) -> None:
+    st.subheader("Collection", anchor=False)
+    left, right = st.columns(2)
+    left.metric("Photos", f"{int(stats.n_indexed):,}")
+    right.metric("Failed", f"{int(stats.n_failed):,}")
+    model = str(stats.model_id or "unknown")
+    lines = [
+        f"**Model** `{Path(model).name if model.startswith('/') else model}`",
+        f"**Last indexed** {_when(stats.last_indexed_at)}",
+    ]
+    roots = [Path(str(r)).name or str(r) for r in (stats.roots or [])]
+    if roots:
+        lines.append(
+            "**Folders** " + ", ".join(f"`{r}`" for r in roots[:5]) + (" …" if len(roots) > 5 else "")
+        )
+    st.caption("  \n".join(lines))
+    if int(stats.n_failed):
+        st.caption("Files that could not be indexed are listed by `dualens errors`.")
+
+
+def _when(value: object) -> str:
+    if value is None or value == "":
+        return "never"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        now = datetime.now(value.tzinfo)
+        minutes = int((now - value).total_seconds() // 60)
+        ago = (
+            "just now"
+            if minutes < 1
+            else f"{minutes} min ago"
+            if minutes < 60
+            else f"{minutes // 60} h ago"
+            if minutes < 48 * 60
+            else f"{minutes // 1440} days ago"
+        )
+        return f"{value:%Y-%m-%d %H:%M} ({ago})"
+    return str(value)
+
+
+# ---- search bar ----
+
+
+def search_bar() -> None:
+    cfg = state.config()
+    st.text_input(
+        "Search",
+        key=state.QUERY,
+        placeholder='Describe a photo: a red sports car · "beach" - "people" · 2:"sunset" + "boat"',
+        label_visibility="collapsed",
+        icon=":material/search:",
+        on_change=state.on_query,
+    )
+    with st.expander("Search with a photo instead", icon=":material/add_photo_alternate:"):
+        st.file_uploader(
+            "Upload a photo to find similar ones",
+            type=UPLOAD_TYPES,
+            key=state.UPLOAD,
+            on_change=state.on_upload,
+            max_upload_size=cfg.max_upload_mb,
+            help=f"Up to {cfg.max_upload_mb} MB and {cfg.max_upload_pixels // 1_000_000} megapixels. "
+            "The photo is only kept in memory.",
+        )
+        error = state.upload_error()
+        if error:
+            st.warning(error, icon=":material/broken_image:")
+        elif state.upload_image() is not None and state.view().kind != "image":
+            st.button("Search with this photo again", key="reupload", on_click=state.search_upload)
+
+
+def welcome() -> None:
+    st.markdown("#### Try a search")
+    with st.container(horizontal=True, gap="small"):
+        for i, text in enumerate(EXAMPLES):
+            st.button(text, key=f"example-{i}", on_click=state.run_example, args=(text,))
+    st.caption(
+        'Combine terms with + and -, weight them with 2:"…". Every result has a **Similar** button; '
+        "**Details** shows the photo larger with its metadata."
+    )
+
+
+# ---- results ----
+
+
+def context_bar(backend: Backend, view: state.View, page: ResultPage) -> None:
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    with left:
+        if view.kind == "text":
+            st.markdown(
+                f'<p class="dl-context">Results for <b>{_esc(view.text)}</b></p>', unsafe_allow_html=True
+            )
+        elif view.kind == "similar":
+            source = backend.photo(view.photo_id) if view.photo_id is not None else None
+            _source_line(backend, source)
+        elif view.kind == "image":
+            image = state.upload_image()
+            cols = st.columns([1, 9], vertical_alignment="center")
+            if image is not None:
+                cols[0].image(image, width="stretch")
+            cols[1].markdown(
+                f'<p class="dl-context">Photos like <b>{_esc(view.upload_name)}</b></p>',
+                unsafe_allow_html=True,
+            )
+    with right, st.container(horizontal=True, horizontal_alignment="right", vertical_alignment="center"):
+        more = "+" if page.has_more else ""
+        n = len(page.hits)
+        st.markdown(
+            f'<div class="dl-count">{n}{more} result{"" if n == 1 else "s"}</div>', unsafe_allow_html=True
+        )
+        st.button("Clear", key="clear", icon=":material/close:", type="tertiary", on_click=state.clear_search)
+
+
+def _source_line(backend: Backend, source: Hit | None) -> None:
+    if source is None:
+        st.markdown('<p class="dl-context">Similar photos</p>', unsafe_allow_html=True)
+        return
+    cols = st.columns([1, 9], vertical_alignment="center")
+    thumb = backend.thumbnail(source)
+    cols[0].image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch")
+    cols[1].markdown(
+        f'<p class="dl-context">Photos similar to <b>{_esc(Path(source.path).name)}</b></p>',
+        unsafe_allow_html=True,
+    )
+
+
+def no_results(view: state.View) -> None:
+    what = "this photo" if view.kind in ("similar", "image") else "this query"
+    st.info(
+        f"No photos match {what} with the current filters. Try clearing the folder or date filters "
+        "or lowering the minimum score.",
+        icon=":material/search_off:",
+    )
+
+
+def result_grid(backend: Backend, hits: Sequence[Hit]) -> None:
+    top = max((h.cosine for h in hits), default=1.0) or 1.0
+    grid = st.grid("auto", min_column_width=210, gap="small", border=True)
+    for hit in hits:
+        with grid.cell():
+            _card(backend, hit, top)
+
+
+def _card(backend: Backend, hit: Hit, top: float) -> None:
+    thumb = backend.thumbnail(hit)
+    name = Path(hit.path).name
+    st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch")
+    pct = max(0.0, min(1.0, hit.cosine / top)) * 100 if top > 0 else 0.0
+    st.markdown(
+        f'<div class="dl-name" title="{_esc(name)}">{_esc(name)}</div>'
+        f'<div class="dl-score">{hit.cosine:.3f}<span class="dl-bar"><span style="width:{pct:.0f}%">'
+        "</span></span></div>",
+        unsafe_allow_html=True,
+    )
+    with st.container(horizontal=True, gap="xsmall"):
+        st.button(
+            "Similar",
+            key=f"similar-{hit.id}",
+            icon=":material/image_search:",
+            on_click=state.show_similar,
+            args=(hit.id,),
+            width="stretch",
+        )
+        st.button(
+            "Details",
+            key=f"details-{hit.id}",
+            type="tertiary",
+            on_click=state.show_detail,
+            args=(hit.id,),
+        )
+
+
+def more_button(page: ResultPage) -> None:
+    if not page.has_more:
+        return
+    with st.container(horizontal=True, horizontal_alignment="center"):
+        st.button("Show more", key="more", icon=":material/expand_more:", on_click=state.show_more)
+
+
+# ---- detail ----
+
+
+@st.dialog("Photo details", width="large", on_dismiss=state.close_detail)
+def detail_dialog(backend: Backend, photo_id: int, scored: Hit | None) -> None:
+    hit = scored or backend.photo(photo_id)
+    if hit is None:
+        st.info("This photo is no longer in the collection.")
+        return
+    left, right = st.columns([3, 2], gap="medium")
+    preview = backend.thumbnail(hit, preview=True)
+    left.image(str(preview) if preview else placeholder(backend.config.thumb_px), width="content")
+    with right:
+        st.markdown(_meta_table(hit, scored is not None), unsafe_allow_html=True)
+        st.space("small")
+        if st.button("Find similar photos", type="primary", icon=":material/image_search:", width="stretch"):
+            state.show_similar(hit.id)
+            st.rerun()
+
+
+def _meta_table(hit: Hit, with_scores: bool) -> str:
+    rows: list[tuple[str, str]] = [
+        ("Name", Path(hit.path).name),
+        ("Folder", str(Path(hit.path).parent)),
+        ("Date taken", _date(hit.taken_at) or "unknown"),
+        ("Camera", " ".join(p for p in (hit.camera_make, hit.camera_model) if p) or "unknown"),
+        ("Dimensions", f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown"),
+        ("File", f"{(hit.file_type or '').upper()} · {_size(hit.size)}"),
+        ("Modified", _date(hit.mtime) or "unknown"),
+    ]
+    if with_scores:
+        rows += [
+            ("Cosine similarity", f"{hit.cosine:.4f}"),
+            ("Model logit", f"{hit.logit:.3f}"),
+            ("Probability", f"{hit.probability:.1%}"),
+        ]
+    body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="dl-meta">{body}</table>'
+
+
+def _date(value: date | datetime | None) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, date):
+        return f"{value:%Y-%m-%d}"
+    return ""
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "?"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
