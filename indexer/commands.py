@@ -23,7 +23,7 @@ def _non_negative(value: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
-    from indexer.decode import DEFAULT_MAX_PIXELS
+    from indexer.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 
     p = subparsers.add_parser(
         "index",
@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument(
         "--model", default=None, help="model directory, hub id or 'default' (default: the collection's)"
     )
-    p.add_argument("--batch-size", type=_positive, default=32, help="images per inference batch (default 32)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per inference batch (default {DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument(
         "--workers",
         type=_non_negative,

@@ -23,9 +23,8 @@ from PIL import Image, UnidentifiedImageError
 
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
 from indexer.exif import PhotoMeta, read_meta
+from indexer.limits import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
 
-DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb threshold (~179 megapixels)
-DEFAULT_MAX_FILE_BYTES = 1 << 30
 HASH_BYTES = 16
 
 # EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).

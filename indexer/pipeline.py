@@ -23,11 +23,13 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from indexer.alloc import keep_large_blocks_in_heap
 from indexer.collection_setup import record_model, record_roots
 from indexer.core.models.preprocess import PreprocessConfig
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
-from indexer.decode import DEFAULT_MAX_PIXELS, Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
-from indexer.decode_pool import DecoderPool
+from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
+from indexer.decode_pool import DecoderPool, default_workers
+from indexer.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
 from indexer.scan import normalise_roots, scan
@@ -54,9 +56,9 @@ class Encoder(Protocol):
 @dataclass(frozen=True)
 class IndexOptions:
     model: str | None = None  # None: the collection's model, or the default model for a new one
-    batch_size: int = 32
-    workers: int | None = None  # decoder processes; None: cores - 1; 0: decode in this process
-    threads: int | None = None  # torch CPU threads
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int | None = None  # decoder processes; None: a third of the cores (GPU: all but one); 0: none
+    threads: int | None = None  # torch CPU threads; None: the cores the decoders leave free
     max_pixels: int = DEFAULT_MAX_PIXELS
     reindex: bool = False
     progress: bool = False
@@ -211,8 +213,15 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
         if delay:
             time.sleep(delay)
 
-    pool = DecoderPool(opts, plan.missing_hashes, workers=options.workers)
-    with pool, _progress(len(plan.todo), options.progress) as bar:
+    gpu = _on_gpu(encoder)
+    workers = options.workers if options.workers is not None else default_workers(gpu)
+    threads = options.threads
+    if threads is None and not gpu and workers > 0:
+        threads = max(1, (os.cpu_count() or 2) - workers)  # the cores the decoders leave free
+    if not gpu:
+        keep_large_blocks_in_heap()
+    pool = DecoderPool(opts, plan.missing_hashes, workers=workers)
+    with pool, _torch_threads(threads), _progress(len(plan.todo), options.progress) as bar:
         results = pool.decode(tasks)
         while True:
             with timer.stage("decode"):
@@ -236,6 +245,33 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
                 flush()
         flush()
     state.summary.times.decode_busy = pool.busy_seconds
+
+
+def _on_gpu(encoder: Encoder) -> bool:
+    """Whether inference runs on a GPU, without forcing the model to load (it loads while decoding starts)."""
+    if not getattr(encoder, "is_loaded", True):
+        import torch
+
+        wanted = str(getattr(encoder, "_device_name", None) or "cuda")
+        return wanted.startswith("cuda") and torch.cuda.is_available()
+    device = getattr(encoder, "device", None)
+    return getattr(device, "type", "cpu") != "cpu"
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (two cores: one decodes while the other runs the model)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _route_known(state: _RunState, item: WorkItem, result: KnownContent | Decoded) -> WriteOp:

@@ -87,8 +87,15 @@ def _start_of(day: date) -> datetime:
 
 
 def _ns(moment: datetime) -> int:
-    """Local naive datetime -> epoch nanoseconds (mtime is compared in local time, like EXIF)."""
-    return int(moment.timestamp() * 1_000_000_000)
+    """Local naive datetime -> epoch nanoseconds (mtime is compared in local time, like EXIF).
+
+    Clamped to the int64 range of the column: year 1 and year 9999 are valid filter dates.
+    """
+    try:
+        ns = int(moment.timestamp() * 1_000_000_000)
+    except (ValueError, OverflowError):  # before year 1 once shifted to UTC, or past the platform's range
+        ns = -(2**63) if moment.year < 1970 else 2**63 - 1
+    return max(-(2**63), min(2**63 - 1, ns))
 
 
 def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[bool] | None:

@@ -8,6 +8,19 @@ from typing import Any
 
 from indexer.core.storage.schema import Photo
 
+HIT_COLUMNS = (
+    Photo.id,
+    Photo.path,
+    Photo.width,
+    Photo.height,
+    Photo.taken_at,
+    Photo.camera_make,
+    Photo.camera_model,
+    Photo.file_type,
+    Photo.size,
+    Photo.mtime_ns,
+)
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -44,6 +57,26 @@ class Hit:
             file_type=photo.file_type,
             size=int(photo.size),
             mtime=datetime.fromtimestamp(photo.mtime_ns / 1e9),
+            rank=rank,
+        )
+
+    @classmethod
+    def from_row(cls, row: Any, *, cosine: float, logit: float, probability: float, rank: int) -> Hit:
+        """From a row of :data:`HIT_COLUMNS` (a Core select: no ORM objects on the query path)."""
+        return cls(
+            id=int(row.id),
+            path=row.path,
+            cosine=float(cosine),
+            logit=float(logit),
+            probability=float(probability),
+            width=row.width,
+            height=row.height,
+            taken_at=row.taken_at,
+            camera_make=row.camera_make,
+            camera_model=row.camera_model,
+            file_type=row.file_type,
+            size=int(row.size),
+            mtime=datetime.fromtimestamp(row.mtime_ns / 1e9),
             rank=rank,
         )
 

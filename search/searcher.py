@@ -14,21 +14,24 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import select
 
 from indexer.core.errors import ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.storage.collection import Collection, CollectionStats
-from indexer.core.storage.schema import Photo
+from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.filters import Filters, allowed_ids_statement
-from search.hits import Hit
+from search.hits import HIT_COLUMNS, Hit
 from search.images import check_readable, load_image
 from search.query import Query, Term, TermKind, parse_query
 from search.scoring import ScoreModel
+from search.threads import query_threads
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +151,8 @@ class Searcher:
             raise QueryError(f"a query must be text or a Query, not {type(query).__name__}")
         if self._index.ntotal == 0:
             return []
-        return self._search_vector(self.embed_query(parsed), k, offset, filters)
+        with query_threads():
+            return self._search_vector(self.embed_query(parsed), k, offset, filters)
 
     def score_model(self) -> ScoreModel:
         """The encoder's learned scale and bias (loads the model once)."""
@@ -169,7 +173,8 @@ class Searcher:
         photo_id = self._photo_id(photo)
         vector = self.collection.vectors([photo_id])[0]
         exclude = {photo_id} if exclude_self else set()
-        return self._search_vector(vector, k, offset, filters, exclude=exclude)
+        with query_threads():
+            return self._search_vector(vector, k, offset, filters, exclude=exclude)
 
     def search_image(
         self, image: ImageRef, k: int = 20, offset: int = 0, filters: Filters | None = None
@@ -178,13 +183,15 @@ class Searcher:
         _check_paging(k, offset)
         if self._index.ntotal == 0:
             return []
-        return self._search_vector(self._image_vector(image), k, offset, filters)
+        with query_threads():
+            return self._search_vector(self._image_vector(image), k, offset, filters)
 
     def classify(self, image: ImageRef | int, labels: Sequence[str] | str) -> list[tuple[str, float]]:
         """Zero-shot label probabilities for an image, highest first ("a photo of a {label}.")."""
         names = clean_labels(labels)
-        vector = self._image_vector(image)
-        label_vectors = self.encoder.embed_texts([PROMPT.format(label=name) for name in names])
+        with query_threads():
+            vector = self._image_vector(image)
+            label_vectors = self.encoder.embed_texts([PROMPT.format(label=name) for name in names])
         return classify_vector(vector, label_vectors, names, self.score_model())
 
     def photo(self, id: int) -> Hit | None:
@@ -255,6 +262,8 @@ class Searcher:
 
     def _indexed_photo(self, path: str | os.PathLike[str]) -> Photo | None:
         raw = os.path.expanduser(os.fspath(path))
+        if "\x00" in raw:  # Path.resolve() would raise ValueError
+            raise QueryError("a file path cannot contain a NUL character")
         absolute = os.path.abspath(raw)
         for candidate in dict.fromkeys((absolute, str(Path(absolute).resolve()), raw)):
             photo = self.collection.photo_by_path(candidate)
@@ -316,15 +325,15 @@ class Searcher:
         if filters.min_score is not None:
             ranked = [(r, p) for r, p in ranked if p[1] >= filters.min_score]
         page = ranked[offset : offset + k]
-        photos = self.collection.photos([pid for _, (pid, _) in page])
+        rows = self._metadata([pid for _, (pid, _) in page])
         hits: list[Hit] = []
         for rank, (pid, cosine) in page:
-            photo = photos.get(pid)
-            if photo is None:  # deleted since the index was written; the next reload drops it
+            row = rows.get(pid)
+            if row is None:  # deleted since the index was written; the next reload drops it
                 continue
             hits.append(
-                Hit.from_photo(
-                    photo,
+                Hit.from_row(
+                    row,
                     cosine=cosine,
                     logit=float(logits[rank]),
                     probability=float(probabilities[rank]),
@@ -332,6 +341,14 @@ class Searcher:
                 )
             )
         return hits
+
+    def _metadata(self, ids: list[int]) -> dict[int, Any]:
+        """Metadata rows of indexed photos by id, in one Core query."""
+        if not ids:
+            return {}
+        statement = select(*HIT_COLUMNS).where(Photo.id.in_(ids), Photo.status == PhotoStatus.INDEXED)
+        with self.collection.engine.connect() as conn:
+            return {int(row.id): row for row in conn.execute(statement)}
 
 
 def _check_paging(k: int, offset: int) -> None:

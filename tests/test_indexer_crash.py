@@ -63,6 +63,7 @@ def _group_gone(pgid: int, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow  # two `dualens` processes (torch + transformers start-up): ~10-25 s
 @pytest.mark.timeout(120)
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
     tmp_path: Path, tiny_model_dir: Path

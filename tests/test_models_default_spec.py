@@ -89,3 +89,26 @@ def test_resolving_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for bad in (tmp_path / "nope", tmp_path / "file.txt", "a/b/c", "not a model!"):
         with pytest.raises(NotFoundError):
             resolve_model(bad)
+
+
+def test_default_model_dir_that_cannot_be_created_is_a_model_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.core.errors import ModelError
+    from indexer.core.models import DualEncoder
+
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("DUALENS_DEFAULT_MODEL_DIR", str(tmp_path / "a-file" / "default"))
+    encoder = DualEncoder()
+    assert encoder.model_id == DEFAULT_MODEL_ID and encoder.preprocess_config == DEFAULT_PREPROCESS
+    with pytest.raises(ModelError, match="cannot build the default model"):
+        encoder.load()
+
+
+def test_importing_the_model_layer_loads_neither_torch_nor_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, indexer.core.models; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

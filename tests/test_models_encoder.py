@@ -177,3 +177,23 @@ def test_unreachable_hub_id_is_a_model_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="dualens-test/no-such-model"):
         load_encoder("dualens-test/no-such-model")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_model_error(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="no CUDA GPU"):
+        load_encoder(tiny_model_dir, device="cuda")
+    with pytest.raises(ModelError, match="unknown device"):
+        load_encoder(tiny_model_dir, device="toaster")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_runs_half_precision_and_agrees_with_cpu(tiny_clip_dir: Path) -> None:
+    gpu = load_encoder(tiny_clip_dir)  # CUDA is the default when available
+    cpu = load_encoder(tiny_clip_dir, device="cpu")
+    assert gpu.device.type == "cuda" and gpu._state().dtype == torch.float16
+    images = _images()
+    gpu_vectors = gpu.embed_images(images)
+    assert gpu_vectors.dtype == np.float32
+    np.testing.assert_allclose(gpu_vectors, cpu.embed_images(images), atol=2e-2)
+    np.testing.assert_allclose(gpu.embed_texts(TEXTS), cpu.embed_texts(TEXTS), atol=2e-2)

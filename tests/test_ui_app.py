@@ -75,6 +75,19 @@ def test_missing_collection_says_how_to_index(tmp_path: Path, monkeypatch: pytes
     assert not at.text_input
 
 
+def test_damaged_database_is_reported_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    junk = b"this is not an sqlite database" * 100
+    (data / "dualens.sqlite").write_bytes(junk)
+    at = _app(data, monkeypatch).run()
+    _clean(at)
+    assert "cannot be opened" in _texts(at) and "dualens check" in _texts(at)
+    assert (data / "dualens.sqlite").read_bytes() == junk
+
+
 def test_collection_without_photos_shows_a_friendly_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
 ) -> None:
@@ -289,3 +302,28 @@ def test_new_index_is_picked_up_without_restarting(tmp_path, monkeypatch, tiny_m
     assert next(m for m in at.sidebar.metric if m.label == "Photos").value == str(3 + 5)
     at = _search(at, "a red car")
     assert len(_ids(at)) == PAGE
+
+
+def test_photo_reached_through_a_symlink_out_of_the_root_is_never_shown(
+    tmp_path, monkeypatch, tiny_model_dir
+):
+    photos, data, outside = tmp_path / "photos", tmp_path / "data", tmp_path / "outside"
+    make_photos(photos, n=4)
+    make_photos(outside, n=2, seed=3)
+    (photos / "escape.jpg").symlink_to(outside / "beach" / "photo_000.jpg")
+    build_collection(data, photos, tiny_model_dir)
+    from indexer.core.storage.collection import Collection
+
+    with Collection.open(data) as col:
+        escaped = col.photo_by_path(str(photos / "escape.jpg"))
+    if escaped is None:
+        pytest.skip("the indexer did not follow the symlink; nothing outside the root to hide")
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    _clean(at)
+    assert "escape.jpg" not in _names(at) and escaped.id not in _ids(at)
+    at = _app(data, monkeypatch)
+    at.query_params["similar"] = str(escaped.id)
+    at.run()
+    _clean(at)
+    assert escaped.id not in _ids(at) and "escape.jpg" not in _texts(at)
+    assert not any(p.name.startswith(f"{escaped.id}-") for p in (data / "thumbnails").rglob("*.jpg"))

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.ui_fixtures import build_collection, make_photos
-from ui.commands import streamlit_argv
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from tests.helpers.ui_fixtures import build_collection, make_photos  # noqa: E402
+from ui.commands import streamlit_argv  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -90,7 +92,6 @@ def _result_names(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_query_then_similar_in_a_real_browser(server: str, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:

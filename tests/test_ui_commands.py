@@ -43,15 +43,15 @@ def test_run_ui_passes_the_data_dir_in_the_environment(
 ) -> None:
     seen: dict[str, object] = {}
 
-    def fake_call(argv: list[str], env: dict[str, str]) -> int:
-        seen.update(argv=argv, env=env)
-        return 0
+    def fake_exec(path: str, argv: list[str], env: dict[str, str]) -> None:
+        seen.update(path=path, argv=argv, env=env)
 
-    monkeypatch.setattr(commands.subprocess, "call", fake_call)
+    monkeypatch.setattr(commands.os, "execve", fake_exec)
     args = argparse.Namespace(data=str(tmp_path), port=8600, host="127.0.0.1")
     assert commands.run_ui(args) == 0
     assert seen["env"]["DUALENS_DATA"] == str(tmp_path.resolve())  # type: ignore[index]
     assert "--server.port=8600" in seen["argv"]  # type: ignore[operator]
+    assert seen["path"] == sys.executable
 
 
 @pytest.mark.parametrize("port", [0, -1, 70000])

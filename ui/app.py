@@ -1,11 +1,14 @@
 """Streamlit entry script: ``streamlit run ui/app.py -- --data DIR`` (``dualens ui`` runs this).
 
-The data directory comes from ``--data`` after ``--`` or from ``$DUALENS_DATA``.
+The data directory comes from ``--data`` after ``--`` or from ``$DUALENS_DATA``. The page shell
+(style and title) is drawn first; the model layer, whose import takes seconds on a fresh server,
+is imported after it, under a spinner.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -13,7 +16,9 @@ _PROJECT = Path(__file__).resolve().parents[1]
 if str(_PROJECT) not in sys.path:  # streamlit puts ui/ on sys.path, not the project
     sys.path.insert(0, str(_PROJECT))
 
-from ui.page import main  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ui import chrome  # noqa: E402
 
 
 def _data_option(argv: list[str]) -> str | None:
@@ -23,4 +28,12 @@ def _data_option(argv: list[str]) -> str | None:
     return known.data
 
 
-main(_data_option(sys.argv[1:]))
+st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="expanded")
+chrome.inject_css()
+chrome.header()
+if "ui.page" in sys.modules:
+    page = sys.modules["ui.page"]
+else:
+    with st.spinner("Starting dualens: loading the model layer…"):
+        page = importlib.import_module("ui.page")
+page.main(_data_option(sys.argv[1:]))

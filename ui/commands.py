@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -75,4 +74,9 @@ def run_ui(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env[DATA_ENV] = str(data_dir)
     print(f"dualens: serving {data_dir} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
-    return subprocess.call(streamlit_argv(data_dir, args.host, int(args.port)), env=env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = streamlit_argv(data_dir, args.host, int(args.port))
+    # Replace this process: Ctrl-C and SIGTERM reach streamlit directly and no child is orphaned.
+    os.execve(argv[0], argv, env)
+    return 0  # not reached

@@ -12,8 +12,8 @@ import os
 import streamlit as st
 
 from indexer.core.errors import CollectionError, DualensError
-from indexer.core.settings import DATA_ENV, resolve_data_dir
-from ui import state, views
+from indexer.core.settings import DATA_ENV, CollectionPaths, resolve_data_dir
+from ui import chrome, state, views
 from ui.backend import Backend
 
 log = logging.getLogger(__name__)
@@ -26,31 +26,30 @@ def get_backend(data_dir: str) -> Backend:
 
 
 def main(data: str | os.PathLike[str] | None = None) -> None:
-    st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="expanded")
-    views.inject_css()
     data_dir = str(resolve_data_dir(data if data is not None else os.environ.get(DATA_ENV)))
     try:
         backend = get_backend(data_dir)
         backend.refresh()
     except CollectionError as exc:
-        views.no_collection(str(exc))
+        if os.environ.get("DUALENS_DB_URL") or CollectionPaths.from_option(data_dir).database.exists():
+            chrome.broken_collection(str(exc))
+        else:
+            chrome.no_collection(data_dir)
         return
     except DualensError as exc:
-        views.header()
-        views.problem(str(exc))
+        chrome.problem(str(exc))
         return
     except Exception:
         log.exception("cannot open the collection in %s", data_dir)
-        views.header()
-        views.unexpected()
+        chrome.unexpected()
         return
     try:
         render(backend)
     except DualensError as exc:
-        views.problem(str(exc))
+        chrome.problem(str(exc))
     except Exception:
         log.exception("request failed")
-        views.unexpected()
+        chrome.unexpected()
 
 
 def render(backend: Backend) -> None:
@@ -58,9 +57,8 @@ def render(backend: Backend) -> None:
     stats = backend.stats()
     facets = backend.facets(int(stats.generation))
     views.sidebar(stats, facets)
-    views.header()
     if int(stats.n_indexed) == 0:
-        views.empty_collection()
+        chrome.empty_collection()
         return
     views.search_bar()
     current = state.view()
@@ -71,7 +69,7 @@ def render(backend: Backend) -> None:
     try:
         page = backend.run(request, image=state.upload_image())
     except DualensError as exc:
-        views.problem(str(exc))
+        chrome.problem(str(exc))
         return
     views.context_bar(backend, current, page)
     if not page.hits:

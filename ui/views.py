@@ -1,4 +1,4 @@
-"""Rendering: sidebar, search bar, result grid, detail dialog and the friendly messages.
+"""Rendering: sidebar, search bar, result grid and detail dialog (messages: ui/chrome.py).
 
 Text that comes from file names is HTML-escaped before it reaches ``unsafe_allow_html`` markup.
 """
@@ -22,75 +22,9 @@ from ui.thumbnails import placeholder
 EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 
-CSS = """
-<style>
-.block-container {padding-top: 2.2rem; padding-bottom: 4rem; max-width: 1400px;}
-[data-testid="stImage"] img {border-radius: 8px;}
-.dl-title {font-size: 2rem; font-weight: 700; letter-spacing: -0.02em; margin: 0; line-height: 1.1;}
-.dl-title span {color: #e8590c;}
-.dl-tagline {color: #6b7280; margin: 0.2rem 0 0.6rem 0; font-size: 0.95rem;}
-.dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
-          text-overflow: ellipsis; margin-top: 0.15rem;}
-.dl-score {font-size: 0.78rem; color: #6b7280; display: flex; align-items: center; gap: 0.45rem;}
-.dl-bar {flex: 1; height: 4px; background: #eceef1; border-radius: 2px; overflow: hidden;}
-.dl-bar > span {display: block; height: 100%; background: #e8590c; border-radius: 2px;}
-.dl-context {font-size: 1.05rem; margin: 0;}
-.dl-count {color: #6b7280; font-size: 0.9rem; white-space: nowrap;}
-[data-testid="stDialog"] [data-testid="stImage"] img {max-height: 72vh; width: auto; max-width: 100%;
-    object-fit: contain;}
-.dl-meta {width: 100%; font-size: 0.88rem; border-collapse: collapse;}
-.dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
-.dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
-.dl-meta td:last-child {word-break: break-all;}
-</style>
-"""
-
-
-def inject_css() -> None:
-    st.markdown(CSS, unsafe_allow_html=True)
-
-
-def header() -> None:
-    st.markdown(
-        '<div class="dl-title">dua<span>lens</span></div>'
-        '<div class="dl-tagline">Find photos by describing them, or by showing one.</div>',
-        unsafe_allow_html=True,
-    )
-
 
 def _esc(text: object) -> str:
     return html.escape(str(text).replace("\n", " ").replace("\r", " "))
-
-
-# ---- messages ----
-
-
-def no_collection(message: str) -> None:
-    header()
-    st.info(
-        f"{message}\n\nIndex a folder of photos first, for example "
-        "`make index DIR=~/Pictures`, then reload this page.",
-        icon=":material/photo_library:",
-    )
-
-
-def empty_collection() -> None:
-    st.info(
-        "This collection has no indexed photos yet. Run `make index DIR=path/to/photos` and reload the page.",
-        icon=":material/photo_library:",
-    )
-
-
-def problem(message: str) -> None:
-    st.warning(message, icon=":material/error:")
-
-
-def unexpected() -> None:
-    st.error(
-        "Something went wrong while answering this request. Details are in the server log; "
-        "try another query or reload the page.",
-        icon=":material/error:",
-    )
 
 
 # ---- sidebar ----
@@ -288,15 +222,8 @@ def result_grid(backend: Backend, hits: Sequence[Hit]) -> None:
 
 def _card(backend: Backend, hit: Hit, top: float) -> None:
     thumb = backend.thumbnail(hit)
-    name = Path(hit.path).name
     st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch")
-    pct = max(0.0, min(1.0, hit.cosine / top)) * 100 if top > 0 else 0.0
-    st.markdown(
-        f'<div class="dl-name" title="{_esc(name)}">{_esc(name)}</div>'
-        f'<div class="dl-score">{hit.cosine:.3f}<span class="dl-bar"><span style="width:{pct:.0f}%">'
-        "</span></span></div>",
-        unsafe_allow_html=True,
-    )
+    st.markdown(card_caption(hit, top), unsafe_allow_html=True)
     with st.container(horizontal=True, gap="xsmall"):
         st.button(
             "Similar",
@@ -313,6 +240,17 @@ def _card(backend: Backend, hit: Hit, top: float) -> None:
             on_click=state.show_detail,
             args=(hit.id,),
         )
+
+
+def card_caption(hit: Hit, top: float) -> str:
+    """File name (escaped) and cosine score with a bar relative to the best hit ``top``."""
+    name = _esc(Path(hit.path).name)
+    pct = max(0.0, min(1.0, hit.cosine / top)) * 100 if top > 0 else 0.0
+    return (
+        f'<div class="dl-name" title="{name}">{name}</div>'
+        f'<div class="dl-score">{hit.cosine:.3f}<span class="dl-bar"><span style="width:{pct:.0f}%">'
+        "</span></span></div>"
+    )
 
 
 def more_button(page: ResultPage) -> None:
@@ -335,14 +273,14 @@ def detail_dialog(backend: Backend, photo_id: int, scored: Hit | None) -> None:
     preview = backend.thumbnail(hit, preview=True)
     left.image(str(preview) if preview else placeholder(backend.config.thumb_px), width="content")
     with right:
-        st.markdown(_meta_table(hit, scored is not None), unsafe_allow_html=True)
+        st.markdown(meta_table(hit, scored is not None), unsafe_allow_html=True)
         st.space("small")
         if st.button("Find similar photos", type="primary", icon=":material/image_search:", width="stretch"):
             state.show_similar(hit.id)
             st.rerun()
 
 
-def _meta_table(hit: Hit, with_scores: bool) -> str:
+def meta_table(hit: Hit, with_scores: bool) -> str:
     rows: list[tuple[str, str]] = [
         ("Name", Path(hit.path).name),
         ("Folder", str(Path(hit.path).parent)),

@@ -126,6 +126,11 @@ def main() -> int:
         for line in summary.lines():  # type: ignore[attr-defined]
             print(f"    {line}")
         print(f"    ratio (b)/(a): {fast / naive:.1f}x (target >= 5x); {_load()}", flush=True)
+        tuned = naive_loop(files[:32], encoder.location)
+        print(
+            f"    (a') the naive loop again, now with dualens' allocator setting (indexer/alloc.py): "
+            f"{tuned:.2f} images/s (32 images); (b)/(a'): {fast / tuned:.1f}x"
+        )
         again, _ = timed_index(data, folder, encoder)
         print(
             f"    no-change re-index of the same {len(files)} photos: {again:.3f}s "

@@ -9,6 +9,7 @@ in its own process, which the test can SIGKILL like any other.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from indexer.check import check_collection
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import VectorIndex
+from indexer.pipeline import IndexSummary
 from tests.helpers.images import pattern, save_jpeg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -244,3 +246,15 @@ def state_differences(got: CollectionState, want: CollectionState, atol: float =
         ):
             problems.append(f"{path}: vector differs from the uninterrupted run")
     return problems
+
+
+def index_in_process(data: Path, roots: list[Path], model_dir: Path, **options: object) -> IndexSummary:
+    """``dualens index`` through the library, decoding in this process (monkeypatches apply)."""
+    from indexer.pipeline import IndexOptions, run_index
+
+    opts = IndexOptions(**{"model": str(model_dir), "workers": 0, "threads": 1, "batch_size": 8, **options})  # type: ignore[arg-type]
+    return run_index(data, [str(r) for r in roots], opts)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

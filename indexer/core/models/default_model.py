@@ -59,10 +59,13 @@ def ensure_default_model(location: str | Path) -> Path:
     out = Path(location)
     if is_current(out):
         return out
-    with _build_lock(out):
-        if not is_current(out):  # another process may have built it while we waited
-            log.warning("building the offline default model into %s (first use, takes a minute)", out)
-            build_default_model(out, force=True)
+    try:
+        with _build_lock(out):
+            if not is_current(out):  # another process may have built it while we waited
+                log.warning("building the offline default model into %s (first use, takes a minute)", out)
+                build_default_model(out, force=True)
+    except OSError as exc:
+        raise ModelError(f"cannot build the default model into {out}: {exc}") from exc
     return out
 
 

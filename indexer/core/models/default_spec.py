@@ -15,7 +15,7 @@ from indexer.core.models.preprocess import PreprocessConfig
 # prompts, projections, preprocessing) and update DEFAULT_SPEC_FINGERPRINT with it; a directory
 # built by an older version is rebuilt on first use.
 DEFAULT_MODEL_ID = "dualens-default-v1"
-DEFAULT_SPEC_FINGERPRINT = ""  # filled in below by tests; see spec_fingerprint()
+DEFAULT_SPEC_FINGERPRINT = "879ba083ac77f534"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
 
 # EfficientNet-Lite0 evaluation preprocessing (TF reference: (x - 127) / 128, bicubic, centre crop
 # 224 of the shortest edge resized to 256). Measured on imagenet-sample: see the README.
@@ -36,7 +36,7 @@ class DefaultModelSpec:
     prompt_templates: tuple[str, ...] = ("a photo of a {}.",)
     temperature: float = 1.0  # classifier softmax temperature
     top_k: int = 0  # keep only the k most probable classes, renormalised (0: all 1000)
-    logit_scale: float = 50.0  # softmax scale on cosines (the model stores its log)
+    logit_scale: float = 20.0  # softmax scale on cosines (the model stores its log); see README
     class_names: tuple[str, ...] = field(default=(), repr=False)  # empty: the vendored ImageNet names
 
     def as_json(self) -> dict[str, Any]:

@@ -35,6 +35,9 @@ from indexer.core.storage.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # row ids are SQL BIGINTs: SQLite cannot even bind others
+
+
 class InfoKey:
     """Keys of the ``collection_info`` table."""
 
@@ -117,16 +120,21 @@ class Collection:
             paths.root.mkdir(parents=True, exist_ok=True)
         engine = create_engine(paths.database_url)
         install_sqlite_pragmas(engine)
-        if not create:
-            with engine.connect() as conn:
-                if current_schema_version(conn) is None:
-                    engine.dispose()
-                    raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
         try:
+            if not create:
+                with engine.connect() as conn:
+                    if current_schema_version(conn) is None:
+                        engine.dispose()
+                        raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
             create_or_migrate(engine)
+        except CollectionError:
+            raise
         except Exception as exc:  # a damaged file must be reported, never overwritten
             engine.dispose()
-            raise CollectionError(f"cannot open the collection database {paths.database_url}: {exc}") from exc
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise CollectionError(
+                f"cannot open the collection database {paths.database_url}: {reason}"
+            ) from exc
         return cls(paths, engine)
 
     def session(self) -> Session:
@@ -173,7 +181,7 @@ class Collection:
     # ------------------------------------------------------------------ rows
     def photos(self, ids: Sequence[int]) -> dict[int, Photo]:
         """Metadata rows by id, detached (the vector column is not loaded: use :meth:`vectors`)."""
-        wanted = [int(i) for i in ids]
+        wanted = [i for i in (int(x) for x in ids) if _INT64_MIN <= i <= _INT64_MAX]  # others match no row
         out: dict[int, Photo] = {}
         with self.session() as s:
             for start in range(0, len(wanted), 500):
@@ -195,6 +203,9 @@ class Collection:
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
         wanted = [int(i) for i in ids]
+        impossible = [i for i in wanted if not _INT64_MIN <= i <= _INT64_MAX]
+        if impossible:
+            raise NotFoundError(f"photo id {impossible[0]} is not an indexed photo of this collection")
         found: dict[int, bytes] = {}
         with self.session() as s:
             dim = int(get_info(s, InfoKey.DIM) or 0)

@@ -1,0 +1,83 @@
+"""The light part of the page: style, title and the friendly messages.
+
+Nothing here imports the model layer, so ``ui/app.py`` can paint the page shell at once while the
+heavy modules (torch, transformers, FAISS) are still being imported on a fresh server.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+CSS = """
+<style>
+.block-container {padding-top: 2.2rem; padding-bottom: 4rem; max-width: 1400px;}
+[data-testid="stImage"] img {border-radius: 8px;}
+.dl-title {font-size: 2rem; font-weight: 700; letter-spacing: -0.02em; margin: 0; line-height: 1.1;}
+.dl-title span {color: #e8590c;}
+.dl-tagline {color: #6b7280; margin: 0.2rem 0 0.6rem 0; font-size: 0.95rem;}
+.dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
+          text-overflow: ellipsis; margin-top: 0.15rem;}
+.dl-score {font-size: 0.78rem; color: #6b7280; display: flex; align-items: center; gap: 0.45rem;}
+.dl-bar {flex: 1; height: 4px; background: #eceef1; border-radius: 2px; overflow: hidden;}
+.dl-bar > span {display: block; height: 100%; background: #e8590c; border-radius: 2px;}
+.dl-context {font-size: 1.05rem; margin: 0;}
+.dl-count {color: #6b7280; font-size: 0.9rem; white-space: nowrap;}
+[data-testid="stDialog"] [data-testid="stImage"] img {max-height: 72vh; width: auto; max-width: 100%;
+    object-fit: contain;}
+.dl-meta {width: 100%; font-size: 0.88rem; border-collapse: collapse;}
+.dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
+.dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
+.dl-meta td:last-child {word-break: break-all;}
+</style>
+"""
+
+
+def inject_css() -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+
+
+def header() -> None:
+    st.markdown(
+        '<div class="dl-title">dua<span>lens</span></div>'
+        '<div class="dl-tagline">Find photos by describing them, or by showing one.</div>',
+        unsafe_allow_html=True,
+    )
+
+
+# ---- messages ----
+
+
+def no_collection(data_dir: str) -> None:
+    st.info(
+        f"There is no photo collection in `{data_dir}` yet.\n\n"
+        "Index a folder of photos first, for example `make index DIR=~/Pictures` "
+        "(or `dualens index --data DIR PHOTOS`), then reload this page.",
+        icon=":material/photo_library:",
+    )
+
+
+def broken_collection(message: str) -> None:
+    st.error(
+        f"The collection cannot be opened: {message}\n\n"
+        "`dualens check` tells what is wrong; `dualens rebuild-index` rebuilds a damaged index.",
+        icon=":material/error:",
+    )
+
+
+def empty_collection() -> None:
+    st.info(
+        "This collection has no indexed photos yet. Run `make index DIR=path/to/photos` and reload the page.",
+        icon=":material/photo_library:",
+    )
+
+
+def problem(message: str) -> None:
+    st.warning(message, icon=":material/error:")
+
+
+def unexpected() -> None:
+    st.error(
+        "Something went wrong while answering this request. Details are in the server log; "
+        "try another query or reload the page.",
+        icon=":material/error:",
+    )
