@@ -21,6 +21,15 @@ def _non_negative(value: str) -> int:
     return number
 
 
+def _one_line(text: str) -> str:
+    """Control characters (a newline in a file name…) escaped, so each entry stays on one line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text
+    )
+
+
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
     from indexer.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
@@ -120,7 +129,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
         print()
         return 0
     for r in rows:
-        print(f"{r.path}\t{r.error}")
+        print(f"{_one_line(r.path)}\t{_one_line(r.error or '')}")
     print(f"{len(rows)} file(s) could not be indexed", file=sys.stderr)
     return 0
 
@@ -130,6 +139,7 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     from indexer.lock import collection_lock
 
     with Collection.open(args.data) as collection, collection_lock(collection.paths):
+        collection.remove_stale_temp_files()
         index = collection.rebuild_index()
         print(
             f"rebuilt {collection.paths.vector_index}: {index.ntotal} vectors (generation {index.generation})"

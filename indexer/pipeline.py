@@ -154,6 +154,7 @@ def run_index(
     start = time.perf_counter()
     given = normalise_roots(dirs) if dirs else ()  # a missing folder fails before anything is created
     with Collection.open(data, create=True) as collection, collection_lock(collection.paths):
+        collection.remove_stale_temp_files()
         with timer.stage("scan"):
             roots = given or normalise_roots([str(r) for r in collection.roots()])
             with collection.session() as s:

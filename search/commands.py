@@ -7,10 +7,16 @@ import calendar
 import re
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.settings import CollectionPaths
+
+if TYPE_CHECKING:
+    from search.filters import Filters
+    from search.hits import Hit
+    from search.searcher import Searcher
 
 QUERY_HELP = (
     'text ("a dog on a beach"), or a composite of quoted texts and images with + and - and optional '
@@ -94,7 +100,7 @@ def parse_date(text: str | None, *, end: bool) -> date | None:
         raise UsageError(f"{text!r} is not a valid date ({exc})") from exc
 
 
-def _filters(args: argparse.Namespace):  # -> search.Filters
+def _filters(args: argparse.Namespace) -> Filters:
     from search.filters import Filters
 
     types = tuple(t for raw in args.types for t in raw.split(",") if t.strip())
@@ -107,14 +113,14 @@ def _filters(args: argparse.Namespace):  # -> search.Filters
     )
 
 
-def _open_searcher(args: argparse.Namespace):  # -> search.Searcher
+def _open_searcher(args: argparse.Namespace) -> Searcher:
     from search.searcher import Searcher
 
     encoder = DualEncoder(args.model) if getattr(args, "model", None) else None
     return Searcher.open(args.data, encoder=encoder, allow_external_files=True)
 
 
-def _print_hits(args: argparse.Namespace, hits, query: str) -> int:  # type: ignore[no-untyped-def]
+def _print_hits(args: argparse.Namespace, hits: list[Hit], query: str) -> int:
     from search.render import format_hits, print_json
 
     if args.json:

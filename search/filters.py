@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
@@ -115,7 +116,7 @@ def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[b
     return or_(and_(*taken), and_(*mtime))
 
 
-def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[tuple[int]]:
+def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any]:
     """SELECT of the ids of indexed photos that pass the folder, date and type filters."""
     clauses: list[ColumnElement[bool]] = [Photo.status == PhotoStatus.INDEXED]
     if filters.folder:

@@ -97,6 +97,9 @@ class VectorCache:
         vectors = np.stack(list(self._vectors.values())).astype(np.float32)
         fd, tmp = tempfile.mkstemp(dir=self.file.parent, suffix=".npz.tmp")
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates owner-only files
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, keys=keys, vectors=vectors)
             os.replace(tmp, self.file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
 MAX_K = 10_000
 MAX_OFFSET = 1_000_000
+TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
 
 PhotoRef = int | str | os.PathLike[str]
 ImageRef = Image.Image | str | os.PathLike[str]
@@ -72,6 +74,8 @@ class Searcher:
         self._roots = list(self._stats.roots)
         self._reload_lock = threading.Lock()
         self._scores: ScoreModel | None = None
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -216,10 +220,9 @@ class Searcher:
     def embed_query(self, query: Query) -> np.ndarray:
         """The query's unit vector: the weighted sum of its terms' unit vectors, re-normalised."""
         vectors = np.zeros((len(query.terms), self._index.dim), dtype=np.float32)
-        texts = [(i, t) for i, t in enumerate(query.terms) if t.kind is TermKind.TEXT]
+        texts = [(i, str(t.value)) for i, t in enumerate(query.terms) if t.kind is TermKind.TEXT]
         if texts:
-            embedded = self._checked(self.encoder.embed_texts([str(t.value) for _, t in texts]))
-            for (i, _), row in zip(texts, embedded, strict=True):
+            for (i, _), row in zip(texts, self._text_vectors([t for _, t in texts]), strict=True):
                 vectors[i] = row
         for i, term in enumerate(query.terms):
             if term.kind is TermKind.IMAGE:
@@ -231,11 +234,29 @@ class Searcher:
             raise QueryError("the query terms cancel each other out; change a weight or a term")
         return (combined / norm).astype(np.float32)
 
+    def _text_vectors(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings, remembered for the last TEXT_CACHE_SIZE texts (paging, UI reruns)."""
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for text in texts:
+                if text in self._text_cache:
+                    self._text_cache.move_to_end(text)
+                    found[text] = self._text_cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            embedded = self._checked(self.encoder.embed_texts(missing))
+            with self._cache_lock:
+                for text, row in zip(missing, embedded, strict=True):
+                    found[text] = self._text_cache[text] = row
+                while len(self._text_cache) > TEXT_CACHE_SIZE:
+                    self._text_cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
     def _term_image_vector(self, term: Term) -> np.ndarray:
         value = term.value
         if isinstance(value, int):
             return self.collection.vectors([value])[0]
-        return self._image_vector(value)  # type: ignore[arg-type]
+        return self._image_vector(value)
 
     def _image_vector(self, image: ImageRef | int) -> np.ndarray:
         if isinstance(image, bool):

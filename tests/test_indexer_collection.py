@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import delete
 
 import indexer.scan as scan_module
 from indexer.core.errors import CollectionError, NotFoundError
 from indexer.core.storage.collection import Collection
+from indexer.core.storage.schema import Photo
 from indexer.pipeline import IndexOptions, run_index
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg
@@ -68,3 +70,28 @@ def test_heic_and_avif_are_scanned_when_the_plugin_is_installed(monkeypatch: pyt
     assert exts[".heic"] == "heic" and exts[".avif"] == "avif"
     monkeypatch.setattr(scan_module, "heif_available", lambda: False)
     assert ".heic" not in scan_module.supported_extensions()
+
+
+def test_a_snapshot_sees_one_commit_while_an_indexer_writes(collection: Collection) -> None:
+    from indexer.core.storage.collection import bump_generation
+
+    with collection.snapshot() as snap:
+        before = collection.generation(session=snap)
+        ids = sorted(collection.photos(range(1, 100), session=snap))
+        with collection.session() as writer, writer.begin():  # another connection commits meanwhile
+            bump_generation(writer)
+            writer.execute(delete(Photo).where(Photo.id == ids[0]))
+        assert collection.generation(session=snap) == before
+        assert sorted(collection.photos(ids, session=snap)) == ids
+        assert collection.build_index_from_db(session=snap).ntotal == 4
+    assert collection.generation() == before + 1 and len(collection.photos(ids)) == 3
+
+
+def test_index_temp_files_of_a_killed_save_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    save_jpeg(tmp_path / "photos" / "a.jpg")
+    data = tmp_path / "data"
+    run_index(data, [tmp_path / "photos"], IndexOptions(workers=0), encoder=FakeEncoder())
+    leftover = data / "vectors.faiss.abc123.tmp"
+    leftover.write_bytes(b"half an index")
+    run_index(data, [tmp_path / "photos"], IndexOptions(workers=0), encoder=FakeEncoder())
+    assert not leftover.exists()

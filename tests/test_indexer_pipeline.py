@@ -77,8 +77,10 @@ def test_first_run_stores_rows_vectors_and_metadata(tmp_path: Path) -> None:
     exif = Exif(taken_at="2020:01:02 03:04:05", make="Nikon", model="D90", gps=(1.5, 2.5))
     save_jpeg(root / "exif.jpg", exif=exif)
     data = tmp_path / "data"
-    summary = _index(data, root)
+    encoder = FakeEncoder()
+    summary = _index(data, root, encoder=encoder)
     assert (summary.indexed, summary.failed, summary.unchanged) == (6, 0, 0)
+    assert encoder.batches == [4, 2]  # embedded in batches of --batch-size
     with Collection.open(data) as c:
         info = c.info()
         assert (info.n_indexed, info.model_id, info.dim) == (6, "fake-encoder-v1", 8)

@@ -330,3 +330,21 @@ def test_empty_collection_returns_no_hits(tmp_path, clip_encoder):
 def test_query_objects_are_accepted(searcher):
     q = Query((Term.text("dog"),))
     assert [h.id for h in searcher.search(q, k=3)] == [h.id for h in searcher.search("dog", k=3)]
+
+
+def test_repeated_text_queries_are_embedded_once(world, tiny_clip_dir):
+    data, *_ = world
+    encoder = DualEncoder(tiny_clip_dir)
+    calls: list[list[str]] = []
+    original = encoder.embed_texts
+
+    def counting(texts):
+        calls.append(list(texts))
+        return original(texts)
+
+    encoder.embed_texts = counting  # type: ignore[method-assign]
+    with Searcher.open(data, encoder=encoder) as s:
+        first = [h.id for h in s.search("dog", k=5)]
+        assert [h.id for h in s.search("dog", k=5, offset=0)] == first
+        s.search('"dog" - "night"', k=5)
+    assert calls == [["dog"], ["night"]]

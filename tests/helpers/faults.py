@@ -9,6 +9,7 @@ in its own process, which the test can SIGKILL like any other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -94,7 +95,9 @@ class CliForkServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "CI": "1"}
         full_env.pop("DUALENS_DB_URL", None)
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), full_env.get("PYTHONPATH")]))
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), full_env.get("PYTHONPATH")])
+        )
         full_env.update(env or {})
         self._proc = subprocess.Popen(
             [sys.executable, "-c", _SERVER],
@@ -145,15 +148,11 @@ class CliForkServer:
         start = time.perf_counter()
         pid, log = self.start(argv, pre)
         time.sleep(max(0.0, after_s))
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # already finished
         rc = self.wait(pid)
-        try:  # decoder workers exit on their own when the indexer dies; make sure of it
+        with contextlib.suppress(ProcessLookupError):  # decoder workers exit on their own; make sure
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return CliResult(rc, log.read_text(errors="replace"), time.perf_counter() - start)
 
     def close(self) -> None:
@@ -171,7 +170,11 @@ def make_photos(root: Path, n: int, *, seed: int = 0, size: tuple[int, int] = (4
     """``n`` small distinct JPEGs in a few sub-folders."""
     paths = []
     for i in range(n):
-        paths.append(save_jpeg(root / f"d{i % 5}" / f"p{i:04d}.jpg", pattern(size, seed=seed * 100_003 + i), quality=80))
+        paths.append(
+            save_jpeg(
+                root / f"d{i % 5}" / f"p{i:04d}.jpg", pattern(size, seed=seed * 100_003 + i), quality=80
+            )
+        )
     return paths
 
 
@@ -241,8 +244,10 @@ def state_differences(got: CollectionState, want: CollectionState, atol: float =
             problems.append(f"{path}: status {g.status}, uninterrupted run: {w.status}")
         elif (g.vector is None) != (w.vector is None):
             problems.append(f"{path}: vector presence differs")
-        elif g.vector is not None and w.vector is not None and (
-            g.vector.shape != w.vector.shape or not np.allclose(g.vector, w.vector, atol=atol)
+        elif (
+            g.vector is not None
+            and w.vector is not None
+            and (g.vector.shape != w.vector.shape or not np.allclose(g.vector, w.vector, atol=atol))
         ):
             problems.append(f"{path}: vector differs from the uninterrupted run")
     return problems

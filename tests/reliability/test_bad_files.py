@@ -21,7 +21,7 @@ from sqlalchemy import select
 import indexer.decode as decode_module
 import indexer.pipeline as pipeline_module
 from indexer.core.storage.collection import Collection
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.schema import Photo
 from tests.helpers.images import (
     Exif,
     pattern,
@@ -53,14 +53,18 @@ def _build_folder(root: Path) -> dict[str, Expect]:
     """Write the bad inputs and a few good photos; returns what each path must become."""
     e: dict[str, Expect] = {}
 
-    def put(rel: str, expect: Expect, writer) -> None:  # type: ignore[no-untyped-def]
+    def put(rel: str, expect: Expect, writer) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         writer(path)
         e[rel] = expect
 
     for i in range(4):
-        put(f"good/g{i}.jpg", Expect("indexed", size=(40, 30)), lambda p, i=i: save_jpeg(p, pattern((40, 30), seed=i)))
+        put(
+            f"good/g{i}.jpg",
+            Expect("indexed", size=(40, 30)),
+            lambda p, i=i: save_jpeg(p, pattern((40, 30), seed=i)),
+        )
     # broken files
     put("bad/truncated.jpg", Expect("error", "truncated"), write_truncated_jpeg)
     put("bad/zero.jpg", Expect("error", "empty"), write_zero_bytes)
@@ -76,14 +80,30 @@ def _build_folder(root: Path) -> dict[str, Expect]:
     put("bad/vanishes.jpg", Expect("error", "vanished"), lambda p: save_jpeg(p, seed=90))
     put("bad/unreadable.jpg", Expect("error", "unreadable"), lambda p: save_jpeg(p, seed=91))
     # odd but valid images
-    put("odd/tall.png", Expect("indexed", size=(1, 20000)), lambda p: Image.new("RGB", (1, 20000), (9, 99, 199)).save(p))
-    put("odd/wide.png", Expect("indexed", size=(20000, 1)), lambda p: Image.new("RGB", (20000, 1), (199, 9, 99)).save(p))
-    put("odd/wide.jpg", Expect("indexed", size=(20000, 1)), lambda p: save_jpeg(p, pattern((20000, 1), seed=5)))
+    put(
+        "odd/tall.png",
+        Expect("indexed", size=(1, 20000)),
+        lambda p: Image.new("RGB", (1, 20000), (9, 99, 199)).save(p),
+    )
+    put(
+        "odd/wide.png",
+        Expect("indexed", size=(20000, 1)),
+        lambda p: Image.new("RGB", (20000, 1), (199, 9, 99)).save(p),
+    )
+    put(
+        "odd/wide.jpg",
+        Expect("indexed", size=(20000, 1)),
+        lambda p: save_jpeg(p, pattern((20000, 1), seed=5)),
+    )
     put("odd/cmyk.jpg", Expect("indexed", size=(64, 48)), save_cmyk_jpeg)
     put("odd/sixteen-bit.png", Expect("indexed", size=(32, 24)), save_png16)
     put("odd/palette-transparent.png", Expect("indexed", size=(32, 32)), save_palette_transparent)
     put("odd/animated.gif", Expect("indexed", size=(64, 48)), save_animated_gif)
-    put("odd/grey.tiff", Expect("indexed", size=(64, 48)), lambda p: save_as(p, "TIFF", pattern(seed=6).convert("L")))
+    put(
+        "odd/grey.tiff",
+        Expect("indexed", size=(64, 48)),
+        lambda p: save_as(p, "TIFF", pattern(seed=6).convert("L")),
+    )
     bogus = [
         Exif(orientation=0, taken_at="0000:00:00 00:00:00"),
         Exif(orientation=9, taken_at="2020:13:45 25:61:61"),
@@ -92,10 +112,20 @@ def _build_folder(root: Path) -> dict[str, Expect]:
     ]
     for i, exif in enumerate(bogus):
         size = (40, 60) if exif.orientation == 6 else (60, 40)
-        put(f"exif/bogus{i}.jpg", Expect("indexed", size=size), lambda p, x=exif, i=i: save_jpeg(p, pattern((60, 40), seed=20 + i), exif=x))
+        put(
+            f"exif/bogus{i}.jpg",
+            Expect("indexed", size=size),
+            lambda p, x=exif, i=i: save_jpeg(p, pattern((60, 40), seed=20 + i), exif=x),
+        )
     # names
-    for i, name in enumerate(["café 東京.jpg", "with  spaces .jpg", "new\nline.jpg", "📷 émoji.JPG", "-dash.jpg", "quote'\"s.jpg"]):
-        put(f"names/{name}", Expect("indexed", size=(40, 30)), lambda p, i=i: save_jpeg(p, pattern((40, 30), seed=40 + i)))
+    for i, name in enumerate(
+        ["café 東京.jpg", "with  spaces .jpg", "new\nline.jpg", "📷 émoji.JPG", "-dash.jpg", "quote'\"s.jpg"]
+    ):
+        put(
+            f"names/{name}",
+            Expect("indexed", size=(40, 30)),
+            lambda p, i=i: save_jpeg(p, pattern((40, 30), seed=40 + i)),
+        )
     # not photo files: no row at all
     loop = root / "loop"
     loop.mkdir()
@@ -115,7 +145,7 @@ def _inject_vanish_and_unreadable(monkeypatch: pytest.MonkeyPatch, root: Path) -
     """
     real_scan = pipeline_module.scan
 
-    def scan_then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def scan_then_delete(*args, **kwargs):
         result = real_scan(*args, **kwargs)
         (root / "bad" / "vanishes.jpg").unlink(missing_ok=True)
         return result
@@ -123,7 +153,7 @@ def _inject_vanish_and_unreadable(monkeypatch: pytest.MonkeyPatch, root: Path) -
     real_read = decode_module.read_file
     unreadable = str(root / "bad" / "unreadable.jpg")
 
-    def read_file(path: str, max_bytes: int):  # type: ignore[no-untyped-def]
+    def read_file(path: str, max_bytes: int):
         if path == unreadable:
             raise PermissionError(13, "Permission denied", path)
         return real_read(path, max_bytes)

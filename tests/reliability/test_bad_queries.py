@@ -125,7 +125,7 @@ def _tables_digest(data: Path) -> str:
         for (sql,) in con.execute("SELECT sql FROM sqlite_master ORDER BY name"):
             digest.update(str(sql).encode())
         for table in ("photos", "roots", "collection_info", "schema_version"):
-            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):  # noqa: S608 - fixed names
+            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
                 digest.update(repr(row).encode())
         return digest.hexdigest()
     finally:
@@ -195,7 +195,7 @@ def test_similar_and_search_image_take_any_reference_and_raise_only_dualens_erro
 ) -> None:
     for call in (searcher.similar, searcher.search_image):
         try:
-            hits = call(photo, k=k)  # type: ignore[operator]
+            hits = call(photo, k=k)  # type: ignore[arg-type]
         except DualensError as exc:
             assert str(exc).strip()
             continue
@@ -207,7 +207,9 @@ FILTERS = st.builds(
     folder=st.none() | st.sampled_from(NASTY) | st.text(max_size=30),
     date_from=st.none() | st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)),
     date_to=st.none() | st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)),
-    file_types=st.lists(st.sampled_from(["jpg", "png", "JPEG", ".tif", "", "%", "'; --", "x" * 40]), max_size=3),
+    file_types=st.lists(
+        st.sampled_from(["jpg", "png", "JPEG", ".tif", "", "%", "'; --", "x" * 40]), max_size=3
+    ),
     min_score=st.none() | st.floats(allow_nan=True, allow_infinity=True),
 )
 

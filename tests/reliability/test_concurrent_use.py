@@ -44,11 +44,9 @@ class Snapshot:
 
 def _snapshot(data: Path) -> Snapshot:
     with Collection.open(data) as c, c.session() as s:
-        rows = s.execute(select(Photo.id, Photo.path, Photo.vector).where(Photo.status == PhotoStatus.INDEXED))
-        rows = rows.all()
-    return Snapshot(
-        {r.id: np.frombuffer(r.vector, np.float32) for r in rows}, {r.id: r.path for r in rows}
-    )
+        stmt = select(Photo.id, Photo.path, Photo.vector).where(Photo.status == PhotoStatus.INDEXED)
+        rows = s.execute(stmt).all()
+    return Snapshot({r.id: np.frombuffer(r.vector, np.float32) for r in rows}, {r.id: r.path for r in rows})
 
 
 @dataclass
@@ -58,7 +56,7 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _hammer(name: str, search: Callable[[], list], stop: threading.Event, rec: Recorder) -> None:  # type: ignore[type-arg]
+def _hammer(name: str, search: Callable[[], list], stop: threading.Event, rec: Recorder) -> None:
     while not stop.is_set():
         try:
             hits = search()
@@ -71,16 +69,16 @@ def _hammer(name: str, search: Callable[[], list], stop: threading.Event, rec: R
             rec.results.append((name, row))
 
 
-def _library_search(searcher: Searcher) -> Callable[[], list]:  # type: ignore[type-arg]
-    def run() -> list:  # type: ignore[type-arg]
+def _library_search(searcher: Searcher) -> Callable[[], list]:
+    def run() -> list:
         searcher.reload_if_stale()
         return searcher.search(QUERY, k=K)
 
     return run
 
 
-def _ui_search(backend: Backend) -> Callable[[], list]:  # type: ignore[type-arg]
-    def run() -> list:  # type: ignore[type-arg]
+def _ui_search(backend: Backend) -> Callable[[], list]:
+    def run() -> list:
         backend.refresh()
         return backend.run(SearchRequest(kind="text", text=QUERY, limit=K)).hits
 
@@ -105,14 +103,19 @@ def _problems(rec: Recorder, old: Snapshot, new: Snapshot, q: np.ndarray, *, ato
     return sorted(set(problems))
 
 
-def _concurrently(cli: CliForkServer, argv: list[str], data: Path, *, atomic: bool, q: np.ndarray) -> tuple[Recorder, list[str]]:
+def _concurrently(
+    cli: CliForkServer, argv: list[str], data: Path, *, atomic: bool, q: np.ndarray
+) -> tuple[Recorder, list[str]]:
     old = _snapshot(data)
     rec = Recorder()
     stop = threading.Event()
     with Searcher.open(data) as searcher:
         backend = Backend.open(data, UiConfig())
         try:
-            searches = [("Searcher.search", _library_search(searcher)), ("ui Backend.run", _ui_search(backend))]
+            searches = [
+                ("Searcher.search", _library_search(searcher)),
+                ("ui Backend.run", _ui_search(backend)),
+            ]
             threads = [
                 threading.Thread(target=_hammer, args=(name, fn, stop, rec))
                 for name, fn in searches * N_THREADS
@@ -137,7 +140,7 @@ def _concurrently(cli: CliForkServer, argv: list[str], data: Path, *, atomic: bo
 
 @pytest.mark.slow
 def test_searches_during_indexing_see_the_old_or_the_new_index_never_a_partial_one(
-    cli: CliForkServer, tiny_model_dir: Path, tmp_path: Path
+    cli: CliForkServer, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "photos"
     make_photos(root / "base", 30, seed=31)
@@ -170,7 +173,9 @@ def test_searches_during_indexing_see_the_old_or_the_new_index_never_a_partial_o
     report.append(("add + remove, many transactions", len(rec.results), problems))
 
     for name, n, problems in report:
-        print(f"concurrent searches during `dualens index` ({name}): {n} searches, {len(problems)} problems")
+        with capsys.disabled():
+            line = f"concurrent searches during `dualens index` ({name}): {n} searches"
+            print(f"\n{line}, {len(problems)} problems")
     assert all(n > 0 for _, n, _ in report)
     problems = [f"{name}: {p}" for name, _, ps in report for p in ps]
     assert problems == [], "\n".join(problems)

@@ -1,4 +1,5 @@
-"""Corrupt state: a damaged or missing FAISS file is detected and rebuilt; a damaged database is reported, untouched."""
+"""Corrupt state: a damaged or missing FAISS file is detected and rebuilt; a damaged database is
+reported in one line and never overwritten."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = Image.open
 
-    def recording(fp, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def recording(fp, *args, **kwargs):
         if isinstance(fp, str | os.PathLike):
             seen.append(os.path.realpath(fp))
         return real(fp, *args, **kwargs)
@@ -126,7 +126,7 @@ def test_ui_backend_refuses_paths_in_queries_and_never_opens_them(
 ) -> None:
     _, root, outside = layout
     for route in _routes_to_the_secret(root, outside):
-        for text in (f"@{route}", f'@"{route}" + "a red car"', f"{route} + \"x\""):
+        for text in (f"@{route}", f'@"{route}" + "a red car"', f'{route} + "x"'):
             with pytest.raises(DualensError):
                 backend.run(SearchRequest(kind="text", text=text))
     # an indexed photo by its full path is fine: it is looked up, not opened
@@ -171,4 +171,6 @@ def test_ui_backend_never_shows_or_reads_a_tampered_row_pointing_out_of_the_root
         b.close()
     assert not any(p.startswith(str(outside.resolve())) for p in opened)
     thumbs = tampered / "thumbnails"
-    assert not thumbs.exists() or all(not f.is_file() for f in thumbs.rglob("*") if f.name.split("-")[0] in map(str, ids))
+    assert not thumbs.exists() or all(
+        not f.is_file() for f in thumbs.rglob("*") if f.name.split("-")[0] in map(str, ids)
+    )

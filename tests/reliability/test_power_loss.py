@@ -61,10 +61,10 @@ def test_failure_while_saving_the_index_keeps_the_previous_file(
         real_fdopen = os.fdopen
 
         class FailingFile:
-            def __init__(self, fh):  # type: ignore[no-untyped-def]
+            def __init__(self, fh):
                 self.fh = fh
 
-            def __enter__(self):  # type: ignore[no-untyped-def]
+            def __enter__(self):
                 return self
 
             def __exit__(self, *exc: object) -> None:
@@ -98,10 +98,10 @@ def photos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def reference(tmp_path: Path, photos: Path, tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+def reference(tmp_path: Path, photos: Path, tiny_model_dir: Path):
     """The state of an uninterrupted run over ``photos`` (computed on demand, after the test changed them)."""
 
-    def compute():  # type: ignore[no-untyped-def]
+    def compute():
         data = tmp_path / "reference"
         index_in_process(data, [photos], tiny_model_dir)
         return read_state(data)
@@ -111,7 +111,7 @@ def reference(tmp_path: Path, photos: Path, tiny_model_dir: Path):  # type: igno
 
 def test_disk_full_while_saving_the_index_at_the_end_of_a_run(
     tmp_path: Path, photos: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, reference
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     data = tmp_path / "data"
     index_in_process(data, [photos], tiny_model_dir)
     before = sha256(data / "vectors.faiss")
@@ -137,12 +137,12 @@ def test_disk_full_while_saving_the_index_at_the_end_of_a_run(
 
 def test_exception_inside_a_database_transaction_rolls_the_batch_back(
     tmp_path: Path, photos: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, reference
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     data = tmp_path / "data"
     real = writer_module.bump_generation
     calls = []
 
-    def failing_third_commit(session):  # type: ignore[no-untyped-def]
+    def failing_third_commit(session):
         calls.append(1)
         generation = real(session)  # the batch's rows are flushed in the open transaction by now
         if len(calls) == 3:
@@ -218,7 +218,7 @@ def _cli_index(data: Path, photos: Path, model: Path) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_while_the_index_file_is_written_keeps_the_previous_file(
     cli: CliForkServer, tmp_path: Path, photos: Path, tiny_model_dir: Path, reference
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     data = tmp_path / "data"
     argv = _cli_index(data, photos, tiny_model_dir)
     assert cli.run(argv).rc == 0
@@ -240,7 +240,7 @@ def test_sigkill_while_the_index_file_is_written_keeps_the_previous_file(
 @pytest.mark.slow
 def test_sigkill_inside_a_database_transaction_loses_only_that_batch(
     cli: CliForkServer, tmp_path: Path, photos: Path, tiny_model_dir: Path, reference
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     data = tmp_path / "data"
     argv = _cli_index(data, photos, tiny_model_dir)
     _kill_when_parked(cli, argv, HANG_IN_THIRD_TRANSACTION, tmp_path / "parked")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +141,25 @@ class Collection:
     def session(self) -> Session:
         return self._sessions()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A session inside one read transaction: every read through it sees the same commit.
+
+        Pass it as ``session=`` to :meth:`generation`, :meth:`photos`, :meth:`vectors` and
+        :meth:`build_index_from_db` to get an index and metadata of the same database state while an
+        indexer commits batches.
+        """
+        with self.session() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def _reading(self, session: Session | None) -> Iterator[Session]:
+        if session is not None:
+            yield session
+        else:
+            with self.snapshot() as s:
+                yield s
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -166,8 +186,8 @@ class Collection:
                 n_pending=int(counts.get(PhotoStatus.PENDING, 0)),
             )
 
-    def generation(self) -> int:
-        with self.session() as s:
+    def generation(self, *, session: Session | None = None) -> int:
+        with self._reading(session) as s:
             return int(get_info(s, InfoKey.GENERATION) or 0)
 
     def roots(self) -> list[Path]:
@@ -179,16 +199,17 @@ class Collection:
         return [Path(p) for p in s.scalars(select(Root.path).order_by(Root.path))]
 
     # ------------------------------------------------------------------ rows
-    def photos(self, ids: Sequence[int]) -> dict[int, Photo]:
+    def photos(self, ids: Sequence[int], *, session: Session | None = None) -> dict[int, Photo]:
         """Metadata rows by id, detached (the vector column is not loaded: use :meth:`vectors`)."""
         wanted = [i for i in (int(x) for x in ids) if _INT64_MIN <= i <= _INT64_MAX]  # others match no row
         out: dict[int, Photo] = {}
-        with self.session() as s:
+        with self._reading(session) as s:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for p in s.scalars(select(Photo).options(defer(Photo.vector)).where(Photo.id.in_(chunk))):
                     out[p.id] = p
-            s.expunge_all()
+            for p in out.values():
+                s.expunge(p)
         return out
 
     def photo_by_path(self, path: str | Path) -> Photo | None:
@@ -200,14 +221,14 @@ class Collection:
                 s.expunge(photo)
             return photo
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int], *, session: Session | None = None) -> np.ndarray:
         """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
         wanted = [int(i) for i in ids]
         impossible = [i for i in wanted if not _INT64_MIN <= i <= _INT64_MAX]
         if impossible:
             raise NotFoundError(f"photo id {impossible[0]} is not an indexed photo of this collection")
         found: dict[int, bytes] = {}
-        with self.session() as s:
+        with self._reading(session) as s:
             dim = int(get_info(s, InfoKey.DIM) or 0)
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
@@ -243,9 +264,9 @@ class Collection:
             log.info("vector index %s is missing; rebuilding it in memory", self.paths.vector_index)
         return self.build_index_from_db()
 
-    def build_index_from_db(self) -> VectorIndex:
+    def build_index_from_db(self, *, session: Session | None = None) -> VectorIndex:
         """A fresh index of every indexed row's vector, stamped with the generation read alongside."""
-        with self.session() as s, s.begin():  # one read transaction: vectors and generation agree
+        with self._reading(session) as s:  # one read transaction: vectors and generation agree
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
             dim = int(get_info(s, InfoKey.DIM) or 0)
             if dim == 0:
@@ -264,6 +285,14 @@ class Collection:
         index.save(self.paths.vector_index)
         with self.session() as s, s.begin():
             set_info(s, InfoKey.INDEX_GENERATION, index.generation)
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete index temp files left by a writer killed mid-save. Call only holding the index lock."""
+        vector_file = self.paths.vector_index
+        stale = sorted(vector_file.parent.glob(f"{vector_file.name}.*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def index_is_current(self) -> bool:
         """Cheap check (no file read): the last saved index matches the database generation."""

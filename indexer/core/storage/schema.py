@@ -114,6 +114,9 @@ def blobs_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # The driver's own transaction handling would BEGIN only before writes, so the SELECTs of one
+    # SQLAlchemy transaction could each see a different commit; _sqlite_begin emits BEGIN instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -122,9 +125,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def install_sqlite_pragmas(engine: Engine) -> None:
+    """WAL, busy timeout, and real transactions: every read inside one transaction sees one snapshot."""
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
 
 
 def current_schema_version(conn: Connection) -> int | None:
