@@ -63,7 +63,9 @@ def load_base(base: str, device: str | None = None) -> BaseModel:
     """Load ``base`` (``"default"``, a directory or a hub id) for training; ModelError if unsuitable."""
     from transformers import AutoModel, AutoTokenizer
 
-    import indexer.core.models  # noqa: F401  (registers the default model's towers)
+    from indexer.core.models import register_towers
+
+    register_towers()  # the default model's custom towers must be known to AutoModel
 
     resolved = resolve_model(base)
     if resolved.is_default:

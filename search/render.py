@@ -97,7 +97,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_aligned: 
 
 
 def _percent(p: float) -> str:
-    return f"{100 * p:.1f}%" if p >= 0.001 else f"{100 * p:.0e}%"
+    return f"{100 * p:.1f}%" if p >= 0.0005 else "<0.1%"
 
 
 def _bytes(n: int) -> str:

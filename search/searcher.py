@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from indexer.core.errors import ModelMismatchError, NotFoundError, QueryError, UsageError
+from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DualEncoder
-from indexer.core.storage.collection import Collection, CollectionStats
+from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from search.classify import PROMPT, classify_vector, clean_labels
@@ -124,11 +124,25 @@ class Searcher:
         return list(self._roots)
 
     def reload_if_stale(self) -> bool:
-        """Reopen the FAISS index when the indexer has written a newer generation."""
+        """Reopen the FAISS index when the indexer has saved a newer generation of it.
+
+        Only a newer *saved* file is loaded (cheap, and never a rebuild): while the indexer is
+        still running, queries keep using the previous index, and hits whose rows were deleted
+        meanwhile are dropped, so every result reflects either the old or the new index.
+        """
         with self._reload_lock:
-            if self.collection.generation() == self._index.generation:
+            with self.collection.session() as session:
+                saved = get_info(session, InfoKey.INDEX_GENERATION)
+            if saved is None or int(saved) <= self._index.generation:
                 return False
-            self._index = self.collection.load_index()
+            try:
+                index = VectorIndex.load(self.collection.paths.vector_index)
+            except CollectionError as exc:
+                log.warning("keeping the current vector index: %s", exc)
+                return False
+            if index.generation <= self._index.generation:
+                return False
+            self._index = index
             self._stats = self.collection.info()
             self._roots = list(self._stats.roots)
             if self._encoder is None and self._stats.model_id:

@@ -304,19 +304,22 @@ def test_siglip_probabilities_are_sigmoids(tmp_path, tiny_siglip_dir):
         assert h.probability == pytest.approx(1 / (1 + math.exp(-logit)), rel=1e-6)
 
 
-def test_reload_if_stale_picks_up_a_new_generation(world, clip_encoder, tmp_path):
+def test_reload_if_stale_picks_up_a_newer_saved_index_only(clip_encoder, tmp_path):
+    from indexer.core.storage.collection import InfoKey, set_info
+
     rng = np.random.default_rng(2)
     photos = [FakePhoto(f"{i}.jpg", rng.standard_normal(clip_encoder.dim)) for i in range(5)]
     make_collection(tmp_path / "data", tmp_path / "p", photos, model_id=clip_encoder.model_id)
     with Searcher.open(tmp_path / "data", encoder=clip_encoder) as s:
         assert s.reload_if_stale() is False
-        from indexer.core.storage.collection import InfoKey, set_info
-
         with s.collection.session() as session, session.begin():
-            set_info(session, InfoKey.GENERATION, 2)
-        s.collection.rebuild_index()
+            set_info(session, InfoKey.GENERATION, 2)  # the indexer is mid-run: file not saved yet
+        assert s.reload_if_stale() is False
+        assert s.index.generation == 1 and len(s.search("dog", k=10)) == 5
+        s.collection.rebuild_index()  # the indexer saves the new index
         assert s.reload_if_stale() is True
         assert s.index.generation == 2
+        assert s.reload_if_stale() is False
 
 
 def test_empty_collection_returns_no_hits(tmp_path, clip_encoder):
