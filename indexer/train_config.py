@@ -15,7 +15,7 @@ class TrainConfig:
     captions: Path
     out: Path
     base: str = "default"
-    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    epochs: int = 100  # upper bound; early stopping usually ends sooner
     steps: int | None = None  # overrides epochs when given
     batch_size: int = 128
     lr: float = 1e-3
@@ -26,7 +26,7 @@ class TrainConfig:
     unlock_text_layers: int = 0
     val_fraction: float = 0.2
     eval_every: int = 0  # steps between validations; 0 = once per epoch
-    patience: int = 3  # validations without improvement before stopping
+    patience: int = 5  # validations without improvement before stopping
     seed: int = 0
     data: Path | None = None  # data dir: feature cache lives in <data>/cache/train
     device: str | None = None

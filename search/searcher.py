@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
-from indexer.core.models import DualEncoder
+from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
@@ -40,6 +40,7 @@ MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least thi
 MAX_K = 10_000
 MAX_OFFSET = 1_000_000
 TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
+DEFAULT_ID_PREFIX = "dualens-default-"
 
 PhotoRef = int | str | os.PathLike[str]
 ImageRef = Image.Image | str | os.PathLike[str]
@@ -99,7 +100,7 @@ class Searcher:
                     f"not {encoder.model_id}; search it with its own model or re-index"
                 )
             if encoder is None and stats.model_id:
-                encoder = DualEncoder(stats.model_id)
+                encoder = DualEncoder(_known_model(stats.model_id))
             index = collection.load_index()
         except BaseException:
             collection.close()
@@ -146,7 +147,7 @@ class Searcher:
             self._stats = self.collection.info()
             self._roots = list(self._stats.roots)
             if self._encoder is None and self._stats.model_id:
-                self._encoder = DualEncoder(self._stats.model_id)
+                self._encoder = DualEncoder(_known_model(self._stats.model_id))
             return True
 
     def close(self) -> None:
@@ -384,6 +385,16 @@ class Searcher:
         statement = select(*HIT_COLUMNS).where(Photo.id.in_(ids), Photo.status == PhotoStatus.INDEXED)
         with self.collection.engine.connect() as conn:
             return {int(row.id): row for row in conn.execute(statement)}
+
+
+def _known_model(model_id: str) -> str:
+    """The collection's model id, checked against the built-in default model's current version."""
+    if model_id.startswith(DEFAULT_ID_PREFIX) and model_id != DEFAULT_MODEL_ID:
+        raise ModelMismatchError(
+            f"this collection was indexed with {model_id}, an older version of the built-in default "
+            f"model (now {DEFAULT_MODEL_ID}); re-index it with `dualens index --model default --reindex`"
+        )
+    return model_id
 
 
 def _check_paging(k: int, offset: int) -> None:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from indexer.core.models import DualEncoder, load_encoder, preprocess_image
-from indexer.core.models.default_spec import DEFAULT_PREPROCESS, DEFAULT_SPEC
+from indexer.core.models.default_spec import DEFAULT_MODEL_ID, DEFAULT_PREPROCESS, DEFAULT_SPEC
 from indexer.core.models.imagenet import imagenet_classes, parse_filename
 
 pytestmark = pytest.mark.slow
@@ -115,7 +115,7 @@ def test_towers_are_the_registered_custom_classes(default_encoder: DualEncoder) 
     model = default_encoder._state().model
     assert isinstance(model.vision_model, EfficientNetLiteModel)
     assert default_encoder.dim == 384
-    assert default_encoder.model_id == "dualens-default-v1"
+    assert default_encoder.model_id == DEFAULT_MODEL_ID
     assert default_encoder.preprocess_config == DEFAULT_PREPROCESS
     assert np.exp(default_encoder.logit_scale) == pytest.approx(DEFAULT_SPEC.logit_scale, rel=1e-5)
 

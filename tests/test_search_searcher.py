@@ -351,3 +351,10 @@ def test_repeated_text_queries_are_embedded_once(world, tiny_clip_dir):
         assert [h.id for h in s.search("dog", k=5, offset=0)] == first
         s.search('"dog" - "night"', k=5)
     assert calls == [["dog"], ["night"]]
+
+
+def test_collection_of_an_older_default_model_asks_for_a_reindex(tmp_path):
+    photos = [FakePhoto("a.jpg", np.ones(8))]
+    make_collection(tmp_path / "data", tmp_path / "p", photos, model_id="dualens-default-v0")
+    with pytest.raises(ModelMismatchError, match="--reindex"):
+        Searcher.open(tmp_path / "data")

