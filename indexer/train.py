@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -76,9 +77,11 @@ class TrainResult:
     stopped_early: bool
     log_file: Path
     history: list[Validation] = field(default_factory=list)
+    kept_last: bool = False
 
     def summary(self) -> str:
         early = " (early stop)" if self.stopped_early else ""
+        early += "; saved the LAST state (--keep-last)" if self.kept_last else ""
         lines = [f"saved {self.out} after {self.steps} steps{early}"]
         if self.before is not None and self.best is not None:
             for name, v in (("before", self.before), (f"best (step {self.best.step})", self.best)):
@@ -127,7 +130,7 @@ class _Trainer:
         self.caps_by_image = [np.flatnonzero(dataset.caption_image == i) for i in range(len(dataset.images))]
 
     # ---------------------------------------------------------------------------------- data
-    def batches(self):  # type: ignore[no-untyped-def]
+    def batches(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Endless (epoch, image ids, caption ids): one random caption per image, no image twice a batch."""
         size = min(self.config.batch_size, len(self.train_idx))
         epoch = 0
@@ -259,8 +262,9 @@ def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str])
         if step >= total:
             break
     bar.close()
-    if before is not None:  # keep the best validated state (the base model if nothing beat it)
-        trainer.restore(best_state)
+    if before is not None and not trainer.config.keep_last:
+        trainer.restore(best_state)  # the best validated state (the base model if nothing beat it)
     best_step = best.step if best else step
     _log(fh, {"event": "end", "steps": step, "stopped_early": stopped, "best_step": best_step})
-    return TrainResult(Path(), step, best, before, stopped, Path(), history)
+    kept_last = trainer.config.keep_last
+    return TrainResult(Path(), step, best, before, stopped, Path(), history, kept_last)

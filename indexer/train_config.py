@@ -20,13 +20,14 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     text_lr: float = 2e-5  # for unlocked text layers
-    rank: int = 16  # low-rank residual update of each projection; 0 = full-rank residual
-    init_decay: float = 1.0  # L2 penalty on the distance from the initial weights (delta and text layers)
+    rank: int = 0  # 0: full-rank residual update of each projection; R > 0: low-rank (up @ down)
+    init_decay: float = 10.0  # L2 penalty on the relative distance from the initial weights
     train_logit_scale: bool = True
     unlock_text_layers: int = 0
     val_fraction: float = 0.2
     eval_every: int = 0  # steps between validations; 0 = once per epoch
     patience: int = 5  # validations without improvement before stopping
+    keep_last: bool = False  # save the final state, not the best validated one (for comparisons)
     seed: int = 0
     data: Path | None = None  # data dir: feature cache lives in <data>/cache/train
     device: str | None = None
@@ -83,6 +84,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--eval-every", type=int, default=0, metavar="STEPS", help="validate every STEPS (default: per epoch)"
     )
     p.add_argument("--patience", type=int, default=d.patience, help="validations without improvement")
+    p.add_argument(
+        "--keep-last",
+        action="store_true",
+        help="save the last state instead of the best validated one (to see what early stopping saves)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the split and the sampling")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -105,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_fraction=args.val_fraction,
         eval_every=args.eval_every,
         patience=args.patience,
+        keep_last=args.keep_last,
         seed=args.seed,
         data=Path(args.data) if args.data else None,
         device=args.device,

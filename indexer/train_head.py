@@ -21,6 +21,9 @@ MAX_LOGIT_SCALE = math.log(100.0)
 class ResidualProjection(nn.Module):
     """``x @ (W0 + delta).T (+ b0)`` with a trainable low-rank or full ``delta`` starting at zero."""
 
+    weight0: torch.Tensor
+    bias0: torch.Tensor | None
+
     def __init__(self, base: nn.Linear, rank: int, seed: int = 0) -> None:
         super().__init__()
         weight = base.weight.detach().float().clone()
@@ -76,12 +79,10 @@ class LiTHead(nn.Module):
 
 def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     """The symmetric InfoNCE loss of the transformers dual encoders (what ``return_loss=True`` computes)."""
-    try:
-        from transformers.models.vision_text_dual_encoder.modeling_vision_text_dual_encoder import (
-            image_text_contrastive_loss,
-        )
-    except ImportError:  # older transformers name it clip_loss
-        from transformers.models.clip.modeling_clip import clip_loss as image_text_contrastive_loss
+    from transformers.models.vision_text_dual_encoder.modeling_vision_text_dual_encoder import (
+        image_text_contrastive_loss,
+    )
+
     return image_text_contrastive_loss(logits_per_text)
 
 

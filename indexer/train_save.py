@@ -35,7 +35,7 @@ def _image_processor_for(cfg: PreprocessConfig) -> Any:
     """A standard image processor that reproduces ``cfg`` exactly (for bases without a processor file)."""
     from transformers import CLIPImageProcessor, ViTImageProcessor
 
-    common = {
+    common: dict[str, Any] = {
         "image_mean": list(cfg.mean),
         "image_std": list(cfg.std),
         "resample": cfg.resample,

@@ -30,7 +30,8 @@ IMAGE_BATCH = 64
 
 
 class Encoder(Protocol):
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -61,7 +62,7 @@ def _fingerprint(encoder: Encoder) -> str:
 def _draft_size(encoder: Encoder) -> tuple[int, int] | None:
     cfg: Any = getattr(encoder, "preprocess_config", None)
     try:
-        return tuple(cfg.draft_size()) if cfg is not None else None  # type: ignore[return-value]
+        return (int(cfg.draft_size()[0]), int(cfg.draft_size()[1])) if cfg is not None else None
     except Exception:  # a config without draft support: decode at full size
         return None
 

@@ -51,13 +51,13 @@ def _direction(ranks: np.ndarray) -> DirectionMetrics:
     ranks = np.asarray(ranks, dtype=np.int64)
     if ranks.size == 0:
         raise ValueError("no queries to evaluate")
-    recall = {k: float(100.0 * np.mean(ranks <= k)) for k in RECALL_KS}
+    recall = {k: round(float(100.0 * np.mean(ranks <= k)), 4) for k in RECALL_KS}
     return DirectionMetrics(
         recall_at_1=recall[1],
         recall_at_5=recall[5],
         recall_at_10=recall[10],
         median_rank=float(np.median(ranks)),
-        mean_rank=float(np.mean(ranks)),
+        mean_rank=round(float(np.mean(ranks)), 4),
         n_queries=int(ranks.size),
     )
 
@@ -116,8 +116,8 @@ def zero_shot_metrics(scores: np.ndarray, labels: Sequence[int] | np.ndarray) ->
     if ranks.size == 0:
         raise ValueError("no images to evaluate")
     return ZeroShotMetrics(
-        top1=float(100.0 * np.mean(ranks <= 1)),
-        top5=float(100.0 * np.mean(ranks <= 5)),
+        top1=round(float(100.0 * np.mean(ranks <= 1)), 4),
+        top5=round(float(100.0 * np.mean(ranks <= 5)), 4),
         n_images=int(ranks.size),
         n_classes=int(np.asarray(scores).shape[1]),
     )

@@ -185,3 +185,23 @@ def test_two_synsets_sharing_a_name_stay_two_classes(tmp_path: Path):
     ds = labels_from_filenames(tmp_path)
     assert ds.classes == ("construction crane", "crane bird", "tench")
     assert ds.labels.tolist() == [2, 1, 0]  # images sorted by name: tench, crane bird, construction crane
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not (SHARED / "flickr8k-1k").is_dir(), reason="../shared/datasets/flickr8k-1k absent")
+def test_shared_flickr_captions_load_as_1000_images_with_5_captions_each():
+    ds = load_caption_dataset(SHARED / "flickr8k-1k" / "images", SHARED / "flickr8k-1k" / "captions.csv")
+    assert (len(ds.images), len(ds.captions)) == (1000, 5000)
+    assert np.bincount(ds.caption_image).tolist() == [5] * 1000
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(
+    not (SHARED / "imagenet-sample").is_dir(), reason="../shared/datasets/imagenet-sample absent"
+)
+def test_shared_imagenet_sample_has_one_image_per_class():
+    ds = labels_from_filenames(SHARED / "imagenet-sample")
+    assert len(ds.images) == len(ds.classes) == 1000

@@ -132,3 +132,11 @@ def test_paging_with_filters_matches_exact_search(ivf_world):
 def test_similar_with_a_filter_that_excludes_everything_returns_nothing(ivf_world):
     searcher, ids, _ = ivf_world
     assert searcher.similar(int(ids[0]), filters=Filters(folder="no-such-folder")) == []
+
+
+def test_index_report_measures_recall_of_the_ivf_index(ivf_world):
+    searcher, _, _ = ivf_world
+    report = searcher.index_report(n_queries=50)
+    assert report.description.kind is IndexKind.IVF
+    assert report.n_queries == 50 and report.n_indexed == N
+    assert 0.95 <= report.recall_at_10 <= 1.0

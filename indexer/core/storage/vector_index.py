@@ -41,14 +41,15 @@ from indexer.core.errors import CollectionError
 MAGIC = b"DUALENS-FAISS-1\n"
 
 EXACT_MAX_VECTORS = 50_000  # flat search costs ~8 ms per query at 50k x 384 on 2 cores, ~16 ms at 100k
-TARGET_RECALL = 0.97  # nprobe calibration target on sampled queries (the requirement is >= 0.95)
+TARGET_RECALL = 0.95  # nprobe calibration target on the (hard) sampled queries below
 CALIBRATION_QUERIES = 100
 TRAIN_POINTS_PER_LIST = 40  # FAISS wants >= 39 training points per centroid
 KMEANS_ITERATIONS = 10
 # Sampled queries (calibration, `dualens index-info`): a stored vector + gaussian noise of this norm,
-# re-normalised: cosine ~0.45 to the photo they came from, as far from the data as text queries are
-# (measured with the default model: recall on these is a lower bound of recall on its text queries).
-QUERY_NOISE = 2.0
+# re-normalised: cosine ~0.32 to the photo they came from, further from the data than text queries
+# (top cosine ~0.45 with the default model; CLIP's ~0.3). On the benchmark data, recall@10 on these
+# was below recall on the default model's text queries at every nprobe (tests/bench/bench_search.py).
+QUERY_NOISE = 3.0
 
 
 class IndexKind(StrEnum):
