@@ -62,10 +62,12 @@ class BaseModel:
 def load_base(base: str, device: str | None = None) -> BaseModel:
     """Load ``base`` (``"default"``, a directory or a hub id) for training; ModelError if unsuitable."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from indexer.core.models import register_towers
 
     register_towers()  # the default model's custom towers must be known to AutoModel
+    hf_logging.disable_progress_bar()  # dualens shows its own progress
 
     resolved = resolve_model(base)
     if resolved.is_default:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
+from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
@@ -36,11 +37,11 @@ from search.threads import query_threads
 
 log = logging.getLogger(__name__)
 
+MAX_REFETCH = 4  # over-fetch rounds when rows were deleted after the index snapshot
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
 MAX_K = 10_000
 MAX_OFFSET = 1_000_000
 TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
-DEFAULT_ID_PREFIX = "dualens-default-"
 
 PhotoRef = int | str | os.PathLike[str]
 ImageRef = Image.Image | str | os.PathLike[str]
@@ -345,12 +346,14 @@ class Searcher:
         if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []
         n_fetch = max(offset + k, MIN_CANDIDATES) + len(exclude)
-        result = index.search(vector.reshape(1, -1), n_fetch, allowed)
-        pairs = [
-            (int(i), float(s))
-            for i, s in zip(result.ids[0], result.scores[0], strict=True)
-            if i >= 0 and int(i) not in exclude
-        ]
+        for _ in range(MAX_REFETCH):
+            pairs, rows, exhausted = self._live_candidates(index, vector, n_fetch, allowed, exclude)
+            # Rows deleted since this index snapshot was written are skipped and the page is filled
+            # from the next candidates: the ranking equals the new state's (deletions never change
+            # the other photos' scores), never a page with holes.
+            if exhausted or len(pairs) >= offset + k:
+                break
+            n_fetch *= 4
         if not pairs:
             return []
         cosines = np.array([s for _, s in pairs], dtype=np.float64)
@@ -360,23 +363,33 @@ class Searcher:
         ranked = list(enumerate(pairs))
         if filters.min_score is not None:
             ranked = [(r, p) for r, p in ranked if p[1] >= filters.min_score]
-        page = ranked[offset : offset + k]
-        rows = self._metadata([pid for _, (pid, _) in page])
-        hits: list[Hit] = []
-        for rank, (pid, cosine) in page:
-            row = rows.get(pid)
-            if row is None:  # deleted since the index was written; the next reload drops it
-                continue
-            hits.append(
-                Hit.from_row(
-                    row,
-                    cosine=cosine,
-                    logit=float(logits[rank]),
-                    probability=float(probabilities[rank]),
-                    rank=rank + 1,
-                )
+        return [
+            Hit.from_row(
+                rows[pid],
+                cosine=cosine,
+                logit=float(logits[rank]),
+                probability=float(probabilities[rank]),
+                rank=rank + 1,
             )
-        return hits
+            for rank, (pid, cosine) in ranked[offset : offset + k]
+        ]
+
+    def _live_candidates(
+        self,
+        index: VectorIndex,
+        vector: np.ndarray,
+        n_fetch: int,
+        allowed: np.ndarray | None,
+        exclude: set[int] | frozenset[int],
+    ) -> tuple[list[tuple[int, float]], dict[int, Any], bool]:
+        """Top ``n_fetch`` (id, cosine) pairs whose rows still exist, their rows, and whether the
+        index has no further candidates."""
+        result = index.search(vector.reshape(1, -1), n_fetch, allowed)
+        found = [(int(i), float(s)) for i, s in zip(result.ids[0], result.scores[0], strict=True) if i >= 0]
+        exhausted = len(found) < n_fetch
+        candidates = [(pid, score) for pid, score in found if pid not in exclude]
+        rows = self._metadata([pid for pid, _ in candidates])
+        return [(pid, score) for pid, score in candidates if pid in rows], rows, exhausted
 
     def _metadata(self, ids: list[int]) -> dict[int, Any]:
         """Metadata rows of indexed photos by id, in one Core query."""

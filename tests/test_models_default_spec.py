@@ -77,7 +77,7 @@ def test_only_a_complete_build_of_this_version_and_spec_is_current(tmp_path: Pat
 
 def test_resolving_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUALENS_DEFAULT_MODEL_DIR", str(tmp_path / "default"))
-    for name in (None, "default", DEFAULT_MODEL_ID):
+    for name in (None, "default", DEFAULT_MODEL_ID, "dualens-default-v1"):  # an old default: never the hub
         resolved = resolve_model(name)
         assert resolved.is_default and resolved.model_id == DEFAULT_MODEL_ID
         assert resolved.location == str(tmp_path / "default") and resolved.preprocess == DEFAULT_PREPROCESS

@@ -14,6 +14,7 @@ from indexer.core.models.preprocess import PreprocessConfig
 # Collections store this id. Bump the version whenever the build changes the embeddings (towers,
 # prompts, projections, preprocessing) and update DEFAULT_SPEC_FINGERPRINT with it; a directory
 # built by an older version is rebuilt on first use.
+DEFAULT_ID_PREFIX = "dualens-default-"
 DEFAULT_MODEL_ID = "dualens-default-v2"
 DEFAULT_SPEC_FINGERPRINT = "5c227e2a07b66669"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
 

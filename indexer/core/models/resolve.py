@@ -9,7 +9,7 @@ from pathlib import Path
 
 from indexer.core import settings
 from indexer.core.errors import NotFoundError
-from indexer.core.models.default_spec import DEFAULT_MODEL_ID, DEFAULT_PREPROCESS
+from indexer.core.models.default_spec import DEFAULT_ID_PREFIX, DEFAULT_MODEL_ID, DEFAULT_PREPROCESS
 from indexer.core.models.preprocess import PreprocessConfig
 
 DEFAULT_NAMES = frozenset({"default", DEFAULT_MODEL_ID})
@@ -26,8 +26,11 @@ class ResolvedModel:
 
 def resolve_model(model: str | os.PathLike[str] | None = None) -> ResolvedModel:
     """``None``/``"default"`` -> the offline default; an existing directory -> its absolute path;
-    anything shaped like ``org/name`` -> a hub id. A path that does not exist -> NotFoundError."""
-    if model is None or str(model) in DEFAULT_NAMES:
+    anything shaped like ``org/name`` -> a hub id. A path that does not exist -> NotFoundError.
+
+    The id of an older version of the built-in default (``dualens-default-v1``) also resolves to the
+    current default, never to a hub lookup: its collections are re-embedded by ``--reindex``."""
+    if model is None or str(model) in DEFAULT_NAMES or str(model).startswith(DEFAULT_ID_PREFIX):
         location = str(settings.default_model_dir())
         return ResolvedModel(location, DEFAULT_MODEL_ID, True, DEFAULT_PREPROCESS)
     raw = os.fspath(model)
