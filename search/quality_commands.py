@@ -122,8 +122,10 @@ def _register_train(subparsers: argparse._SubParsersAction, common: argparse.Arg
         help="LiT-train a dual encoder on captioned photos (image tower locked)",
         description=(
             "Align a VisionTextDualEncoderModel to your captioned photos: the image tower stays locked, "
-            "the projections (as a regularised low-rank update) and the logit scale are trained, optionally "
-            "with the top text layers. Saves a model usable with `dualens index --model DIR`."
+            "the projections (as residual updates decayed toward the base weights) and the logit scale "
+            "are trained, "
+            "optionally with the top text layers; early stopping on held-out photos. "
+            "Saves a model usable with `dualens index --model DIR`."
         ),
     )
     add_train_arguments(p)
