@@ -22,13 +22,13 @@ import torch
 from tqdm import tqdm
 
 from indexer.core.errors import UsageError
+from indexer.core.quality.data import CaptionDataset, load_caption_dataset
+from indexer.core.quality.metrics import RetrievalMetrics, retrieval_metrics
 from indexer.core.settings import resolve_data_dir
 from indexer.train_config import TrainConfig
 from indexer.train_features import BaseModel, image_features, load_base, text_features
 from indexer.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
 from indexer.train_save import META_NAME, save_trained
-from search.quality_data import CaptionDataset, load_caption_dataset
-from search.quality_metrics import RetrievalMetrics, retrieval_metrics
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from indexer.core.errors import ImageError, ModelError
 from indexer.core.models import PreprocessConfig, preprocess_image
 from indexer.core.models.resolve import resolve_model
-from search.quality_cache import VectorCache, image_key, model_fingerprint, text_key
+from indexer.core.quality.cache import VectorCache, image_key, model_fingerprint, text_key
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,15 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from indexer.core.errors import ImageError
+from indexer.core.quality.cache import VectorCache, image_key, model_fingerprint, text_key
+from indexer.core.quality.data import CaptionDataset, LabelDataset
+from indexer.core.quality.metrics import (
+    RetrievalMetrics,
+    ZeroShotMetrics,
+    retrieval_metrics,
+    zero_shot_metrics,
+)
 from indexer.core.settings import default_model_dir, resolve_data_dir
-from search.quality_cache import VectorCache, image_key, model_fingerprint, text_key
-from search.quality_data import CaptionDataset, LabelDataset
-from search.quality_metrics import RetrievalMetrics, ZeroShotMetrics, retrieval_metrics, zero_shot_metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from indexer.core.errors import UsageError
-from search.quality_metrics import RetrievalMetrics, ZeroShotMetrics
+from indexer.core.quality.metrics import RetrievalMetrics, ZeroShotMetrics
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -56,8 +56,8 @@ def _register_eval(subparsers: argparse._SubParsersAction, common: argparse.Argu
 
 def run_eval(args: argparse.Namespace) -> int:
     from indexer.core.models import load_encoder
+    from indexer.core.quality.data import labels_from_filenames, load_caption_dataset, load_label_dataset
     from search.evaluate import EvalOptions, eval_cache_dir, evaluate_retrieval, evaluate_zero_shot
-    from search.quality_data import labels_from_filenames, load_caption_dataset, load_label_dataset
     from search.quality_prompts import resolve_templates
 
     if args.batch_size < 1:

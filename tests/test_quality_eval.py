@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from indexer.core.errors import NotFoundError, UsageError
-from search.evaluate import EvalOptions, class_embeddings, evaluate_retrieval, evaluate_zero_shot
-from search.quality_data import (
+from indexer.core.quality.data import (
     label_from_filename,
     labels_from_filenames,
     load_caption_dataset,
     load_label_dataset,
 )
+from search.evaluate import EvalOptions, class_embeddings, evaluate_retrieval, evaluate_zero_shot
 from search.quality_prompts import resolve_templates
 from ui.cli import main
 

@@ -1,0 +1,1 @@
+"""Datasets, metrics and the embedding cache shared by evaluation (search/) and LiT training (indexer/)."""
