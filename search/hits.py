@@ -43,22 +43,8 @@ class Hit:
     def from_photo(
         cls, photo: Photo, *, cosine: float = 0.0, logit: float = 0.0, probability: float = 0.0, rank: int = 0
     ) -> Hit:
-        return cls(
-            id=int(photo.id),
-            path=photo.path,
-            cosine=float(cosine),
-            logit=float(logit),
-            probability=float(probability),
-            width=photo.width,
-            height=photo.height,
-            taken_at=photo.taken_at,
-            camera_make=photo.camera_make,
-            camera_model=photo.camera_model,
-            file_type=photo.file_type,
-            size=int(photo.size),
-            mtime=datetime.fromtimestamp(photo.mtime_ns / 1e9),
-            rank=rank,
-        )
+        """From an ORM row: it has the attributes of :data:`HIT_COLUMNS`."""
+        return cls.from_row(photo, cosine=cosine, logit=logit, probability=probability, rank=rank)
 
     @classmethod
     def from_row(cls, row: Any, *, cosine: float, logit: float, probability: float, rank: int) -> Hit:

@@ -60,10 +60,12 @@ def load_image(path: Path, max_pixels: int = MAX_QUERY_PIXELS) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels on white."""
+    """RGB on a white background for images with transparency; 16-bit greyscale scaled to 8 bits."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return image.convert("RGB") if image.mode != "RGB" else image.copy()
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")
+    return image.convert("RGB")

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from indexer.core.errors import ImageError, UnsafePathError
+from search.images import to_rgb
 
 _PHOTO_ID = re.compile(r"[0-9]{1,18}")
 
@@ -111,15 +112,3 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Imag
         raise ImageError("The uploaded file is not an image dualens can read.") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError("The uploaded image is damaged or truncated and cannot be read.") from exc
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB on a white background for images with transparency; plain conversion otherwise."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = image.point(lambda v: v / 256).convert("L")
-    return image.convert("RGB")

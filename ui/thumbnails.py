@@ -19,7 +19,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from indexer.core.errors import UnsafePathError
-from ui.safety import PathGuard, to_rgb
+from search.images import to_rgb
+from ui.safety import PathGuard
 
 log = logging.getLogger(__name__)
 
