@@ -11,6 +11,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -36,27 +37,32 @@ def check_readable(path: str | os.PathLike[str], roots: Sequence[Path], allow_ex
 
 
 def load_image(path: Path, max_pixels: int = MAX_QUERY_PIXELS) -> Image.Image:
-    """Decode a query image: first frame, EXIF orientation applied, RGB; ImageError if unreadable."""
+    """Decode a query image file; ImageError if unreadable (see :func:`decode_image`)."""
+    return decode_image(path, name=f"the query image {path}", max_pixels=max_pixels)
+
+
+def decode_image(source: str | os.PathLike[str] | IO[bytes], *, name: str, max_pixels: int) -> Image.Image:
+    """First frame, EXIF orientation applied, RGB. The pixel count is checked from the header before
+    any pixel is decoded; every failure is an :class:`ImageError` whose message starts with ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
-                if width * height > max_pixels:
+                if width <= 0 or height <= 0 or width * height > max_pixels:
                     raise ImageError(
-                        f"the query image {path} is too large ({width}x{height} pixels; "
-                        f"at most {max_pixels // 1_000_000} megapixels)"
+                        f"{name} is too large ({width}x{height} pixels; "
+                        f"at most {max_pixels / 1e6:.0f} megapixels)"
                     )
-                image.seek(0)
+                image.seek(0)  # first frame of an animation
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                return to_rgb(upright)
+                return to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the query image {path} is not an image dualens can read") from exc
+        raise ImageError(f"{name} is not an image dualens can read") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageError(f"the query image {path} is damaged or unreadable ({exc})") from exc
+        raise ImageError(f"{name} is damaged or unreadable ({exc})") from exc
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

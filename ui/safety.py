@@ -11,14 +11,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from indexer.core.errors import ImageError, UnsafePathError
-from search.images import to_rgb
+from search.images import decode_image
 
 _PHOTO_ID = re.compile(r"[0-9]{1,18}")
 
@@ -93,22 +92,4 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Imag
         raise ImageError("The uploaded file is empty.")
     if len(data) > max_bytes:
         raise ImageError(f"The uploaded file is too large ({_mb(len(data))}; the limit is {_mb(max_bytes)}).")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-            width, height = opened.size
-            if width <= 0 or height <= 0 or width * height > max_pixels:
-                raise ImageError(
-                    f"The uploaded image is too large ({width}×{height} pixels; "
-                    f"the limit is {max_pixels / 1e6:.0f} megapixels)."
-                )
-            opened.seek(0)  # first frame of an animation
-            opened.load()
-            return to_rgb(ImageOps.exif_transpose(opened))
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("The uploaded file is not an image dualens can read.") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageError("The uploaded image is damaged or truncated and cannot be read.") from exc
+    return decode_image(io.BytesIO(data), name="The uploaded image", max_pixels=max_pixels)
