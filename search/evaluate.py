@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from indexer.core.errors import ImageError
+from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.quality.cache import VectorCache, image_key, model_fingerprint, text_key
 from indexer.core.quality.data import CaptionDataset, LabelDataset
 from indexer.core.quality.metrics import (
@@ -59,7 +60,7 @@ def _fingerprint(encoder: Encoder) -> str:
     """Model id plus the files of its local directory (so a rebuilt or retrained model misses the cache)."""
     model_id = str(encoder.model_id)
     local = getattr(encoder, "location", None)
-    if local is None and model_id.startswith("dualens-default"):
+    if local is None and model_id.startswith(DEFAULT_ID_PREFIX):
         local = default_model_dir()
     return model_fingerprint(model_id, Path(local) if local is not None else None)
 
