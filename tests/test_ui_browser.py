@@ -112,10 +112,11 @@ def test_query_then_similar_in_a_real_browser(server: str, tmp_path: Path) -> No
             source = first[0]
             page.get_by_role("button", name="Similar").first.click()
             page.get_by_text("Photos similar to").wait_for()
+            # wait for the whole new grid (Streamlit re-renders it element by element)
             page.wait_for_function(
-                "name => !Array.from(document.querySelectorAll('.dl-name'))"
-                ".some(e => e.innerText.trim() === name)",
-                arg=source,
+                "([name, n]) => { const names = Array.from(document.querySelectorAll('.dl-name'));"
+                " return names.length === n && !names.some(e => e.innerText.trim() === name); }",
+                arg=[source, PAGE_SIZE],
             )
             second = _result_names(page)
             assert len(second) == PAGE_SIZE
