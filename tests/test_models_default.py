@@ -166,3 +166,33 @@ def test_vision_tower_outputs_the_classifier_distribution_in_vendored_class_orde
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     top1 = float(np.mean(probs.argmax(axis=1) == np.asarray(labels)))
     assert top1 >= 0.7  # 88% on all 1000 photos; a misordered class list would score ~0
+
+
+def test_build_default_model_with_lite0_saves_its_own_tower_and_preprocessing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from transformers import AutoConfig
+
+    from indexer.core.models import PreprocessConfig
+    from indexer.core.models.default_model import is_current
+    from indexer.core.models.default_spec import VISION_TOWERS
+    from ui.cli import main
+
+    out = tmp_path / "lite0"
+    assert main(["build-default-model", "--vision", "efficientnet-lite0", "--out", str(out)]) == 0
+    assert "built the default model" in capsys.readouterr().out
+    vision = AutoConfig.from_pretrained(out).vision_config
+    assert (vision.variant, vision.image_size) == ("efficientnet-lite0", 224)
+    assert (vision.mix_weight, vision.mix_temperature, vision.mix_top_k) == (
+        DEFAULT_SPEC.mix_weight,
+        DEFAULT_SPEC.mix_temperature,
+        DEFAULT_SPEC.mix_top_k,
+    )
+    assert PreprocessConfig.from_pretrained(out) == VISION_TOWERS["efficientnet-lite0"].preprocess()
+    assert is_current(out, replace(DEFAULT_SPEC, vision="efficientnet-lite0"))
+    assert not is_current(out)  # not the default's spec: never mistaken for the default build
+    encoder = load_encoder(str(out))
+    vectors = encoder.embed_images([Image.new("RGB", (300, 200), "red")])
+    assert vectors.shape == (1, 384) and np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)

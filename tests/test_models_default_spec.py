@@ -112,3 +112,49 @@ def test_importing_the_model_layer_loads_neither_torch_nor_transformers() -> Non
     code = "import sys, indexer.core.models; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_unknown_vision_tower_is_a_usage_error() -> None:
+    from indexer.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="efficientnet-lite0, efficientnet-lite2"):
+        DefaultModelSpec(vision="efficientnet-b7")
+
+
+def test_each_vision_tower_has_its_own_preprocessing_and_fingerprint() -> None:
+    from dataclasses import replace
+
+    from indexer.core.models.default_spec import VISION_TOWERS
+
+    lite0 = replace(DEFAULT_SPEC, vision="efficientnet-lite0")
+    assert DEFAULT_SPEC.vision == "efficientnet-lite2" and DEFAULT_PREPROCESS.size == (260, 260)
+    assert lite0.tower.preprocess().size == (224, 224)
+    assert lite0.tower.preprocess().resize_shortest_edge == 256  # the TF reference 256/224 ratio
+    fingerprints = {spec_fingerprint(replace(DEFAULT_SPEC, vision=v), VISION_TOWERS[v].preprocess()) for v in VISION_TOWERS}
+    assert len(fingerprints) == len(VISION_TOWERS)
+
+
+def test_mixed_class_distribution_blends_the_sharp_and_the_truncated_flat_distribution() -> None:
+    import numpy as np
+    import torch
+
+    from indexer.core.models.towers import EfficientNetLiteConfig, mixed_class_distribution
+
+    logits = torch.tensor([[4.0, 2.0, 1.0, 0.0, -1.0]])
+
+    def softmax(x: np.ndarray, t: float) -> np.ndarray:
+        e = np.exp(x / t)
+        return e / e.sum()
+
+    x = logits[0].numpy().astype(np.float64)
+    sharp = softmax(x, 1.2)
+    flat = softmax(x, 5.0)
+    flat[3:] = 0.0  # top 3 kept
+    flat /= flat.sum()
+    cfg = EfficientNetLiteConfig(num_classes=5, temperature=1.2, mix_weight=0.3, mix_temperature=5.0, mix_top_k=3)
+    mixed = mixed_class_distribution(logits, cfg)[0].numpy()
+    np.testing.assert_allclose(mixed, 0.7 * sharp + 0.3 * flat, atol=1e-6)
+    assert mixed.sum() == pytest.approx(1.0, abs=1e-6)
+    assert mixed[0] < sharp[0]  # mass moved from the top class to its runners-up
+    plain = EfficientNetLiteConfig(num_classes=5, temperature=1.2)
+    np.testing.assert_allclose(mixed_class_distribution(logits, plain)[0].numpy(), sharp, atol=1e-6)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from indexer.core.models import PreprocessConfig, preprocess_image
-from indexer.core.models.default_spec import DEFAULT_PREPROCESS
+from indexer.core.models.default_spec import DEFAULT_PREPROCESS, VISION_TOWERS
 
 IMAGENET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "imagenet-sample"
 SKIMAGE_PHOTOS = ("chelsea", "rocket", "coffee", "astronaut")
@@ -118,6 +118,9 @@ def test_images_smaller_than_the_crop_are_zero_padded_like_the_processor() -> No
 
 def test_config_is_picklable_and_draft_size_covers_the_resize() -> None:
     assert pickle.loads(pickle.dumps(DEFAULT_PREPROCESS)) == DEFAULT_PREPROCESS
-    assert DEFAULT_PREPROCESS.draft_size() == (256, 256)
+    edge = DEFAULT_PREPROCESS.resize_shortest_edge
+    assert DEFAULT_PREPROCESS.draft_size() == (edge, edge)
+    assert VISION_TOWERS["efficientnet-lite0"].preprocess().draft_size() == (256, 256)  # 224 * 256 / 224
+    assert VISION_TOWERS["efficientnet-lite2"].preprocess().draft_size() == (297, 297)  # 260 * 256 / 224
     squash = PreprocessConfig((384, 320), None, (0.5,) * 3, (0.5,) * 3, 3, 1 / 255)
     assert squash.draft_size() == (320, 384)

