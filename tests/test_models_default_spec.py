@@ -130,7 +130,10 @@ def test_each_vision_tower_has_its_own_preprocessing_and_fingerprint() -> None:
     assert DEFAULT_SPEC.vision == "efficientnet-lite2" and DEFAULT_PREPROCESS.size == (260, 260)
     assert lite0.tower.preprocess().size == (224, 224)
     assert lite0.tower.preprocess().resize_shortest_edge == 256  # the TF reference 256/224 ratio
-    fingerprints = {spec_fingerprint(replace(DEFAULT_SPEC, vision=v), VISION_TOWERS[v].preprocess()) for v in VISION_TOWERS}
+    fingerprints = {
+        spec_fingerprint(replace(DEFAULT_SPEC, vision=v), VISION_TOWERS[v].preprocess())
+        for v in VISION_TOWERS
+    }
     assert len(fingerprints) == len(VISION_TOWERS)
 
 
@@ -151,7 +154,9 @@ def test_mixed_class_distribution_blends_the_sharp_and_the_truncated_flat_distri
     flat = softmax(x, 5.0)
     flat[3:] = 0.0  # top 3 kept
     flat /= flat.sum()
-    cfg = EfficientNetLiteConfig(num_classes=5, temperature=1.2, mix_weight=0.3, mix_temperature=5.0, mix_top_k=3)
+    cfg = EfficientNetLiteConfig(
+        num_classes=5, temperature=1.2, mix_weight=0.3, mix_temperature=5.0, mix_top_k=3
+    )
     mixed = mixed_class_distribution(logits, cfg)[0].numpy()
     np.testing.assert_allclose(mixed, 0.7 * sharp + 0.3 * flat, atol=1e-6)
     assert mixed.sum() == pytest.approx(1.0, abs=1e-6)

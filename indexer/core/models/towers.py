@@ -79,7 +79,7 @@ class EfficientNetLiteModel(PreTrainedModel):
         return BaseModelOutputWithPooling(last_hidden_state=pooled[:, None, :], pooler_output=probs)
 
 
-def mixed_class_distribution(logits: torch.Tensor, cfg: EfficientNetLiteConfig) -> torch.Tensor:
+def mixed_class_distribution(logits: torch.Tensor, cfg: PretrainedConfig) -> torch.Tensor:
     """The tower's output: the sharp distribution, blended with the flat truncated one if configured."""
     probs = class_distribution(logits, cfg.temperature, cfg.top_k)
     if cfg.mix_weight > 0:
