@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search eval train clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality eval train clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -61,13 +61,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check indexer search ui tests
 	$(BIN)/mypy
 
-bench: bench-index bench-search
+bench: bench-index bench-search bench-quality
 
 bench-index: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_index
 
 bench-search: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_search
+
+bench-quality: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_quality
 
 eval: $(STAMP)
 	$(BIN)/dualens eval $(DATA_OPT) --images ../shared/datasets/flickr8k-1k/images --captions ../shared/datasets/flickr8k-1k/captions.csv

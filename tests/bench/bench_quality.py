@@ -1,0 +1,126 @@
+"""`make bench-quality`: the offline default's retrieval quality against the untuned default, same run.
+
+    (a) baseline: the untuned first default (v1): EfficientNet-Lite0, plain softmax (T=1), no
+        centring, no mixture, logit scale 20 — built from the same packaged towers into a temp dir
+    (b) v2: Lite0 with centring and T=1.2 (the previous default)
+    (c) the current default (`DEFAULT_SPEC`)
+
+each evaluated with `dualens eval`'s own functions on ../shared/datasets/flickr8k-1k (text→image and
+image→text recall) and ../shared/datasets/imagenet-sample (zero-shot top-1/top-5, "a photo of a {}.").
+Targets (issue #6): Flickr8k-1k text→image recall@10 >= 25 and a higher zero-shot top-1 than (a).
+Not a test: it prints figures. Embeddings go to a fresh temp cache, so every number is measured now.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from indexer.core.models.default_spec import DEFAULT_MODEL_ID, DEFAULT_SPEC, DefaultModelSpec
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = (REPO / ".." / "shared" / "datasets").resolve()
+FLICKR = SHARED / "flickr8k-1k"
+IMAGENET = SHARED / "imagenet-sample"
+TARGET_RECALL_AT_10 = 25.0
+
+BASELINE = replace(
+    DEFAULT_SPEC,
+    vision="efficientnet-lite0",
+    temperature=1.0,
+    mix_weight=0.0,
+    center=False,
+    logit_scale=20.0,
+)
+PREVIOUS = replace(DEFAULT_SPEC, vision="efficientnet-lite0", mix_weight=0.0, logit_scale=12.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    t2i: tuple[float, float, float, float]  # R@1, R@5, R@10, median rank
+    i2t_r10: float
+    top1: float
+    top5: float
+    images_per_second: float
+
+
+def measure(name: str, spec: DefaultModelSpec | None, work: Path) -> Row:
+    from indexer.core.models import load_encoder
+    from indexer.core.models.default_model import build_default_model
+    from indexer.core.quality.data import labels_from_filenames, load_caption_dataset
+    from search.evaluate import EvalOptions, evaluate_retrieval, evaluate_zero_shot
+
+    if spec is None:
+        encoder = load_encoder(None)
+    else:
+        model_dir = work / name.split()[0]
+        build_default_model(model_dir, spec, force=True)
+        encoder = load_encoder(str(model_dir))
+    encoder.load()
+    options = EvalOptions(cache_dir=work / f"cache-{name.split()[0]}")
+    started = time.perf_counter()
+    retrieval = evaluate_retrieval(
+        encoder, load_caption_dataset(FLICKR / "images", FLICKR / "captions.csv"), options
+    )
+    labelled = labels_from_filenames(IMAGENET)
+    zero_shot = evaluate_zero_shot(encoder, labelled, ("a photo of a {}.",), options)
+    seconds = time.perf_counter() - started
+    n_images = retrieval.n_images + zero_shot.n_images
+    t = retrieval.text_to_image
+    return Row(
+        name,
+        (t.recall_at_1, t.recall_at_5, t.recall_at_10, t.median_rank),
+        retrieval.image_to_text.recall_at_10,
+        zero_shot.top1,
+        zero_shot.top5,
+        n_images / seconds,
+    )
+
+
+def main() -> int:
+    if not (FLICKR.is_dir() and IMAGENET.is_dir()):
+        print(f"skipped: {SHARED} is absent (needs flickr8k-1k and imagenet-sample)")
+        return 0
+    one, five, _ = os.getloadavg()
+    print(f"bench-quality: load average {one:.2f} {five:.2f} on {os.cpu_count()} cores", flush=True)
+    with tempfile.TemporaryDirectory(prefix="dualens-bench-quality-") as tmp:
+        work = Path(tmp)
+        rows = [
+            measure("(a) v1 untuned baseline: Lite0, T=1", BASELINE, work),
+            measure("(b) v2: Lite0, centred, T=1.2", PREVIOUS, work),
+            measure(f"(c) {DEFAULT_MODEL_ID} (default): Lite2, centred, mixture", None, work),
+        ]
+    columns = ("R@1", 5), ("R@5", 5), ("R@10", 5), ("med", 4), ("i2t@10", 6), ("top1", 5), ("top5", 5)
+    print(f"{'model':58} " + " ".join(f"{name:>{width}}" for name, width in columns) + "  img/s")
+    for r in rows:
+        r1, r5, r10, med = r.t2i
+        print(
+            f"{r.name:58} {r1:5.1f} {r5:5.1f} {r10:5.1f} {med:4.0f} {r.i2t_r10:6.1f} "
+            f"{r.top1:5.1f} {r.top5:5.1f} {r.images_per_second:6.1f}"
+        )
+    base, new = rows[0], rows[-1]
+    recall_ok = new.t2i[2] >= TARGET_RECALL_AT_10
+    top1_ok = new.top1 > base.top1
+    print(
+        f"text→image recall@10: {new.t2i[2]:.1f} vs baseline {base.t2i[2]:.1f} "
+        f"({new.t2i[2] / base.t2i[2]:.2f}x); target >= {TARGET_RECALL_AT_10:g}: "
+        f"{'MET' if recall_ok else 'NOT MET'}"
+    )
+    print(
+        f"zero-shot top-1: {new.top1:.1f} vs baseline {base.top1:.1f} ({new.top1 - base.top1:+.1f} points); "
+        f"target > baseline: {'MET' if top1_ok else 'NOT MET'}"
+    )
+    print(
+        f"embedding cost: {new.images_per_second:.1f} vs {base.images_per_second:.1f} images/s "
+        f"({base.images_per_second / new.images_per_second:.2f}x slower), decode included"
+    )
+    return 0 if recall_ok and top1_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
