@@ -17,7 +17,7 @@ help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
 	@echo "make ui [PORT=8501]      open the web UI"
 	@echo "make search Q='a dog'    search from the terminal"
-	@echo "make test | lint | bench | model | eval | train"
+	@echo "make test | lint | bench (bench-index, bench-search, bench-quality) | model | eval | train"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
