@@ -55,14 +55,15 @@ def measure(name: str, spec: DefaultModelSpec | None, work: Path) -> Row:
     from indexer.core.quality.data import labels_from_filenames, load_caption_dataset
     from search.evaluate import EvalOptions, evaluate_retrieval, evaluate_zero_shot
 
+    slug = name.split()[0]  # "(a)", "(b)", ...: this model's directory and cache names
     if spec is None:
         encoder = load_encoder(None)
     else:
-        model_dir = work / name.split()[0]
+        model_dir = work / slug
         build_default_model(model_dir, spec, force=True)
         encoder = load_encoder(str(model_dir))
     encoder.load()
-    options = EvalOptions(cache_dir=work / f"cache-{name.split()[0]}")
+    options = EvalOptions(cache_dir=work / f"cache-{slug}")
     started = time.perf_counter()
     retrieval = evaluate_retrieval(
         encoder, load_caption_dataset(FLICKR / "images", FLICKR / "captions.csv"), options

