@@ -104,6 +104,8 @@ def test_query_then_similar_in_a_real_browser(server: str, tmp_path: Path) -> No
             page.get_by_text("Results for").wait_for()
             page.locator(".dl-name").nth(PAGE_SIZE - 1).wait_for()
             thumbs = page.locator('[data-testid="stImage"] img')
+            # names and thumbnails are separate elements, rendered one after another: wait for the last
+            thumbs.nth(PAGE_SIZE - 1).wait_for()
             assert thumbs.count() >= PAGE_SIZE
             first = _result_names(page)
             assert len(first) == PAGE_SIZE
