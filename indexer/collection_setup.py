@@ -10,21 +10,16 @@ where it stopped and never mixes two models' vectors.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from sqlalchemy import delete, select, update
 
 from indexer.core.errors import ModelMismatchError
+from indexer.core.models.interface import Encoder
 from indexer.core.storage.collection import Collection, InfoKey, bump_generation, get_info, set_info, utcnow
 from indexer.core.storage.schema import CollectionInfo, Photo, PhotoStatus, Root
 
 
-class HasModelId(Protocol):
-    @property
-    def model_id(self) -> str: ...
-
-
-def record_model(collection: Collection, encoder: HasModelId, *, reindex: bool) -> int:
+def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> int:
     """Check/record the model; with ``reindex`` mark every indexed row pending. Returns the run number."""
     with collection.session() as s, s.begin():
         stored = get_info(s, InfoKey.MODEL_ID)

@@ -32,7 +32,7 @@ def _one_line(text: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
-    from indexer.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
+    from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 
     p = subparsers.add_parser(
         "index",

@@ -9,46 +9,22 @@ width and height are the original ones after orientation. A file that cannot be 
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import io
 import os
 import stat
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
-from indexer.exif import PhotoMeta, read_meta
-from indexer.limits import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
+from indexer.core.errors import ImageError, ImageProblem
+from indexer.core.exif import PhotoMeta
+from indexer.core.limits import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
+from indexer.core.models.preprocess import PreprocessConfig, picture_pixels
 
 HASH_BYTES = 16
 
-# EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
-_TRANSPOSE: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-class FailureKind(enum.StrEnum):
-    EMPTY = "empty file"
-    NOT_IMAGE = "not an image"
-    TRUNCATED = "truncated image"
-    CORRUPT = "corrupt image"
-    TOO_LARGE = "too large"
-    UNSUPPORTED = "unsupported image"
-    UNREADABLE = "unreadable file"
-    VANISHED = "file vanished"
-    CRASHED = "decoder crashed"
+FailureKind = ImageProblem  # the reasons a file is recorded as failed
 
 
 @dataclass(frozen=True)
@@ -135,60 +111,9 @@ def read_file(path: str, max_bytes: int) -> tuple[bytes, os.stat_result]:
         os.close(fd)
 
 
-def to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit and float greyscale to 8-bit (Pillow's own convert() would clip them to white)."""
-    if image.mode.startswith("I;16"):
-        arr = np.asarray(image, dtype=np.uint16)
-        return Image.fromarray((arr >> 8).astype(np.uint8), "L")
-    if image.mode in ("I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        top = float(np.nanmax(arr)) if arr.size else 0.0
-        scale = 255.0 / top if top > 255.0 else 1.0
-        return Image.fromarray(np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8), "L")
-    return image
-
-
 def _decode_pixels(data: bytes, opts: DecodeOptions) -> tuple[int, int, PhotoMeta, np.ndarray]:
-    cfg = opts.cfg
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        if width * height > opts.max_pixels:
-            raise _TooLarge(f"{width}x{height} pixels is above the limit of {opts.max_pixels} (--max-pixels)")
-        meta = read_meta(image)
-        need = max(cfg.draft_size())  # square: safe whatever the orientation
-        if image.format == "JPEG":
-            image.draft("RGB", (need, need))
-        image.load()
-        work = to_8bit(image)
-        factor = min(work.size) // (2 * need)
-        if factor >= 2:
-            work = work.reduce(factor)
-        transpose = _TRANSPOSE.get(meta.orientation)
-        if transpose is not None:
-            work = work.transpose(transpose)
-        if meta.orientation >= 5:
-            width, height = height, width
-        pixels = preprocess_image(work, cfg, original_size=(width, height))
-    return width, height, meta, pixels.astype(opts.transfer_dtype, copy=False)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _classify(exc: BaseException) -> tuple[FailureKind, str]:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, Image.DecompressionBombError):
-        return FailureKind.TOO_LARGE, f"{text} (see --max-pixels)"
-    if isinstance(exc, _TooLarge | MemoryError):
-        return FailureKind.TOO_LARGE, text
-    if isinstance(exc, UnidentifiedImageError):
-        return FailureKind.NOT_IMAGE, "cannot identify the image format"
-    if isinstance(exc, OSError) and "truncated" in text.lower():
-        return FailureKind.TRUNCATED, text
-    if isinstance(exc, ValueError | KeyError) and "mode" in text.lower():
-        return FailureKind.UNSUPPORTED, text
-    return FailureKind.CORRUPT, text
+    picture, pixels = picture_pixels(data, opts.cfg, name="the file", max_pixels=opts.max_pixels)
+    return picture.width, picture.height, picture.meta, pixels.astype(opts.transfer_dtype, copy=False)
 
 
 def decode_file(
@@ -218,10 +143,7 @@ def decode_file(
     if facts.content_hash == task.old_hash or facts.content_hash in known_hashes:
         return KnownContent(task.item_no, facts, took())
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # EXIF and decompression-bomb warnings: handled here
-            width, height, meta, pixels = _decode_pixels(data, opts)
-    except Exception as exc:  # any decoder error is a property of this file
-        kind, detail = _classify(exc)
-        return DecodeFailure(task.item_no, kind, detail, facts, took())
+        width, height, meta, pixels = _decode_pixels(data, opts)
+    except ImageError as exc:
+        return DecodeFailure(task.item_no, exc.kind, exc.detail, facts, took())
     return Decoded(task.item_no, facts, width, height, meta, pixels, took())

@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image
 
+from indexer.core.imaging import register_optional_plugins
 from indexer.decode import DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, FailureKind, decode_file
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,8 @@ def _init_worker(opts: DecodeOptions, known: frozenset[str], parent_pid: int) ->
     _OPTS, _KNOWN = opts, known
     Image.MAX_IMAGE_PIXELS = None  # decode_file checks --max-pixels itself, right after reading the header
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the indexer's to handle; it stops the pool
-    _register_optional_plugins()
+    register_optional_plugins()
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _register_optional_plugins() -> None:
-    try:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-    except ImportError:
-        pass
 
 
 def _decode_chunk(tasks: list[DecodeTask]) -> list[DecodeResult]:

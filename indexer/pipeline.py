@@ -15,21 +15,21 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from indexer.alloc import keep_large_blocks_in_heap
 from indexer.collection_setup import record_model, record_roots
-from indexer.core.models.preprocess import PreprocessConfig
+from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
+from indexer.core.models import DualEncoder
+from indexer.core.models.interface import Encoder
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
-from indexer.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
 from indexer.scan import normalise_roots, scan
@@ -38,19 +38,7 @@ from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, Write
 
 log = logging.getLogger(__name__)
 
-# Test hook: seconds to sleep after each committed batch, so crash tests can kill mid-run.
-BATCH_DELAY_ENV = "DUALENS_TEST_BATCH_DELAY"
 MAX_OPS_WITHOUT_EMBED = 256
-
-
-class Encoder(Protocol):
-    """What the pipeline needs of a model (DualEncoder satisfies it)."""
-
-    @property
-    def model_id(self) -> str: ...
-    @property
-    def preprocess_config(self) -> PreprocessConfig: ...
-    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -134,9 +122,7 @@ def _progress(total: int, enabled: bool) -> tqdm:
     return tqdm(total=total, unit="img", desc="indexing", disable=disable, file=sys.stderr, smoothing=0.1)
 
 
-def make_encoder(model: str, options: IndexOptions) -> Encoder:
-    from indexer.core.models import DualEncoder
-
+def make_encoder(model: str, options: IndexOptions) -> DualEncoder:
     return DualEncoder(model, threads=options.threads, batch_size=options.batch_size)
 
 
@@ -146,7 +132,6 @@ def run_index(
     options: IndexOptions = IndexOptions(),
     *,
     encoder: Encoder | None = None,
-    encoder_factory: Callable[[str, IndexOptions], Encoder] = make_encoder,
 ) -> IndexSummary:
     """Index ``dirs`` (default: the collection's roots) into the collection in ``data``."""
     summary = IndexSummary()
@@ -160,7 +145,7 @@ def run_index(
             with collection.session() as s:
                 recorded = get_info(s, InfoKey.MODEL_ID)
             if encoder is None:
-                encoder = encoder_factory(options.model or recorded or "default", options)
+                encoder = make_encoder(options.model or recorded or "default", options)
             run = record_model(collection, encoder, reindex=options.reindex)
             if options.reindex:
                 roots = normalise_roots([*roots, *(str(r) for r in collection.roots())])
@@ -192,7 +177,6 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
     plan = state.plan
     opts = DecodeOptions(cfg=encoder.preprocess_config, max_pixels=options.max_pixels)
     tasks = (DecodeTask(i, item.file.path, item.old_hash) for i, item in enumerate(plan.todo))
-    delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
     pixels: list[tuple[WorkItem, Decoded]] = []
     ops: list[WriteOp] = []
 
@@ -211,8 +195,6 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
         state.removed.update(outcome.removed_ids)
         for h, row_id in outcome.new_hashes.items():
             plan.by_hash.setdefault(h, row_id)
-        if delay:
-            time.sleep(delay)
 
     gpu = _on_gpu(encoder)
     workers = options.workers if options.workers is not None else default_workers(gpu)
@@ -250,13 +232,7 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
 
 def _on_gpu(encoder: Encoder) -> bool:
     """Whether inference runs on a GPU, without forcing the model to load (it loads while decoding starts)."""
-    if not getattr(encoder, "is_loaded", True):
-        import torch
-
-        wanted = str(getattr(encoder, "_device_name", None) or "cuda")
-        return wanted.startswith("cuda") and torch.cuda.is_available()
-    device = getattr(encoder, "device", None)
-    return getattr(device, "type", "cpu") != "cpu"
+    return isinstance(encoder, DualEncoder) and encoder.uses_gpu()
 
 
 @contextmanager

@@ -14,43 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import features
-
 from indexer.core.errors import NotFoundError, UsageError
+from indexer.core.imaging import supported_extensions
 
 log = logging.getLogger(__name__)
-
-# extension -> file_type stored in the database (and used by search filters)
-BASE_EXTENSIONS: dict[str, str] = {
-    ".jpg": "jpg",
-    ".jpeg": "jpg",
-    ".jpe": "jpg",
-    ".png": "png",
-    ".webp": "webp",
-    ".gif": "gif",
-    ".bmp": "bmp",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-}
-HEIF_EXTENSIONS: dict[str, str] = {".heic": "heic", ".heif": "heic", ".avif": "avif"}
-
-
-def heif_available() -> bool:
-    try:
-        import pillow_heif  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def supported_extensions() -> dict[str, str]:
-    """Image extensions this installation can decode (HEIC/AVIF with the optional plugins)."""
-    exts = dict(BASE_EXTENSIONS)
-    if heif_available():
-        exts.update(HEIF_EXTENSIONS)
-    elif features.check("avif"):
-        exts[".avif"] = "avif"
-    return exts
 
 
 @dataclass(frozen=True)

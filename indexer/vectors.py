@@ -18,7 +18,6 @@ from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import VectorIndex
-from indexer.writer import indexed_vectors
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim
         return None
     try:
         index.remove(np.array(sorted(removed | added), dtype=np.int64))
-        ids, vectors = indexed_vectors(collection, sorted(added), dim)
+        ids, vectors = collection.indexed_vectors(sorted(added))
         index.add(ids, vectors)
     except (RuntimeError, ValueError) as exc:  # e.g. an index type that cannot remove ids
         log.info("cannot update the vector index in place (%s); rebuilding it", exc)

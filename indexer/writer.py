@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from indexer.core.errors import ModelMismatchError
+from indexer.core.errors import CollectionError, ModelMismatchError
 from indexer.core.storage.collection import Collection, InfoKey, bump_generation, get_info, set_info, utcnow
 from indexer.core.storage.schema import Photo, PhotoStatus, vector_to_blob
 from indexer.decode import Decoded, DecodeFailure, FileFacts, KnownContent
@@ -64,12 +65,6 @@ class BatchOutcome:
     added_ids: list[int] = field(default_factory=list)
     removed_ids: list[int] = field(default_factory=list)
     new_hashes: dict[str, int] = field(default_factory=dict)
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    arr = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return arr / np.maximum(norms, np.float32(1e-12))
 
 
 def _apply_file(photo: Photo, item: WorkItem, facts: FileFacts | None, run: int) -> None:
@@ -125,8 +120,8 @@ class BatchWriter:
         now = utcnow()
         with self.collection.session() as s, s.begin():
             for op in ops:
-                if op.item.was_indexed and not isinstance(op, Touched):
-                    out.removed_ids.append(op.item.existing_id)  # type: ignore[arg-type]
+                if op.item.existing_id is not None and op.item.was_indexed and not isinstance(op, Touched):
+                    out.removed_ids.append(op.item.existing_id)
                 if isinstance(op, Embedded):
                     self._write_embedded(s, op, now, out)
                 elif isinstance(op, Reused):
@@ -140,8 +135,8 @@ class BatchWriter:
                 bump_generation(s)
         return out
 
-    def _write_embedded(self, s: Session, op: Embedded, now: object, out: BatchOutcome) -> None:
-        vector = normalise(op.vector.reshape(1, -1))[0]
+    def _write_embedded(self, s: Session, op: Embedded, now: datetime, out: BatchOutcome) -> None:
+        vector = np.asarray(op.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
         self._check_dim(s, int(vector.shape[0]))
         photo = self._row(s, op.item)
         r = op.result
@@ -150,32 +145,34 @@ class BatchWriter:
         photo.taken_at = r.meta.taken_at
         photo.camera_make, photo.camera_model = r.meta.camera_make, r.meta.camera_model
         photo.gps_lat, photo.gps_lon = r.meta.gps_lat, r.meta.gps_lon
-        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now  # type: ignore[assignment]
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = vector_to_blob(vector)
         s.flush()
         out.added_ids.append(photo.id)
         if r.facts.content_hash:
             out.new_hashes[r.facts.content_hash] = photo.id
 
-    def _write_reused(self, s: Session, op: Reused, now: object, out: BatchOutcome) -> None:
+    def _write_reused(self, s: Session, op: Reused, now: datetime, out: BatchOutcome) -> None:
         source = s.get(Photo, op.source_id)
         if source is None or source.status != PhotoStatus.INDEXED or source.vector is None:
-            raise RuntimeError(f"row {op.source_id} lost its vector during the run")
+            raise CollectionError(
+                f"photo {op.source_id} lost its vector while this run copied it; run `dualens index` again"
+            )
         if op.move and op.item.existing_id is None:
             _apply_file(source, op.item, op.result.facts, self.run)  # same row id, same vector
             return
         photo = self._row(s, op.item)
         _apply_file(photo, op.item, op.result.facts, self.run)
         _copy_meta(photo, source)
-        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now  # type: ignore[assignment]
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = source.vector
         s.flush()
         out.added_ids.append(photo.id)
 
-    def _write_failed(self, s: Session, op: Failed, now: object) -> None:
+    def _write_failed(self, s: Session, op: Failed, now: datetime) -> None:
         photo = self._row(s, op.item)
         _apply_file(photo, op.item, op.result.facts, self.run)
-        photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, op.result.reason, now  # type: ignore[assignment]
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, op.result.reason, now
         photo.vector = None
         photo.width = photo.height = None
 
@@ -192,20 +189,3 @@ class BatchWriter:
             if removed:
                 bump_generation(s)
         return removed
-
-
-def indexed_vectors(collection: Collection, ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the given rows that are indexed now (read back for the FAISS update)."""
-    found: dict[int, bytes] = {}
-    with collection.session() as s:
-        wanted = list(ids)
-        for start in range(0, len(wanted), 500):
-            stmt = select(Photo.id, Photo.vector).where(
-                Photo.id.in_(wanted[start : start + 500]), Photo.status == PhotoStatus.INDEXED
-            )
-            found.update({r.id: r.vector for r in s.execute(stmt) if r.vector is not None})
-    keep = np.array(sorted(found), dtype=np.int64)
-    if not len(keep):
-        return keep, np.zeros((0, dim), dtype=np.float32)
-    blob = b"".join(found[int(i)] for i in keep)
-    return keep, np.frombuffer(blob, dtype=np.float32).reshape(len(keep), dim).copy()

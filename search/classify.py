@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from indexer.core.errors import UsageError
+from indexer.core.models import DualEncoder
 from search.scoring import ScoreModel
 
 PROMPT = "a photo of a {label}."
@@ -40,9 +42,11 @@ def classify_vector(
     return [(labels[i], float(probs[i])) for i in order]
 
 
-def classify_image(encoder: object, image: object, labels: Sequence[str] | str) -> list[tuple[str, float]]:
+def classify_image(
+    encoder: DualEncoder, image: Image.Image, labels: Sequence[str] | str
+) -> list[tuple[str, float]]:
     """Zero-shot classification of a PIL image with a bare encoder (no collection needed)."""
     names = clean_labels(labels)
-    image_vector = encoder.embed_images([image])[0]  # type: ignore[attr-defined]
-    label_vectors = encoder.embed_texts([PROMPT.format(label=n) for n in names])  # type: ignore[attr-defined]
+    image_vector = encoder.embed_images([image])[0]
+    label_vectors = encoder.embed_texts([PROMPT.format(label=n) for n in names])
     return classify_vector(image_vector, label_vectors, names, ScoreModel.from_encoder(encoder))

@@ -8,14 +8,13 @@ user on their own terminal may search with any photo they can read.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from indexer.core.errors import ImageError, NotFoundError, UnsafePathError
+from indexer.core.errors import NotFoundError, UnsafePathError
+from indexer.core.imaging import open_image
 
 MAX_QUERY_PIXELS = 100_000_000
 
@@ -37,41 +36,5 @@ def check_readable(path: str | os.PathLike[str], roots: Sequence[Path], allow_ex
 
 
 def load_image(path: Path, max_pixels: int = MAX_QUERY_PIXELS) -> Image.Image:
-    """Decode a query image file; ImageError if unreadable (see :func:`decode_image`)."""
-    return decode_image(path, name=f"the query image {path}", max_pixels=max_pixels)
-
-
-def decode_image(source: str | os.PathLike[str] | IO[bytes], *, name: str, max_pixels: int) -> Image.Image:
-    """First frame, EXIF orientation applied, RGB. The pixel count is checked from the header before
-    any pixel is decoded; every failure is an :class:`ImageError` whose message starts with ``name``."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                width, height = image.size
-                if width <= 0 or height <= 0 or width * height > max_pixels:
-                    raise ImageError(
-                        f"{name} is too large ({width}x{height} pixels; "
-                        f"at most {max_pixels / 1e6:.0f} megapixels)"
-                    )
-                image.seek(0)  # first frame of an animation
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} is not an image dualens can read") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageError(f"{name} is damaged or unreadable ({exc})") from exc
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB on a white background for images with transparency; 16-bit greyscale scaled to 8 bits."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = image.point(lambda v: v / 256).convert("L")
-    return image.convert("RGB")
+    """Decode a query image file (upright, RGB); ImageError if unreadable."""
+    return open_image(path, name=f"the query image {path}", max_pixels=max_pixels).image

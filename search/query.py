@@ -32,13 +32,11 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from indexer.core.errors import QueryError
+from indexer.core.imaging import is_image_name
 
 if TYPE_CHECKING:
     from PIL import Image
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
-)
 MAX_QUERY_CHARS = 4096
 MAX_TERMS = 32
 MIN_WEIGHT = 1e-6
@@ -127,18 +125,6 @@ class Query:
     def of_text(cls, text: str) -> Query:
         return cls((Term.text(text),))
 
-    @classmethod
-    def of_image(cls, image: str | int | Image.Image) -> Query:
-        return cls((Term.image(image),))
-
-    @property
-    def texts(self) -> list[Term]:
-        return [t for t in self.terms if t.kind is TermKind.TEXT]
-
-    @property
-    def images(self) -> list[Term]:
-        return [t for t in self.terms if t.kind is TermKind.IMAGE]
-
     def __str__(self) -> str:
         return " ".join(term.to_syntax(i == 0) for i, term in enumerate(self.terms))
 
@@ -167,7 +153,7 @@ def _is_image_ref(token: str) -> bool:
         return True
     if _PHOTO_ID.fullmatch(token):
         return True
-    return Path(token).suffix.lower() in IMAGE_EXTENSIONS and len(token) > len(Path(token).suffix)
+    return is_image_name(token) and len(token) > len(Path(token).suffix)
 
 
 class _Parser:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from indexer.core.models import DualEncoder
 
 
 @dataclass(frozen=True)
@@ -25,13 +29,12 @@ class ScoreModel:
     is_sigmoid: bool = False
 
     @classmethod
-    def from_encoder(cls, encoder: object) -> ScoreModel:
+    def from_encoder(cls, encoder: DualEncoder) -> ScoreModel:
+        bias = encoder.logit_bias
         return cls(
-            logit_scale=float(encoder.logit_scale),  # type: ignore[attr-defined]
-            logit_bias=None
-            if encoder.logit_bias is None  # type: ignore[attr-defined]
-            else float(encoder.logit_bias),  # type: ignore[attr-defined]
-            is_sigmoid=bool(encoder.is_sigmoid),  # type: ignore[attr-defined]
+            logit_scale=float(encoder.logit_scale),
+            logit_bias=None if bias is None else float(bias),
+            is_sigmoid=bool(encoder.is_sigmoid),
         )
 
     @property

@@ -27,7 +27,9 @@ from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
+from indexer.core.vectors import l2_normalise
 from search.classify import PROMPT, classify_vector, clean_labels
+from search.facets import Facets, read_facets
 from search.filters import Filters, allowed_ids_statement
 from search.hits import HIT_COLUMNS, Hit
 from search.images import check_readable, load_image
@@ -78,6 +80,7 @@ class Searcher:
         self._scores: ScoreModel | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._facets: tuple[int, Facets] | None = None
 
     @classmethod
     def open(
@@ -124,6 +127,19 @@ class Searcher:
 
     def roots(self) -> list[Path]:
         return list(self._roots)
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        """Where front ends cache thumbnails of this collection's photos (inside its data directory)."""
+        return self.collection.paths.thumbnails
+
+    def facets(self) -> Facets:
+        """Folders, file types and date range of the indexed photos, re-read when the index changes."""
+        generation = self.collection.generation()
+        cached = self._facets
+        if cached is None or cached[0] != generation:
+            cached = self._facets = (generation, read_facets(self.collection))
+        return cached[1]
 
     def reload_if_stale(self) -> bool:
         """Reopen the FAISS index when the indexer has saved a newer generation of it.
@@ -219,6 +235,13 @@ class Searcher:
         found = self.collection.photos([int(id)])
         return Hit.from_photo(found[int(id)]) if int(id) in found else None
 
+    def photo_at(self, path: str | os.PathLike[str]) -> Hit | None:
+        """Metadata of the indexed photo stored under exactly this path, None if there is none."""
+        photo = self.collection.photo_by_path(os.fspath(path))
+        if photo is None or photo.status != PhotoStatus.INDEXED:
+            return None
+        return Hit.from_photo(photo)
+
     def index_report(self, n_queries: int = 100, seed: int = 0) -> IndexReport:
         """Index type, memory size and recall@10 against exact search on sampled queries."""
         index = self._index
@@ -248,7 +271,7 @@ class Searcher:
         norm = float(np.linalg.norm(combined))
         if not np.isfinite(norm) or norm < 1e-6:
             raise QueryError("the query terms cancel each other out; change a weight or a term")
-        return (combined / norm).astype(np.float32)
+        return l2_normalise(combined)
 
     def _text_vectors(self, texts: list[str]) -> np.ndarray:
         """Text embeddings, remembered for the last TEXT_CACHE_SIZE texts (paging, UI reruns)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import delete
 
-import indexer.scan as scan_module
+import indexer.core.imaging as imaging
 from indexer.core.errors import CollectionError, NotFoundError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
@@ -65,11 +65,11 @@ def test_stale_index_file_is_rebuilt_in_memory(collection: Collection) -> None:
 
 
 def test_heic_and_avif_are_scanned_when_the_plugin_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scan_module, "heif_available", lambda: True)
-    exts = scan_module.supported_extensions()
+    monkeypatch.setattr(imaging, "heif_available", lambda: True)
+    exts = imaging.supported_extensions()
     assert exts[".heic"] == "heic" and exts[".avif"] == "avif"
-    monkeypatch.setattr(scan_module, "heif_available", lambda: False)
-    assert ".heic" not in scan_module.supported_extensions()
+    monkeypatch.setattr(imaging, "heif_available", lambda: False)
+    assert ".heic" not in imaging.supported_extensions()
 
 
 def test_a_snapshot_sees_one_commit_while_an_indexer_writes(collection: Collection) -> None:

@@ -17,7 +17,7 @@ import pytest
 from indexer.check import check_collection
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import blob_to_vector
-from indexer.pipeline import BATCH_DELAY_ENV, IndexOptions, run_index
+from indexer.pipeline import IndexOptions, run_index
 from tests.helpers.images import save_jpeg, write_zero_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,11 +40,13 @@ def _vectors_by_path(data: Path) -> dict[str, np.ndarray]:
     return {path: blob_to_vector(blob) for path, blob in rows}
 
 
-def _dualens(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _dualens(*args: str, pause_s: float = 0.0, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """``dualens ARGS`` in a new process; with ``pause_s`` it pauses after each committed batch."""
+    runner = ["-m", "tests.helpers.slow_commits", str(pause_s)] if pause_s else ["-m", "ui.cli"]
     return subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", *args],
+        [sys.executable, *runner, *args],
         cwd=REPO,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -84,7 +86,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
         "1",
     )
 
-    victim = _dualens(*args, str(photos), env={BATCH_DELAY_ENV: "0.25"}, start_new_session=True)
+    victim = _dualens(*args, str(photos), pause_s=0.25, start_new_session=True)
     db = data / "dualens.sqlite"
     deadline = time.monotonic() + 90
     while _committed(db) < 6 and victim.poll() is None and time.monotonic() < deadline:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import indexer.core.models.preprocess as preprocess_module
 import indexer.decode as decode_module
 import indexer.decode_pool as pool_module
 from indexer.decode import (
@@ -102,13 +103,13 @@ def test_bogus_exif_values_are_ignored(tmp_path: Path) -> None:
 def test_large_jpeg_is_decoded_in_draft_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = save_jpeg(tmp_path / "big.jpg", pattern((2000, 1500)), quality=80)
     seen: list[tuple[int, int]] = []
-    real = decode_module.preprocess_image
+    real = preprocess_module.preprocess_image
 
     def spy(image: Image.Image, cfg, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(image.size)
         return real(image, cfg, **kwargs)
 
-    monkeypatch.setattr(decode_module, "preprocess_image", spy)
+    monkeypatch.setattr(preprocess_module, "preprocess_image", spy)
     result = _decode(path)
     assert (result.width, result.height) == (2000, 1500)  # the original size is recorded
     assert max(seen[0]) <= 2000 // 8 + 1  # DCT scaling: decoded at 1/8, never at full size

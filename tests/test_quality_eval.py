@@ -10,14 +10,16 @@ import pytest
 from PIL import Image
 
 from indexer.core.errors import NotFoundError, UsageError
-from indexer.core.quality.data import (
+from indexer.core.vectors import l2_normalise
+from indexer.quality.data import (
     label_from_filename,
     labels_from_filenames,
     load_caption_dataset,
     load_label_dataset,
 )
-from search.evaluate import EvalOptions, class_embeddings, evaluate_retrieval, evaluate_zero_shot
-from search.quality_prompts import resolve_templates
+from indexer.quality.evaluate import EvalOptions, class_embeddings, evaluate_retrieval, evaluate_zero_shot
+from indexer.quality.prompts import resolve_templates
+from tests.helpers.fake_encoder import FAKE_PREPROCESS
 from ui.cli import main
 
 
@@ -38,21 +40,24 @@ def captioned(tmp_path: Path) -> tuple[Path, Path]:
 
 
 class ColourEncoder:
-    """Deterministic stand-in: an image's vector is its mean colour, a text's a hash of its words."""
+    """Deterministic stand-in: an image's vector is its mean colour, a text's a hash of its words
+    (both L2-normalised, as the model boundary promises)."""
 
     model_id = "colour-encoder"
+    preprocess_config = FAKE_PREPROCESS
 
     def __init__(self) -> None:
         self.images_embedded = 0
         self.texts_embedded = 0
 
-    def embed_images(self, images):  # type: ignore[no-untyped-def]
-        self.images_embedded += len(images)
-        return np.stack([np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) + 1.0 for im in images])
+    def embed_pixels(self, pixels):  # type: ignore[no-untyped-def]
+        self.images_embedded += len(pixels)
+        return l2_normalise(np.asarray(pixels, dtype=np.float32).mean(axis=(2, 3)) + 2.0)
 
     def embed_texts(self, texts):  # type: ignore[no-untyped-def]
         self.texts_embedded += len(texts)
-        return np.stack([[len(t), t.count("a") + 1.0, t.count("e") + 1.0] for t in texts]).astype(np.float32)
+        rows = [[len(t), t.count("a") + 1.0, t.count("e") + 1.0] for t in texts]
+        return l2_normalise(np.asarray(rows, dtype=np.float32))
 
 
 def test_caption_csv_groups_captions_by_image(captioned: tuple[Path, Path]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.core.quality.metrics import (
+from indexer.quality.metrics import (
     image_to_text_ranks,
     retrieval_metrics,
     text_to_image_ranks,

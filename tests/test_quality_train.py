@@ -14,10 +14,10 @@ from torch import nn
 
 from indexer.core.errors import UsageError
 from indexer.core.models import DualEncoder
-from indexer.train import captions_of, fit, split_images, train
-from indexer.train_config import TrainConfig
-from indexer.train_head import LiTHead, ResidualProjection
-from indexer.train_save import save_trained
+from indexer.quality.train import captions_of, fit, split_images, train
+from indexer.quality.train_config import TrainConfig
+from indexer.quality.train_head import LiTHead, ResidualProjection
+from indexer.quality.train_save import save_trained
 from ui.cli import main
 
 NOUNS = ["cat", "dog", "car", "sky", "sea", "beach", "sunset", "mountain", "tree", "flower", "city", "boat"]

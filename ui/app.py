@@ -8,7 +8,6 @@ is imported after it, under a spinner.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -31,9 +30,6 @@ def _data_option(argv: list[str]) -> str | None:
 st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="expanded")
 chrome.inject_css()
 chrome.header()
-if "ui.page" in sys.modules:
-    page = sys.modules["ui.page"]
-else:
-    with st.spinner("Starting dualens: loading the model layer…"):
-        page = importlib.import_module("ui.page")
+with st.spinner("Starting dualens: loading the model layer…"):
+    from ui import page  # seconds on a fresh server; cached by Python afterwards
 page.main(_data_option(sys.argv[1:]))

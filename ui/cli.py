@@ -1,4 +1,4 @@
-"""The ``dualens`` command: one parser, subcommands contributed by indexer, search and ui.
+"""The ``dualens`` command: one parser, subcommands contributed by indexer, quality, search and ui.
 
 Library code raises :class:`~indexer.core.errors.DualensError`; this is the one place that turns
 such an error into a one-line message and an exit code, so a user never sees a traceback for a
@@ -8,22 +8,21 @@ mistake of theirs.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from indexer import commands as index_commands
+from indexer import model_commands
 from indexer.core.errors import DualensError
+from indexer.quality import commands as quality_commands
+from search import commands as search_commands
+from ui import commands as ui_commands
 
-# Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers.
-COMMAND_MODULES = (
-    "indexer.model_commands",
-    "indexer.commands",
-    "search.commands",
-    "search.quality_commands",
-    "ui.commands",
-)
+# Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers; each is
+# light to import (no torch, no transformers): `dualens --help` stays fast.
+COMMAND_MODULES = (model_commands, index_commands, search_commands, quality_commands, ui_commands)
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -46,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers, common)
+    for module in COMMAND_MODULES:
+        module.register(subparsers, common)
     return parser
 
 

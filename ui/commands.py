@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from indexer.core.errors import UsageError
-from indexer.core.settings import DATA_ENV, CollectionPaths, resolve_data_dir
+from indexer.core.settings import DATA_ENV, resolve_data_dir
+from search import collection_exists
 from ui.config import UiConfig
 
 APP = Path(__file__).resolve().parent / "app.py"
@@ -66,7 +67,7 @@ def run_ui(args: argparse.Namespace) -> int:
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     data_dir = resolve_data_dir(args.data)
-    if not os.environ.get("DUALENS_DB_URL") and not CollectionPaths(data_dir).database.exists():
+    if not collection_exists(str(data_dir)):
         print(
             f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
             file=sys.stderr,

@@ -11,8 +11,9 @@ import os
 
 import streamlit as st
 
-from indexer.core.errors import CollectionError, DualensError
-from indexer.core.settings import DATA_ENV, CollectionPaths, resolve_data_dir
+from indexer.core.errors import DualensError, is_storage_problem
+from indexer.core.settings import DATA_ENV, resolve_data_dir
+from search import collection_exists
 from ui import chrome, state, views
 from ui.backend import Backend
 
@@ -30,14 +31,13 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
     try:
         backend = get_backend(data_dir)
         backend.refresh()
-    except CollectionError as exc:
-        if os.environ.get("DUALENS_DB_URL") or CollectionPaths.from_option(data_dir).database.exists():
+    except DualensError as exc:
+        if not collection_exists(data_dir):
+            chrome.no_collection(data_dir)
+        elif is_storage_problem(exc):
             chrome.broken_collection(str(exc))
         else:
-            chrome.no_collection(data_dir)
-        return
-    except DualensError as exc:
-        chrome.problem(str(exc))
+            chrome.problem(str(exc))
         return
     except Exception:
         log.exception("cannot open the collection in %s", data_dir)
@@ -55,7 +55,7 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
 def render(backend: Backend) -> None:
     state.read_query_params_once()
     stats = backend.stats()
-    facets = backend.facets(int(stats.generation))
+    facets = backend.facets()
     views.sidebar(stats, facets)
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()

@@ -8,7 +8,6 @@ out of a root cannot make it read other files.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from indexer.core.errors import ImageError, UnsafePathError
-from search.images import decode_image
+from indexer.core.imaging import open_image
 
 _PHOTO_ID = re.compile(r"[0-9]{1,18}")
 
@@ -92,4 +91,4 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Imag
         raise ImageError("The uploaded file is empty.")
     if len(data) > max_bytes:
         raise ImageError(f"The uploaded file is too large ({_mb(len(data))}; the limit is {_mb(max_bytes)}).")
-    return decode_image(io.BytesIO(data), name="The uploaded image", max_pixels=max_pixels)
+    return open_image(data, name="The uploaded image", max_pixels=max_pixels).image

@@ -16,8 +16,8 @@ import streamlit as st
 from PIL import Image
 
 from indexer.core.errors import ImageError
-from search import Filters
-from ui.backend import FolderOption, SearchRequest
+from search import Filters, FolderOption
+from ui.backend import SearchRequest
 from ui.config import UiConfig
 from ui.safety import decode_upload, parse_photo_id
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from indexer.core.errors import UnsafePathError
-from search.images import to_rgb
+from indexer.core.errors import DualensError, UnsafePathError
+from indexer.core.imaging import open_image
 from ui.safety import PathGuard
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class ThumbnailCache:
             return target
         try:
             image = render(real, spec)
-        except Exception as exc:  # any decoder failure: show a placeholder, never a traceback
+        except DualensError as exc:  # a damaged or unreadable photo: show a placeholder, never a traceback
             log.warning("cannot make a thumbnail of %s: %s", real, exc)
             return None
         self._write(target, image, photo_id, spec)
@@ -85,12 +84,7 @@ class ThumbnailCache:
 
 def render(path: Path, spec: ThumbSpec) -> Image.Image:
     """Decode just enough of the original (JPEG draft mode), orient it, and shrink it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(path) as image:
-            image.draft("RGB", (spec.px, spec.px))
-            oriented = ImageOps.exif_transpose(image)
-            rgb = to_rgb(oriented)
+    rgb = open_image(path, name=f"photo {path}", min_side=spec.px).image
     if spec.square:
         return ImageOps.fit(rgb, (spec.px, spec.px), Image.Resampling.LANCZOS)
     rgb.thumbnail((spec.px, spec.px), Image.Resampling.LANCZOS)

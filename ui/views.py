@@ -13,14 +13,14 @@ from typing import Any, cast
 
 import streamlit as st
 
-from indexer.core.storage.collection import CollectionStats
-from search import Hit
+from indexer.core.imaging import supported_extensions
+from search import Facets, Hit, Stats
 from ui import state
-from ui.backend import Backend, Facets, ResultPage
+from ui.backend import Backend, ResultPage
 from ui.thumbnails import placeholder
 
 EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = sorted(ext.lstrip(".") for ext in supported_extensions())
 
 
 def _esc(text: object) -> str:
@@ -30,7 +30,7 @@ def _esc(text: object) -> str:
 # ---- sidebar ----
 
 
-def sidebar(stats: CollectionStats, facets: Facets) -> None:
+def sidebar(stats: Stats, facets: Facets) -> None:
     with st.sidebar:
         st.subheader("Filters", anchor=False)
         options = [state.ALL_FOLDERS, *(f.path for f in facets.folders)]
@@ -74,8 +74,8 @@ def sidebar(stats: CollectionStats, facets: Facets) -> None:
         collection_status(stats)
 
 
-def collection_status(stats: CollectionStats) -> None:
-    st.subheader("Collection", anchor=False)
+def collection_status(stats: Stats) -> None:
+    st.subheader("Your photos", anchor=False)
     left, right = st.columns(2)
     left.metric("Photos", f"{int(stats.n_indexed):,}")
     right.metric("Failed", f"{int(stats.n_failed):,}")

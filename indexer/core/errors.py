@@ -6,6 +6,8 @@ sentence that can be shown as is, without a traceback.
 
 from __future__ import annotations
 
+import enum
+
 
 class DualensError(Exception):
     """Base class of every error a user can cause or fix."""
@@ -35,8 +37,33 @@ class CollectionError(DualensError):
     """Missing, damaged or inconsistent collection state (database or vector index)."""
 
 
+def is_storage_problem(exc: BaseException) -> bool:
+    """Whether an error is about the collection's stored state (a damaged database or index)."""
+    return isinstance(exc, CollectionError)
+
+
+class ImageProblem(enum.StrEnum):
+    """Why an image could not be used (recorded per file by the indexer)."""
+
+    EMPTY = "empty file"
+    NOT_IMAGE = "not an image"
+    TRUNCATED = "truncated image"
+    CORRUPT = "corrupt image"
+    TOO_LARGE = "too large"
+    TOO_SLOW = "too slow to decode"
+    UNSUPPORTED = "unsupported image"
+    UNREADABLE = "unreadable file"
+    VANISHED = "file vanished"
+    CRASHED = "decoder crashed"
+
+
 class ImageError(DualensError):
-    """An image that cannot be read or decoded."""
+    """An image that cannot be read or decoded: ``kind`` says why, ``detail`` in a few words."""
+
+    def __init__(self, message: str, *, kind: ImageProblem = ImageProblem.CORRUPT, detail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.detail = detail or message
 
 
 class QueryError(UsageError):

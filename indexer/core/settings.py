@@ -10,6 +10,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DATA = PROJECT_ROOT / "data"
 
 DATA_ENV = "DUALENS_DATA"
+DB_URL_ENV = "DUALENS_DB_URL"  # a database URL other than the data directory's SQLite file
 DEFAULT_MODEL_ENV = "DUALENS_DEFAULT_MODEL_DIR"
 DEFAULT_MODEL_NAME = "default"
 
@@ -38,7 +39,11 @@ class CollectionPaths:
 
     @property
     def database_url(self) -> str:
-        return os.environ.get("DUALENS_DB_URL") or f"sqlite:///{self.database}"
+        return os.environ.get(DB_URL_ENV) or f"sqlite:///{self.database}"
+
+    def exists(self) -> bool:
+        """Whether there is a collection database to open (the one cheap existence check)."""
+        return bool(os.environ.get(DB_URL_ENV)) or self.database.exists()
 
     @property
     def vector_index(self) -> Path:

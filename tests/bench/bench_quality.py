@@ -52,8 +52,8 @@ class Row:
 def measure(name: str, spec: DefaultModelSpec | None, work: Path) -> Row:
     from indexer.core.models import load_encoder
     from indexer.core.models.default_model import build_default_model
-    from indexer.core.quality.data import labels_from_filenames, load_caption_dataset
-    from search.evaluate import EvalOptions, evaluate_retrieval, evaluate_zero_shot
+    from indexer.quality.data import labels_from_filenames, load_caption_dataset
+    from indexer.quality.evaluate import EvalOptions, evaluate_retrieval, evaluate_zero_shot
 
     slug = name.split()[0]  # "(a)", "(b)", ...: this model's directory and cache names
     if spec is None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, PhotoStatus
 from search import Searcher, parse_query
+from tests.helpers import slow_commits
 from tests.helpers.faults import CliForkServer, check_ok, index_in_process, make_photos
 from ui.backend import Backend, SearchRequest
 from ui.config import UiConfig
@@ -54,6 +55,17 @@ class Recorder:
     results: list[tuple[str, list[tuple[int, str, float]]]] = field(default_factory=list)  # (code path, hits)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.results) + len(self.errors)
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        """Block until at least ``n`` searches have finished (a condition, not a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while self.count() < n:
+            assert time.monotonic() < deadline, f"only {self.count()} of {n} searches finished in {timeout} s"
+            time.sleep(0.01)
 
 
 def _hammer(name: str, search: Callable[[], list], stop: threading.Event, rec: Recorder) -> None:
@@ -122,9 +134,9 @@ def _concurrently(
             ]
             for t in threads:
                 t.start()
-            time.sleep(0.3)
-            result = cli.run(argv, pre="import os; os.environ['DUALENS_TEST_BATCH_DELAY'] = '0.05'")
-            time.sleep(0.5)  # and a little after the indexer finished
+            rec.wait_for(len(threads))  # every thread searches the old state first
+            result = cli.run(argv, pre=slow_commits.hook(0.05))
+            rec.wait_for(rec.count() + 2 * len(threads))  # and each searches the new state after it
             stop.set()
             for t in threads:
                 t.join(timeout=60)

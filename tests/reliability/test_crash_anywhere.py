@@ -37,14 +37,14 @@ from tests.helpers.faults import (
     read_state,
     state_differences,
 )
+from tests.helpers import slow_commits
 from tests.helpers.images import pattern, save_jpeg
 
 TRIALS = int(os.environ.get("DUALENS_CRASH_TRIALS", "20"))
 N_PHOTOS = 100
 BATCH_SIZE = "4"  # ~25 commits per fresh run
-BATCH_DELAY_S = "0.02"  # indexer test hook: a short pause after each commit spreads the kill moments
-# Set in each child (the fork server's own environment is shared by the whole session).
-_DELAY_HOOK = f"import os; os.environ['DUALENS_TEST_BATCH_DELAY'] = {BATCH_DELAY_S!r}"
+# A short pause after each commit (installed in each child) spreads the kill moments over the run.
+_DELAY_HOOK = slow_commits.hook(0.02)
 
 
 def _variants(tmp: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:

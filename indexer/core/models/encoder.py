@@ -15,6 +15,7 @@ from PIL import Image
 from indexer.core.errors import ModelError
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
 from indexer.core.models.resolve import ResolvedModel, resolve_model
+from indexer.core.vectors import l2_normalise
 
 if TYPE_CHECKING:  # torch and transformers load with the weights, keeping `import` cheap for the CLI
     import torch
@@ -102,6 +103,14 @@ class DualEncoder:
     @property
     def is_loaded(self) -> bool:
         return self._loaded is not None
+
+    def uses_gpu(self) -> bool:
+        """Whether inference runs on a GPU; answered without loading the weights."""
+        if self._loaded is not None:
+            return self._loaded.device.type != "cpu"
+        import torch
+
+        return (self._device_name or "cuda").startswith("cuda") and torch.cuda.is_available()
 
     def load(self) -> None:
         """Load weights and tokenizer (idempotent, thread-safe)."""
@@ -292,6 +301,5 @@ def _pooled(output: Any) -> torch.Tensor:
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:
-    array = features.float().cpu().numpy().astype(np.float32, copy=False)
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.maximum(norms, np.float32(1e-12))
+    """The model boundary: every vector dualens stores or compares is normalised here, once."""
+    return l2_normalise(features.float().cpu().numpy())

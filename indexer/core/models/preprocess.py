@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from indexer.core.errors import ModelError
+from indexer.core.imaging import Picture, Source, open_image, to_rgb
+from indexer.core.limits import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,16 @@ class PreprocessConfig:
     rescale_factor: float  # usually 1/255
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | os.PathLike[str]) -> PreprocessConfig:
-        """Read the image-processor config of a model directory, hub id or ``"default"``."""
-        from indexer.core.models.resolve import resolve_model
-
-        resolved = resolve_model(path_or_id)
-        if resolved.preprocess is not None:
-            return resolved.preprocess
+    def from_pretrained(cls, location: str | os.PathLike[str]) -> PreprocessConfig:
+        """Read the image-processor config of a model directory or hub id (already resolved:
+        see :func:`indexer.core.models.resolve.resolve_model`, which knows the default's)."""
         from transformers import AutoImageProcessor
 
         try:
-            processor = AutoImageProcessor.from_pretrained(resolved.location)
+            processor = AutoImageProcessor.from_pretrained(os.fspath(location))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(
-                f"cannot read the image processor of model {resolved.location!r}: {exc}"
+                f"cannot read the image processor of model {os.fspath(location)!r}: {exc}"
             ) from exc
         return cls.from_processor(processor)
 
@@ -117,15 +115,6 @@ def _resample_int(resample: Any) -> int:
         return int(getattr(Image.Resampling, name, Image.Resampling.BILINEAR))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, compositing transparency onto white exactly as transformers' ``convert_to_rgb`` does."""
-    if "A" in image.getbands() or image.info.get("transparency") is not None:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def resized_shape(width: int, height: int, cfg: PreprocessConfig) -> tuple[int, int]:
     """(width, height) after the resize step, with transformers' rounding."""
     if cfg.resize_shortest_edge is None:
@@ -146,7 +135,7 @@ def preprocess_image(
     so the resize and crop geometry is computed exactly as for the full image (a downscale rounds
     the aspect ratio, which would otherwise shift the crop by a pixel).
     """
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     width, height = original_size if original_size is not None else rgb.size
     new_w, new_h = resized_shape(width, height, cfg)
     if (new_w, new_h) != rgb.size:
@@ -175,3 +164,14 @@ def _center_crop(pixels: np.ndarray, crop_h: int, crop_w: int) -> np.ndarray:
     top = (height - crop_h) // 2
     left = (width - crop_w) // 2
     return pixels[top : top + crop_h, left : left + crop_w]
+
+
+def picture_pixels(
+    source: Source, cfg: PreprocessConfig, *, name: str = "the image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Picture, np.ndarray]:
+    """Decode an image file as the indexer does and turn it into the model's (3, H, W) pixels.
+
+    The one path from a file to model input, shared by indexing, evaluation and training.
+    """
+    picture = open_image(source, name=name, max_pixels=max_pixels, min_side=max(cfg.draft_size()))
+    return picture, preprocess_image(picture.image, cfg, original_size=(picture.width, picture.height))

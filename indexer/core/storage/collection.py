@@ -87,6 +87,14 @@ def bump_generation(session: Session) -> int:
     return new
 
 
+CHUNK = 500  # ids per IN (...) list
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
 def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every indexed row, read in the caller's transaction."""
     rows = session.execute(
@@ -114,8 +122,7 @@ class Collection:
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None = None, *, create: bool = False) -> Collection:
         paths = CollectionPaths.from_option(data)
-        custom_url = os.environ.get("DUALENS_DB_URL")
-        if not create and not custom_url and not paths.database.exists():
+        if not create and not paths.exists():
             raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
         if create:
             paths.root.mkdir(parents=True, exist_ok=True)
@@ -204,8 +211,7 @@ class Collection:
         wanted = [i for i in (int(x) for x in ids) if _INT64_MIN <= i <= _INT64_MAX]  # others match no row
         out: dict[int, Photo] = {}
         with self._reading(session) as s:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in _chunks(wanted):
                 for p in s.scalars(select(Photo).options(defer(Photo.vector)).where(Photo.id.in_(chunk))):
                     out[p.id] = p
             for p in out.values():
@@ -221,25 +227,32 @@ class Collection:
                 s.expunge(photo)
             return photo
 
-    def vectors(self, ids: Sequence[int], *, session: Session | None = None) -> np.ndarray:
-        """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
-        wanted = [int(i) for i in ids]
-        impossible = [i for i in wanted if not _INT64_MIN <= i <= _INT64_MAX]
-        if impossible:
-            raise NotFoundError(f"photo id {impossible[0]} is not an indexed photo of this collection")
+    def indexed_vectors(
+        self, ids: Sequence[int], *, session: Session | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of ``ids`` that are indexed now, sorted by id: the one chunked
+        vector reader (the ``IN (...)`` lists stay far below every database's parameter limit)."""
+        wanted = sorted({i for i in (int(x) for x in ids) if _INT64_MIN <= i <= _INT64_MAX})
         found: dict[int, bytes] = {}
         with self._reading(session) as s:
             dim = int(get_info(s, InfoKey.DIM) or 0)
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in _chunks(wanted):
                 stmt = select(Photo.id, Photo.vector).where(
                     Photo.id.in_(chunk), Photo.status == PhotoStatus.INDEXED
                 )
                 found.update({r.id: r.vector for r in s.execute(stmt) if r.vector is not None})
-        missing = [i for i in wanted if i not in found]
+        keep = np.array(sorted(found), dtype=np.int64)
+        return keep, blobs_to_matrix([found[int(i)] for i in keep], dim)
+
+    def vectors(self, ids: Sequence[int], *, session: Session | None = None) -> np.ndarray:
+        """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
+        wanted = [int(i) for i in ids]
+        found_ids, matrix = self.indexed_vectors(wanted, session=session)
+        position = {int(i): n for n, i in enumerate(found_ids)}
+        missing = [i for i in wanted if i not in position]
         if missing:
             raise NotFoundError(f"photo id {missing[0]} is not an indexed photo of this collection")
-        return blobs_to_matrix([found[i] for i in wanted], dim)
+        return matrix[[position[i] for i in wanted]]
 
     # ------------------------------------------------------------------ vector index
     def load_index(self) -> VectorIndex:

@@ -26,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from indexer.core.errors import CollectionError
+from indexer.core.vectors import non_unit_rows
+
 SCHEMA_VERSION = 1
 
 
@@ -98,8 +101,10 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
-    """Serialise one L2-normalised float32 vector."""
+    """Serialise one L2-normalised float32 vector; anything else is refused (the storage boundary)."""
     arr = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    if len(non_unit_rows(arr.reshape(1, -1))):
+        raise CollectionError("refusing to store a vector that is not a finite unit-length vector")
     return arr.tobytes()
 
 

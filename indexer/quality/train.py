@@ -22,13 +22,13 @@ import torch
 from tqdm import tqdm
 
 from indexer.core.errors import UsageError
-from indexer.core.quality.data import CaptionDataset, load_caption_dataset
-from indexer.core.quality.metrics import RetrievalMetrics, retrieval_metrics
 from indexer.core.settings import resolve_data_dir
-from indexer.train_config import TrainConfig
-from indexer.train_features import BaseModel, image_features, load_base, text_features
-from indexer.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
-from indexer.train_save import META_NAME, save_trained
+from indexer.quality.data import CaptionDataset, load_caption_dataset
+from indexer.quality.metrics import RetrievalMetrics, retrieval_metrics
+from indexer.quality.train_config import TrainConfig
+from indexer.quality.train_features import BaseModel, image_features, load_base, text_features
+from indexer.quality.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
+from indexer.quality.train_save import META_NAME, save_trained
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.core.errors import NotFoundError, UsageError
+from indexer.core.imaging import is_image_name
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _WNID = re.compile(r"^n\d{8}[_ -]+")
 
 
@@ -130,7 +130,7 @@ def list_images(images_dir: str | os.PathLike[str]) -> list[Path]:
     root = Path(images_dir)
     if not root.is_dir():
         raise NotFoundError(f"image directory not found: {root}")
-    return sorted(p.resolve() for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p.resolve() for p in root.iterdir() if p.is_file() and is_image_name(p.name))
 
 
 def labels_from_filenames(images_dir: str | os.PathLike[str]) -> LabelDataset:

@@ -12,36 +12,27 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from indexer.core.errors import ImageError
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
-from indexer.core.quality.cache import VectorCache, image_key, model_fingerprint, text_key
-from indexer.core.quality.data import CaptionDataset, LabelDataset
-from indexer.core.quality.metrics import (
+from indexer.core.models.interface import Encoder
+from indexer.core.models.preprocess import picture_pixels
+from indexer.core.settings import default_model_dir, resolve_data_dir
+from indexer.core.vectors import l2_normalise
+from indexer.quality.cache import VectorCache, image_key, model_fingerprint, text_key
+from indexer.quality.data import CaptionDataset, LabelDataset
+from indexer.quality.metrics import (
     RetrievalMetrics,
     ZeroShotMetrics,
     retrieval_metrics,
     zero_shot_metrics,
 )
-from indexer.core.settings import default_model_dir, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
 IMAGE_BATCH = 64
-
-
-class Encoder(Protocol):
-    @property
-    def model_id(self) -> str: ...
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -65,43 +56,26 @@ def _fingerprint(encoder: Encoder) -> str:
     return model_fingerprint(model_id, Path(local) if local is not None else None)
 
 
-def _draft_size(encoder: Encoder) -> tuple[int, int] | None:
-    cfg: Any = getattr(encoder, "preprocess_config", None)
-    try:
-        return (int(cfg.draft_size()[0]), int(cfg.draft_size()[1])) if cfg is not None else None
-    except Exception:  # a config without draft support: decode at full size
-        return None
-
-
-def open_rgb(path: Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode an image as RGB, letting JPEG decode at reduced scale when ``draft_size`` allows."""
-    try:
-        with Image.open(path) as img:
-            if draft_size is not None and img.format == "JPEG":
-                img.draft("RGB", draft_size)
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}") from exc
-
-
 def embed_image_files(
     encoder: Encoder, paths: Sequence[Path], options: EvalOptions = EvalOptions()
 ) -> np.ndarray:
     """(n, dim) L2-normalised vectors of image files, through the cache."""
     cache = VectorCache(options.cache_dir, _fingerprint(encoder), "image")
-    draft = _draft_size(encoder)
+    cfg = encoder.preprocess_config
 
     def compute(todo: list[Path]) -> np.ndarray:
         out = []
         bar = tqdm(total=len(todo), desc="embedding images", unit="img", disable=not options.progress)
         for start in range(0, len(todo), IMAGE_BATCH):
             chunk = todo[start : start + IMAGE_BATCH]
-            out.append(encoder.embed_images([open_rgb(p, draft) for p in chunk]))
+            # exactly the pixels the indexer embeds (same decoder, orientation and preprocessing)
+            pixels = np.stack([picture_pixels(p, cfg, name=f"image {p}")[1] for p in chunk])
+            out.append(encoder.embed_pixels(pixels))
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(out)
 
-    return _normalise(cache.get_or_compute(list(paths), image_key, compute))
+    return cache.get_or_compute(list(paths), image_key, compute)
 
 
 def embed_texts(encoder: Encoder, texts: Sequence[str], options: EvalOptions = EvalOptions()) -> np.ndarray:
@@ -118,17 +92,10 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], options: EvalOptions = E
         bar.close()
         return np.concatenate(out)
 
-    return _normalise(cache.get_or_compute(list(dict.fromkeys(texts)), text_key, compute), texts)
-
-
-def _normalise(vectors: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    if texts is not None:  # the cache saw unique texts; expand back to the requested order
-        unique = list(dict.fromkeys(texts))
-        pos = {t: i for i, t in enumerate(unique)}
-        v = v[[pos[t] for t in texts]]
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return v / np.maximum(norms, 1e-12)
+    unique = list(dict.fromkeys(texts))  # the cache sees each text once; expand to the order asked
+    vectors = cache.get_or_compute(unique, text_key, compute)
+    position = {t: i for i, t in enumerate(unique)}
+    return vectors[[position[t] for t in texts]]
 
 
 def class_embeddings(
@@ -137,7 +104,7 @@ def class_embeddings(
     """One vector per class: the renormalised mean of its prompts' vectors (a prompt ensemble)."""
     prompts = [t.format(c) for c in classes for t in templates]
     vecs = embed_texts(encoder, prompts, options).reshape(len(classes), len(templates), -1)
-    return _normalise(vecs.mean(axis=1))
+    return l2_normalise(vecs.mean(axis=1))
 
 
 def evaluate_retrieval(

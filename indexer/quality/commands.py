@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from indexer.core.errors import UsageError
-from indexer.core.quality.metrics import RetrievalMetrics, ZeroShotMetrics
+from indexer.quality.metrics import RetrievalMetrics, ZeroShotMetrics
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -56,14 +56,13 @@ def _register_eval(subparsers: argparse._SubParsersAction, common: argparse.Argu
 
 def run_eval(args: argparse.Namespace) -> int:
     from indexer.core.models import load_encoder
-    from indexer.core.quality.data import labels_from_filenames, load_caption_dataset, load_label_dataset
-    from search.evaluate import EvalOptions, eval_cache_dir, evaluate_retrieval, evaluate_zero_shot
-    from search.quality_prompts import resolve_templates
+    from indexer.quality.data import labels_from_filenames, load_caption_dataset, load_label_dataset
+    from indexer.quality.evaluate import EvalOptions, eval_cache_dir, evaluate_retrieval, evaluate_zero_shot
+    from indexer.quality.prompts import resolve_templates
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     encoder = load_encoder(args.model, device=args.device, batch_size=args.batch_size)
-    encoder.load()
     options = EvalOptions(
         cache_dir=None if args.no_cache else eval_cache_dir(args.data),
         progress=sys.stderr.isatty() and not args.json,
@@ -114,7 +113,7 @@ def format_zero_shot(model_id: str, m: ZeroShotMetrics, n_templates: int) -> str
 
 
 def _register_train(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from indexer.train_config import add_train_arguments
+    from indexer.quality.train_config import add_train_arguments
 
     p = subparsers.add_parser(
         "train",
@@ -133,8 +132,8 @@ def _register_train(subparsers: argparse._SubParsersAction, common: argparse.Arg
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from indexer.train import train
-    from indexer.train_config import config_from_args
+    from indexer.quality.train import train
+    from indexer.quality.train_config import config_from_args
 
     config = config_from_args(args)
     result = train(config, progress=sys.stderr.isatty())

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from indexer.core.errors import ImageError, ModelError
-from indexer.core.models import PreprocessConfig, preprocess_image
+from indexer.core.errors import ModelError
+from indexer.core.models import PreprocessConfig
+from indexer.core.models.preprocess import picture_pixels
 from indexer.core.models.resolve import resolve_model
-from indexer.core.quality.cache import VectorCache, image_key, model_fingerprint, text_key
+from indexer.quality.cache import VectorCache, image_key, model_fingerprint, text_key
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,8 @@ def _max_length(tokenizer: Any, config: Any) -> int:
 
 
 def _pixels(path: Path, cfg: PreprocessConfig) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            original = img.size
-            if img.format == "JPEG":
-                img.draft("RGB", cfg.draft_size())
-            return preprocess_image(img.convert("RGB"), cfg, original_size=original)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}") from exc
+    """Exactly the pixels the indexer embeds for this file."""
+    return picture_pixels(path, cfg, name=f"image {path}")[1]
 
 
 def image_features(

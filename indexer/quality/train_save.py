@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -13,10 +13,9 @@ from indexer.core.errors import ModelError
 from indexer.core.models import PreprocessConfig
 
 if TYPE_CHECKING:
-    from indexer.train import TrainResult
-    from indexer.train_config import TrainConfig
-    from indexer.train_features import BaseModel
-    from indexer.train_head import LiTHead
+    from indexer.quality.train_config import TrainConfig
+    from indexer.quality.train_features import BaseModel
+    from indexer.quality.train_head import LiTHead
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,16 @@ def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, int | float | bool | str) else str(value)
 
 
-def save_trained(base: BaseModel, head: LiTHead, config: TrainConfig, result: TrainResult) -> None:
+class RunSummary(Protocol):
+    """What the metadata file records of a training run (``train.TrainResult`` has it)."""
+
+    steps: int
+    stopped_early: bool
+    before: Any
+    best: Any
+
+
+def save_trained(base: BaseModel, head: LiTHead, config: TrainConfig, result: RunSummary) -> None:
     """``save_pretrained`` the merged model + processor into ``config.out``, with a metadata file."""
     merge_into(base.model, head)
     for p in base.model.parameters():

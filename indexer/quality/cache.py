@@ -41,9 +41,13 @@ def model_fingerprint(model_id: str, directory: Path | None = None) -> str:
     return h.hexdigest()[:24]
 
 
+# Bumped when the pixels a model sees change (decoder, orientation, preprocessing): old entries miss.
+PIXELS_VERSION = "imaging-1"
+
+
 def image_key(path: Path) -> str:
     st = path.stat()
-    return f"{path.resolve()}|{st.st_mtime_ns}|{st.st_size}"
+    return f"{PIXELS_VERSION}|{path.resolve()}|{st.st_mtime_ns}|{st.st_size}"
 
 
 def text_key(text: str) -> str:

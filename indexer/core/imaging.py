@@ -1,0 +1,198 @@
+"""The one way dualens turns an image file into pixels, and the one list of image extensions.
+
+    open -> first frame -> (JPEG draft / reduce when a small size will do) -> EXIF orientation -> RGB
+
+Every reader goes through :func:`open_image`: the indexer's decode workers, query images, uploads,
+thumbnails, evaluation and training. Evaluation therefore measures a model on exactly the pixels
+the indexer embeds. Every failure is an :class:`~indexer.core.errors.ImageError` whose ``kind``
+says what went wrong (the indexer records it per file) and whose message can be shown as is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError, features
+
+from indexer.core.errors import ImageError, ImageProblem
+from indexer.core.exif import PhotoMeta, read_meta
+from indexer.core.limits import DEFAULT_MAX_PIXELS
+
+# extension -> file_type stored in the database (and used by search filters)
+BASE_EXTENSIONS: dict[str, str] = {
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".jpe": "jpg",
+    ".png": "png",
+    ".webp": "webp",
+    ".gif": "gif",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
+HEIF_EXTENSIONS: dict[str, str] = {".heic": "heic", ".heif": "heic", ".avif": "avif"}
+
+# EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+Source = str | os.PathLike[str] | bytes | IO[bytes]
+
+
+def heif_available() -> bool:
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_plugins_registered = False
+
+
+def register_optional_plugins() -> None:
+    """Let Pillow open HEIC/AVIF when the optional plugin is installed (idempotent)."""
+    global _plugins_registered
+    if _plugins_registered:
+        return
+    _plugins_registered = True
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
+def supported_extensions() -> dict[str, str]:
+    """Image extensions this installation can decode (HEIC/AVIF with the optional plugins)."""
+    exts = dict(BASE_EXTENSIONS)
+    if heif_available():
+        exts.update(HEIF_EXTENSIONS)
+    elif features.check("avif"):
+        exts[".avif"] = "avif"
+    return exts
+
+
+def file_type(name: str | os.PathLike[str]) -> str | None:
+    """The stored file type of an image file name (``photo.JPEG`` -> ``jpg``), None if not an image."""
+    return supported_extensions().get(os.path.splitext(os.fspath(name))[1].lower())
+
+
+def is_image_name(name: str | os.PathLike[str]) -> bool:
+    """Whether a name has an image extension, with or without the optional plugins installed."""
+    suffix = os.path.splitext(os.fspath(name))[1].lower()
+    return suffix in BASE_EXTENSIONS or suffix in HEIF_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A decoded image, upright and RGB; ``width``/``height`` are the full-size upright dimensions
+    (``image`` may be smaller when a ``min_side`` let the decoder shrink it)."""
+
+    image: Image.Image
+    width: int
+    height: int
+    meta: PhotoMeta
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with one rule for every reader: transparency composited onto white, 16-bit and 32-bit
+    greyscale scaled to 8 bits (Pillow's own convert() would clip them to white)."""
+    if image.mode.startswith("I;16"):
+        image = Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8), "L")
+    elif image.mode in ("I", "F"):
+        arr = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        top = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 / top if top > 255.0 else 1.0
+        image = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def open_image(
+    source: Source,
+    *,
+    name: str = "the image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+) -> Picture:
+    """Decode the first frame of an image, upright and RGB.
+
+    The pixel count is checked from the header before any pixel is decoded. With ``min_side`` the
+    decoder may shrink the image (JPEG DCT scaling, ``Image.reduce``) as long as both sides stay at
+    least that large: the caller resizes further anyway. Raises :class:`ImageError` (message starts
+    with ``name``), never anything else, for a bad file.
+    """
+    register_optional_plugins()
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        source = Path(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF and decompression-bomb warnings: checked here
+            with Image.open(source) as image:
+                return _decode(image, name, max_pixels, min_side)
+    except ImageError:
+        raise
+    except Exception as exc:  # any decoder error is a property of this file
+        raise _image_error(exc, name) from exc
+
+
+def _decode(image: Image.Image, name: str, max_pixels: int, min_side: int | None) -> Picture:
+    width, height = image.size
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise ImageError(
+            f"{name} is too large ({width}x{height} pixels; at most {max_pixels / 1e6:.0f} megapixels)",
+            kind=ImageProblem.TOO_LARGE,
+            detail=f"{width}x{height} pixels is above the limit of {max_pixels} (--max-pixels)",
+        )
+    meta = read_meta(image)
+    image.seek(0)  # first frame of an animation or a multi-page file
+    if min_side is not None and image.format == "JPEG":
+        image.draft("RGB", (min_side, min_side))  # square: safe whatever the orientation
+    image.load()
+    work = to_rgb(image)
+    if min_side is not None:
+        factor = min(work.size) // (2 * min_side)
+        if factor >= 2:
+            work = work.reduce(factor)
+    transpose = _TRANSPOSE.get(meta.orientation)
+    if transpose is not None:
+        work = work.transpose(transpose)
+    if meta.orientation >= 5:
+        width, height = height, width
+    return Picture(work, width, height, meta)
+
+
+def _image_error(exc: BaseException, name: str) -> ImageError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kind, message = ImageProblem.CORRUPT, f"{name} is damaged or unreadable ({text})"
+    if isinstance(exc, Image.DecompressionBombError | MemoryError):
+        kind, message = ImageProblem.TOO_LARGE, f"{name} is too large ({text})"
+    elif isinstance(exc, UnidentifiedImageError):
+        kind, message = ImageProblem.NOT_IMAGE, f"{name} is not an image dualens can read"
+        text = "cannot identify the image format"
+    elif isinstance(exc, FileNotFoundError):
+        kind, message = ImageProblem.UNREADABLE, f"{name} does not exist"
+    elif isinstance(exc, OSError) and "truncated" in text.lower():
+        kind = ImageProblem.TRUNCATED
+    elif isinstance(exc, ValueError | KeyError) and "mode" in text.lower():
+        kind = ImageProblem.UNSUPPORTED
+    return ImageError(message, kind=kind, detail=text)

@@ -1,1 +1,0 @@
-"""Datasets, metrics and the embedding cache shared by evaluation (search/) and LiT training (indexer/)."""

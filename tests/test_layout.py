@@ -1,0 +1,121 @@
+"""The plan of the house: no import cycles, and each package imports only what it may.
+
+    indexer.core      shared by everything; imports nothing else of dualens
+    indexer.quality   evaluation and training; imports indexer.core
+    indexer           the indexing pipeline; imports indexer.core
+    search            the search API; imports indexer.core
+    ui                Streamlit app and CLI; imports search (its public package) and indexer.core;
+                      the `dualens` entry point (ui.cli) also imports each package's commands module
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("indexer", "search", "ui")
+ENTRY_POINT = "ui.cli"
+COMMAND_MODULES = {"indexer.commands", "indexer.model_commands", "indexer.quality.commands", "search.commands"}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """Every dualens module ``name`` imports (module level, in functions, or for type checking)."""
+    out: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        out.update(t for t in targets if t in modules)
+    out.discard(name)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, name, modules) for name, path in modules.items()}
+
+
+def _allowed(importer: str, imported: str) -> bool:
+    def within(module: str, package: str) -> bool:
+        return module == package or module.startswith(package + ".")
+
+    if within(imported, "indexer.core"):
+        return True
+    if within(importer, "indexer.core"):
+        return False
+    if within(importer, "indexer.quality"):
+        return within(imported, "indexer.quality")
+    if within(importer, "indexer"):
+        return within(imported, "indexer") and not within(imported, "indexer.quality")
+    if within(importer, "search"):
+        return within(imported, "search")
+    if importer == ENTRY_POINT and imported in COMMAND_MODULES:
+        return True
+    return within(imported, "ui") or imported == "search"
+
+
+def test_no_module_imports_another_package_s_private_modules() -> None:
+    graph = _graph()
+    assert len(graph) > 50  # the whole code base was read
+    wrong = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if not _allowed(a, b))
+    assert wrong == []
+
+
+def test_there_are_no_import_cycles() -> None:
+    graph = _graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    assert cycles == []
+
+
+def test_the_command_line_registers_its_commands_with_plain_imports() -> None:
+    source = (ROOT / "ui" / "cli.py").read_text(encoding="utf-8")
+    assert "importlib" not in source and "__import__" not in source
+    assert COMMAND_MODULES <= _graph()[ENTRY_POINT]
