@@ -1,11 +1,11 @@
 """The plan of the house: no import cycles, and each package imports only what it may.
 
-    indexer.core      shared by everything; imports nothing else of dualens
-    indexer.quality   evaluation and training; imports indexer.core
-    indexer           the indexing pipeline; imports indexer.core
-    search            the search API; imports indexer.core
-    ui                Streamlit app and CLI; imports search (its public package) and indexer.core;
-                      the `dualens` entry point (ui.cli) also imports each package's commands module
+indexer.core      shared by everything; imports nothing else of dualens
+indexer.quality   evaluation and training; imports indexer.core
+indexer           the indexing pipeline; imports indexer.core
+search            the search API; imports indexer.core
+ui                Streamlit app and CLI; imports search (its public package) and indexer.core;
+                  the `dualens` entry point (ui.cli) also imports each package's commands module
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("indexer", "search", "ui")
 ENTRY_POINT = "ui.cli"
-COMMAND_MODULES = {"indexer.commands", "indexer.model_commands", "indexer.quality.commands", "search.commands"}
+COMMAND_MODULES = {
+    "indexer.commands",
+    "indexer.model_commands",
+    "indexer.quality.commands",
+    "search.commands",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -40,7 +45,9 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
+                base = ".".join(
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], base]
+                ).strip(".")
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
         else:
             continue
@@ -118,4 +125,4 @@ def test_there_are_no_import_cycles() -> None:
 def test_the_command_line_registers_its_commands_with_plain_imports() -> None:
     source = (ROOT / "ui" / "cli.py").read_text(encoding="utf-8")
     assert "importlib" not in source and "__import__" not in source
-    assert COMMAND_MODULES <= _graph()[ENTRY_POINT]
+    assert _graph()[ENTRY_POINT] >= COMMAND_MODULES

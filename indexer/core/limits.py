@@ -1,4 +1,4 @@
-"""Indexer defaults, in a module light enough for the CLI parser to import (no torch, no PIL)."""
+"""Limits and defaults of indexing and image reading, light enough for the CLI parser (no torch, no PIL)."""
 
 from __future__ import annotations
 

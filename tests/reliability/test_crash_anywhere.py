@@ -29,6 +29,7 @@ from sqlalchemy import select
 from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, vector_to_blob
+from tests.helpers import slow_commits
 from tests.helpers.faults import (
     CliForkServer,
     CollectionState,
@@ -37,7 +38,6 @@ from tests.helpers.faults import (
     read_state,
     state_differences,
 )
-from tests.helpers import slow_commits
 from tests.helpers.images import pattern, save_jpeg
 
 TRIALS = int(os.environ.get("DUALENS_CRASH_TRIALS", "20"))
