@@ -27,7 +27,9 @@ def collection(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_open_without_a_collection_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(CollectionError, match=r"no collection in .*; run `dualens index PHOTOS`"):
+    with pytest.raises(
+        CollectionError, match=r"no collection in .*; run `dualens index --data .*nothing-here PHOTOS`"
+    ):
         Collection.open(tmp_path / "nothing-here")
     assert not (tmp_path / "nothing-here").exists()
 

@@ -166,7 +166,10 @@ def test_errors_are_one_sentence_and_a_non_zero_exit(capsys, cli_world, tiny_mod
 def test_missing_collection_is_one_clear_sentence(capsys, tmp_path):
     got, _, err = run(capsys, "search", "--data", str(tmp_path / "empty"), "dog")
     assert got == 1
-    assert err.strip() == f"dualens: error: no collection in {tmp_path / 'empty'}; run `dualens index PHOTOS`"
+    empty = tmp_path / "empty"
+    assert (
+        err.strip() == f"dualens: error: no collection in {empty}; run `dualens index --data {empty} PHOTOS`"
+    )
 
 
 def test_partial_dates_cover_their_whole_period():

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.core.errors import UsageError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DATA = PROJECT_ROOT / "data"
 
@@ -16,9 +18,21 @@ DEFAULT_MODEL_NAME = "default"
 
 
 def resolve_data_dir(data: str | os.PathLike[str] | None = None) -> Path:
-    """``--data`` if given, else ``$DUALENS_DATA``, else ``data/`` in the project."""
+    """``--data`` if given, else ``$DUALENS_DATA``, else ``data/`` in the project.
+
+    UsageError for an empty ``--data`` (it would silently mean the project's folder) and for one
+    that is a file.
+    """
+    if data is not None and not os.fspath(data).strip():
+        raise UsageError("--data must name a folder; it is empty")
     raw = data if data is not None else os.environ.get(DATA_ENV)
-    return Path(raw).expanduser().resolve() if raw else PROJECT_DATA
+    try:
+        path = Path(raw).expanduser().resolve() if raw else PROJECT_DATA
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"--data {raw!r} is not a usable folder path ({exc})") from exc
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--data {path} is a file; give the folder of a collection")
+    return path
 
 
 def default_model_dir() -> Path:
@@ -38,8 +52,12 @@ class CollectionPaths:
         return self.root / "dualens.sqlite"
 
     @property
+    def default_database_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    @property
     def database_url(self) -> str:
-        return os.environ.get(DB_URL_ENV) or f"sqlite:///{self.database}"
+        return os.environ.get(DB_URL_ENV) or self.default_database_url
 
     def exists(self) -> bool:
         """Whether there is a collection database to open (the one cheap existence check)."""

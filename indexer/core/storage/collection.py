@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from indexer.core.errors import CollectionError, NotFoundError
-from indexer.core.settings import CollectionPaths
+from indexer.core.settings import PROJECT_DATA, CollectionPaths
 from indexer.core.storage.schema import (
     CollectionInfo,
     Photo,
@@ -29,7 +30,10 @@ from indexer.core.storage.schema import (
     blobs_to_matrix,
     create_or_migrate,
     current_schema_version,
+    inspect_sqlite_file,
+    install_error_translation,
     install_sqlite_pragmas,
+    integrity_problems,
 )
 from indexer.core.storage.vector_index import VectorIndex
 
@@ -48,6 +52,8 @@ class InfoKey:
     INDEX_GENERATION = "index_generation"  # generation of the last FAISS file saved by dualens
     LAST_INDEXED_AT = "last_indexed_at"  # ISO timestamp (UTC) of the end of the last `dualens index`
     RUN = "run"  # number of `dualens index` runs started
+    COLLECTION_ID = "collection_id"  # random id, also written into the vector index file
+    MODEL_FINGERPRINT = "model_fingerprint"  # content hash of a local model directory
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,11 @@ def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.nda
     return ids, blobs_to_matrix([r.vector for r in rows], dim)
 
 
+def _no_collection(paths: CollectionPaths) -> CollectionError:
+    data = "" if paths.root == PROJECT_DATA else f" --data {paths.root}"
+    return CollectionError(f"no collection in {paths.root}; run `dualens index{data} PHOTOS`")
+
+
 class Collection:
     """A collection of indexed photos in one data directory."""
 
@@ -121,29 +132,65 @@ class Collection:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None = None, *, create: bool = False) -> Collection:
+        """Open the collection in ``data`` (``create``: make it if there is none).
+
+        A damaged database, or another program's SQLite file, raises CollectionError before
+        anything is written to it; so does every later database error (one line, no traceback).
+        """
         paths = CollectionPaths.from_option(data)
         if not create and not paths.exists():
-            raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
+            raise CollectionError(
+                f"no collection in {paths.root}; run `dualens index --data {paths.root} PHOTOS`"
+            )
         if create:
-            paths.root.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(paths.database_url)
+            try:
+                paths.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CollectionError(
+                    f"cannot create the data folder {paths.root}: {exc.strerror or exc}"
+                ) from exc
+        url = paths.database_url
+        if url == paths.default_database_url:
+            inspect_sqlite_file(paths.database)  # before any connection could switch it to WAL
+        engine = create_engine(url)
         install_sqlite_pragmas(engine)
+        install_error_translation(engine, paths.database if url == paths.default_database_url else url)
         try:
             if not create:
                 with engine.connect() as conn:
                     if current_schema_version(conn) is None:
-                        engine.dispose()
-                        raise CollectionError(f"no collection in {paths.root}; run `dualens index PHOTOS`")
+                        raise _no_collection(paths)
             create_or_migrate(engine)
         except CollectionError:
+            engine.dispose()
             raise
         except Exception as exc:  # a damaged file must be reported, never overwritten
             engine.dispose()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise CollectionError(
-                f"cannot open the collection database {paths.database_url}: {reason}"
-            ) from exc
+            raise CollectionError(f"cannot open the collection database {url}: {reason}") from exc
         return cls(paths, engine)
+
+    def integrity_problems(self, *, quick: bool = False) -> list[str]:
+        """What the database engine's own integrity check finds (empty when the file is sound)."""
+        return integrity_problems(self.engine, quick=quick)
+
+    def ensure_intact(self) -> None:
+        """Raise CollectionError when the database is damaged: call before writing to it."""
+        problems = self.integrity_problems(quick=True)
+        if problems:
+            raise CollectionError(
+                f"the collection database {self.paths.database} is damaged ({problems[0]}); nothing was "
+                "written to it. Restore it from a backup, or move it away and index the photos again"
+            )
+
+    def collection_id(self) -> str:
+        """This collection's identity (made once; the vector index file carries it)."""
+        with self.session() as s, s.begin():
+            value = get_info(s, InfoKey.COLLECTION_ID)
+            if value is None:
+                value = uuid.uuid4().hex
+                set_info(s, InfoKey.COLLECTION_ID, value)
+        return value
 
     def session(self) -> Session:
         return self._sessions()
@@ -255,16 +302,33 @@ class Collection:
         return matrix[[position[i] for i in wanted]]
 
     # ------------------------------------------------------------------ vector index
-    def load_index(self) -> VectorIndex:
-        """The FAISS index; a missing or stale file is rebuilt from the database in memory (not saved).
+    def read_index_file(self) -> VectorIndex:
+        """The FAISS file on disk, verified: CollectionError if missing, damaged or another collection's."""
+        index = VectorIndex.load(self.paths.vector_index)
+        with self.session() as s:
+            mine = get_info(s, InfoKey.COLLECTION_ID)
+        if index.collection_id != mine:
+            raise CollectionError(
+                f"the vector index {self.paths.vector_index} belongs to another collection; "
+                "run `dualens rebuild-index`"
+            )
+        return index
 
-        A damaged file raises CollectionError (``dualens rebuild-index`` repairs it).
+    def load_index(self) -> VectorIndex:
+        """The FAISS index; a missing, stale or foreign file is rebuilt from the database in memory
+        (not saved). A damaged file raises CollectionError (``dualens rebuild-index`` repairs it).
         """
         with self.session() as s:
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
             dim = int(get_info(s, InfoKey.DIM) or 0)
         if self.paths.vector_index.exists():
-            index = VectorIndex.load(self.paths.vector_index)
+            try:
+                index = self.read_index_file()
+            except CollectionError as exc:
+                if "another collection" not in str(exc):
+                    raise
+                log.warning("%s; rebuilding it in memory", exc)
+                return self.build_index_from_db()
             if index.generation == generation and (dim == 0 or index.dim == dim):
                 return index
             log.info(
@@ -294,7 +358,8 @@ class Collection:
         return index
 
     def save_index(self, index: VectorIndex) -> None:
-        """Save atomically, then record which generation the file on disk holds."""
+        """Save atomically (stamped with this collection's id), then record which generation it holds."""
+        index.collection_id = self.collection_id()
         index.save(self.paths.vector_index)
         with self.session() as s, s.begin():
             set_info(s, InfoKey.INDEX_GENERATION, index.generation)

@@ -7,8 +7,12 @@ The database is the source of truth; the FAISS index is derived from it and can 
 from __future__ import annotations
 
 import enum
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy import (
@@ -141,6 +145,89 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         event.listen(engine, "begin", _sqlite_begin)
 
 
+APPLICATION_ID = 0x64756C6E  # "duln" in SQLite's application_id header field: a dualens database
+DUALENS_TABLES = frozenset({"photos", "roots", "collection_info", "schema_version"})
+
+
+def inspect_sqlite_file(path: Path) -> None:
+    """Refuse, without writing a byte, a file that is not a dualens database or is damaged.
+
+    A missing or empty file is fine (a new collection). Read through a read-only connection, so
+    even the journal mode of another program's database stays as it was.
+    """
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        if not path.is_file():
+            raise CollectionError(f"{path} is not a regular file; move it away")
+        # immutable: no lock, no -wal/-shm files created next to it; the table list is all we read
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise CollectionError(
+            f"the collection database {path} is damaged ({exc}); nothing was written to it. "
+            "Restore it from a backup, or move it away and index the photos again"
+        ) from exc
+    except OSError as exc:
+        raise CollectionError(f"cannot read the collection database {path}: {exc.strerror or exc}") from exc
+    if app_id == APPLICATION_ID or not tables or tables >= DUALENS_TABLES:
+        return
+    shown = ", ".join(sorted(tables)[:5])
+    raise CollectionError(
+        f"{path} is another program's database (tables: {shown}), not a dualens collection; "
+        "nothing was changed. Use another --data folder"
+    )
+
+
+def _storage_error(exc: BaseException, where: object) -> CollectionError | None:
+    """A database driver error as one user-facing sentence (None: not a storage condition)."""
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+    ):
+        return None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered:
+        what = f"is damaged ({text}); restore it from a backup, or move it away and index the photos again"
+    elif "full" in lowered:
+        what = f"cannot be written: the disk is full ({text})"
+    elif "readonly" in lowered or "read-only" in lowered:
+        what = f"is read-only ({text}); dualens needs to write to it here"
+    elif "locked" in lowered or "busy" in lowered:
+        what = f"is busy ({text}); another process holds it, try again"
+    else:
+        what = f"cannot be used ({text})"
+    return CollectionError(f"the collection database {where} {what}")
+
+
+def install_error_translation(engine: Engine, where: object) -> None:
+    """Every database error of this engine surfaces as a one-line CollectionError."""
+
+    def translate(context: Any) -> None:
+        error = _storage_error(context.original_exception, where)
+        if error is not None:
+            raise error from context.original_exception
+
+    event.listen(engine, "handle_error", translate)
+
+
+def integrity_problems(engine: Engine, *, quick: bool = False) -> list[str]:
+    """SQLite's own integrity check (``quick``: the cheaper quick_check); other engines: none."""
+    if engine.dialect.name != "sqlite":
+        return []
+    pragma = "quick_check" if quick else "integrity_check"
+    try:
+        with engine.connect() as conn:
+            rows = [str(r[0]) for r in conn.exec_driver_sql(f"PRAGMA {pragma}")]
+    except CollectionError as exc:
+        return [str(exc)]
+    return [] if rows == ["ok"] else rows
+
+
 def current_schema_version(conn: Connection) -> int | None:
     has_table = conn.execute(
         text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'")
@@ -157,6 +244,8 @@ def create_or_migrate(engine: Engine) -> int:
     with engine.begin() as conn:
         version = current_schema_version(conn)
         if version is None:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
             Base.metadata.create_all(conn)
             conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
             return SCHEMA_VERSION

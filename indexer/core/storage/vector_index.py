@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class VectorIndex:
         self.generation = generation
         self.auto = auto  # switch flat <-> IVF (and retrain an outgrown IVF) on add/remove
         self._trained_on: int | None = None
+        self.collection_id: str | None = None  # the collection whose database this index derives from
 
     # ------------------------------------------------------------------ facts
     @property
@@ -367,7 +369,11 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ files
     def save(self, path: Path) -> None:
-        """Write atomically: header + checksum + FAISS bytes to a temp file, fsync, rename."""
+        """Write atomically: header + checksum + FAISS bytes to a temp file, fsync, rename.
+
+        A failed write (disk full, read-only folder) raises CollectionError and leaves the previous
+        file in place.
+        """
         payload = faiss.serialize_index(self.index).tobytes()
         header = json.dumps(
             {
@@ -376,28 +382,31 @@ class VectorIndex:
                 "dim": self.dim,
                 "kind": self.kind.value,
                 "trained_on": self.trained_on,
+                "collection": self.collection_id,
                 "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
             }
         ).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        tmp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(MAGIC + struct.pack("<Q", len(header)) + header + payload)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
             _fsync_dir(path.parent)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise CollectionError(f"cannot write the vector index {path}: {reason}") from exc
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
         """Read and verify an index file; a missing or damaged file raises CollectionError."""
-        if not path.exists():
-            raise CollectionError(f"the vector index {path} is missing; run `dualens rebuild-index`")
-        data = path.read_bytes()
+        data = _read_regular_file(path)
         try:
             if not data.startswith(MAGIC):
                 raise ValueError("not a dualens index file")
@@ -408,14 +417,38 @@ class VectorIndex:
             if hashlib.blake2b(payload, digest_size=16).hexdigest() != header["blake2b"]:
                 raise ValueError("checksum mismatch")
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
+            loaded = cls(index, int(header["generation"]))
+            if header.get("trained_on"):
+                loaded._trained_on = int(header["trained_on"])
+            collection = header.get("collection")
+            loaded.collection_id = str(collection) if collection else None
+        except Exception as exc:  # any damage at all: a bit flip can raise almost anything here
+            detail = str(exc) or type(exc).__name__
             raise CollectionError(
-                f"the vector index {path} is damaged ({exc}); run `dualens rebuild-index`"
+                f"the vector index {path} is damaged ({detail}); run `dualens rebuild-index`"
             ) from exc
-        loaded = cls(index, int(header["generation"]))
-        if header.get("trained_on"):
-            loaded._trained_on = int(header["trained_on"])
         return loaded
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of a regular file, without ever blocking on a FIFO or reading a directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CollectionError(f"the vector index {path} is missing; run `dualens rebuild-index`") from None
+    except OSError as exc:
+        raise CollectionError(f"cannot read the vector index {path}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CollectionError(
+                f"the vector index {path} is not a regular file; remove it and run `dualens rebuild-index`"
+            )
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise CollectionError(f"cannot read the vector index {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
 
 
 def exact_topk_positions(x: np.ndarray, queries: np.ndarray, k: int, block: int = 65536) -> np.ndarray:
