@@ -16,7 +16,6 @@ from sqlalchemy import select
 from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
-from indexer.core.storage.vector_index import VectorIndex
 
 MAX_LISTED = 5
 
@@ -91,7 +90,7 @@ def _check_rows(collection: Collection, report: CheckReport) -> dict[int, bytes]
 
 def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, bytes]) -> None:
     try:
-        index = VectorIndex.load(collection.paths.vector_index)
+        index = collection.read_index_file()
     except CollectionError as exc:
         if report.n_indexed == 0 and not collection.paths.vector_index.exists():
             return  # an empty collection needs no index file
@@ -127,6 +126,11 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
 
 def check_collection(collection: Collection) -> CheckReport:
     report = CheckReport()
+    damage = collection.integrity_problems()
+    if damage:  # the rows cannot be trusted, nor read safely
+        report.problems.extend(f"database integrity check: {line}" for line in damage[:MAX_LISTED])
+        report.problems.append("restore the database from a backup, or move it away and index again")
+        return report
     blobs = _check_rows(collection, report)
     _check_index(collection, report, blobs)
     return report

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from indexer.core.text import printable
+
 
 def _positive(value: str) -> int:
     number = int(value)
@@ -19,15 +21,6 @@ def _non_negative(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
     return number
-
-
-def _one_line(text: str) -> str:
-    """Control characters (a newline in a file name…) escaped, so each entry stays on one line."""
-    if text.isprintable():
-        return text
-    return "".join(
-        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text
-    )
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -68,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove the photos of folders that cannot be read or are empty (e.g. a disk not mounted); "
+        "by default they are kept",
+    )
     p.set_defaults(func=cmd_index)
 
     p = subparsers.add_parser(
@@ -96,10 +95,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         reindex=args.reindex,
         progress=not args.no_progress,
+        prune=args.prune,
     )
     summary = run_index(args.data, args.dirs, options)
     for line in summary.lines():
         print(line)
+    for line in summary.warnings():
+        print(f"dualens: warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -129,7 +131,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
         print()
         return 0
     for r in rows:
-        print(f"{_one_line(r.path)}\t{_one_line(r.error or '')}")
+        print(f"{printable(r.path)}\t{printable(r.error or '')}")
     print(f"{len(rows)} file(s) could not be indexed", file=sys.stderr)
     return 0
 
@@ -139,6 +141,7 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     from indexer.lock import collection_lock
 
     with Collection.open(args.data) as collection, collection_lock(collection.paths):
+        collection.ensure_intact()
         collection.remove_stale_temp_files()
         index = collection.rebuild_index()
         print(

@@ -23,8 +23,14 @@ except ImportError:  # Windows: no advisory locks; single-user use assumed
 @contextmanager
 def collection_lock(paths: CollectionPaths) -> Iterator[None]:
     """Hold the collection's indexing lock, or raise CollectionError at once if another holds it."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CollectionError(
+            f"cannot take the indexing lock in {paths.root}: {exc.strerror or exc}; "
+            "dualens needs to write to the data folder"
+        ) from exc
     try:
         if fcntl is not None:
             try:

@@ -27,7 +27,9 @@ from indexer.collection_setup import record_model, record_roots
 from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 from indexer.core.models import DualEncoder
 from indexer.core.models.interface import Encoder
+from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
+from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
 from indexer.lock import collection_lock
@@ -50,6 +52,7 @@ class IndexOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     reindex: bool = False
     progress: bool = False
+    prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
 
 
 @dataclass
@@ -75,6 +78,20 @@ class IndexSummary:
     failed: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     model_id: str = ""
+    kept_unreachable: int = 0  # photos kept although their folder could not be read (see --prune)
+    unreachable_folders: tuple[str, ...] = ()
+
+    def warnings(self) -> list[str]:
+        """What the user must know although the run succeeded."""
+        if not self.unreachable_folders:
+            return []
+        shown = ", ".join(printable(f) for f in self.unreachable_folders[:3])
+        more = f" and {len(self.unreachable_folders) - 3} more" if len(self.unreachable_folders) > 3 else ""
+        return [
+            f"could not read {shown}{more} (unreadable, missing, or empty where it held photos: "
+            f"a disk not mounted?); kept its {self.kept_unreachable} indexed photo(s). "
+            "Fix the folder and index again, or run with --prune to remove them"
+        ]
 
     @property
     def embedded(self) -> int:
@@ -138,22 +155,26 @@ def run_index(
     timer = _Timer(summary.times)
     start = time.perf_counter()
     given = normalise_roots(dirs) if dirs else ()  # a missing folder fails before anything is created
-    with Collection.open(data, create=True) as collection, collection_lock(collection.paths):
+    paths = CollectionPaths.from_option(data)
+    # The lock first: of two indexers started at once, the second says so before it touches anything.
+    with collection_lock(paths), Collection.open(data, create=True) as collection:
+        collection.ensure_intact()
         collection.remove_stale_temp_files()
         with timer.stage("scan"):
-            roots = given or normalise_roots([str(r) for r in collection.roots()])
+            known_roots = [str(r) for r in collection.roots()]
+            roots = given or normalise_roots(known_roots, missing_ok=True)
             with collection.session() as s:
                 recorded = get_info(s, InfoKey.MODEL_ID)
             if encoder is None:
                 encoder = make_encoder(options.model or recorded or "default", options)
             run = record_model(collection, encoder, reindex=options.reindex)
             if options.reindex:
-                roots = normalise_roots([*roots, *(str(r) for r in collection.roots())])
+                roots = normalise_roots([*roots, *known_roots], missing_ok=True)
             record_roots(collection, roots)
             was_current = collection.index_is_current()
-            scanned = scan(roots)
+            scanned = scan(roots, exclude=[collection.paths.root])
             with collection.session() as s:
-                plan = make_plan(scanned, load_existing(s))
+                plan = make_plan(scanned, load_existing(s), prune=options.prune)
         summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
         summary.model_id = encoder.model_id
         state = _RunState(plan, BatchWriter(collection, run), summary)
@@ -165,6 +186,8 @@ def run_index(
         with timer.stage("write"):
             removed = state.writer.sweep(plan.missing, state.claimed)
             summary.removed = len(plan.missing) - len(state.claimed)
+            summary.kept_unreachable = len(plan.unreachable)
+            summary.unreachable_folders = plan.unreachable_folders
             state.removed.update(removed)
             update_index(collection, was_current=was_current, removed=state.removed, added=state.added)
             with collection.session() as s, s.begin():

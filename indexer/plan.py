@@ -47,6 +47,10 @@ class Plan:
     todo: list[WorkItem]
     unchanged: int
     missing: list[ExistingRow]
+    # rows whose file was not seen because its folder could not be read, or because its root was
+    # empty where it had photos (a disk not mounted): kept, never swept, unless --prune
+    unreachable: list[ExistingRow] = field(default_factory=list)
+    unreachable_folders: tuple[str, ...] = ()
     # content hash -> id of an indexed row holding that content (for moves and duplicate reuse);
     # the runner adds the rows it writes
     by_hash: dict[str, int] = field(default_factory=dict)
@@ -76,7 +80,7 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def make_plan(scan: ScanResult, existing: list[ExistingRow]) -> Plan:
+def make_plan(scan: ScanResult, existing: list[ExistingRow], *, prune: bool = False) -> Plan:
     by_path = {r.path: r for r in existing}
     todo: list[WorkItem] = []
     unchanged = 0
@@ -91,9 +95,30 @@ def make_plan(scan: ScanResult, existing: list[ExistingRow]) -> Plan:
         else:
             todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if row.is_indexed else None))
     missing = [r for r in existing if r.path not in seen and _under(r.path, scan.roots)]
+    blocked = (*scan.unreadable, *_emptied_roots(scan, existing))
+    unreachable: list[ExistingRow] = []
+    if blocked and not prune:
+        unreachable = [r for r in missing if _under(r.path, blocked)]
+        missing = [r for r in missing if not _under(r.path, blocked)]
     # Only rows whose vector cannot change during this run may lend it: unchanged and missing rows.
     rewritten = {item.existing_id for item in todo}
     by_hash = {
         r.content_hash: r.id for r in existing if r.is_indexed and r.content_hash and r.id not in rewritten
     }
-    return Plan(todo=todo, unchanged=unchanged, missing=missing, by_hash=by_hash)
+    return Plan(
+        todo=todo,
+        unchanged=unchanged,
+        missing=missing,
+        by_hash=by_hash,
+        unreachable=unreachable,
+        unreachable_folders=tuple(dict.fromkeys(blocked)),
+    )
+
+
+def _emptied_roots(scan: ScanResult, existing: list[ExistingRow]) -> list[str]:
+    """Roots where no photo was found although the collection holds photos there: most likely a
+    disk that is not mounted, or a network share that is down, rather than every photo deleted."""
+    found = {f.root for f in scan.files}
+    return [
+        root for root in scan.roots if root not in found and any(_under(r.path, (root,)) for r in existing)
+    ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from indexer.core.errors import NotFoundError, UsageError
 from indexer.core.imaging import supported_extensions
+from indexer.core.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,35 @@ class ScanResult:
     roots: tuple[str, ...]
     files: tuple[ScannedFile, ...]
     skipped_dirs: int  # unreadable directories and symlink loops
+    unreadable: tuple[str, ...] = ()  # folders (roots included) that could not be listed: not "empty"
 
 
-def normalise_roots(dirs: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
-    """Absolute, resolved, de-duplicated roots; a root inside another given root is dropped."""
+@dataclass(frozen=True)
+class _Unreadable:
+    path: str
+
+
+def normalise_roots(dirs: Sequence[str | os.PathLike[str]], *, missing_ok: bool = False) -> tuple[str, ...]:
+    """Absolute, resolved, de-duplicated roots; a root inside another given root is dropped.
+
+    ``missing_ok`` (the collection's recorded roots): a folder that is gone is kept, so that the
+    scan reports it unreadable and its photos are kept rather than swept away.
+    """
     if not dirs:
         raise UsageError("give at least one folder to index")
     resolved: list[Path] = []
     for d in dirs:
         p = Path(d).expanduser()
-        if not p.exists():
-            raise NotFoundError(f"folder not found: {d}")
-        if not p.is_dir():
-            raise UsageError(f"not a folder: {d}")
+        try:
+            exists, is_dir = p.exists(), p.is_dir()
+        except OSError as exc:  # a name too long, a loop of symlinks
+            raise UsageError(
+                f"cannot use the folder {printable(os.fspath(d))}: {exc.strerror or exc}"
+            ) from exc
+        if not exists and not missing_ok:
+            raise NotFoundError(f"folder not found: {printable(os.fspath(d))}")
+        if exists and not is_dir:
+            raise UsageError(f"not a folder: {printable(os.fspath(d))}")
         resolved.append(p.resolve())
     unique = list(dict.fromkeys(resolved))  # keep the order given
     kept = [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
@@ -54,13 +71,14 @@ def normalise_roots(dirs: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
 
 
 def _walk(
-    root: str, extensions: dict[str, str], visited: set[tuple[int, int]]
-) -> Iterator[ScannedFile | None]:
-    """Yield the photo files below ``root``; yield None for each directory that had to be skipped."""
+    root: str, extensions: dict[str, str], visited: set[tuple[int, int]], excluded: set[tuple[int, int]]
+) -> Iterator[ScannedFile | _Unreadable | None]:
+    """Yield the photo files below ``root``; ``_Unreadable`` for a folder that cannot be listed and
+    None for one skipped on purpose (a symlink loop)."""
     try:
         st = os.stat(root)
     except OSError:
-        yield None
+        yield _Unreadable(root)
         return
     visited.add((st.st_dev, st.st_ino))
     stack = [root]
@@ -70,8 +88,8 @@ def _walk(
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            log.warning("cannot read folder %s: %s", directory, exc)
-            yield None
+            log.warning("cannot read folder %s: %s", printable(directory), exc.strerror or exc)
+            yield _Unreadable(directory)
             continue
         subdirs: list[str] = []
         for entry in entries:
@@ -83,6 +101,8 @@ def _walk(
                 continue
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)
+                if key in excluded:
+                    continue  # the collection's own data folder (thumbnails are not photos to index)
                 if key in visited:
                     log.info("skipping %s: folder already visited (symlink loop or duplicate)", entry.path)
                     yield None
@@ -96,18 +116,39 @@ def _walk(
         stack.extend(reversed(subdirs))
 
 
-def scan(roots: Sequence[str], extensions: dict[str, str] | None = None) -> ScanResult:
-    """Stat every photo file below ``roots`` (already normalised by :func:`normalise_roots`)."""
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def scan(
+    roots: Sequence[str],
+    extensions: dict[str, str] | None = None,
+    *,
+    exclude: Sequence[str | os.PathLike[str]] = (),
+) -> ScanResult:
+    """Stat every photo file below ``roots`` (already normalised by :func:`normalise_roots`),
+    never entering the folders in ``exclude`` (the collection's data folder)."""
     exts = extensions if extensions is not None else supported_extensions()
+    excluded = {key for key in map(_identity, exclude) if key is not None}
     visited: set[tuple[int, int]] = set()
     files: list[ScannedFile] = []
     seen_paths: set[str] = set()
+    unreadable: list[str] = []
     skipped = 0
     for root in roots:
-        for item in _walk(root, exts, visited):
+        for item in _walk(root, exts, visited, excluded):
             if item is None:
                 skipped += 1
+            elif isinstance(item, _Unreadable):
+                skipped += 1
+                unreadable.append(item.path)
             elif item.path not in seen_paths:
                 seen_paths.add(item.path)
                 files.append(item)
-    return ScanResult(roots=tuple(roots), files=tuple(files), skipped_dirs=skipped)
+    return ScanResult(
+        roots=tuple(roots), files=tuple(files), skipped_dirs=skipped, unreadable=tuple(unreadable)
+    )

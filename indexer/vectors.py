@@ -33,7 +33,7 @@ def _db_state(collection: Collection) -> tuple[int, int, int]:
 
 def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim: int) -> VectorIndex | None:
     try:
-        index = VectorIndex.load(collection.paths.vector_index)
+        index = collection.read_index_file()
     except CollectionError as exc:
         log.warning("%s; rebuilding it from the database", exc)
         return None
@@ -52,7 +52,7 @@ def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim
 def _file_matches(collection: Collection, generation: int, n_indexed: int) -> bool:
     """The file on disk loads, is intact and holds this generation's vectors (cheap next to a run)."""
     try:
-        index = VectorIndex.load(collection.paths.vector_index)
+        index = collection.read_index_file()
     except CollectionError:
         return False
     return index.generation == generation and index.ntotal == n_indexed

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from indexer.core.errors import UsageError
 from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.text import to_stored
 
 # user spellings -> the file_type the indexer stores
 FILE_TYPE_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff", "heif": "heic"}
@@ -122,7 +123,8 @@ def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any
     if filters.folder:
         prefixes = folder_prefixes(filters.folder, roots)
         # substr equality, not LIKE: SQLite's LIKE ignores case and would let /a/Cats match /a/cats
-        clauses.append(or_(*(func.substr(Photo.path, 1, len(p)) == p for p in prefixes)))
+        stored = [to_stored(p) for p in prefixes]  # compared as the database holds the paths
+        clauses.append(or_(*(func.substr(Photo.path, 1, len(p)) == p for p in stored)))
     when = date_clause(filters.date_from, filters.date_to)
     if when is not None:
         clauses.append(when)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from indexer.core.text import printable
 from search.hits import Hit
 from search.searcher import IndexReport
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def format_hits(hits: Sequence[Hit]) -> str:
@@ -23,7 +27,7 @@ def format_hits(hits: Sequence[Hit]) -> str:
             f"{h.logit:.2f}",
             _percent(h.probability),
             h.date.strftime("%Y-%m-%d"),
-            h.path,
+            printable(h.path),
         )
         for h in hits
     ]
@@ -32,7 +36,7 @@ def format_hits(hits: Sequence[Hit]) -> str:
 
 def format_labels(results: Sequence[tuple[str, float]]) -> str:
     header = ("label", "prob")
-    rows = [(label, _percent(p)) for label, p in results]
+    rows = [(printable(label), _percent(p)) for label, p in results]
     return _table(header, rows, right_aligned=(1,))
 
 
@@ -73,9 +77,11 @@ def report_json(report: IndexReport, file_size: int | None) -> dict[str, Any]:
 
 
 def print_json(payload: Any, out: TextIO | None = None) -> None:
+    """JSON with non-ASCII text as is; the undecodable bytes of a file name (lone surrogates, which
+    no UTF-8 output can hold) as ``\\udcXX`` escapes, which JSON readers turn back into the name."""
     stream = out or sys.stdout
-    json.dump(payload, stream, indent=2, ensure_ascii=False)
-    stream.write("\n")
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    stream.write(_SURROGATES.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_aligned: Sequence[int]) -> str:

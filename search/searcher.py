@@ -154,7 +154,7 @@ class Searcher:
             if saved is None or int(saved) <= self._index.generation:
                 return False
             try:
-                index = VectorIndex.load(self.collection.paths.vector_index)
+                index = self.collection.read_index_file()
             except CollectionError as exc:
                 log.warning("keeping the current vector index: %s", exc)
                 return False

@@ -216,8 +216,10 @@ def test_several_roots_in_one_collection_are_swept_separately(tmp_path: Path) ->
     _index(data, one, two)
     summary = _index(data, one)  # indexing one root never deletes the other's rows
     assert summary.removed == 0 and set(_rows(data)) == {"a.jpg", "b.jpg"}
+    save_jpeg(two / "c.jpg", seed=3)
     (two / "b.jpg").unlink()
     assert _index(data).removed == 1  # no DIR: the collection's roots
+    assert set(_rows(data)) == {"a.jpg", "c.jpg"}
     with Collection.open(data) as c:
         assert c.roots() == [one.resolve(), two.resolve()]
 
@@ -301,3 +303,33 @@ def test_index_is_rebuilt_when_the_file_is_missing_stale_or_damaged(tmp_path: Pa
         assert not check_collection(c).ok
     assert _index(data, root).unchanged == 6  # the next run repairs it
     _assert_consistent(data)
+
+
+def test_a_root_that_comes_back_empty_keeps_its_photos_unless_pruned(tmp_path: Path) -> None:
+    one, two, data = tmp_path / "one", tmp_path / "two", tmp_path / "data"
+    save_jpeg(one / "a.jpg", seed=1)
+    for i in range(3):
+        save_jpeg(two / f"b{i}.jpg", seed=10 + i)
+    _index(data, one, two)
+    for photo in two.iterdir():  # as if the disk behind `two` were not mounted
+        photo.unlink()
+    kept = _index(data)
+    assert (kept.removed, kept.kept_unreachable) == (0, 3)
+    assert kept.unreachable_folders == (str(two.resolve()),) and "--prune" in kept.warnings()[0]
+    assert len(_rows(data)) == 4
+    two.rmdir()  # the mount point itself gone: still kept
+    assert _index(data).kept_unreachable == 3 and len(_rows(data)) == 4
+    pruned = _index(data, prune=True)
+    assert (pruned.removed, pruned.kept_unreachable) == (3, 0) and set(_rows(data)) == {"a.jpg"}
+    _assert_consistent(data)
+
+
+def test_the_data_folder_inside_an_indexed_folder_is_never_indexed(tmp_path: Path) -> None:
+    root = _photos(tmp_path)
+    data = root / ".." / "photos" / "dualens-data"  # inside the indexed folder
+    first = _index(data, root)
+    (data / "thumbnails" / "00").mkdir(parents=True)
+    save_jpeg(data / "thumbnails" / "00" / "1-1-1-320s.jpg", seed=99)  # what the UI caches there
+    again = _index(data, root)
+    assert (first.indexed, again.indexed, again.unchanged) == (6, 0, 6)
+    assert len(_rows(data)) == 6 and "1-1-1-320s.jpg" not in _rows(data)

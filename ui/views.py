@@ -14,6 +14,7 @@ from typing import Any, cast
 import streamlit as st
 
 from indexer.core.imaging import supported_extensions
+from indexer.core.text import printable
 from search import Facets, Hit, Stats
 from ui import state
 from ui.backend import Backend, ResultPage
@@ -24,7 +25,8 @@ UPLOAD_TYPES = sorted(ext.lstrip(".") for ext in supported_extensions())
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text).replace("\n", " ").replace("\r", " "))
+    """Safe in HTML, on one line, and with a file name's undecodable bytes escaped."""
+    return html.escape(printable(str(text).replace("\n", " ").replace("\r", " ")))
 
 
 # ---- sidebar ----

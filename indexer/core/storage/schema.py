@@ -24,13 +24,15 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     event,
     text,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from indexer.core.errors import CollectionError
+from indexer.core.text import from_stored, to_stored
 from indexer.core.vectors import non_unit_rows
 
 SCHEMA_VERSION = 1
@@ -38,6 +40,19 @@ SCHEMA_VERSION = 1
 
 class Base(DeclarativeBase):
     pass
+
+
+class FilePath(TypeDecorator[str]):
+    """A file system path: any name, even one that is not valid UTF-8, round-trips exactly."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else to_stored(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else from_stored(value)
 
 
 class PhotoStatus(enum.StrEnum):
@@ -52,8 +67,8 @@ class Photo(Base):
     __tablename__ = "photos"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
-    root: Mapped[str] = mapped_column(Text, index=True)
+    path: Mapped[str] = mapped_column(FilePath, unique=True, index=True)
+    root: Mapped[str] = mapped_column(FilePath, index=True)
     file_type: Mapped[str] = mapped_column(String(16), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -81,7 +96,7 @@ class Root(Base):
     __tablename__ = "roots"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(FilePath, unique=True)
     added_at: Mapped[datetime] = mapped_column(DateTime)
 
 
