@@ -29,6 +29,14 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
                 f"{encoder.model_id!r}; use another --data directory for a second model, or "
                 "`dualens index --reindex` to re-embed every photo with the new model"
             )
+        stored_print = get_info(s, InfoKey.MODEL_FINGERPRINT)
+        current_print = getattr(encoder, "fingerprint", None)
+        if stored == encoder.model_id and stored_print and current_print != stored_print and not reindex:
+            raise ModelMismatchError(
+                f"the model in {encoder.model_id} has changed since this collection was indexed (its "
+                "files differ), so new and old vectors would not be comparable; re-embed every photo "
+                "with `dualens index --reindex`, or index with the old model"
+            )
         if reindex:
             s.execute(
                 update(Photo)
@@ -38,6 +46,10 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
             s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.DIM))
             bump_generation(s)
         set_info(s, InfoKey.MODEL_ID, encoder.model_id)
+        if current_print:
+            set_info(s, InfoKey.MODEL_FINGERPRINT, current_print)
+        elif stored_print:
+            s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.MODEL_FINGERPRINT))
         run = int(get_info(s, InfoKey.RUN) or 0) + 1
         set_info(s, InfoKey.RUN, run)
     return run

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from indexer.core.errors import UsageError
 from indexer.core.text import printable
 
 
@@ -59,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse images above this many pixels (decompression bombs; default {DEFAULT_MAX_PIXELS})",
     )
+    p.add_argument(
+        "--decode-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="record a file as failed when decoding it takes longer (default 60)",
+    )
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -87,6 +95,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.pipeline import IndexOptions, run_index
 
+    if not 0 < args.decode_timeout < 1e6:
+        raise UsageError("--decode-timeout must be a positive number of seconds")
     options = IndexOptions(
         model=args.model,
         batch_size=args.batch_size,
@@ -96,6 +106,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         reindex=args.reindex,
         progress=not args.no_progress,
         prune=args.prune,
+        decode_timeout=args.decode_timeout,
     )
     summary = run_index(args.data, args.dirs, options)
     for line in summary.lines():

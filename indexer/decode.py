@@ -10,15 +10,15 @@ width and height are the original ones after orientation. A file that cannot be 
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.exif import PhotoMeta
+from indexer.core.imaging import read_file
 from indexer.core.limits import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
 from indexer.core.models.preprocess import PreprocessConfig, picture_pixels
 
@@ -91,26 +91,6 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=HASH_BYTES).hexdigest()
 
 
-def read_file(path: str, max_bytes: int) -> tuple[bytes, os.stat_result]:
-    """The bytes and the stat of the same open file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(f"{path} is not a regular file")
-        if st.st_size > max_bytes:
-            return b"", st
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 22)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
-
-
 def _decode_pixels(data: bytes, opts: DecodeOptions) -> tuple[int, int, PhotoMeta, np.ndarray]:
     picture, pixels = picture_pixels(data, opts.cfg, name="the file", max_pixels=opts.max_pixels)
     return picture.width, picture.height, picture.meta, pixels.astype(opts.transfer_dtype, copy=False)
@@ -126,13 +106,9 @@ def decode_file(
         return time.perf_counter() - start
 
     try:
-        data, st = read_file(task.path, opts.max_file_bytes)
-    except FileNotFoundError:
-        return DecodeFailure(
-            task.item_no, FailureKind.VANISHED, "deleted before it could be read", None, took()
-        )
-    except OSError as exc:
-        return DecodeFailure(task.item_no, FailureKind.UNREADABLE, exc.strerror or str(exc), None, took())
+        data, st = read_file(Path(task.path), "the file", opts.max_file_bytes)
+    except ImageError as exc:
+        return DecodeFailure(task.item_no, exc.kind, exc.detail, None, took())
     if st.st_size > opts.max_file_bytes:
         facts = FileFacts(st.st_size, st.st_mtime_ns, None)
         detail = f"{st.st_size} bytes is above the limit of {opts.max_file_bytes}"

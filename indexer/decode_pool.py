@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image
@@ -25,6 +26,8 @@ from indexer.core.imaging import register_optional_plugins
 from indexer.decode import DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, FailureKind, decode_file
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DECODE_TIMEOUT = 60.0  # seconds one file may take to decode (the largest real photos take ~1 s)
 
 _OPTS: DecodeOptions | None = None
 _KNOWN: frozenset[str] = frozenset()
@@ -81,8 +84,10 @@ class DecoderPool:
         workers: int | None = None,
         chunk_size: int = 4,
         max_in_flight: int | None = None,
+        decode_timeout: float = DEFAULT_DECODE_TIMEOUT,
     ) -> None:
         self.opts = opts
+        self.decode_timeout = decode_timeout
         self.known = known_hashes
         self.workers = default_workers() if workers is None else max(0, workers)
         self.chunk_size = max(1, chunk_size)
@@ -101,8 +106,12 @@ class DecoderPool:
             )
         return self._executor
 
-    def _restart(self) -> None:
+    def _restart(self, kill: bool = False) -> None:
+        """Shut the pool down (``kill``: its workers first, one of them being stuck)."""
         if self._executor is not None:
+            if kill:
+                for process in list(getattr(self._executor, "_processes", {}).values()):
+                    process.kill()
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
@@ -139,7 +148,17 @@ class DecoderPool:
                 pending[self._start().submit(_decode_chunk, chunk)] = chunk
             if not pending:
                 return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # Nothing finished for this long: a worker is stuck on a file. Every outstanding task is a
+            # suspect; the one that is slow again on its own is recorded as too slow.
+            done, _ = wait(
+                pending, timeout=self.decode_timeout * self.chunk_size, return_when=FIRST_COMPLETED
+            )
+            if not done:
+                suspects = [task for chunk in pending.values() for task in chunk]
+                pending.clear()
+                self._restart(kill=True)
+                yield from self._isolate(suspects)
+                continue
             broken: list[DecodeTask] = []
             for future in done:
                 chunk = pending.pop(future)
@@ -163,15 +182,20 @@ class DecoderPool:
 
     def _isolate(self, suspects: list[DecodeTask]) -> Iterator[DecodeResult]:
         """Re-run the tasks of a broken pool one at a time; the one that breaks it again failed."""
-        log.warning("a decoder process died; re-checking %d file(s) one at a time", len(suspects))
+        log.warning("a decoder process died or hung; re-checking %d file(s) one at a time", len(suspects))
         self._restart()
         for task in sorted(suspects, key=lambda t: t.item_no):
             future = self._start().submit(_decode_chunk, [task])
             try:
-                results = future.result()
+                results = future.result(timeout=self.decode_timeout)
             except BrokenProcessPool:
                 self._restart()
                 yield DecodeFailure(task.item_no, FailureKind.CRASHED, "the decoder process died", None, 0.0)
+                continue
+            except FutureTimeout:
+                self._restart(kill=True)
+                detail = f"decoding took more than {self.decode_timeout:g} s"
+                yield DecodeFailure(task.item_no, FailureKind.TOO_SLOW, detail, None, self.decode_timeout)
                 continue
             yield from self._account(results)
 

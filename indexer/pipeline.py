@@ -31,7 +31,7 @@ from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
 from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
-from indexer.decode_pool import DecoderPool, default_workers
+from indexer.decode_pool import DEFAULT_DECODE_TIMEOUT, DecoderPool, default_workers
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
 from indexer.scan import normalise_roots, scan
@@ -52,6 +52,7 @@ class IndexOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     reindex: bool = False
     progress: bool = False
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT  # seconds per file in the decoder processes
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
 
 
@@ -226,7 +227,7 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
         threads = max(1, (os.cpu_count() or 2) - workers)  # the cores the decoders leave free
     if not gpu:
         keep_large_blocks_in_heap()
-    pool = DecoderPool(opts, plan.missing_hashes, workers=workers)
+    pool = DecoderPool(opts, plan.missing_hashes, workers=workers, decode_timeout=options.decode_timeout)
     with pool, _torch_threads(threads), _progress(len(plan.todo), options.progress) as bar:
         results = pool.decode(tasks)
         while True:

@@ -130,6 +130,11 @@ def _print_hits(args: argparse.Namespace, hits: list[Hit], query: str) -> int:
     return 0
 
 
+def _is_photo_id(ref: str) -> bool:
+    """ASCII digits only: "²" and other Unicode digits are file names, not photo ids."""
+    return ref.isascii() and ref.isdigit()
+
+
 def run_search(args: argparse.Namespace) -> int:
     from search.query import parse_query
 
@@ -145,7 +150,7 @@ def run_similar(args: argparse.Namespace) -> int:
     ref = args.photo.strip()
     exclude = not args.include_self
     with _open_searcher(args) as searcher:
-        if ref.isdigit():
+        if _is_photo_id(ref):
             hits = searcher.similar(int(ref), args.k, args.offset, filters, exclude_self=exclude)
         else:
             try:
@@ -172,9 +177,9 @@ def run_classify(args: argparse.Namespace) -> int:
         if searcher is not None:
             with searcher:
                 if searcher.stats().model_id:
-                    results = searcher.classify(int(ref) if ref.isdigit() else ref, labels)
+                    results = searcher.classify(int(ref) if _is_photo_id(ref) else ref, labels)
     if results is None:
-        if ref.isdigit() and not Path(ref).exists():
+        if _is_photo_id(ref) and not Path(ref).exists():
             raise UsageError(f"photo id {ref} needs a collection; give an image file instead")
         image = load_image(check_readable(ref, [], allow_external=True))
         results = classify_image(DualEncoder(args.model or "default"), image, labels)

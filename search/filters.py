@@ -73,15 +73,23 @@ def folder_prefixes(folder: str, roots: Sequence[Path]) -> list[str]:
     else:
         candidates = [Path(os.path.normpath(root / raw)) for root in roots]
         here = Path(os.path.abspath(raw))
-        if here.is_dir():
+        if _exists(here, folder=True):
             candidates.append(here)
     prefixes: list[str] = []
     for c in candidates:
-        for variant in {str(c), str(c.resolve()) if c.exists() else str(c)}:
+        for variant in {str(c), str(c.resolve()) if _exists(c) else str(c)}:
             prefix = variant.rstrip(os.sep) + os.sep
             if prefix not in prefixes:
                 prefixes.append(prefix)
     return prefixes
+
+
+def _exists(path: Path, *, folder: bool = False) -> bool:
+    """Like Path.exists() / is_dir(), but a name the system refuses (too long, a loop) is absent."""
+    try:
+        return path.is_dir() if folder else path.exists()
+    except (OSError, RuntimeError):
+        return False
 
 
 def _start_of(day: date) -> datetime:

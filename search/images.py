@@ -15,6 +15,7 @@ from PIL import Image
 
 from indexer.core.errors import NotFoundError, UnsafePathError
 from indexer.core.imaging import open_image
+from indexer.core.text import printable
 
 MAX_QUERY_PIXELS = 100_000_000
 
@@ -28,13 +29,19 @@ def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
 def check_readable(path: str | os.PathLike[str], roots: Sequence[Path], allow_external: bool) -> Path:
     """The absolute path of a query image file; UnsafePathError outside the roots when not allowed."""
     p = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
-    if not allow_external and not inside_roots(p, roots):
-        raise UnsafePathError(f"{p} is outside the indexed folders; only photos inside them can be read")
-    if not p.is_file():
-        raise NotFoundError(f"the query image {p} does not exist or is not a file")
+    shown = printable(str(p))
+    try:
+        if not allow_external and not inside_roots(p, roots):
+            raise UnsafePathError(
+                f"{shown} is outside the indexed folders; only photos inside them can be read"
+            )
+        if not p.is_file():
+            raise NotFoundError(f"the query image {shown} does not exist or is not a file")
+    except OSError as exc:  # a name too long, a loop of symlinks
+        raise NotFoundError(f"the query image {shown} cannot be used ({exc.strerror or exc})") from exc
     return p
 
 
 def load_image(path: Path, max_pixels: int = MAX_QUERY_PIXELS) -> Image.Image:
     """Decode a query image file (upright, RGB); ImageError if unreadable."""
-    return open_image(path, name=f"the query image {path}", max_pixels=max_pixels).image
+    return open_image(path, name=f"the query image {printable(str(path))}", max_pixels=max_pixels).image

@@ -105,6 +105,8 @@ class Searcher:
                 )
             if encoder is None and stats.model_id:
                 encoder = DualEncoder(_known_model(stats.model_id))
+            if encoder is not None:
+                _check_fingerprint(collection, encoder)
             index = collection.load_index()
         except BaseException:
             collection.close()
@@ -160,11 +162,22 @@ class Searcher:
                 return False
             if index.generation <= self._index.generation:
                 return False
-            self._index = index
-            self._stats = self.collection.info()
-            self._roots = list(self._stats.roots)
-            if self._encoder is None and self._stats.model_id:
-                self._encoder = DualEncoder(_known_model(self._stats.model_id))
+            stats = self.collection.info()
+            encoder = self._encoder
+            stored = _stored_fingerprint(self.collection)
+            if stats.model_id and (
+                encoder is None
+                or encoder.model_id != stats.model_id
+                or (stored is not None and stored != encoder.fingerprint)
+            ):
+                # re-indexed with another model (or the same directory retrained): the text encoder
+                # must change with the index, and no cached query vector may survive
+                encoder = DualEncoder(_known_model(stats.model_id))
+                with self._cache_lock:
+                    self._text_cache.clear()
+                self._scores = None
+            self._encoder, self._index, self._stats = encoder, index, stats
+            self._roots = list(stats.roots)
             return True
 
     def close(self) -> None:
@@ -421,6 +434,21 @@ class Searcher:
         statement = select(*HIT_COLUMNS).where(Photo.id.in_(ids), Photo.status == PhotoStatus.INDEXED)
         with self.collection.engine.connect() as conn:
             return {int(row.id): row for row in conn.execute(statement)}
+
+
+def _stored_fingerprint(collection: Collection) -> str | None:
+    with collection.session() as session:
+        return get_info(session, InfoKey.MODEL_FINGERPRINT)
+
+
+def _check_fingerprint(collection: Collection, encoder: DualEncoder) -> None:
+    """Refuse a local model whose files changed since the collection was indexed with it."""
+    stored = _stored_fingerprint(collection)
+    if stored and encoder.fingerprint and stored != encoder.fingerprint:
+        raise ModelMismatchError(
+            f"the model in {encoder.location} has changed since this collection was indexed (its files "
+            "differ), so queries would not match the stored vectors; re-embed with `dualens index --reindex`"
+        )
 
 
 def _known_model(model_id: str) -> str:

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 import indexer.core.models.preprocess as preprocess_module
-import indexer.decode as decode_module
 import indexer.decode_pool as pool_module
 from indexer.decode import (
     Decoded,
@@ -171,7 +170,7 @@ def test_vanished_and_unreadable_files_fail_cleanly(tmp_path: Path, monkeypatch:
             raise PermissionError(13, "Permission denied")
         return real_open(p, *args, **kwargs)
 
-    monkeypatch.setattr(decode_module.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     failure = _fail(path)
     assert failure.kind == FailureKind.UNREADABLE and "Permission denied" in failure.reason
 

@@ -83,6 +83,12 @@ class Backend:
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
+            source = self.searcher.photo(int(request.photo_id))
+            if source is not None and not self.guard.inside_roots(source.path):
+                # a photo outside the indexed folders (a symlink pointing out) ranks nothing either
+                raise QueryError(
+                    f"photo {request.photo_id} is not available; choose a photo from the results"
+                )
             hits = self.searcher.similar(int(request.photo_id), k=k, filters=request.filters)
         elif request.kind == "image":
             if image is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,12 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
 }
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
+
+# A progressive JPEG is decoded once per scan: encoders write about 10, while a few hundred bytes per
+# scan let a small file demand minutes of CPU (a decode bomb). libjpeg-turbo's tools cap it too.
+MAX_JPEG_SCANS = 200
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_SOS = b"\xff\xda"  # start of scan; inside entropy-coded data 0xFF is always stuffed (0xFF00)
 
 
 def heif_available() -> bool:
@@ -140,10 +147,11 @@ def open_image(
     with ``name``), never anything else, for a bad file.
     """
     register_optional_plugins()
+    if isinstance(source, str | os.PathLike):
+        source = read_file(Path(source), name)[0]
     if isinstance(source, bytes):
+        check_decode_cost(source, name)
         source = io.BytesIO(source)
-    elif isinstance(source, str | os.PathLike):
-        source = Path(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # EXIF and decompression-bomb warnings: checked here
@@ -153,6 +161,52 @@ def open_image(
         raise
     except Exception as exc:  # any decoder error is a property of this file
         raise _image_error(exc, name) from exc
+
+
+def read_file(
+    path: Path, name: str = "the image", max_bytes: int | None = None
+) -> tuple[bytes, os.stat_result]:
+    """The bytes and the stat of one open regular file (no bytes when above ``max_bytes``).
+
+    A FIFO, device or folder is refused at once: opening never blocks (O_NONBLOCK) and the type is
+    checked on the opened descriptor, not on the path, so a swap after a scan changes nothing.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError as exc:
+        detail = "deleted before it could be read"
+        raise ImageError(f"{name} does not exist", kind=ImageProblem.VANISHED, detail=detail) from exc
+    except OSError as exc:
+        raise _unreadable(name, exc) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            detail = "not a regular file"
+            raise ImageError(f"{name} is {detail}", kind=ImageProblem.UNREADABLE, detail=detail)
+        if max_bytes is not None and st.st_size > max_bytes:
+            return b"", st
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(), st
+    except OSError as exc:
+        raise _unreadable(name, exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _unreadable(name: str, exc: OSError) -> ImageError:
+    detail = exc.strerror or str(exc)
+    return ImageError(f"{name} cannot be read ({detail})", kind=ImageProblem.UNREADABLE, detail=detail)
+
+
+def check_decode_cost(data: bytes, name: str = "the image") -> None:
+    """Refuse files whose decoding would take unbounded time before decoding starts."""
+    if data.startswith(_JPEG_SOI):
+        scans = data.count(_JPEG_SOS)
+        if scans > MAX_JPEG_SCANS:
+            detail = f"a JPEG with {scans} scans (at most {MAX_JPEG_SCANS}): a decode bomb"
+            raise ImageError(
+                f"{name} would take too long to decode ({detail})", kind=ImageProblem.TOO_SLOW, detail=detail
+            )
 
 
 def _decode(image: Image.Image, name: str, max_pixels: int, min_side: int | None) -> Picture:

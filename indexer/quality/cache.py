@@ -35,7 +35,7 @@ def model_fingerprint(model_id: str, directory: Path | None = None) -> str:
     directory = directory if directory is not None else Path(model_id)
     if directory.is_dir():
         for f in sorted(directory.iterdir()):
-            if f.is_file() and f.suffix in _WEIGHT_SUFFIXES:
+            if f.is_file() and f.suffix in _WEIGHT_SUFFIXES and not f.name.startswith("."):
                 st = f.stat()
                 h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:24]

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 import indexer.decode as decode_module
 import indexer.pipeline as pipeline_module
+from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
 from tests.helpers.images import (
@@ -153,10 +154,12 @@ def _inject_vanish_and_unreadable(monkeypatch: pytest.MonkeyPatch, root: Path) -
     real_read = decode_module.read_file
     unreadable = str(root / "bad" / "unreadable.jpg")
 
-    def read_file(path: str, max_bytes: int):
-        if path == unreadable:
-            raise PermissionError(13, "Permission denied", path)
-        return real_read(path, max_bytes)
+    def read_file(path: Path, name: str = "the image", max_bytes: int | None = None):
+        if str(path) == unreadable:  # what the real reader makes of EACCES from open()
+            raise ImageError(
+                f"{name} cannot be read", kind=ImageProblem.UNREADABLE, detail="Permission denied"
+            )
+        return real_read(path, name, max_bytes)
 
     monkeypatch.setattr(pipeline_module, "scan", scan_then_delete)
     monkeypatch.setattr(decode_module, "read_file", read_file)

@@ -62,14 +62,31 @@ def ensure_default_model(location: str | Path) -> Path:
     out = Path(location)
     if is_current(out):
         return out
+    return rebuild_default_model(out, only_if_stale=True)
+
+
+def rebuild_default_model(
+    location: str | Path, spec: DefaultModelSpec = DEFAULT_SPEC, *, only_if_stale: bool = False
+) -> Path:
+    """(Re)build the default model under the build lock, first removing what builds killed midway
+    left behind. ``only_if_stale``: skip when another process built it while this one waited."""
+    out = Path(location)
     try:
         with _build_lock(out):
-            if not is_current(out):  # another process may have built it while we waited
-                log.warning("building the offline default model into %s (first use, takes a minute)", out)
-                build_default_model(out, force=True)
+            _remove_interrupted_builds(out)
+            if not (only_if_stale and is_current(out, spec)):
+                log.warning("building the offline default model into %s (takes a minute)", out)
+                build_default_model(out, spec, force=True)
     except OSError as exc:
-        raise ModelError(f"cannot build the default model into {out}: {exc}") from exc
+        raise ModelError(f"cannot build the default model into {out}: {exc.strerror or exc}") from exc
     return out
+
+
+def _remove_interrupted_builds(out: Path) -> None:
+    """Temporary folders of builds that were killed (only called holding the build lock)."""
+    for stale in out.parent.glob(f".{out.name}-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def is_current(path: Path, spec: DefaultModelSpec = DEFAULT_SPEC) -> bool:

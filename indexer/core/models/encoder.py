@@ -14,7 +14,7 @@ from PIL import Image
 
 from indexer.core.errors import ModelError
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
-from indexer.core.models.resolve import ResolvedModel, resolve_model
+from indexer.core.models.resolve import ResolvedModel, local_fingerprint, resolve_model
 from indexer.core.vectors import l2_normalise
 
 if TYPE_CHECKING:  # torch and transformers load with the weights, keeping `import` cheap for the CLI
@@ -61,11 +61,20 @@ class DualEncoder:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._preprocess: PreprocessConfig | None = self._resolved.preprocess
+        self._fingerprint: str | None = None
 
     # --- cheap metadata -------------------------------------------------------------------
     @property
     def model_id(self) -> str:
         return self._resolved.model_id
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Content hash of a local model directory (None for the built-in default, whose id carries
+        its version, and for hub ids): a collection records it to notice a model changed in place."""
+        if self._fingerprint is None and not self._resolved.is_default and os.path.isdir(self.location):
+            self._fingerprint = local_fingerprint(self.location)
+        return self._fingerprint
 
     @property
     def location(self) -> str:
@@ -138,7 +147,17 @@ class DualEncoder:
             ensure_default_model(self._resolved.location)
         device = _pick_device(self._device_name)
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-        model, tokenizer = _load_pretrained(self._resolved.location)
+        try:
+            model, tokenizer = _load_pretrained(self._resolved.location)
+        except ModelError:
+            if not self._resolved.is_default:
+                raise
+            # the default model is derived data: a damaged build (a truncated file) is built again
+            from indexer.core.models.default_model import rebuild_default_model
+
+            log.warning("the default model in %s cannot be loaded; building it again", self.location)
+            rebuild_default_model(self._resolved.location)
+            model, tokenizer = _load_pretrained(self._resolved.location)
         model = model.to(device=device, dtype=dtype).eval()
         config = model.config
         dim = int(getattr(config, "projection_dim", 0) or _probe_dim(model, config))
@@ -252,7 +271,7 @@ def _load_pretrained(location: str) -> tuple[Any, Any]:
     try:
         model, info = AutoModel.from_pretrained(location, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(location)
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # missing, truncated or foreign files raise many different types
         raise ModelError(f"cannot load model {location!r}: {_first_line(exc)}") from exc
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ModelError(f"model {location!r} ({type(model).__name__}) is not an image-text dual encoder")

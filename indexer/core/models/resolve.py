@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -47,3 +50,39 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> ResolvedModel:
 
 def _looks_like_path(raw: str) -> bool:
     return raw.startswith((".", "/", "~")) or raw.count("/") > 1 or (os.sep != "/" and os.sep in raw)
+
+
+FINGERPRINT_CACHE = ".dualens-fingerprint.json"
+
+
+def local_fingerprint(directory: str | os.PathLike[str]) -> str:
+    """A content hash of a local model directory: every file's name, size and bytes.
+
+    Retraining or rebuilding a model in place changes it; copying the model elsewhere does not. The
+    result is remembered next to the files (when the folder is writable) against their sizes and
+    modification times, so a large model is hashed once, not at every start.
+    """
+    root = Path(directory)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    stamp = [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    cache = root / FINGERPRINT_CACHE
+    try:
+        remembered = json.loads(cache.read_text(encoding="utf-8"))
+        if remembered.get("stamp") == stamp:
+            return str(remembered["fingerprint"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    digest = hashlib.blake2b(digest_size=16)
+    for p in files:
+        digest.update(f"{p.relative_to(root)}\0{p.stat().st_size}\0".encode())
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    fingerprint = digest.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only model folder: hash again next time
+        cache.write_text(json.dumps({"stamp": stamp, "fingerprint": fingerprint}), encoding="utf-8")
+    return fingerprint
