@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.settings import CollectionPaths
+from indexer.core.text import printable
 
 if TYPE_CHECKING:
     from search.filters import Filters
@@ -117,7 +118,14 @@ def _open_searcher(args: argparse.Namespace) -> Searcher:
     from search.searcher import Searcher
 
     encoder = DualEncoder(args.model) if getattr(args, "model", None) else None
-    return Searcher.open(args.data, encoder=encoder, allow_external_files=True)
+    searcher = Searcher.open(args.data, encoder=encoder, allow_external_files=True)
+    folder = getattr(args, "folder", None)
+    if folder and not searcher.has_folder(folder):
+        searcher.close()
+        raise NotFoundError(
+            f"no indexed photos in the folder {printable(folder)} (see `dualens check` for the roots)"
+        )
+    return searcher
 
 
 def _print_hits(args: argparse.Namespace, hits: list[Hit], query: str) -> int:

@@ -248,6 +248,11 @@ class Searcher:
         found = self.collection.photos([int(id)])
         return Hit.from_photo(found[int(id)]) if int(id) in found else None
 
+    def has_folder(self, folder: str) -> bool:
+        """Whether any indexed photo lies below ``folder`` (absolute, or relative to a root)."""
+        allowed = self._allowed_ids(Filters(folder=folder))
+        return allowed is None or len(allowed) > 0
+
     def photo_at(self, path: str | os.PathLike[str]) -> Hit | None:
         """Metadata of the indexed photo stored under exactly this path, None if there is none."""
         photo = self.collection.photo_by_path(os.fspath(path))

@@ -180,3 +180,37 @@ def write_bomb_png(path: Path, size: tuple[int, int] = (30000, 30000)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(data))
     return path
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(marker, bytes) of each segment after SOI; a scan's segment includes its entropy-coded data."""
+    i, out = 2, []
+    while i < len(data):
+        marker = data[i + 1]
+        if marker == 0xD9:
+            out.append((marker, data[i : i + 2]))
+            break
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            while True:  # entropy-coded data runs to the next marker that is not a stuffed 0xFF or RSTn
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0x00 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+        out.append((marker, data[i:end]))
+        i = end
+    return out
+
+
+def write_scan_bomb(path: Path, scans: int = 3000, size: tuple[int, int] = (1024, 1024)) -> Path:
+    """A small progressive JPEG that repeats its last scan ``scans`` times: libjpeg decodes every
+    scan over the whole image, so ~40 KB cost seconds of CPU (minutes at 20 MB): a decode bomb."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (120, 130, 140)).save(buf, "JPEG", progressive=True, quality=50)
+    segments = _jpeg_segments(buf.getvalue())
+    last_scan = [s for m, s in segments if m == 0xDA][-1]
+    body = b"".join(s for m, s in segments if m != 0xD9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8" + body + last_scan * scans + b"\xff\xd9")
+    return path

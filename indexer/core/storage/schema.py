@@ -175,8 +175,11 @@ def inspect_sqlite_file(path: Path) -> None:
             return
         if not path.is_file():
             raise CollectionError(f"{path} is not a regular file; move it away")
-        # immutable: no lock, no -wal/-shm files created next to it; the table list is all we read
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True)
+        # Without a write-ahead log the file alone is the database: read it as immutable, so not even
+        # -wal/-shm files appear next to it. With one, read it as SQLite must (read-only all the same).
+        wal = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if wal else "mode=ro&immutable=1"
+        conn = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True, timeout=30)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -240,7 +243,10 @@ def integrity_problems(engine: Engine, *, quick: bool = False) -> list[str]:
             rows = [str(r[0]) for r in conn.exec_driver_sql(f"PRAGMA {pragma}")]
     except CollectionError as exc:
         return [str(exc)]
-    return [] if rows == ["ok"] else rows
+    if rows == ["ok"]:
+        return []
+    lines = [line.strip() for row in rows for line in row.splitlines()]
+    return [line for line in lines if line and not line.startswith("*** in database")]
 
 
 def current_schema_version(conn: Connection) -> int | None:
