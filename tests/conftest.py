@@ -59,4 +59,4 @@ def default_encoder() -> Iterator[DualEncoder]:
     """
     from indexer.core.models import load_encoder
 
-    yield load_encoder("default", device="cpu")
+    yield load_encoder("default", device="cpu", backend="torch")

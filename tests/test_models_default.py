@@ -112,7 +112,7 @@ def test_towers_are_the_registered_custom_classes(default_encoder: DualEncoder) 
     assert config.vision_config.model_type == "dualens_efficientnet_lite"
     assert config.text_config.model_type == "dualens_mean_pooled_bert"
     assert type(AutoModel.from_config(config.text_config)) is MeanPooledBertModel
-    model = default_encoder._state().model
+    model = default_encoder._torch_state().model
     assert isinstance(model.vision_model, EfficientNetLiteModel)
     assert default_encoder.dim == 384
     assert default_encoder.model_id == DEFAULT_MODEL_ID
@@ -127,14 +127,14 @@ def test_text_tower_is_mean_pooled_all_minilm(default_encoder: DualEncoder) -> N
     texts = ["a photo of a cat", "two dogs play in the snow near a red house", "sunset"]
     reference = sentence_transformers.SentenceTransformer(str(get_model_path()), device="cpu").encode(texts)
     # the text projection is the identity, or the centring projection I - u u^T with DEFAULT_SPEC.center
-    projection = default_encoder._state().model.text_projection.weight.detach().float().numpy()
+    projection = default_encoder._torch_state().model.text_projection.weight.detach().float().numpy()
     projected = reference @ projection.T
     projected /= np.linalg.norm(projected, axis=1, keepdims=True)
     np.testing.assert_allclose(default_encoder.embed_texts(texts), projected, atol=1e-5)
 
 
 def test_visual_projection_holds_the_class_prompt_embeddings(default_encoder: DualEncoder) -> None:
-    weight = default_encoder._state().model.visual_projection.weight.detach().float().numpy()
+    weight = default_encoder._torch_state().model.visual_projection.weight.detach().float().numpy()
     classes = imagenet_classes()
     picks = [0, 134, 517, 999]
     prompts = [DEFAULT_SPEC.prompt_templates[0].format(classes[i].name) for i in picks]
@@ -160,7 +160,7 @@ def test_vision_tower_outputs_the_classifier_distribution_in_vendored_class_orde
     for path in files:
         with Image.open(path) as image:
             pixels.append(preprocess_image(image, DEFAULT_PREPROCESS))
-    vision = default_encoder._state().model.vision_model
+    vision = default_encoder._torch_state().model.vision_model
     with torch.inference_mode():
         probs = vision(pixel_values=torch.from_numpy(np.stack(pixels))).pooler_output.float().numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)

@@ -119,7 +119,7 @@ def test_concurrent_loads_load_once(tiny_model_dir: Path) -> None:
     def worker() -> None:
         barrier.wait()
         encoder.load()
-        states.append(encoder._loaded)
+        states.append(encoder._engine)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
@@ -132,7 +132,7 @@ def test_concurrent_loads_load_once(tiny_model_dir: Path) -> None:
 def test_threads_option_sets_torch_threads(tiny_model_dir: Path) -> None:
     before = torch.get_num_threads()
     try:
-        load_encoder(tiny_model_dir, device="cpu", threads=1)
+        load_encoder(tiny_model_dir, device="cpu", threads=1, backend="torch")
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -191,7 +191,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_model_error(tiny_model_dir: Path) ->
 def test_gpu_runs_half_precision_and_agrees_with_cpu(tiny_clip_dir: Path) -> None:
     gpu = load_encoder(tiny_clip_dir)  # CUDA is the default when available
     cpu = load_encoder(tiny_clip_dir, device="cpu")
-    assert gpu.device.type == "cuda" and gpu._state().dtype == torch.float16
+    assert gpu.device.type == "cuda" and gpu._torch_state().dtype == torch.float16
     images = _images()
     gpu_vectors = gpu.embed_images(images)
     assert gpu_vectors.dtype == np.float32

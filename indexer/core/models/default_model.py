@@ -40,13 +40,22 @@ from indexer.core.errors import ModelError
 from indexer.core.models.default_spec import (
     DEFAULT_MODEL_ID,
     DEFAULT_SPEC,
+    MARKER_FILE,
     DefaultModelSpec,
+    is_current,
 )
 from indexer.core.models.imagenet import imagenet_classes
 
+__all__ = [
+    "MARKER_FILE",
+    "build_default_model",
+    "ensure_default_model",
+    "is_current",
+    "rebuild_default_model",
+]
+
 log = logging.getLogger(__name__)
 
-MARKER_FILE = "dualens_default.json"
 TEXT_MAX_LENGTH = 256  # all-MiniLM-L6-v2's sentence-transformers max_seq_length
 
 
@@ -87,16 +96,6 @@ def _remove_interrupted_builds(out: Path) -> None:
     for stale in out.parent.glob(f".{out.name}-*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def is_current(path: Path, spec: DefaultModelSpec = DEFAULT_SPEC) -> bool:
-    """Whether ``path`` holds a complete default model built by this code from ``spec``."""
-    try:
-        info = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    complete = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    return complete and info.get("model_id") == DEFAULT_MODEL_ID and info.get("spec") == spec.as_json()
 
 
 def build_default_model(

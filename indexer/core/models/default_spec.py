@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -108,3 +109,17 @@ def spec_fingerprint(
     """A short hash of everything that shapes the default model's embeddings."""
     payload = json.dumps({"spec": spec.as_json(), "preprocess": asdict(preprocess)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+MARKER_FILE = "dualens_default.json"  # written last into a default-model build: what it was built from
+
+
+def is_current(path: Path, spec: DefaultModelSpec = DEFAULT_SPEC) -> bool:
+    """Whether ``path`` holds a complete default model built by this code from ``spec`` (cheap:
+    reads one small file, imports nothing heavy)."""
+    try:
+        info = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    complete = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    return complete and info.get("model_id") == DEFAULT_MODEL_ID and info.get("spec") == spec.as_json()

@@ -1,0 +1,407 @@
+"""The ONNX Runtime backend: a model's two towers exported once, then run without torch.
+
+An export lives in its own folder (see :func:`export_dir`) keyed by the model's content
+fingerprint, so a changed model is exported again. It holds ``image.onnx`` (pixels -> L2-normalised
+embedding), ``text.onnx`` (token ids + mask -> L2-normalised embedding), the fast tokenizer and a
+``manifest.json`` with everything else a query needs (dimension, logit scale and bias, padding,
+preprocessing). Loading an export imports neither torch nor transformers, and each tower's session
+is created on its first use: a text query never loads the image tower.
+
+Exports are written to a temporary folder and renamed into place, and verified before that: the
+ONNX vectors of sample images and captions must match the torch vectors (cosine >= 0.9999), and
+the stand-alone tokenizer must give the same token ids as transformers'. A model that fails either
+check is not exported; dualens keeps using torch for it and says so once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.core import settings
+from indexer.core.errors import ModelError
+from indexer.core.models.preprocess import PreprocessConfig
+from indexer.core.vectors import l2_normalise
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1
+OPSET = 17
+MIN_COSINE = 0.9999
+MANIFEST = "manifest.json"
+SAMPLE_CAPTIONS = (
+    "a dog on a beach at sunset",
+    "a photo of a cat",
+    "two people riding bicycles down a busy city street in the rain",
+    "x",
+    "Un château au bord d'un lac, 1999 — ünïcödé & symbols #42",
+    "a very long caption " + "with many repeated words " * 40,
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a query needs besides the two graphs."""
+
+    version: int
+    model_id: str
+    fingerprint: str
+    dim: int
+    logit_scale: float
+    logit_bias: float | None
+    is_sigmoid: bool
+    max_length: int
+    pad_to_max: bool  # SigLIP: pad every text to max_length
+    pad_id: int
+    text_inputs: tuple[str, ...]  # inputs of text.onnx, in order
+    preprocess: dict[str, Any]
+    min_cosine: float
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest | None:
+        try:
+            raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            raw["text_inputs"] = tuple(raw["text_inputs"])
+            manifest = cls(**raw)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return manifest if manifest.version == EXPORT_VERSION else None
+
+    def preprocess_config(self) -> PreprocessConfig:
+        p = dict(self.preprocess)
+        return PreprocessConfig(
+            size=(int(p["size"][0]), int(p["size"][1])),
+            resize_shortest_edge=p["resize_shortest_edge"],
+            mean=(float(p["mean"][0]), float(p["mean"][1]), float(p["mean"][2])),
+            std=(float(p["std"][0]), float(p["std"][1]), float(p["std"][2])),
+            resample=int(p["resample"]),
+            rescale_factor=float(p["rescale_factor"]),
+        )
+
+
+def export_dir(location: str, fingerprint: str) -> Path:
+    """Where the export of a model lives: inside a local model folder (hidden), or for a hub model
+    under the models folder of the data directory."""
+    if os.path.isdir(location):
+        return Path(location) / ".dualens-onnx" / fingerprint
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", location)
+    return settings.default_model_dir().parent / "onnx" / slug / fingerprint
+
+
+def available() -> bool:
+    """Whether ONNX Runtime is installed."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def providers() -> list[str]:
+    """Execution providers in order of preference: CUDA, then OpenVINO, then the CPU."""
+    import onnxruntime as ort
+
+    present = set(ort.get_available_providers())
+    wanted = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
+    return [p for p in wanted if p in present] or ["CPUExecutionProvider"]
+
+
+class OnnxTowers:
+    """The exported towers of one model, each session created on first use."""
+
+    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._image: Any = None
+        self._text: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def on_gpu(self) -> bool:
+        return providers()[0] == "CUDAExecutionProvider"
+
+    def _session(self, name: str) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = int(self.threads)
+        options.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(str(self.folder / name), options, providers=providers())
+        except Exception as exc:  # a damaged export: a ModelError the caller can fall back on
+            raise ModelError(f"cannot load the ONNX export {self.folder / name}: {exc}") from exc
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._image is None:
+                self._image = self._session("image.onnx")
+        out = self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+        return l2_normalise(out)
+
+    def _tokens(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(self.folder, self.manifest)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        return {name: feeds[name] for name in self.manifest.text_inputs}
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        feeds = self._tokens(texts)
+        with self._lock:
+            if self._text is None:
+                self._text = self._session("text.onnx")
+        return l2_normalise(self._text.run(None, feeds)[0])
+
+
+def load_tokenizer(folder: Path, manifest: Manifest) -> Any:
+    """The stand-alone fast tokenizer, padding and truncating exactly as the model's processor."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=manifest.max_length)
+    if manifest.pad_to_max:
+        tokenizer.enable_padding(pad_id=manifest.pad_id, length=manifest.max_length)
+    else:
+        tokenizer.enable_padding(pad_id=manifest.pad_id)
+    return tokenizer
+
+
+def load(location: str, fingerprint: str, threads: int | None = None) -> OnnxTowers | None:
+    """The export of this model version, or None when there is none (or it is unusable)."""
+    folder = export_dir(location, fingerprint)
+    manifest = Manifest.read(folder)
+    if manifest is None or manifest.fingerprint != fingerprint:
+        return None
+    if not all((folder / name).is_file() for name in ("image.onnx", "text.onnx", "tokenizer.json")):
+        return None
+    return OnnxTowers(folder, manifest, threads)
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class TorchModel:
+    """What an export needs of a model loaded with torch (see encoder.py)."""
+
+    model: Any
+    tokenizer: Any
+    model_id: str
+    dim: int
+    logit_scale: float
+    logit_bias: float | None
+    is_sigmoid: bool
+    max_length: int
+    preprocess: PreprocessConfig
+
+
+def export(source: TorchModel, location: str, fingerprint: str, threads: int | None = None) -> OnnxTowers:
+    """Export both towers, verify them against torch, and move them into place atomically.
+
+    ModelError when the export cannot be made or does not match torch closely enough.
+    """
+    if not available():
+        raise ModelError("ONNX Runtime is not installed (pip install onnxruntime)")
+    target = export_dir(location, fingerprint)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Reference vectors first: tracing for the export can leave the torch model changed in place.
+    reference = reference_vectors(source)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        text_inputs = _export_graphs(source, tmp)
+        source.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        pad_id = source.tokenizer.pad_token_id
+        manifest = Manifest(
+            version=EXPORT_VERSION,
+            model_id=source.model_id,
+            fingerprint=fingerprint,
+            dim=source.dim,
+            logit_scale=source.logit_scale,
+            logit_bias=source.logit_bias,
+            is_sigmoid=source.is_sigmoid,
+            max_length=source.max_length,
+            pad_to_max=source.is_sigmoid,
+            pad_id=int(pad_id if pad_id is not None else 0),
+            text_inputs=text_inputs,
+            preprocess=asdict(source.preprocess),
+            min_cosine=0.0,
+        )
+        towers = OnnxTowers(tmp, manifest, threads)
+        cosine = verify(reference, towers)
+        manifest = Manifest(**{**asdict(manifest), "min_cosine": cosine, "text_inputs": text_inputs})
+        (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to ONNX in %s (min cosine to torch %.6f)", source.model_id, target, cosine)
+    return OnnxTowers(target, manifest, threads)
+
+
+def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
+    import torch
+
+    model = source.model.float().eval()
+    text_inputs = ("input_ids",) if source.is_sigmoid else ("input_ids", "attention_mask")
+
+    class ImageTower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            features = _pooled(self.model.get_image_features(pixel_values=pixel_values))
+            return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    class TextTower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            features = _pooled(self.model.get_text_features(**dict(zip(text_inputs, inputs, strict=True))))
+            return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    height, width = source.preprocess.size
+    pixels = torch.zeros(2, 3, height, width)
+    tokens = source.tokenizer(
+        list(SAMPLE_CAPTIONS[:2]),
+        padding="max_length" if source.is_sigmoid else True,
+        truncation=True,
+        max_length=source.max_length,
+        return_tensors="pt",
+    )
+    batch = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings; the result is verified instead
+        torch.onnx.export(
+            ImageTower(),
+            (pixels,),
+            str(folder / "image.onnx"),
+            input_names=["pixel_values"],
+            output_names=["embedding"],
+            dynamic_axes={"pixel_values": batch, "embedding": batch},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            TextTower(),
+            tuple(tokens[name] for name in text_inputs),
+            str(folder / "text.onnx"),
+            input_names=list(text_inputs),
+            output_names=["embedding"],
+            dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in text_inputs}, "embedding": batch},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return text_inputs
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Torch's output on the sample images and captions, to hold an export against."""
+
+    pixels: np.ndarray
+    image_vectors: np.ndarray
+    texts: tuple[str, ...]
+    token_ids: np.ndarray
+    text_vectors: np.ndarray
+
+
+def reference_vectors(source: TorchModel) -> Reference:
+    import torch
+
+    from indexer.core.models.preprocess import preprocess_image
+
+    pixels = np.stack([preprocess_image(image, source.preprocess) for image in sample_images()])
+    texts = list(SAMPLE_CAPTIONS)
+    tokens = source.tokenizer(
+        texts,
+        padding="max_length" if source.is_sigmoid else True,
+        truncation=True,
+        max_length=source.max_length,
+        return_tensors="pt",
+    )
+    names = ("input_ids",) if source.is_sigmoid else ("input_ids", "attention_mask", "token_type_ids")
+    model = source.model
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        image = _pooled(model.get_image_features(pixel_values=torch.from_numpy(pixels).to(device)))
+        text = _pooled(model.get_text_features(**{k: tokens[k].to(device) for k in names if k in tokens}))
+    return Reference(
+        pixels=pixels,
+        image_vectors=l2_normalise(image.float().cpu().numpy()),
+        texts=tuple(texts),
+        token_ids=tokens["input_ids"].numpy(),
+        text_vectors=l2_normalise(text.float().cpu().numpy()),
+    )
+
+
+def verify(reference: Reference, towers: OnnxTowers) -> float:
+    """The smallest cosine between torch and ONNX vectors of sample images and captions; ModelError
+    below :data:`MIN_COSINE`, or when the stand-alone tokenizer disagrees with transformers'."""
+    ours = towers._tokens(reference.texts)
+    if not np.array_equal(ours["input_ids"], reference.token_ids):
+        raise ModelError("the stand-alone tokenizer does not reproduce the model's token ids")
+    cosines = np.concatenate(
+        [
+            (reference.image_vectors * towers.embed_pixels(reference.pixels)).sum(axis=1),
+            (reference.text_vectors * towers.embed_texts(list(reference.texts))).sum(axis=1),
+            # one caption at a time too: no padding at all, a path the batch above does not take
+            (
+                reference.text_vectors[:2]
+                * np.concatenate([towers.embed_texts([t]) for t in reference.texts[:2]])
+            ).sum(axis=1),
+        ]
+    )
+    worst = float(cosines.min())
+    if not worst >= MIN_COSINE:
+        raise ModelError(f"the ONNX export differs from the model (cosine {worst:.6f} < {MIN_COSINE})")
+    return worst
+
+
+def sample_images() -> list[Any]:
+    """Seeded, photo-like test images (smooth gradients, shapes, texture) in several aspect ratios."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i, (w, h) in enumerate([(320, 240), (240, 320), (500, 300), (256, 256)]):
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([x / w * 255, y / h * 255, (x + y) / (w + h) * 255], axis=-1)
+        noise = rng.normal(0, 12, size=(h, w, 3))
+        image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(4 + i):
+            x0, y0 = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            size = int(rng.integers(20, 120)), int(rng.integers(20, 120))
+            draw.ellipse((x0, y0, x0 + size[0], y0 + size[1]), fill=colour)
+        out.append(image.filter(ImageFilter.GaussianBlur(1)))
+    return out
+
+
+def _pooled(output: Any) -> Any:
+    pooled = getattr(output, "pooler_output", None)
+    return output if pooled is None else pooled
