@@ -7,6 +7,7 @@ import json
 import sys
 
 from indexer.core.errors import UsageError
+from indexer.core.settings import add_backend_argument
 from indexer.core.text import printable
 
 
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="SECONDS",
         help="record a file as failed when decoding it takes longer (default 60)",
     )
+    add_backend_argument(p)
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -107,6 +109,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         prune=args.prune,
         decode_timeout=args.decode_timeout,
+        backend=args.backend,
     )
     summary = run_index(args.data, args.dirs, options)
     for line in summary.lines():

@@ -53,6 +53,7 @@ class IndexOptions:
     reindex: bool = False
     progress: bool = False
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT  # seconds per file in the decoder processes
+    backend: str = "auto"  # inference backend: auto, torch or onnx
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
 
 
@@ -141,7 +142,7 @@ def _progress(total: int, enabled: bool) -> tqdm:
 
 
 def make_encoder(model: str, options: IndexOptions) -> DualEncoder:
-    return DualEncoder(model, threads=options.threads, batch_size=options.batch_size)
+    return DualEncoder(model, threads=options.threads, batch_size=options.batch_size, backend=options.backend)
 
 
 def run_index(
@@ -225,6 +226,8 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
     threads = options.threads
     if threads is None and not gpu and workers > 0:
         threads = max(1, (os.cpu_count() or 2) - workers)  # the cores the decoders leave free
+    if threads is not None and isinstance(encoder, DualEncoder):
+        encoder.set_threads(threads)  # ONNX Runtime takes them at session start, torch at load
     if not gpu:
         keep_large_blocks_in_heap()
     pool = DecoderPool(opts, plan.missing_hashes, workers=workers, decode_timeout=options.decode_timeout)
@@ -261,11 +264,12 @@ def _on_gpu(encoder: Encoder) -> bool:
 
 @contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (two cores: one decodes while the other runs the model)."""
-    if n is None:
+    """Run with ``n`` torch CPU threads (two cores: one decodes while the other runs the model);
+    nothing to do when no torch model is in use (ONNX Runtime got them at its session's start)."""
+    torch = sys.modules.get("torch")
+    if n is None or torch is None:
         yield
         return
-    import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)

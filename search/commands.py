@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
-from indexer.core.settings import CollectionPaths
+from indexer.core.settings import CollectionPaths, add_backend_argument
 from indexer.core.text import printable
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=None,
         help="model directory or hub id (default: the collection's model, else the offline default)",
     )
+    add_backend_argument(p)
     p.set_defaults(func=run_classify)
 
     p = subparsers.add_parser(
@@ -77,6 +78,7 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
     )
+    add_backend_argument(p)
 
 
 _DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
@@ -117,8 +119,8 @@ def _filters(args: argparse.Namespace) -> Filters:
 def _open_searcher(args: argparse.Namespace) -> Searcher:
     from search.searcher import Searcher
 
-    encoder = DualEncoder(args.model) if getattr(args, "model", None) else None
-    searcher = Searcher.open(args.data, encoder=encoder, allow_external_files=True)
+    encoder = DualEncoder(args.model, backend=args.backend) if getattr(args, "model", None) else None
+    searcher = Searcher.open(args.data, encoder=encoder, allow_external_files=True, backend=args.backend)
     folder = getattr(args, "folder", None)
     if folder and not searcher.has_folder(folder):
         searcher.close()
@@ -179,7 +181,7 @@ def run_classify(args: argparse.Namespace) -> int:
     results = None
     if args.model is None:
         try:
-            searcher = Searcher.open(args.data, allow_external_files=True)
+            searcher = Searcher.open(args.data, allow_external_files=True, backend=args.backend)
         except CollectionError:
             searcher = None
         if searcher is not None:
@@ -190,7 +192,7 @@ def run_classify(args: argparse.Namespace) -> int:
         if _is_photo_id(ref) and not Path(ref).exists():
             raise UsageError(f"photo id {ref} needs a collection; give an image file instead")
         image = load_image(check_readable(ref, [], allow_external=True))
-        results = classify_image(DualEncoder(args.model or "default"), image, labels)
+        results = classify_image(DualEncoder(args.model or "default", backend=args.backend), image, labels)
     if args.json:
         print_json({"photo": ref, "labels": [{"label": lab, "probability": p} for lab, p in results]})
     else:

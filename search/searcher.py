@@ -24,6 +24,7 @@ from sqlalchemy import select
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
+from indexer.core.settings import default_backend
 from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
@@ -35,7 +36,7 @@ from search.hits import HIT_COLUMNS, Hit
 from search.images import check_readable, load_image
 from search.query import Query, Term, TermKind, parse_query
 from search.scoring import ScoreModel
-from search.threads import query_threads
+from search.threads import query_thread_count, query_threads
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Searcher:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
+        self._backend: str | None = None
 
     @classmethod
     def open(
@@ -89,8 +91,10 @@ class Searcher:
         *,
         encoder: DualEncoder | None = None,
         allow_external_files: bool = False,
+        backend: str | None = None,
     ) -> Searcher:
-        """Open the collection in ``data``; the encoder defaults to the model it was indexed with.
+        """Open the collection in ``data``; the encoder defaults to the model it was indexed with,
+        run by ``backend`` (default: ``$DUALENS_BACKEND`` or auto).
 
         CollectionError when there is no collection; ModelMismatchError when ``encoder`` is not the
         collection's model. The model's weights load lazily, on the first query that needs them.
@@ -104,14 +108,16 @@ class Searcher:
                     f"not {encoder.model_id}; search it with its own model or re-index"
                 )
             if encoder is None and stats.model_id:
-                encoder = DualEncoder(_known_model(stats.model_id))
+                encoder = _query_encoder(stats.model_id, backend)
             if encoder is not None:
                 _check_fingerprint(collection, encoder)
             index = collection.load_index()
         except BaseException:
             collection.close()
             raise
-        return cls(collection, encoder, index, allow_external_files=allow_external_files)
+        searcher = cls(collection, encoder, index, allow_external_files=allow_external_files)
+        searcher._backend = backend
+        return searcher
 
     # ------------------------------------------------------------------ state
     @property
@@ -172,13 +178,18 @@ class Searcher:
             ):
                 # re-indexed with another model (or the same directory retrained): the text encoder
                 # must change with the index, and no cached query vector may survive
-                encoder = DualEncoder(_known_model(stats.model_id))
+                encoder = _query_encoder(stats.model_id, self._backend)
                 with self._cache_lock:
                     self._text_cache.clear()
                 self._scores = None
             self._encoder, self._index, self._stats = encoder, index, stats
             self._roots = list(stats.roots)
             return True
+
+    def warm_up(self) -> None:
+        """Load what a text query needs now (the text tower), so the first query is as fast as the next."""
+        if self._encoder is not None and self._index.ntotal:
+            self._text_vectors(["warm up"])
 
     def close(self) -> None:
         self.collection.close()
@@ -439,6 +450,12 @@ class Searcher:
         statement = select(*HIT_COLUMNS).where(Photo.id.in_(ids), Photo.status == PhotoStatus.INDEXED)
         with self.collection.engine.connect() as conn:
             return {int(row.id): row for row in conn.execute(statement)}
+
+
+def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
+    """The collection's model for queries: one thread per query (see search/threads.py)."""
+    threads = query_thread_count() or None
+    return DualEncoder(_known_model(model_id), threads=threads, backend=backend or default_backend())
 
 
 def _stored_fingerprint(collection: Collection) -> str | None:

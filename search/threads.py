@@ -10,6 +10,7 @@ with 2 torch threads and ~35 ms with 1, a 10k flat FAISS search 47 ms with 2 Ope
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,13 +32,15 @@ def query_thread_count() -> int:
 
 @contextmanager
 def query_threads() -> Iterator[None]:
-    """Within the block, torch (process-wide, nested-safe) and FAISS (this thread) use N threads."""
+    """Within the block, torch (process-wide, nested-safe; only if a torch model is in use) and FAISS
+    (this thread) use N threads; ONNX Runtime sessions of queries are made with N threads."""
     global _depth, _saved_torch
     n = query_thread_count()
-    if n == 0:
-        yield
+    torch = sys.modules.get("torch")  # only a torch model needs it; never import torch for this
+    if n == 0 or torch is None:
+        with _faiss_threads(n):
+            yield
         return
-    import torch
 
     with _lock:
         if _depth == 0:
@@ -45,13 +48,24 @@ def query_threads() -> Iterator[None]:
             if _saved_torch != n:
                 torch.set_num_threads(n)
         _depth += 1
-    saved_faiss = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(n)  # OpenMP's thread count is per calling thread
     try:
-        yield
+        with _faiss_threads(n):
+            yield
     finally:
-        faiss.omp_set_num_threads(saved_faiss)
         with _lock:
             _depth -= 1
             if _depth == 0 and _saved_torch is not None and torch.get_num_threads() != _saved_torch:
                 torch.set_num_threads(_saved_torch)
+
+
+@contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    if n == 0:
+        yield
+        return
+    saved = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)  # OpenMP's thread count is per calling thread
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(saved)

@@ -47,9 +47,10 @@ def test_run_ui_passes_the_data_dir_in_the_environment(
         seen.update(path=path, argv=argv, env=env)
 
     monkeypatch.setattr(commands.os, "execve", fake_exec)
-    args = argparse.Namespace(data=str(tmp_path), port=8600, host="127.0.0.1")
+    args = argparse.Namespace(data=str(tmp_path), port=8600, host="127.0.0.1", backend="torch")
     assert commands.run_ui(args) == 0
     assert seen["env"]["DUALENS_DATA"] == str(tmp_path.resolve())  # type: ignore[index]
+    assert seen["env"]["DUALENS_BACKEND"] == "torch"  # type: ignore[index]
     assert "--server.port=8600" in seen["argv"]  # type: ignore[operator]
     assert seen["path"] == sys.executable
 

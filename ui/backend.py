@@ -59,8 +59,16 @@ class Backend:
 
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None, config: UiConfig | None = None) -> Backend:
-        """Open the collection's searcher (a DualensError when there is no usable collection)."""
-        return cls(Searcher.open(data), config or UiConfig.from_env())
+        """Open the collection's searcher (a DualensError when there is no usable collection) and
+        load the text tower now: the page shows its loading state once, and the first query is as
+        fast as the next."""
+        searcher = Searcher.open(data)
+        try:
+            searcher.warm_up()
+        except BaseException:
+            searcher.close()
+            raise
+        return cls(searcher, config or UiConfig.from_env())
 
     def refresh(self) -> bool:
         """Pick up a newer index written by the indexer since the last request."""

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from indexer.core.errors import UsageError
-from indexer.core.settings import DATA_ENV, resolve_data_dir
+from indexer.core.settings import BACKEND_ENV, DATA_ENV, add_backend_argument, resolve_data_dir
 from search import collection_exists
 from ui.config import UiConfig
 
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1: this machine only)",
     )
+    add_backend_argument(parser)
     parser.set_defaults(func=run_ui)
 
 
@@ -74,6 +75,7 @@ def run_ui(args: argparse.Namespace) -> int:
         )
     env = dict(os.environ)
     env[DATA_ENV] = str(data_dir)
+    env[BACKEND_ENV] = args.backend
     print(f"dualens: serving {data_dir} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DATA = PROJECT_ROOT / "data"
 
 DATA_ENV = "DUALENS_DATA"
-DB_URL_ENV = "DUALENS_DB_URL"  # a database URL other than the data directory's SQLite file
+DB_URL_ENV = "DUALENS_DB_URL"
+BACKEND_ENV = "DUALENS_BACKEND"  # default of --backend: auto, torch or onnx
+BACKENDS = ("auto", "torch", "onnx")  # a database URL other than the data directory's SQLite file
 DEFAULT_MODEL_ENV = "DUALENS_DEFAULT_MODEL_DIR"
 DEFAULT_MODEL_NAME = "default"
 
@@ -78,3 +81,20 @@ class CollectionPaths:
     @classmethod
     def from_option(cls, data: str | os.PathLike[str] | None = None) -> CollectionPaths:
         return cls(resolve_data_dir(data))
+
+
+def default_backend() -> str:
+    """``$DUALENS_BACKEND`` when it names a backend, else ``auto``."""
+    value = os.environ.get(BACKEND_ENV, "").strip().lower()
+    return value if value in BACKENDS else "auto"
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend auto|torch|onnx`` (the inference backend), shared by every command that embeds."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default_backend(),
+        help="inference backend: onnx (ONNX Runtime, exported once per model), torch, or auto "
+        f"(ONNX unless only PyTorch can use a GPU here); default ${BACKEND_ENV} or auto",
+    )

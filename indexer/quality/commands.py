@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from indexer.core.errors import UsageError
+from indexer.core.settings import add_backend_argument
 from indexer.quality.metrics import RetrievalMetrics, ZeroShotMetrics
 
 
@@ -51,6 +52,7 @@ def _register_eval(subparsers: argparse._SubParsersAction, common: argparse.Argu
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk embedding cache")
     p.add_argument("--batch-size", type=int, default=32, help="model batch size (default 32)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    add_backend_argument(p)
     p.set_defaults(func=run_eval)
 
 
@@ -62,7 +64,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    encoder = load_encoder(args.model, device=args.device, batch_size=args.batch_size)
+    encoder = load_encoder(args.model, device=args.device, batch_size=args.batch_size, backend=args.backend)
     options = EvalOptions(
         cache_dir=None if args.no_cache else eval_cache_dir(args.data),
         progress=sys.stderr.isatty() and not args.json,

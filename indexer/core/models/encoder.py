@@ -18,6 +18,7 @@ from indexer.core.models import onnx_backend
 from indexer.core.models.default_spec import is_current
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
 from indexer.core.models.resolve import ResolvedModel, local_fingerprint, resolve_model
+from indexer.core.settings import BACKENDS
 from indexer.core.vectors import l2_normalise
 
 if TYPE_CHECKING:  # torch and transformers load with the weights, keeping `import` cheap for the CLI
@@ -39,9 +40,6 @@ class _Loaded:
     logit_bias: float | None
     is_sigmoid: bool
     max_length: int
-
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 class _TorchEngine:

@@ -138,7 +138,10 @@ class OnnxTowers:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # A text query pays for the session's start in a new process: basic optimisation halves it
+        # (0.27 -> 0.15 s for MiniLM) at no measurable cost per query; indexing amortises the full set.
+        level = "ORT_ENABLE_BASIC" if name == "text.onnx" else "ORT_ENABLE_ALL"
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
         options.inter_op_num_threads = 1
