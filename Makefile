@@ -65,9 +65,11 @@ bench: bench-index bench-search bench-quality
 
 bench-index: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_index
+	$(BIN)/python -m tests.bench.bench_backends index
 
 bench-search: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_search
+	$(BIN)/python -m tests.bench.bench_backends search
 
 bench-quality: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_quality

@@ -116,11 +116,13 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-def _open_searcher(args: argparse.Namespace) -> Searcher:
+def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
     from search.searcher import Searcher
 
     encoder = DualEncoder(args.model, backend=args.backend) if getattr(args, "model", None) else None
-    searcher = Searcher.open(args.data, encoder=encoder, allow_external_files=True, backend=args.backend)
+    searcher = Searcher.open(
+        args.data, encoder=encoder, allow_external_files=True, backend=args.backend, prefetch_text=text
+    )
     folder = getattr(args, "folder", None)
     if folder and not searcher.has_folder(folder):
         searcher.close()
@@ -146,11 +148,11 @@ def _is_photo_id(ref: str) -> bool:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from search.query import parse_query
+    from search.query import TermKind, parse_query
 
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
     filters = _filters(args)
-    with _open_searcher(args) as searcher:
+    with _open_searcher(args, text=any(t.kind is TermKind.TEXT for t in query.terms)) as searcher:
         hits = searcher.search(query, k=args.k, offset=args.offset, filters=filters)
     return _print_hits(args, hits, str(query))
 

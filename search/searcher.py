@@ -92,6 +92,7 @@ class Searcher:
         encoder: DualEncoder | None = None,
         allow_external_files: bool = False,
         backend: str | None = None,
+        prefetch_text: bool = False,
     ) -> Searcher:
         """Open the collection in ``data``; the encoder defaults to the model it was indexed with,
         run by ``backend`` (default: ``$DUALENS_BACKEND`` or auto).
@@ -111,6 +112,8 @@ class Searcher:
                 encoder = _query_encoder(stats.model_id, backend)
             if encoder is not None:
                 _check_fingerprint(collection, encoder)
+                if prefetch_text:  # a text query: its tower loads while the index does
+                    encoder.prefetch_text()
             index = collection.load_index()
         except BaseException:
             collection.close()

@@ -179,6 +179,14 @@ class DualEncoder:
 
         return (self._device_name or "cuda").startswith("cuda") and torch.cuda.is_available()
 
+    def prefetch_text(self) -> None:
+        """Start loading the text tower in the background when an ONNX export is ready (else nothing:
+        the first text embedding loads the model as usual)."""
+        if self._engine is None and self._choose_backend() == "onnx":
+            export = self._existing_export()
+            if export is not None:
+                export.prefetch_text()
+
     def set_threads(self, threads: int) -> None:
         """CPU threads for inference, set before the model loads (the indexer's core split)."""
         if self._engine is None:

@@ -15,6 +15,7 @@ check is not exported; dualens keeps using torch for it and says so once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -157,6 +158,23 @@ class OnnxTowers:
         out = self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
         return l2_normalise(out)
 
+    def _ensure_text(self) -> None:
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(self.folder, self.manifest)
+            if self._text is None:
+                self._text = self._session("text.onnx")
+
+    def prefetch_text(self) -> None:
+        """Start the text tower in the background (ONNX Runtime releases the GIL while it loads), so
+        a query's own work (opening the collection, its index) overlaps it; errors surface on use."""
+
+        def start() -> None:
+            with contextlib.suppress(ModelError):  # embed_texts tries again and reports it
+                self._ensure_text()
+
+        threading.Thread(target=start, name="dualens-text-tower", daemon=True).start()
+
     def _tokens(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         with self._lock:
             if self._tokenizer is None:
@@ -168,11 +186,8 @@ class OnnxTowers:
         return {name: feeds[name] for name in self.manifest.text_inputs}
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        feeds = self._tokens(texts)
-        with self._lock:
-            if self._text is None:
-                self._text = self._session("text.onnx")
-        return l2_normalise(self._text.run(None, feeds)[0])
+        self._ensure_text()
+        return l2_normalise(self._text.run(None, self._tokens(texts))[0])
 
 
 def load_tokenizer(folder: Path, manifest: Manifest) -> Any:
