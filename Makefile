@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality eval train clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-gpu eval train clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -70,6 +70,9 @@ bench-index: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_search
 	$(BIN)/python -m tests.bench.bench_backends search
+
+bench-gpu: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_gpu
 
 bench-quality: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_quality

@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument(
         "--batch-size",
         type=_positive,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"images per inference batch (default {DEFAULT_BATCH_SIZE})",
+        default=None,
+        help=f"images per inference batch (default {DEFAULT_BATCH_SIZE}; on a GPU, from its free memory)",
     )
     p.add_argument(
         "--workers",

@@ -46,7 +46,7 @@ MAX_OPS_WITHOUT_EMBED = 256
 @dataclass(frozen=True)
 class IndexOptions:
     model: str | None = None  # None: the collection's model, or the default model for a new one
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None  # None: DEFAULT_BATCH_SIZE on a CPU, from free memory on a GPU
     workers: int | None = None  # decoder processes; None: a third of the cores (GPU: all but one); 0: none
     threads: int | None = None  # torch CPU threads; None: the cores the decoders leave free
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -142,7 +142,8 @@ def _progress(total: int, enabled: bool) -> tqdm:
 
 
 def make_encoder(model: str, options: IndexOptions) -> DualEncoder:
-    return DualEncoder(model, threads=options.threads, batch_size=options.batch_size, backend=options.backend)
+    batch = options.batch_size or DEFAULT_BATCH_SIZE
+    return DualEncoder(model, threads=options.threads, batch_size=batch, backend=options.backend)
 
 
 def run_index(
@@ -228,6 +229,9 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
         threads = max(1, (os.cpu_count() or 2) - workers)  # the cores the decoders leave free
     if threads is not None and isinstance(encoder, DualEncoder):
         encoder.set_threads(threads)  # ONNX Runtime takes them at session start, torch at load
+    batch_size = options.batch_size or DEFAULT_BATCH_SIZE
+    if options.batch_size is None and gpu and isinstance(encoder, DualEncoder):
+        batch_size = encoder.batch_size = encoder.suggest_batch_size(DEFAULT_BATCH_SIZE)
     if not gpu:
         keep_large_blocks_in_heap()
     pool = DecoderPool(opts, plan.missing_hashes, workers=workers, decode_timeout=options.decode_timeout)
@@ -251,7 +255,7 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
                     state.summary.indexed += 1
                 else:
                     state.summary.updated += 1
-            if len(pixels) >= options.batch_size or len(ops) >= MAX_OPS_WITHOUT_EMBED:
+            if len(pixels) >= batch_size or len(ops) >= MAX_OPS_WITHOUT_EMBED:
                 flush()
         flush()
     state.summary.times.decode_busy = pool.busy_seconds

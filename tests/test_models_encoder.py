@@ -197,3 +197,25 @@ def test_gpu_runs_half_precision_and_agrees_with_cpu(tiny_clip_dir: Path) -> Non
     assert gpu_vectors.dtype == np.float32
     np.testing.assert_allclose(gpu_vectors, cpu.embed_images(images), atol=2e-2)
     np.testing.assert_allclose(gpu.embed_texts(TEXTS), cpu.embed_texts(TEXTS), atol=2e-2)
+
+
+def test_a_gpu_batch_fills_half_the_free_memory_in_multiples_of_eight() -> None:
+    from indexer.core.models.encoder import choose_batch_size
+
+    gib = 1 << 30
+    assert choose_batch_size(free_bytes=40 * gib, per_image_bytes=50 << 20) == 408  # 20 GiB / 50 MiB
+    assert choose_batch_size(free_bytes=gib, per_image_bytes=200 << 20) == 8  # never below 8
+    assert choose_batch_size(free_bytes=140 * gib, per_image_bytes=1 << 20) == 1024  # capped
+
+
+def test_gpu_indexing_gets_every_core_but_one_for_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.decode_pool as pool
+
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 16)
+    assert (pool.default_workers(gpu=True), pool.default_workers(gpu=False)) == (15, 5)
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 2)
+    assert (pool.default_workers(gpu=True), pool.default_workers(gpu=False)) == (1, 1)
+
+
+def test_on_a_cpu_the_suggested_batch_is_the_default(tiny_model_dir: Path) -> None:
+    assert DualEncoder(tiny_model_dir, device="cpu").suggest_batch_size(32) == 32

@@ -187,6 +187,26 @@ class DualEncoder:
             if export is not None:
                 export.prefetch_text()
 
+    def suggest_batch_size(self, fallback: int) -> int:
+        """A batch size for indexing: ``fallback`` on a CPU; on a GPU, as many images as half of the
+        free GPU memory holds, measured with a probe batch (torch), or 128 (ONNX Runtime on CUDA)."""
+        if not self.uses_gpu():
+            return fallback
+        engine = self._state_engine()
+        if isinstance(engine, _OnnxEngine):
+            return 128
+        import torch
+
+        probe = 8
+        height, width = self.preprocess_config.size
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        engine.embed_pixels(np.zeros((probe, 3, height, width), dtype=np.float32))
+        per_image = max(1, (torch.cuda.max_memory_allocated() - base) // probe)
+        free, _total = torch.cuda.mem_get_info()
+        return choose_batch_size(free, per_image)
+
     def set_threads(self, threads: int) -> None:
         """CPU threads for inference, set before the model loads (the indexer's core split)."""
         if self._engine is None:
@@ -389,6 +409,14 @@ class DualEncoder:
 
     def __repr__(self) -> str:
         return f"DualEncoder({self.model_id!r}, loaded={self.is_loaded})"
+
+
+def choose_batch_size(
+    free_bytes: int, per_image_bytes: int, *, share: float = 0.5, low: int = 8, high: int = 1024
+) -> int:
+    """Images per batch that fit ``share`` of the free GPU memory: a multiple of 8 in [low, high]."""
+    fits = int(free_bytes * share) // max(1, per_image_bytes)
+    return max(low, min(high, fits // 8 * 8))
 
 
 def _torch_gpu_present() -> bool:
