@@ -66,6 +66,7 @@ class Manifest:
     max_length: int
     pad_to_max: bool  # SigLIP: pad every text to max_length
     pad_id: int
+    pad_left: bool  # the tokenizer pads on the left (Gemma / SigLIP 2)
     text_inputs: tuple[str, ...]  # inputs of text.onnx, in order
     preprocess: dict[str, Any]
     min_cosine: float
@@ -89,6 +90,7 @@ class Manifest:
             std=(float(p["std"][0]), float(p["std"][1]), float(p["std"][2])),
             resample=int(p["resample"]),
             rescale_factor=float(p["rescale_factor"]),
+            patch_size=int(p["patch_size"]) if p.get("patch_size") else None,
         )
 
 
@@ -196,10 +198,9 @@ def load_tokenizer(folder: Path, manifest: Manifest) -> Any:
 
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=manifest.max_length)
-    if manifest.pad_to_max:
-        tokenizer.enable_padding(pad_id=manifest.pad_id, length=manifest.max_length)
-    else:
-        tokenizer.enable_padding(pad_id=manifest.pad_id)
+    direction = "left" if manifest.pad_left else "right"
+    length = manifest.max_length if manifest.pad_to_max else None
+    tokenizer.enable_padding(pad_id=manifest.pad_id, length=length, direction=direction)
     return tokenizer
 
 
@@ -259,6 +260,7 @@ def export(source: TorchModel, location: str, fingerprint: str, threads: int | N
             max_length=source.max_length,
             pad_to_max=source.is_sigmoid,
             pad_id=int(pad_id if pad_id is not None else 0),
+            pad_left=getattr(source.tokenizer, "padding_side", "right") == "left",
             text_inputs=text_inputs,
             preprocess=asdict(source.preprocess),
             min_cosine=0.0,
@@ -289,7 +291,8 @@ def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
             self.model = model
 
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            features = _pooled(self.model.get_image_features(pixel_values=pixel_values))
+            inputs = image_inputs(pixel_values, source.preprocess.patch_size)
+            features = _pooled(self.model.get_image_features(**inputs))
             return torch.nn.functional.normalize(features.float(), dim=-1)
 
     class TextTower(torch.nn.Module):
@@ -365,7 +368,8 @@ def reference_vectors(source: TorchModel) -> Reference:
     model = source.model
     device = next(model.parameters()).device
     with torch.no_grad():
-        image = _pooled(model.get_image_features(pixel_values=torch.from_numpy(pixels).to(device)))
+        inputs = image_inputs(torch.from_numpy(pixels).to(device), source.preprocess.patch_size)
+        image = _pooled(model.get_image_features(**inputs))
         text = _pooled(model.get_text_features(**{k: tokens[k].to(device) for k in names if k in tokens}))
     return Reference(
         pixels=pixels,
@@ -418,6 +422,24 @@ def sample_images() -> list[Any]:
             draw.ellipse((x0, y0, x0 + size[0], y0 + size[1]), fill=colour)
         out.append(image.filter(ImageFilter.GaussianBlur(1)))
     return out
+
+
+def image_inputs(pixel_values: Any, patch_size: int | None) -> dict[str, Any]:
+    """``get_image_features`` arguments for (n, 3, H, W) pixels: as they are, or for a patch model
+    (SigLIP 2) the (n, patches, p*p*3) grid in its processor's order with its mask and shape."""
+    if not patch_size:
+        return {"pixel_values": pixel_values}
+    import torch
+
+    n, channels, height, width = pixel_values.shape
+    rows, cols = height // patch_size, width // patch_size
+    patches = pixel_values.reshape(n, channels, rows, patch_size, cols, patch_size)
+    patches = patches.permute(0, 2, 4, 3, 5, 1).reshape(n, rows * cols, patch_size * patch_size * channels)
+    return {
+        "pixel_values": patches,
+        "pixel_attention_mask": torch.ones((n, rows * cols), dtype=torch.int32, device=pixel_values.device),
+        "spatial_shapes": torch.tensor([[rows, cols]] * n, dtype=torch.int64, device=pixel_values.device),
+    }
 
 
 def _pooled(output: Any) -> Any:

@@ -8,6 +8,7 @@ processes on images that were already shrunk with JPEG draft mode or ``thumbnail
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ class PreprocessConfig:
     std: tuple[float, float, float]
     resample: int  # PIL resample filter
     rescale_factor: float  # usually 1/255
+    # SigLIP 2 (NaFlex): the model takes the image as a grid of patch_size patches. dualens feeds it
+    # one fixed square grid (the processor's max_num_patches), which its processor also gives for a
+    # square photo; other aspect ratios are resized to the square, as SigLIP 1 does.
+    patch_size: int | None = None
 
     @classmethod
     def from_pretrained(cls, location: str | os.PathLike[str]) -> PreprocessConfig:
@@ -48,6 +53,22 @@ class PreprocessConfig:
     @classmethod
     def from_processor(cls, processor: Any) -> PreprocessConfig:
         """Translate a Hugging Face image processor (slow or fast backend) into a config."""
+        max_patches, patch = (
+            getattr(processor, "max_num_patches", None),
+            getattr(processor, "patch_size", None),
+        )
+        if max_patches and patch:
+            grid = math.isqrt(int(max_patches))
+            side = grid * int(patch)
+            return cls(
+                (side, side),
+                None,
+                _triple(processor.image_mean),
+                _triple(processor.image_std),
+                int(_resample_int(getattr(processor, "resample", Image.Resampling.BILINEAR))),
+                float(getattr(processor, "rescale_factor", 1 / 255)),
+                patch_size=int(patch),
+            )
         size = _as_dict(getattr(processor, "size", None))
         crop = _as_dict(getattr(processor, "crop_size", None))
         do_crop = bool(getattr(processor, "do_center_crop", False)) and crop.get("height") is not None
@@ -58,7 +79,8 @@ class PreprocessConfig:
         elif size.get("height") is not None and size.get("width") is not None:
             resize_shortest = None
             out = (int(size["height"]), int(size["width"]))
-            if do_crop:
+            # Chinese-CLIP resizes to the crop size, so its crop is a no-op; a real crop is not supported
+            if do_crop and (int(crop["height"]), int(crop["width"])) != out:
                 raise ModelError(
                     "image processors that resize to a fixed size and then crop are not supported"
                 )
