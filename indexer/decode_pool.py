@@ -55,16 +55,21 @@ def _decode_chunk(tasks: list[DecodeTask]) -> list[DecodeResult]:
     return [decode_file(t, _OPTS, _KNOWN) for t in tasks]
 
 
-def default_workers(gpu: bool = False) -> int:
+def default_workers(gpu: bool = False, *, light_model: bool = False) -> int:
     """Decoder processes for this machine.
 
     With CPU inference the model needs most cores (a 12-megapixel JPEG decodes in draft mode in far
     less time than one CPU inference), so a third of the cores decode, at least one. With a GPU,
     decoding is the bottleneck: every core but the main process's (a GPU embeds thousands of photos
     a second; each core decodes ~40-100 twelve-megapixel JPEGs a second in draft mode).
+    ONNX Runtime runs the default model ~5x faster than torch on a CPU (``light_model``: measured by
+    `make bench-index`), so decoding gets half the cores there. On two cores both rules give one
+    decoder; the stage times `dualens index` prints show whether inference waits for decoding.
     """
     cores = os.cpu_count() or 2
-    return max(1, cores - 1) if gpu else max(1, cores // 3)
+    if gpu:
+        return max(1, cores - 1)
+    return max(1, cores // 2 if light_model else cores // 3)
 
 
 def _context() -> multiprocessing.context.BaseContext:

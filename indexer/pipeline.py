@@ -223,7 +223,8 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
             plan.by_hash.setdefault(h, row_id)
 
     gpu = _on_gpu(encoder)
-    workers = options.workers if options.workers is not None else default_workers(gpu)
+    light = isinstance(encoder, DualEncoder) and not gpu and encoder.runs_on_onnx()
+    workers = options.workers if options.workers is not None else default_workers(gpu, light_model=light)
     threads = options.threads
     if threads is None and not gpu and workers > 0:
         threads = max(1, (os.cpu_count() or 2) - workers)  # the cores the decoders leave free

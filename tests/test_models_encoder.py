@@ -213,6 +213,7 @@ def test_gpu_indexing_gets_every_core_but_one_for_decoding(monkeypatch: pytest.M
 
     monkeypatch.setattr(pool.os, "cpu_count", lambda: 16)
     assert (pool.default_workers(gpu=True), pool.default_workers(gpu=False)) == (15, 5)
+    assert pool.default_workers(gpu=False, light_model=True) == 8  # ONNX: the model needs fewer cores
     monkeypatch.setattr(pool.os, "cpu_count", lambda: 2)
     assert (pool.default_workers(gpu=True), pool.default_workers(gpu=False)) == (1, 1)
 

@@ -190,6 +190,12 @@ class DualEncoder:
             if export is not None:
                 export.prefetch_text()
 
+    def runs_on_onnx(self) -> bool:
+        """Whether this model will run on ONNX Runtime; answered without loading it."""
+        if self._engine is not None:
+            return self._engine.name == "onnx"
+        return self._choose_backend() == "onnx"
+
     def suggest_batch_size(self, fallback: int) -> int:
         """A batch size for indexing: ``fallback`` on a CPU; on a GPU, as many images as half of the
         free GPU memory holds, measured with a probe batch (torch), or 128 (ONNX Runtime on CUDA)."""
