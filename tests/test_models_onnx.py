@@ -140,3 +140,21 @@ def test_the_default_model_runs_on_onnx_with_the_torch_vectors(default_encoder: 
     texts = ["a photo of a goldfish", "a red sports car", "a dog on a beach at sunset"]
     assert (onnx_default.embed_images(images) * default_encoder.embed_images(images)).sum(1).min() >= 0.9999
     assert (onnx_default.embed_texts(texts) * default_encoder.embed_texts(texts)).sum(1).min() >= 0.9999
+
+
+def test_the_web_ui_loads_the_text_tower_when_it_opens(tmp_path: Path) -> None:
+    from ui.backend import Backend
+    from ui.config import UiConfig
+
+    model = make_tiny_dual_encoder(tmp_path / "m", "vtde")
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    for i in range(2):
+        save_jpeg(photos / f"p{i}.jpg", seed=i)
+    run_index(data, [photos], IndexOptions(model=str(model), workers=0))
+    backend = Backend.open(data, UiConfig())  # what the page does once, under its loading spinner
+    try:
+        encoder = backend.searcher.encoder
+        assert encoder.is_loaded and encoder.backend == "onnx"
+        assert encoder._engine.towers._text is not None  # type: ignore[union-attr]
+    finally:
+        backend.close()
