@@ -46,7 +46,7 @@ def test_each_query_ranks_its_own_photo_first_among_five(default_encoder: DualEn
 
 
 def _direct_embeddings(model_dir: Path, photos: list[Image.Image], texts: list[str]) -> np.ndarray:
-    encoder = load_encoder(model_dir, device="cpu")
+    encoder = load_encoder(model_dir, device="cpu", backend="torch")  # bit-for-bit: the same backend
     return np.concatenate([encoder.embed_images(photos), encoder.embed_texts(texts)])
 
 
