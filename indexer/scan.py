@@ -88,7 +88,7 @@ def _walk(
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            log.warning("cannot read folder %s: %s", printable(directory), exc.strerror or exc)
+            log.info("cannot read folder %s: %s", printable(directory), exc.strerror or exc)  # the run warns
             yield _Unreadable(directory)
             continue
         subdirs: list[str] = []
