@@ -107,7 +107,8 @@ def spec_fingerprint(
     spec: DefaultModelSpec = DEFAULT_SPEC, preprocess: PreprocessConfig = DEFAULT_PREPROCESS
 ) -> str:
     """A short hash of everything that shapes the default model's embeddings."""
-    payload = json.dumps({"spec": spec.as_json(), "preprocess": asdict(preprocess)}, sort_keys=True)
+    shape = {k: v for k, v in asdict(preprocess).items() if v is not None or k != "patch_size"}  # v3's keys
+    payload = json.dumps({"spec": spec.as_json(), "preprocess": shape}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -157,8 +157,8 @@ class OnnxTowers:
         with self._lock:
             if self._image is None:
                 self._image = self._session("image.onnx")
-        out = self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
-        return l2_normalise(out)
+        # the graph ends in the L2 normalisation (the model boundary): its output is stored as is
+        return self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
 
     def _ensure_text(self) -> None:
         with self._lock:
@@ -189,7 +189,7 @@ class OnnxTowers:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         self._ensure_text()
-        return l2_normalise(self._text.run(None, self._tokens(texts))[0])
+        return self._text.run(None, self._tokens(texts))[0]  # normalised inside the graph
 
 
 def load_tokenizer(folder: Path, manifest: Manifest) -> Any:
