@@ -37,7 +37,29 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
             "and is less accurate). A non-default build belongs in its own --out DIR, used with --model DIR"
         ),
     )
+    default.add_argument(
+        "--features",
+        action="store_true",
+        help="the tower also outputs its pooled image features (the base default-model v4 is trained from)",
+    )
+    default.add_argument(
+        "--head",
+        default=None,
+        metavar="NAME",
+        help="apply a trained head shipped in the package ('' for none)",
+    )
     default.set_defaults(func=run_build_default_model)
+
+    head = subparsers.add_parser(
+        "export-default-head",
+        parents=[common],
+        help="save the projections and logit scale of a trained default model into the package",
+        description="Used by `make train-default`: the trained head ships with dualens, so every "
+        "installation builds the trained default model offline.",
+    )
+    head.add_argument("model", metavar="DIR", help="a model trained with `dualens train` from a default base")
+    head.add_argument("--name", required=True, help="head name (the file heads/NAME.safetensors)")
+    head.set_defaults(func=run_export_default_head)
 
     compose = subparsers.add_parser(
         "build-model",
@@ -70,12 +92,24 @@ def run_build_default_model(args: argparse.Namespace) -> int:
         spec = replace(spec, prompt_templates=tuple(args.template))
     if args.vision:
         spec = replace(spec, vision=args.vision)
+    if args.features:
+        spec = replace(spec, features=True)
+    if args.head is not None:
+        spec = replace(spec, head=args.head)
     if is_current(out, spec) and not args.force:
         print(f"default model is up to date in {out} (use --force to rebuild)")
         return 0
     started = time.perf_counter()
     rebuild_default_model(out, spec)
     print(f"built the default model in {out} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def run_export_default_head(args: argparse.Namespace) -> int:
+    from indexer.core.models.default_model import extract_head
+
+    out = extract_head(args.model, args.name)
+    print(f"saved the trained head of {args.model} to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

@@ -196,3 +196,40 @@ def test_build_default_model_with_lite0_saves_its_own_tower_and_preprocessing(
     encoder = load_encoder(str(out))
     vectors = encoder.embed_images([Image.new("RGB", (300, 200), "red")])
     assert vectors.shape == (1, 384) and np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_trained_head_round_trips_through_the_package(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import AutoModel
+
+    import indexer.core.models.default_model as default_model
+
+    monkeypatch.setattr(default_model, "HEADS", tmp_path / "heads")
+    saved = default_model.extract_head(tiny_model_dir, "trained")
+    assert saved == tmp_path / "heads" / "trained.safetensors"
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for key in default_model.HEAD_KEYS:
+            model.state_dict()[key].zero_()
+    default_model.apply_head(model, "trained")
+    original = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    for key in default_model.HEAD_KEYS:
+        assert torch.equal(model.state_dict()[key], original[key])
+
+
+@pytest.mark.slow  # builds the default model a second time (~10 s)
+def test_a_base_with_pooled_features_starts_exactly_at_the_untrained_default(
+    default_encoder: DualEncoder, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from indexer.core.models.default_model import build_default_model
+    from indexer.core.models.default_spec import DEFAULT_SPEC
+
+    build_default_model(tmp_path / "base", replace(DEFAULT_SPEC, features=True, head=""))
+    base = load_encoder(tmp_path / "base", device="cpu", backend="torch")
+    photos = list(_sanity_photos().values())
+    assert base._torch_state().model.config.vision_config.hidden_size == 1000 + 1280
+    np.testing.assert_allclose(base.embed_images(photos), default_encoder.embed_images(photos), atol=1e-5)

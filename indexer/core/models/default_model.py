@@ -143,10 +143,52 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
     model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
     shared = centring_projection(class_embeddings) if spec.center else torch.eye(dim)
     with torch.no_grad():
-        model.visual_projection.weight.copy_(shared @ class_embeddings.T)
+        conse = shared @ class_embeddings.T
+        model.visual_projection.weight.zero_()
+        model.visual_projection.weight[:, : conse.shape[1]].copy_(conse)  # features: zero until trained
         model.text_projection.weight.copy_(shared)
         model.logit_scale.fill_(math.log(spec.logit_scale))
+        if spec.head:
+            apply_head(model, spec.head)
     return model.eval(), default_processor(tokenizer, spec)
+
+
+HEADS = Path(__file__).resolve().parent / "heads"
+HEAD_KEYS = ("visual_projection.weight", "text_projection.weight", "logit_scale")
+
+
+def head_path(name: str) -> Path:
+    return HEADS / f"{name}.safetensors"
+
+
+def apply_head(model: Any, name: str) -> None:
+    """Load a trained head (both projections and the logit scale) shipped in the package."""
+    from safetensors.torch import load_file
+
+    path = head_path(name)
+    try:
+        weights = load_file(str(path))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"the default model's trained head {path} cannot be read: {exc}") from exc
+    state = model.state_dict()
+    for key in HEAD_KEYS:
+        if key not in weights or tuple(weights[key].shape) != tuple(state[key].shape):
+            raise ModelError(f"the trained head {path} does not fit the model ({key})")
+        state[key].copy_(weights[key].to(state[key].dtype))
+
+
+def extract_head(model_dir: str | Path, name: str) -> Path:
+    """Save the head of a model trained from a default-model base into the package."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    missing = [key for key in HEAD_KEYS if key not in weights]
+    if missing:
+        raise ModelError(f"{model_dir} has no {missing[0]}: not a trained dual encoder")
+    out = head_path(name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({key: weights[key].float().contiguous() for key in HEAD_KEYS}, str(out))
+    return out
 
 
 def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
@@ -170,6 +212,7 @@ def load_vision_tower(spec: DefaultModelSpec = DEFAULT_SPEC) -> Any:
         mix_weight=spec.mix_weight,
         mix_temperature=spec.mix_temperature,
         mix_top_k=spec.mix_top_k,
+        features=spec.features,
     )
     model = EfficientNetLiteModel(config)
     module, class_name = tower.weights.split(":")

@@ -85,6 +85,8 @@ class DefaultModelSpec:
     logit_scale: float = 15.0  # softmax scale on cosines (the model stores its log); calibrated, see README
     class_names: tuple[str, ...] = field(default=(), repr=False)  # empty: the vendored ImageNet names
     center: bool = True  # both projections remove the mean class-embedding direction (README "Quality")
+    features: bool = False  # the tower also outputs its 1280 pooled features (zero-weighted until trained)
+    head: str = ""  # a trained head shipped in the package (heads/<name>.safetensors), applied last
 
     def __post_init__(self) -> None:
         if self.vision not in VISION_TOWERS:
@@ -96,7 +98,12 @@ class DefaultModelSpec:
         return VISION_TOWERS[self.vision]
 
     def as_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        """The spec as JSON; the fields added after v3 only when set, so a v3 build stays current."""
+        raw = json.loads(json.dumps(asdict(self)))
+        for name, unset in (("features", False), ("head", "")):
+            if raw.get(name) == unset:
+                del raw[name]
+        return raw
 
 
 DEFAULT_SPEC = DefaultModelSpec()

@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 EFFICIENTNET_MODEL_TYPE = "dualens_efficientnet_lite"
 MEAN_BERT_MODEL_TYPE = "dualens_mean_pooled_bert"
+FEATURE_DIM = 1280  # pooled features of every EfficientNet-Lite
 
 
 class EfficientNetLiteConfig(PretrainedConfig):
@@ -25,7 +26,9 @@ class EfficientNetLiteConfig(PretrainedConfig):
     ``temperature`` divides the logits before the softmax; ``top_k`` > 0 keeps only the k most
     probable classes (renormalised), as ConSE does with its top-T classes. With ``mix_weight`` > 0
     the output is ``(1 - mix_weight) * that + mix_weight * q``, ``q`` the distribution at
-    ``mix_temperature`` truncated to ``mix_top_k`` classes.
+    ``mix_temperature`` truncated to ``mix_top_k`` classes. With ``features`` the pooled output
+    also carries the network's 1280 pooled image features after the class distribution, for a
+    trained visual projection to use (default model v4).
     """
 
     model_type = EFFICIENTNET_MODEL_TYPE
@@ -38,10 +41,11 @@ class EfficientNetLiteConfig(PretrainedConfig):
     mix_weight: float = 0.0
     mix_temperature: float = 1.0
     mix_top_k: int = 0
+    features: bool = False
     hidden_size: int = 1000
 
     def __post_init__(self, **kwargs: Any) -> None:
-        self.hidden_size = self.num_classes
+        self.hidden_size = self.num_classes + (FEATURE_DIM if self.features else 0)
         super().__post_init__(**kwargs)
 
 
@@ -76,6 +80,8 @@ class EfficientNetLiteModel(PreTrainedModel):
         pooled = net._avg_pooling(features).flatten(1)
         logits = net._fc(net._dropout(pooled))
         probs = mixed_class_distribution(logits, self.config)
+        if self.config.features:
+            probs = torch.cat([probs, pooled.to(probs.dtype)], dim=-1)
         return BaseModelOutputWithPooling(last_hidden_state=pooled[:, None, :], pooler_output=probs)
 
 
