@@ -134,9 +134,11 @@ def test_a_text_query_never_starts_the_image_tower(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the real default model (built once, then exported: ~30 s)
 def test_the_default_model_runs_on_onnx_with_the_torch_vectors(default_encoder: DualEncoder) -> None:
+    from tests.test_models_default import _sanity_photos
+
     onnx_default = DualEncoder("default", backend="onnx")
     assert onnx_default.backend == "onnx"
-    images = [pattern((320, 240), seed=s) for s in range(4)]
+    images = list(_sanity_photos().values())  # real photos (scikit-image's samples)
     texts = ["a photo of a goldfish", "a red sports car", "a dog on a beach at sunset"]
     assert (onnx_default.embed_images(images) * default_encoder.embed_images(images)).sum(1).min() >= 0.9999
     assert (onnx_default.embed_texts(texts) * default_encoder.embed_texts(texts)).sum(1).min() >= 0.9999
