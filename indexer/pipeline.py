@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from indexer.alloc import keep_large_blocks_in_heap
 from indexer.collection_setup import record_model, record_roots
+from indexer.core.errors import UsageError
 from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
 from indexer.core.models import DualEncoder
 from indexer.core.models.interface import Encoder
@@ -159,6 +160,8 @@ def run_index(
     start = time.perf_counter()
     given = normalise_roots(dirs) if dirs else ()  # a missing folder fails before anything is created
     paths = CollectionPaths.from_option(data)
+    if not given and not paths.exists():  # nothing to index and no collection: create nothing
+        raise UsageError(f"give at least one folder to index (there is no collection in {paths.root} yet)")
     # The lock first: of two indexers started at once, the second says so before it touches anything.
     with collection_lock(paths), Collection.open(data, create=True) as collection:
         collection.ensure_intact()

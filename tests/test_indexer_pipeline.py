@@ -13,7 +13,7 @@ import pytest
 
 import indexer.decode_pool as pool_module
 from indexer.check import check_collection
-from indexer.core.errors import CollectionError, ModelMismatchError
+from indexer.core.errors import CollectionError, ModelMismatchError, UsageError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import PhotoStatus
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
@@ -333,3 +333,30 @@ def test_the_data_folder_inside_an_indexed_folder_is_never_indexed(tmp_path: Pat
     again = _index(data, root)
     assert (first.indexed, again.indexed, again.unchanged) == (6, 0, 6)
     assert len(_rows(data)) == 6 and "1-1-1-320s.jpg" not in _rows(data)
+
+
+def test_index_without_a_folder_into_a_new_data_folder_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "new"
+    with pytest.raises(UsageError, match="give at least one folder"):
+        _index(data)
+    assert not (data / "dualens.sqlite").exists()
+
+
+def test_jpeg_2000_and_netpbm_photos_are_indexed(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.helpers.images import pattern
+
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    base = pattern((48, 40), seed=3)
+    base.save(root / "a.jp2", "JPEG2000")
+    base.save(root / "b.ppm")
+    base.convert("L").save(root / "c.pgm")
+    base.convert("1").save(root / "d.pbm")
+    pattern((48, 40), seed=4).save(root / "e.pnm", "PPM")  # other content: not a duplicate of b.ppm
+    summary = _index(data, root)
+    assert (summary.indexed, summary.failed) == (5, 0)
+    types = {name: status for name, (_id, status, _v) in _rows(data).items()}
+    assert set(types) == {"a.jp2", "b.ppm", "c.pgm", "d.pbm", "e.pnm"}
+    assert Image.open(root / "a.jp2").format == "JPEG2000"

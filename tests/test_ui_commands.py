@@ -59,3 +59,19 @@ def test_run_ui_passes_the_data_dir_in_the_environment(
 def test_run_ui_rejects_impossible_ports(port: int) -> None:
     with pytest.raises(UsageError):
         commands.run_ui(argparse.Namespace(data=None, port=port, host="127.0.0.1"))
+
+
+def test_a_taken_port_is_reported_before_anything_is_announced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    monkeypatch.setattr(commands.os, "execve", lambda *a: pytest.fail("streamlit must not start"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = argparse.Namespace(data=str(tmp_path), port=port, host="127.0.0.1", backend="auto")
+        with pytest.raises(UsageError, match="choose another port"):
+            commands.run_ui(args)
+    assert "serving" not in capsys.readouterr().err

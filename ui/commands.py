@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -64,6 +65,18 @@ def streamlit_argv(data_dir: Path, host: str, port: int, config: UiConfig | None
     ]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """UsageError, before anything is announced, when the address cannot be served (port taken)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another port with --port"
+        ) from exc
+
+
 def run_ui(args: argparse.Namespace) -> int:
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
@@ -73,6 +86,7 @@ def run_ui(args: argparse.Namespace) -> int:
             f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
             file=sys.stderr,
         )
+    _check_port_free(args.host, int(args.port))
     env = dict(os.environ)
     env[DATA_ENV] = str(data_dir)
     env[BACKEND_ENV] = args.backend

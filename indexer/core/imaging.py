@@ -36,6 +36,13 @@ BASE_EXTENSIONS: dict[str, str] = {
     ".bmp": "bmp",
     ".tif": "tiff",
     ".tiff": "tiff",
+    ".jp2": "jp2",  # JPEG 2000 (Pillow's OpenJPEG codec)
+    ".j2k": "jp2",
+    ".jpf": "jp2",
+    ".pbm": "pnm",  # Netpbm
+    ".pgm": "pnm",
+    ".ppm": "pnm",
+    ".pnm": "pnm",
 }
 HEIF_EXTENSIONS: dict[str, str] = {".heic": "heic", ".heif": "heic", ".avif": "avif"}
 
