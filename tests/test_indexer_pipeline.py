@@ -360,3 +360,26 @@ def test_jpeg_2000_and_netpbm_photos_are_indexed(tmp_path: Path) -> None:
     types = {name: status for name, (_id, status, _v) in _rows(data).items()}
     assert set(types) == {"a.jp2", "b.ppm", "c.pgm", "d.pbm", "e.pnm"}
     assert Image.open(root / "a.jp2").format == "JPEG2000"
+
+
+def test_heic_avif_and_first_frames_of_animations_are_indexed_by_default(tmp_path: Path) -> None:
+    import pillow_heif
+    from PIL import Image
+
+    from tests.helpers.images import pattern
+    from ui.thumbnails import ThumbSpec, render
+
+    pillow_heif.register_heif_opener()
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    pattern((64, 48), seed=5).save(root / "iphone.heic", format="HEIF")
+    pattern((64, 48), seed=6).save(root / "modern.avif", format="AVIF")
+    red, blue = Image.new("RGB", (40, 30), (220, 20, 20)), Image.new("RGB", (40, 30), (20, 20, 220))
+    red.save(root / "anim.webp", save_all=True, append_images=[blue], duration=100, loop=0)
+    red.save(root / "pages.tiff", save_all=True, append_images=[blue])
+    summary = _index(data, root)
+    assert (summary.indexed, summary.failed) == (4, 0)
+    for name in ("anim.webp", "pages.tiff"):  # the first frame, not a later one
+        r, _g, b = render(root / name, ThumbSpec(40, square=False)).resize((1, 1)).getpixel((0, 0))
+        assert r > 150 and b < 100
+    assert render(root / "iphone.heic", ThumbSpec(32, square=True)).size == (32, 32)
