@@ -27,7 +27,7 @@ def _non_negative(value: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands. Each subparser sets ``func(args) -> int``."""
-    from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
+    from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_TIMEOUT, DEFAULT_MAX_PIXELS
 
     p = subparsers.add_parser(
         "index",
@@ -64,9 +64,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument(
         "--decode-timeout",
         type=float,
-        default=60.0,
+        default=DEFAULT_DECODE_TIMEOUT,
         metavar="SECONDS",
-        help="record a file as failed when decoding it takes longer (default 60)",
+        help=f"record a file as failed when decoding it takes longer (default {DEFAULT_DECODE_TIMEOUT:g})",
     )
     add_backend_argument(p)
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")

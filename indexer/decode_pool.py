@@ -23,11 +23,10 @@ from concurrent.futures.process import BrokenProcessPool
 from PIL import Image
 
 from indexer.core.imaging import register_optional_plugins
+from indexer.core.limits import DEFAULT_DECODE_TIMEOUT
 from indexer.decode import DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, FailureKind, decode_file
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DECODE_TIMEOUT = 60.0  # seconds one file may take to decode (the largest real photos take ~1 s)
 
 _OPTS: DecodeOptions | None = None
 _KNOWN: frozenset[str] = frozenset()

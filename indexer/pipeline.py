@@ -25,14 +25,14 @@ from tqdm import tqdm
 from indexer.alloc import keep_large_blocks_in_heap
 from indexer.collection_setup import record_model, record_roots
 from indexer.core.errors import UsageError
-from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_MAX_PIXELS
+from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_TIMEOUT, DEFAULT_MAX_PIXELS
 from indexer.core.models import DualEncoder
 from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
 from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
-from indexer.decode_pool import DEFAULT_DECODE_TIMEOUT, DecoderPool, default_workers
+from indexer.decode_pool import DecoderPool, default_workers
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
 from indexer.scan import normalise_roots, scan

@@ -70,6 +70,7 @@ class Searcher:
         index: VectorIndex,
         *,
         allow_external_files: bool = False,
+        backend: str | None = None,
     ) -> None:
         self.collection = collection
         self._encoder = encoder
@@ -82,7 +83,7 @@ class Searcher:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
-        self._backend: str | None = None
+        self._backend = backend  # for the encoder of a collection re-indexed with another model
 
     @classmethod
     def open(
@@ -118,9 +119,7 @@ class Searcher:
         except BaseException:
             collection.close()
             raise
-        searcher = cls(collection, encoder, index, allow_external_files=allow_external_files)
-        searcher._backend = backend
-        return searcher
+        return cls(collection, encoder, index, allow_external_files=allow_external_files, backend=backend)
 
     # ------------------------------------------------------------------ state
     @property
@@ -173,11 +172,10 @@ class Searcher:
                 return False
             stats = self.collection.info()
             encoder = self._encoder
-            stored = _stored_fingerprint(self.collection)
             if stats.model_id and (
                 encoder is None
                 or encoder.model_id != stats.model_id
-                or (stored is not None and stored != encoder.fingerprint)
+                or _fingerprint_differs(self.collection, encoder)
             ):
                 # re-indexed with another model (or the same directory retrained): the text encoder
                 # must change with the index, and no cached query vector may survive
@@ -461,15 +459,16 @@ def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
     return DualEncoder(_known_model(model_id), threads=threads, backend=backend or default_backend())
 
 
-def _stored_fingerprint(collection: Collection) -> str | None:
+def _fingerprint_differs(collection: Collection, encoder: DualEncoder) -> bool:
+    """Whether the collection recorded a content hash of its model that this encoder's files lack."""
     with collection.session() as session:
-        return get_info(session, InfoKey.MODEL_FINGERPRINT)
+        stored = get_info(session, InfoKey.MODEL_FINGERPRINT)
+    return stored is not None and stored != encoder.fingerprint
 
 
 def _check_fingerprint(collection: Collection, encoder: DualEncoder) -> None:
     """Refuse a local model whose files changed since the collection was indexed with it."""
-    stored = _stored_fingerprint(collection)
-    if stored and encoder.fingerprint and stored != encoder.fingerprint:
+    if encoder.fingerprint and _fingerprint_differs(collection, encoder):
         raise ModelMismatchError(
             f"the model in {encoder.location} has changed since this collection was indexed (its files "
             "differ), so queries would not match the stored vectors; re-embed with `dualens index --reindex`"

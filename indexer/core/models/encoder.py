@@ -136,6 +136,7 @@ class DualEncoder:
         self._loaded: _Loaded | None = None
         self._engine: _TorchEngine | _OnnxEngine | None = None
         self._export: onnx_backend.OnnxTowers | bool | None = False  # False: not looked for yet
+        self._chosen: str | None = None  # the backend _choose_backend settled on
         self._preprocess: PreprocessConfig | None = self._resolved.preprocess
         self._fingerprint: str | None = None
 
@@ -278,6 +279,12 @@ class DualEncoder:
         return _TorchEngine(self._torch_state())
 
     def _choose_backend(self) -> str:
+        """``onnx`` or ``torch``, decided once (and its warning said once) per encoder."""
+        if self._chosen is None:
+            self._chosen = self._decide_backend()
+        return self._chosen
+
+    def _decide_backend(self) -> str:
         if self._backend == "torch" or not onnx_backend.available():
             if self._backend == "onnx":
                 log.warning("ONNX Runtime is not installed; using torch for %s", self.model_id)

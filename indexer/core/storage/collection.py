@@ -30,6 +30,7 @@ from indexer.core.storage.schema import (
     blobs_to_matrix,
     create_or_migrate,
     current_schema_version,
+    damaged_database,
     inspect_sqlite_file,
     install_error_translation,
     install_sqlite_pragmas,
@@ -139,9 +140,7 @@ class Collection:
         """
         paths = CollectionPaths.from_option(data)
         if not create and not paths.exists():
-            raise CollectionError(
-                f"no collection in {paths.root}; run `dualens index --data {paths.root} PHOTOS`"
-            )
+            raise _no_collection(paths)
         if create:
             try:
                 paths.root.mkdir(parents=True, exist_ok=True)
@@ -178,10 +177,7 @@ class Collection:
         """Raise CollectionError when the database is damaged: call before writing to it."""
         problems = self.integrity_problems(quick=True)
         if problems:
-            raise CollectionError(
-                f"the collection database {self.paths.database} is damaged ({problems[0]}); nothing was "
-                "written to it. Restore it from a backup, or move it away and index the photos again"
-            )
+            raise damaged_database(self.paths.database, problems[0], untouched=True)
 
     def collection_id(self) -> str:
         """This collection's identity (made once; the vector index file carries it)."""
@@ -302,12 +298,15 @@ class Collection:
         return matrix[[position[i] for i in wanted]]
 
     # ------------------------------------------------------------------ vector index
+    def _is_foreign(self, index: VectorIndex) -> bool:
+        """Whether an index file was saved by another collection (its id is not this one's)."""
+        with self.session() as s:
+            return index.collection_id != get_info(s, InfoKey.COLLECTION_ID)
+
     def read_index_file(self) -> VectorIndex:
         """The FAISS file on disk, verified: CollectionError if missing, damaged or another collection's."""
         index = VectorIndex.load(self.paths.vector_index)
-        with self.session() as s:
-            mine = get_info(s, InfoKey.COLLECTION_ID)
-        if index.collection_id != mine:
+        if self._is_foreign(index):
             raise CollectionError(
                 f"the vector index {self.paths.vector_index} belongs to another collection; "
                 "run `dualens rebuild-index`"
@@ -322,12 +321,12 @@ class Collection:
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
             dim = int(get_info(s, InfoKey.DIM) or 0)
         if self.paths.vector_index.exists():
-            try:
-                index = self.read_index_file()
-            except CollectionError as exc:
-                if "another collection" not in str(exc):
-                    raise
-                log.warning("%s; rebuilding it in memory", exc)
+            index = VectorIndex.load(self.paths.vector_index)
+            if self._is_foreign(index):
+                log.warning(
+                    "vector index %s belongs to another collection; rebuilding it in memory",
+                    self.paths.vector_index,
+                )
                 return self.build_index_from_db()
             if index.generation == generation and (dim == 0 or index.dim == dim):
                 return index

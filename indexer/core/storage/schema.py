@@ -164,6 +164,15 @@ APPLICATION_ID = 0x64756C6E  # "duln" in SQLite's application_id header field: a
 DUALENS_TABLES = frozenset({"photos", "roots", "collection_info", "schema_version"})
 
 
+def damaged_database(where: object, detail: str, *, untouched: bool) -> CollectionError:
+    """The one message for a damaged collection database (``untouched``: dualens wrote nothing)."""
+    written = "; nothing was written to it. Restore" if untouched else "; restore"
+    return CollectionError(
+        f"the collection database {where} is damaged ({detail}){written} it from a backup, "
+        "or move it away and index the photos again"
+    )
+
+
 def inspect_sqlite_file(path: Path) -> None:
     """Refuse, without writing a byte, a file that is not a dualens database or is damaged.
 
@@ -186,10 +195,7 @@ def inspect_sqlite_file(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise CollectionError(
-            f"the collection database {path} is damaged ({exc}); nothing was written to it. "
-            "Restore it from a backup, or move it away and index the photos again"
-        ) from exc
+        raise damaged_database(path, str(exc), untouched=True) from exc
     except OSError as exc:
         raise CollectionError(f"cannot read the collection database {path}: {exc.strerror or exc}") from exc
     if app_id == APPLICATION_ID or not tables or tables >= DUALENS_TABLES:
@@ -210,8 +216,8 @@ def _storage_error(exc: BaseException, where: object) -> CollectionError | None:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = text.lower()
     if "malformed" in lowered or "not a database" in lowered:
-        what = f"is damaged ({text}); restore it from a backup, or move it away and index the photos again"
-    elif "full" in lowered:
+        return damaged_database(where, text, untouched=False)
+    if "full" in lowered:
         what = f"cannot be written: the disk is full ({text})"
     elif "readonly" in lowered or "read-only" in lowered:
         what = f"is read-only ({text}); dualens needs to write to it here"
