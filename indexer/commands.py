@@ -154,7 +154,11 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
     from indexer.lock import collection_lock
 
-    with Collection.open(args.data) as collection, collection_lock(collection.paths):
+    with (
+        Collection.open(args.data) as collection,
+        collection_lock(collection.paths),
+        collection.indexer_lock(),
+    ):
         collection.ensure_intact()
         collection.remove_stale_temp_files()
         index = collection.rebuild_index()

@@ -153,17 +153,23 @@ def run_index(
     options: IndexOptions = IndexOptions(),
     *,
     encoder: Encoder | None = None,
+    db_url: str | None = None,
 ) -> IndexSummary:
-    """Index ``dirs`` (default: the collection's roots) into the collection in ``data``."""
+    """Index ``dirs`` (default: the collection's roots) into the collection in ``data``, its database
+    at ``db_url`` (default: ``$DUALENS_DB_URL``, else the data directory's SQLite file)."""
     summary = IndexSummary()
     timer = _Timer(summary.times)
     start = time.perf_counter()
     given = normalise_roots(dirs) if dirs else ()  # a missing folder fails before anything is created
-    paths = CollectionPaths.from_option(data)
+    paths = CollectionPaths.from_option(data, db_url)
     if not given and not paths.exists():  # nothing to index and no collection: create nothing
         raise UsageError(f"give at least one folder to index (there is no collection in {paths.root} yet)")
-    # The lock first: of two indexers started at once, the second says so before it touches anything.
-    with collection_lock(paths), Collection.open(data, create=True) as collection:
+    # The locks first: of two indexers started at once, the second says so before it touches anything.
+    with (
+        collection_lock(paths),
+        Collection.open(data, create=bool(given), db_url=db_url) as collection,
+        collection.indexer_lock(),
+    ):
         collection.ensure_intact()
         collection.remove_stale_temp_files()
         with timer.stage("scan"):

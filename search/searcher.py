@@ -94,14 +94,16 @@ class Searcher:
         allow_external_files: bool = False,
         backend: str | None = None,
         prefetch_text: bool = False,
+        db_url: str | None = None,
     ) -> Searcher:
         """Open the collection in ``data``; the encoder defaults to the model it was indexed with,
-        run by ``backend`` (default: ``$DUALENS_BACKEND`` or auto).
+        run by ``backend`` (default: ``$DUALENS_BACKEND`` or auto); its database at ``db_url``
+        (default: ``$DUALENS_DB_URL``, else the data directory's SQLite file).
 
         CollectionError when there is no collection; ModelMismatchError when ``encoder`` is not the
         collection's model. The model's weights load lazily, on the first query that needs them.
         """
-        collection = Collection.open(data)
+        collection = Collection.open(data, db_url=db_url)
         try:
             stats = collection.info()
             if encoder is not None and stats.model_id and encoder.model_id != stats.model_id:

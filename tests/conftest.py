@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from indexer.core.models import DualEncoder
+    from tests.helpers.db import Databases
+    from tests.helpers.postgres import PostgresServer
 
 # Tests never reach a model hub: local directories only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,3 +62,75 @@ def default_encoder() -> Iterator[DualEncoder]:
     from indexer.core.models import load_encoder
 
     yield load_encoder("default", device="cpu", backend="torch")
+
+
+# ---------------------------------------------------------------- the collection database
+# Tests that touch the database run on SQLite and on a real PostgreSQL server: a test asks for
+# ``database`` (function scope; $DUALENS_DB_URL is set for its run) or a module fixture asks for
+# ``module_db_url`` (passes the URL on explicitly). ``@pytest.mark.sqlite_only`` keeps a test to the
+# SQLite file (damaged files, another program's file…).
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kinds = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else list(DATABASES)
+    if "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", kinds, indirect=True)
+    if "databases" in metafunc.fixturenames:
+        metafunc.parametrize("databases", kinds, indirect=True)
+    if "module_db_url" in metafunc.fixturenames:
+        metafunc.parametrize("module_db_url", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL cluster for the whole run (skipped only where none is installed)."""
+    from tests.helpers.postgres import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except (FileNotFoundError, KeyError) as exc:
+        pytest.skip(f"no PostgreSQL server here ({exc}); .ci/run installs Debian's postgresql")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """The collection database of this test: None (the SQLite file) or a fresh PostgreSQL database."""
+    from indexer.core.settings import DB_URL_ENV
+
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = server.new_database()
+    monkeypatch.setenv(DB_URL_ENV, server.url(name))
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def module_db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A module's collection database: None (its SQLite file) or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = server.new_database()
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Databases]:
+    """One database per data directory, for tests that make several collections (see Databases)."""
+    from indexer.core.settings import DB_URL_ENV
+    from tests.helpers.db import Databases
+
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    found = Databases(request.getfixturevalue("postgres_server") if request.param == "postgresql" else None)
+    yield found
+    found.drop_all()

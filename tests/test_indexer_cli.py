@@ -12,6 +12,8 @@ from indexer.core.storage.collection import Collection
 from tests.helpers.images import Exif, marked, save_jpeg, write_text_as_image, write_truncated_jpeg
 from ui.cli import main
 
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def indexed(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:

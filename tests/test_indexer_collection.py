@@ -16,6 +16,8 @@ from indexer.pipeline import IndexOptions, run_index
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg
 
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def collection(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -26,10 +28,9 @@ def collection(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield c
 
 
-def test_open_without_a_collection_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(
-        CollectionError, match=r"no collection in .*; run `dualens index --data .*nothing-here PHOTOS`"
-    ):
+def test_open_without_a_collection_says_how_to_make_one(tmp_path: Path, database: str | None) -> None:
+    how = r"--db URL" if database else r"--data .*nothing-here"
+    with pytest.raises(CollectionError, match=rf"no collection in .*; run `dualens index {how} PHOTOS`"):
         Collection.open(tmp_path / "nothing-here")
     assert not (tmp_path / "nothing-here").exists()
 

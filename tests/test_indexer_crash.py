@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,28 +15,14 @@ import pytest
 
 from indexer.check import check_collection
 from indexer.core.storage.collection import Collection
-from indexer.core.storage.schema import blob_to_vector
 from indexer.pipeline import IndexOptions, run_index
+from tests.helpers.db import count_indexed, vectors_by_path
 from tests.helpers.images import save_jpeg, write_zero_bytes
+
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
 
 REPO = Path(__file__).resolve().parents[1]
 N_PHOTOS = 24
-
-
-def _committed(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'indexed'").fetchone()[0])
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
-
-
-def _vectors_by_path(data: Path) -> dict[str, np.ndarray]:
-    with sqlite3.connect(data / "dualens.sqlite") as conn:
-        rows = conn.execute("SELECT path, vector FROM photos WHERE status = 'indexed'").fetchall()
-    return {path: blob_to_vector(blob) for path, blob in rows}
 
 
 def _dualens(*args: str, pause_s: float = 0.0, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
@@ -87,14 +72,13 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
     )
 
     victim = _dualens(*args, str(photos), pause_s=0.25, start_new_session=True)
-    db = data / "dualens.sqlite"
     deadline = time.monotonic() + 90
-    while _committed(db) < 6 and victim.poll() is None and time.monotonic() < deadline:
+    while count_indexed(data) < 6 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert victim.poll() is None, victim.communicate()
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
-    committed = _committed(db)
+    committed = count_indexed(data)
     assert 6 <= committed < N_PHOTOS
     assert _group_gone(victim.pid, timeout=10), "decoder workers outlived the killed indexer"
 
@@ -111,7 +95,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
 
     reference = tmp_path / "reference"
     run_index(reference, [photos], IndexOptions(model=str(tiny_model_dir), workers=0))
-    got, want = _vectors_by_path(data), _vectors_by_path(reference)
+    got, want = vectors_by_path(data), vectors_by_path(reference)
     assert sorted(got) == sorted(want)
     for path, vector in want.items():
         np.testing.assert_allclose(got[path], vector, atol=1e-4)

@@ -17,6 +17,7 @@ from indexer.core.errors import CollectionError, ModelMismatchError, UsageError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import PhotoStatus
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
+from tests.helpers.db import rows
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import (
     Exif,
@@ -28,6 +29,8 @@ from tests.helpers.images import (
     write_truncated_jpeg,
     write_zero_bytes,
 )
+
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
 
 
 def _index(data: Path, *dirs: Path, encoder: FakeEncoder | None = None, **kw) -> IndexSummary:  # type: ignore[no-untyped-def]
@@ -337,9 +340,10 @@ def test_the_data_folder_inside_an_indexed_folder_is_never_indexed(tmp_path: Pat
 
 def test_index_without_a_folder_into_a_new_data_folder_creates_nothing(tmp_path: Path) -> None:
     data = tmp_path / "new"
-    with pytest.raises(UsageError, match="give at least one folder"):
+    with pytest.raises((UsageError, CollectionError), match=r"give at least one folder|no collection in"):
         _index(data)
     assert not (data / "dualens.sqlite").exists()
+    assert rows(data, "SELECT COUNT(*) FROM photos") == []  # nor a schema in a database server
 
 
 def test_jpeg_2000_and_netpbm_photos_are_indexed(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from indexer import commands as index_commands
 from indexer import model_commands
-from indexer.core.errors import DualensError
+from indexer.core.errors import DualensError, UsageError
+from indexer.core.settings import DB_URL_ENV, DB_URL_HELP
 from indexer.quality import commands as quality_commands
 from search import commands as search_commands
 from ui import commands as ui_commands
@@ -34,6 +35,7 @@ def common_options() -> argparse.ArgumentParser:
         default=None,
         help="collection data directory (default: $DUALENS_DATA or data/ in the project)",
     )
+    common.add_argument("--db", metavar="URL", default=None, help=DB_URL_HELP)
     common.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     return common
 
@@ -65,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:
+        if args.db is not None:  # every command, and the processes it starts, use this database
+            if not args.db.strip():
+                raise UsageError("--db must be a database URL; it is empty")
+            os.environ[DB_URL_ENV] = args.db
         return int(args.func(args) or 0)
     except DualensError as exc:
         print(f"dualens: error: {exc}", file=sys.stderr)

@@ -14,8 +14,12 @@ PROJECT_DATA = PROJECT_ROOT / "data"
 
 DATA_ENV = "DUALENS_DATA"
 DB_URL_ENV = "DUALENS_DB_URL"
+DB_URL_HELP = (
+    "collection database URL, e.g. postgresql+psycopg://user@host/dualens "
+    f"(default: ${DB_URL_ENV}, else the SQLite file in the data directory)"
+)
 BACKEND_ENV = "DUALENS_BACKEND"  # default of --backend: auto, torch or onnx
-BACKENDS = ("auto", "torch", "onnx")  # a database URL other than the data directory's SQLite file
+BACKENDS = ("auto", "torch", "onnx")
 DEFAULT_MODEL_ENV = "DUALENS_DEFAULT_MODEL_DIR"
 DEFAULT_MODEL_NAME = "default"
 
@@ -49,6 +53,7 @@ class CollectionPaths:
     """The files of one collection inside its data directory."""
 
     root: Path
+    db_url: str | None = None  # a database server's URL; None: $DUALENS_DB_URL, else the SQLite file
 
     @property
     def database(self) -> Path:
@@ -60,11 +65,16 @@ class CollectionPaths:
 
     @property
     def database_url(self) -> str:
-        return os.environ.get(DB_URL_ENV) or self.default_database_url
+        return self.db_url or os.environ.get(DB_URL_ENV) or self.default_database_url
+
+    @property
+    def uses_sqlite_file(self) -> bool:
+        """Whether the database is the data directory's own SQLite file (not a server's URL)."""
+        return self.database_url == self.default_database_url
 
     def exists(self) -> bool:
-        """Whether there is a collection database to open (the one cheap existence check)."""
-        return bool(os.environ.get(DB_URL_ENV)) or self.database.exists()
+        """Whether there may be a collection to open (cheap: a database server is asked on opening)."""
+        return not self.uses_sqlite_file or self.database.exists()
 
     @property
     def vector_index(self) -> Path:
@@ -79,8 +89,12 @@ class CollectionPaths:
         return self.root / ".index.lock"
 
     @classmethod
-    def from_option(cls, data: str | os.PathLike[str] | None = None) -> CollectionPaths:
-        return cls(resolve_data_dir(data))
+    def from_option(
+        cls, data: str | os.PathLike[str] | None = None, db_url: str | None = None
+    ) -> CollectionPaths:
+        if db_url is not None and not db_url.strip():
+            raise UsageError("--db must be a database URL; it is empty")
+        return cls(resolve_data_dir(data), db_url or None)
 
 
 def default_backend() -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from indexer.check import check_collection
+from indexer.core.settings import DB_URL_ENV
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import VectorIndex
@@ -59,6 +60,11 @@ for line in sys.stdin:
                 fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(fd, 1); os.dup2(fd, 2)
                 sys.stdout = os.fdopen(1, "w", buffering=1); sys.stderr = sys.stdout
+                for key, value in req.get("env", {}).items():  # the test's own settings
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
                 if req.get("pre"):
                     exec(req["pre"], {"__name__": "__dualens_fault__"})
                 code = ui.cli.main(req["argv"])
@@ -94,7 +100,6 @@ class CliForkServer:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "CI": "1"}
-        full_env.pop("DUALENS_DB_URL", None)
         full_env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), full_env.get("PYTHONPATH")])
         )
@@ -131,7 +136,8 @@ class CliForkServer:
         """Fork a child running ``dualens ARGV`` (after executing ``pre``); returns (pid, log file)."""
         self._n += 1
         log = self.workdir / f"run-{self._n}.log"
-        pid = int(self._ask({"op": "run", "argv": argv, "log": str(log), "pre": pre})["pid"])
+        env = {DB_URL_ENV: os.environ.get(DB_URL_ENV)}  # the `database` fixture's choice, as it is now
+        pid = int(self._ask({"op": "run", "argv": argv, "log": str(log), "pre": pre, "env": env})["pid"])
         return pid, log
 
     def wait(self, pid: int) -> int:
@@ -197,9 +203,9 @@ class CollectionState:
         return {p for p, r in self.rows.items() if r.status == PhotoStatus.INDEXED.value}
 
 
-def read_state(data: Path) -> CollectionState:
+def read_state(data: Path, db_url: str | None = None) -> CollectionState:
     """Every row (path, status, error, vector) and the ids in the FAISS file."""
-    with Collection.open(data) as collection:
+    with Collection.open(data, db_url=db_url) as collection:
         with collection.session() as s:
             result = s.execute(select(Photo.id, Photo.path, Photo.status, Photo.error, Photo.vector)).all()
         index = VectorIndex.load(collection.paths.vector_index)
@@ -215,9 +221,9 @@ def read_state(data: Path) -> CollectionState:
     return CollectionState(rows, tuple(sorted(index.ids().tolist())), len(result), indexed)
 
 
-def check_ok(data: Path) -> list[str]:
+def check_ok(data: Path, db_url: str | None = None) -> list[str]:
     """Problems reported by the consistency check (empty when it passes)."""
-    with Collection.open(data) as collection:
+    with Collection.open(data, db_url=db_url) as collection:
         return check_collection(collection).problems
 
 

@@ -40,6 +40,8 @@ from tests.helpers.images import (
 )
 from ui.cli import main
 
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
+
 MAX_PIXELS = 5_000_000
 
 

@@ -124,7 +124,7 @@ def _tables_digest(data: Path) -> str:
         digest = hashlib.sha256()
         for (sql,) in con.execute("SELECT sql FROM sqlite_master ORDER BY name"):
             digest.update(str(sql).encode())
-        for table in ("photos", "roots", "collection_info", "schema_version"):
+        for table in ("photos", "roots", "collection_info", "alembic_version"):
             for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
                 digest.update(repr(row).encode())
         return digest.hexdigest()

@@ -27,6 +27,8 @@ from tests.helpers.faults import CliForkServer, check_ok, index_in_process, make
 from ui.backend import Backend, SearchRequest
 from ui.config import UiConfig
 
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
+
 K = 8
 QUERY = "a red car"
 N_THREADS = 2  # per code path

@@ -30,6 +30,7 @@ from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, vector_to_blob
 from tests.helpers import slow_commits
+from tests.helpers.db import Databases
 from tests.helpers.faults import (
     CliForkServer,
     CollectionState,
@@ -80,17 +81,17 @@ def _sync(folder: Path, want: dict[str, bytes]) -> None:
             path.write_bytes(data)
 
 
-def _index_argv(data: Path, folder: Path, model: Path) -> list[str]:
+def _index_argv(data: Path, folder: Path, model: Path, dbs: Databases) -> list[str]:
     return [
-        "index", "--data", str(data), "--model", str(model), "--batch-size", BATCH_SIZE,
+        "index", "--data", str(data), *dbs.argv(data), "--model", str(model), "--batch-size", BATCH_SIZE,
         "--workers", "1", "--threads", "1", "--no-progress", str(folder),
     ]  # fmt: skip
 
 
-def _readable_after_kill(data: Path) -> list[str]:
+def _readable_after_kill(data: Path, db_url: str | None) -> list[str]:
     """What a killed run left must open: no collection yet, or a database whose vectors load."""
     try:
-        collection = Collection.open(data)
+        collection = Collection.open(data, db_url=db_url)
     except CollectionError as exc:
         return [] if "no collection" in str(exc) else [f"after the kill: {exc}"]
     with collection:
@@ -127,35 +128,47 @@ class Tally:
 
 
 def _reference(
-    cli: CliForkServer, tmp: Path, folder: Path, contents: dict[str, bytes], model: Path, name: str
+    cli: CliForkServer,
+    tmp: Path,
+    folder: Path,
+    contents: dict[str, bytes],
+    model: Path,
+    name: str,
+    dbs: Databases,
 ):
     _sync(folder, contents)
     data = tmp / f"ref-{name}"
-    result = cli.run(_index_argv(data, folder, model), pre=_DELAY_HOOK)
+    result = cli.run(_index_argv(data, folder, model, dbs), pre=_DELAY_HOOK)
     assert result.rc == 0, result.output
-    assert cli.run(["check", "--data", str(data)]).rc == 0
-    state = read_state(data)
+    assert cli.run(["check", "--data", str(data), *dbs.argv(data)]).rc == 0
+    state = read_state(data, dbs.url(data))
     assert len(state.indexed_paths) == len(contents)
     return state, result.seconds, data
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_duplicates_a_file(
-    cli: CliForkServer, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli: CliForkServer,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    databases: Databases,
 ) -> None:
+    dbs = databases
     a, b = _variants(tmp_path)
     folder = tmp_path / "photos"
     folder.mkdir()
-    ref_a, t_fresh, data_ref_a = _reference(cli, tmp_path, folder, a, tiny_model_dir, "a")
-    ref_b, _, _ = _reference(cli, tmp_path, folder, b, tiny_model_dir, "b")
+    ref_a, t_fresh, data_ref_a = _reference(cli, tmp_path, folder, a, tiny_model_dir, "a", dbs)
+    ref_b, _, _ = _reference(cli, tmp_path, folder, b, tiny_model_dir, "b", dbs)
 
     # An uninterrupted incremental run A -> B must give B's state too (and times the incremental kind).
     incr = tmp_path / "incr"
     shutil.copytree(data_ref_a, incr)
+    dbs.url(incr, copy_of=data_ref_a)
     _sync(folder, b)
-    result = cli.run(_index_argv(incr, folder, tiny_model_dir), pre=_DELAY_HOOK)
+    result = cli.run(_index_argv(incr, folder, tiny_model_dir, dbs), pre=_DELAY_HOOK)
     assert result.rc == 0, result.output
-    assert state_differences(read_state(incr), ref_b) == []
+    assert state_differences(read_state(incr, dbs.url(incr)), ref_b) == []
     # Kill moments are drawn in [0, horizon]; a kill that comes after the end shows the machine got
     # faster (it is shared): the horizon then moves towards that run's own duration.
     horizons = {"fresh": t_fresh, "incremental": result.seconds}
@@ -171,7 +184,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_file(
             data = tmp_path / f"trial-{seed}"
         contents, reference = refs[variant]
         _sync(folder, contents)
-        argv = _index_argv(data, folder, tiny_model_dir)
+        argv = _index_argv(data, folder, tiny_model_dir, dbs)
         kind = "fresh" if fresh else "incremental"
         trial_problems: list[str] = []
         for n_kill in range(1 + (rng.random() < 0.3)):
@@ -182,15 +195,15 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_file(
                 horizons[kind] = 0.5 * horizons[kind] + 0.5 * _run_seconds(killed.output, horizons[kind])
             if killed.rc not in (0, -9):
                 trial_problems.append(f"killed run exited with {killed.rc}: {killed.output[-500:]}")
-            trial_problems += _readable_after_kill(data)
+            trial_problems += _readable_after_kill(data, dbs.url(data))
         resumed = cli.run(argv, pre=_DELAY_HOOK)
         if resumed.rc != 0:
             trial_problems.append(f"re-run failed ({resumed.rc}): {resumed.output[-800:]}")
-        check = cli.run(["check", "--data", str(data)])
+        check = cli.run(["check", "--data", str(data), *dbs.argv(data)])
         if check.rc != 0:
             trial_problems.append(f"dualens check failed: {check.output[-800:]}")
         if resumed.rc == 0:
-            got = read_state(data)
+            got = read_state(data, dbs.url(data))
             trial_problems += state_differences(got, reference)
             tally.lost_files += len(reference.indexed_paths - got.indexed_paths)
         tally.trials += 1
@@ -198,7 +211,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_file(
             tally.inconsistent_trials += 1
             tally.problems += [f"trial {seed} ({kind} {variant}): {p}" for p in trial_problems]
     with capsys.disabled():  # the figures go into the README's reliability table
-        print(f"\n{tally.line()}")
+        print(f"\n{tally.line()} ({dbs.kind})")
     assert tally.problems == [], "\n".join(tally.problems)
     assert tally.trials >= 20 or TRIALS < 20
     assert tally.kills_mid_run >= tally.trials // 2, f"most kills came after the end: {tally.line()}"

@@ -1,4 +1,5 @@
-"""One collection = one data directory: the SQLite/SQLAlchemy database and the FAISS index derived from it.
+"""One collection = one data directory and one database (its SQLite file, or a PostgreSQL server's),
+with the FAISS index derived from the database.
 
 The database is the source of truth (rows + L2-normalised float32 vector blobs). The FAISS file is a
 cache of the vectors of the rows with status ``indexed``, stamped with the database *generation* it
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,19 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, make_url, select, text
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from indexer.core.errors import CollectionError, NotFoundError
 from indexer.core.settings import PROJECT_DATA, CollectionPaths
+from indexer.core.storage.migrations import stored_revision, upgrade
 from indexer.core.storage.schema import (
     CollectionInfo,
     Photo,
     PhotoStatus,
     Root,
     blobs_to_matrix,
-    create_or_migrate,
-    current_schema_version,
     damaged_database,
     inspect_sqlite_file,
     install_error_translation,
@@ -118,8 +120,53 @@ def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.nda
 
 
 def _no_collection(paths: CollectionPaths) -> CollectionError:
+    if not paths.uses_sqlite_file:
+        where = shown_url(paths.database_url)
+        return CollectionError(f"no collection in the database {where}; run `dualens index --db URL PHOTOS`")
     data = "" if paths.root == PROJECT_DATA else f" --data {paths.root}"
     return CollectionError(f"no collection in {paths.root}; run `dualens index{data} PHOTOS`")
+
+
+def shown_url(url: str) -> str:
+    """A database URL to show: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable URL)"
+
+
+SERVER_DIALECTS = ("postgresql",)
+INDEXER_LOCK = 0x64756C6E_0002  # PostgreSQL advisory lock key: one indexer per collection database
+
+
+def _make_engine(url: str) -> Engine:
+    """An engine for ``url``; UsageError-like CollectionError for a URL dualens cannot use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CollectionError(
+            f"--db {url!r} is not a database URL (e.g. postgresql+psycopg://user@host/db)"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres":  # libpq's spelling
+        backend = "postgresql"
+    if backend not in ("sqlite", *SERVER_DIALECTS):
+        raise CollectionError(f"--db: dualens stores collections in SQLite or PostgreSQL, not {backend!r}")
+    if backend == "sqlite":
+        return create_engine(parsed)
+    parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, the `postgres` extra
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise CollectionError(
+            "a PostgreSQL collection needs the psycopg driver: pip install 'dualens[postgres]'"
+        ) from exc
+    name = f"dualens {socket.gethostname()}:{os.getpid()}"[:63]
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10, "application_name": name},
+    )
 
 
 class Collection:
@@ -132,13 +179,17 @@ class Collection:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, data: str | os.PathLike[str] | None = None, *, create: bool = False) -> Collection:
-        """Open the collection in ``data`` (``create``: make it if there is none).
+    def open(
+        cls, data: str | os.PathLike[str] | None = None, *, create: bool = False, db_url: str | None = None
+    ) -> Collection:
+        """Open the collection in ``data`` (``create``: make it if there is none), its database at
+        ``db_url`` (default: ``$DUALENS_DB_URL``, else the data directory's SQLite file).
 
         A damaged database, or another program's SQLite file, raises CollectionError before
-        anything is written to it; so does every later database error (one line, no traceback).
+        anything is written to it; so does every later database error (one line, no traceback), an
+        unreachable server and a schema revision of a newer dualens among them.
         """
-        paths = CollectionPaths.from_option(data)
+        paths = CollectionPaths.from_option(data, db_url)
         if not create and not paths.exists():
             raise _no_collection(paths)
         if create:
@@ -149,25 +200,64 @@ class Collection:
                     f"cannot create the data folder {paths.root}: {exc.strerror or exc}"
                 ) from exc
         url = paths.database_url
-        if url == paths.default_database_url:
+        if paths.uses_sqlite_file:
             inspect_sqlite_file(paths.database)  # before any connection could switch it to WAL
-        engine = create_engine(url)
+        engine = _make_engine(url)
         install_sqlite_pragmas(engine)
-        install_error_translation(engine, paths.database if url == paths.default_database_url else url)
+        install_error_translation(engine, paths.database if paths.uses_sqlite_file else shown_url(url))
         try:
             if not create:
                 with engine.connect() as conn:
-                    if current_schema_version(conn) is None:
+                    if stored_revision(conn) is None:
                         raise _no_collection(paths)
-            create_or_migrate(engine)
+            upgrade(engine)
         except CollectionError:
             engine.dispose()
             raise
         except Exception as exc:  # a damaged file must be reported, never overwritten
             engine.dispose()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise CollectionError(f"cannot open the collection database {url}: {reason}") from exc
+            raise CollectionError(f"cannot open the collection database {shown_url(url)}: {reason}") from exc
         return cls(paths, engine)
+
+    @property
+    def where(self) -> str:
+        """The database, as shown to people (the SQLite file, or the server URL without password)."""
+        if self.paths.uses_sqlite_file:
+            return str(self.paths.database)
+        return shown_url(self.paths.database_url)
+
+    @contextmanager
+    def indexer_lock(self) -> Iterator[None]:
+        """One indexer per collection, enforced by the database server (a PostgreSQL session advisory
+        lock: released when this process ends, however it ends). A SQLite file's collection is
+        guarded by the data directory's lock file alone (``indexer.lock``).
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": INDEXER_LOCK}).scalar()
+            conn.commit()
+            if not got:
+                holder = conn.execute(
+                    text(
+                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                        "AND (l.classid::bigint << 32 | l.objid::bigint) = :k"
+                    ),
+                    {"k": INDEXER_LOCK},
+                ).scalar()
+                raise CollectionError(
+                    f"another dualens indexer ({holder or 'on another machine'}) is indexing the collection "
+                    f"in {self.where}; wait for it to finish"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INDEXER_LOCK})
+                conn.commit()
 
     def integrity_problems(self, *, quick: bool = False) -> list[str]:
         """What the database engine's own integrity check finds (empty when the file is sound)."""
@@ -177,7 +267,7 @@ class Collection:
         """Raise CollectionError when the database is damaged: call before writing to it."""
         problems = self.integrity_problems(quick=True)
         if problems:
-            raise damaged_database(self.paths.database, problems[0], untouched=True)
+            raise damaged_database(self.where, problems[0], untouched=True)
 
     def collection_id(self) -> str:
         """This collection's identity (made once; the vector index file carries it)."""
@@ -200,6 +290,8 @@ class Collection:
         indexer commits batches.
         """
         with self.session() as s, s.begin():
+            if self.engine.dialect.name == "postgresql":  # READ COMMITTED sees each commit at once
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield s
 
     @contextmanager

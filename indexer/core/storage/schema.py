@@ -1,14 +1,15 @@
 """The collection database: one row per file, the vector itself as a float32 blob.
 
 The database is the source of truth; the FAISS index is derived from it and can always be rebuilt
-(``dualens rebuild-index``). Schema changes are ordered migrations keyed by ``schema_version``.
+(``dualens rebuild-index``). The same schema lives in SQLite (a file per collection, the default) or
+PostgreSQL (a server many machines share); Alembic migrations in ``migrations/`` create and upgrade
+it on both (``indexer.core.storage.migrations``).
 """
 
 from __future__ import annotations
 
 import enum
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Float,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     TypeDecorator,
     event,
-    text,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,8 +35,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from indexer.core.errors import CollectionError
 from indexer.core.text import from_stored, to_stored
 from indexer.core.vectors import non_unit_rows
-
-SCHEMA_VERSION = 1
 
 
 class Base(DeclarativeBase):
@@ -89,6 +88,8 @@ class Photo(Base):
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_run: Mapped[int] = mapped_column(Integer, default=0, index=True)
 
+    __table_args__ = (Index("ix_photos_status_id", "status", "id"),)  # indexed vectors in id order
+
 
 class Root(Base):
     """A folder that was indexed into this collection; only files below a root are ever shown."""
@@ -107,16 +108,6 @@ class CollectionInfo(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-
-
-class SchemaVersion(Base):
-    __tablename__ = "schema_version"
-
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-
-
-# Ordered migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
@@ -161,7 +152,7 @@ def install_sqlite_pragmas(engine: Engine) -> None:
 
 
 APPLICATION_ID = 0x64756C6E  # "duln" in SQLite's application_id header field: a dualens database
-DUALENS_TABLES = frozenset({"photos", "roots", "collection_info", "schema_version"})
+DUALENS_TABLES = frozenset({"photos", "roots", "collection_info"})
 
 
 def damaged_database(where: object, detail: str, *, untouched: bool) -> CollectionError:
@@ -207,13 +198,31 @@ def inspect_sqlite_file(path: Path) -> None:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _server_error(exc: BaseException, where: object) -> CollectionError | None:
+    """A database server's connection or resource error as one sentence (None: not one)."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    if not isinstance(exc, psycopg.OperationalError):
+        return None
+    return CollectionError(f"cannot use the collection database {where}: {_first_line(exc)}")
+
+
 def _storage_error(exc: BaseException, where: object) -> CollectionError | None:
     """A database driver error as one user-facing sentence (None: not a storage condition)."""
+    if "psycopg" in type(exc).__module__:
+        return _server_error(exc, where)
     if not isinstance(exc, sqlite3.DatabaseError) or isinstance(
         exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
     ):
         return None
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _first_line(exc)
     lowered = text.lower()
     if "malformed" in lowered or "not a database" in lowered:
         return damaged_database(where, text, untouched=False)
@@ -253,32 +262,3 @@ def integrity_problems(engine: Engine, *, quick: bool = False) -> list[str]:
         return []
     lines = [line.strip() for row in rows for line in row.splitlines()]
     return [line for line in lines if line and not line.startswith("*** in database")]
-
-
-def current_schema_version(conn: Connection) -> int | None:
-    has_table = conn.execute(
-        text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'")
-        if conn.dialect.name == "sqlite"
-        else text("SELECT 1 FROM information_schema.tables WHERE table_name='schema_version'")
-    ).first()
-    if not has_table:
-        return None
-    return conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar()
-
-
-def create_or_migrate(engine: Engine) -> int:
-    """Create the schema on an empty database, or run the pending migrations in order."""
-    with engine.begin() as conn:
-        version = current_schema_version(conn)
-        if version is None:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
-            Base.metadata.create_all(conn)
-            conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
-            return SCHEMA_VERSION
-        while version < SCHEMA_VERSION:
-            MIGRATIONS[version](conn)
-            version += 1
-            conn.execute(text("DELETE FROM schema_version"))
-            conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
-        return version
