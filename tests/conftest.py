@@ -134,3 +134,18 @@ def databases(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     found = Databases(request.getfixturevalue("postgres_server") if request.param == "postgresql" else None)
     yield found
     found.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def _module_database_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that uses a module's collection (``module_db_url``) runs with $DUALENS_DB_URL set to it,
+    so the CLI and ``Collection.open(data)`` in the test find it; other tests are left as they are."""
+    if "module_db_url" not in request.fixturenames:
+        return
+    from indexer.core.settings import DB_URL_ENV
+
+    url = request.getfixturevalue("module_db_url")
+    if url is None:
+        monkeypatch.delenv(DB_URL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DB_URL_ENV, url)

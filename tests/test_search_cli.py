@@ -17,7 +17,7 @@ from ui.cli import main
 
 
 @pytest.fixture(scope="module")
-def cli_world(tmp_path_factory, tiny_clip_dir: Path):
+def cli_world(tmp_path_factory, tiny_clip_dir: Path, module_db_url: str | None):
     encoder = DualEncoder(tiny_clip_dir)
     base = tmp_path_factory.mktemp("cli")
     root = base / "photos"
@@ -27,7 +27,7 @@ def cli_world(tmp_path_factory, tiny_clip_dir: Path):
     photos += [
         FakePhoto(f"misc/{i}.png", rng.standard_normal(encoder.dim), file_type="png") for i in range(12)
     ]
-    ids = make_collection(base / "data", root, photos, model_id=encoder.model_id)
+    ids = make_collection(base / "data", root, photos, model_id=encoder.model_id, db_url=module_db_url)
     image = base / "query.png"
     Image.new("RGB", (48, 40), (10, 200, 90)).save(image)
     return base / "data", root, ids, image

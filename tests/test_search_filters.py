@@ -51,7 +51,7 @@ def test_folder_prefix_is_absolute_or_relative_to_each_root(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ivf_world(tmp_path_factory, tiny_clip_dir: Path):
+def ivf_world(tmp_path_factory, tiny_clip_dir: Path, module_db_url: str | None):
     """3000 photos in cluster-shaped folders, searched through an IVF index."""
     encoder = DualEncoder(tiny_clip_dir)
     mixture = Mixture.make(dim=encoder.dim, n_clusters=30, seed=7)
@@ -72,8 +72,10 @@ def ivf_world(tmp_path_factory, tiny_clip_dir: Path):
     patch = pytest.MonkeyPatch()
     patch.setattr(vi, "EXACT_MAX_VECTORS", 1000)
     try:
-        ids = make_collection(base / "data", base / "photos", photos, model_id=encoder.model_id)
-        searcher = Searcher.open(base / "data", encoder=encoder)
+        ids = make_collection(
+            base / "data", base / "photos", photos, model_id=encoder.model_id, db_url=module_db_url
+        )
+        searcher = Searcher.open(base / "data", encoder=encoder, db_url=module_db_url)
         assert searcher.index.kind is IndexKind.IVF
         yield searcher, np.array(ids), photos
     finally:

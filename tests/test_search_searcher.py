@@ -42,7 +42,7 @@ def _text(encoder: DualEncoder, text: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, clip_encoder: DualEncoder):
+def world(tmp_path_factory, clip_encoder: DualEncoder, module_db_url: str | None):
     """A collection with a few photos built from text embeddings, plus random distractors."""
     base = tmp_path_factory.mktemp("world")
     root = base / "photos"
@@ -70,7 +70,7 @@ def world(tmp_path_factory, clip_encoder: DualEncoder):
                 mtime=datetime(2022, 1 + i % 12, 15),
             )
         )
-    ids = make_collection(base / "data", root, photos, model_id=clip_encoder.model_id)
+    ids = make_collection(base / "data", root, photos, model_id=clip_encoder.model_id, db_url=module_db_url)
     by_name = {p.path: i for p, i in zip(photos, ids, strict=True)}
     return base / "data", root, by_name, photos
 

@@ -21,11 +21,14 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+def collection(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, module_db_url: str | None
+) -> tuple[Path, Path]:
+    """The UI's collection: in a SQLite file, and (a second run of the tests) on PostgreSQL."""
     base = tmp_path_factory.mktemp("ui-app")
     photos, data = base / "photos", base / "data"
     make_photos(photos, n=20)
-    build_collection(data, photos, tiny_model_dir)
+    build_collection(data, photos, tiny_model_dir, module_db_url)
     return data, photos
 
 

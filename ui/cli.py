@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    before = os.environ.get(DB_URL_ENV)
     try:
         if args.db is not None:  # every command, and the processes it starts, use this database
             if not args.db.strip():
@@ -80,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:  # main() may be called more than once in a process (tests, embedding programs)
+        if before is None:
+            os.environ.pop(DB_URL_ENV, None)
+        else:
+            os.environ[DB_URL_ENV] = before
 
 
 if __name__ == "__main__":

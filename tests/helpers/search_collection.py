@@ -34,6 +34,7 @@ def make_collection(
     *,
     model_id: str,
     save_index: bool = True,
+    db_url: str | None = None,
 ) -> list[int]:
     """Create a collection in ``data`` holding ``photos`` below ``root``; returns their ids.
 
@@ -41,7 +42,7 @@ def make_collection(
     """
     root.mkdir(parents=True, exist_ok=True)
     dim = len(photos[0].vector) if photos else 0
-    with Collection.open(data, create=True) as collection:
+    with Collection.open(data, create=True, db_url=db_url) as collection:
         with collection.session() as s, s.begin():
             s.add(Root(path=str(root), added_at=utcnow()))
             rows = []
