@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from indexer.core.errors import ModelMismatchError
 from indexer.core.models.interface import Encoder
@@ -23,6 +24,11 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
     """Check/record the model; with ``reindex`` mark every indexed row pending. Returns the run number."""
     with collection.session() as s, s.begin():
         stored = get_info(s, InfoKey.MODEL_ID)
+        if stored is not None and stored != encoder.model_id and not _holds_vectors(s):
+            # nothing embedded yet (a first run that failed, e.g. a model that would not load): no
+            # vectors to keep comparable, so the new model simply takes over
+            s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.DIM))
+            stored = None
         if stored is not None and stored != encoder.model_id and not reindex:
             raise ModelMismatchError(
                 f"this collection ({collection.paths.root}) was indexed with model {stored!r}, not "
@@ -53,6 +59,10 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
         run = int(get_info(s, InfoKey.RUN) or 0) + 1
         set_info(s, InfoKey.RUN, run)
     return run
+
+
+def _holds_vectors(s: Session) -> bool:
+    return s.scalar(select(Photo.id).where(Photo.vector.is_not(None)).limit(1)) is not None
 
 
 def record_roots(collection: Collection, roots: Sequence[str]) -> None:

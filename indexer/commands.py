@@ -52,7 +52,27 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--workers",
         type=_non_negative,
         default=None,
-        help="decoder processes (default: cores - 1; 0: in-process)",
+        help="local engine: decoder processes (default: from the cores; 0: in-process); "
+        "ray engine: embedding actors (default: one per GPU, else one)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's processes; ray: decode and embed on a Ray cluster (docs/scale-out.md)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        default=None,
+        help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start Ray on this machine",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per embedding actor of the ray engine (e.g. 1, or 0.5 for two per GPU; default 0: CPU)",
     )
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads for inference")
     p.add_argument(
@@ -96,13 +116,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.pipeline import IndexOptions, run_index
+    from indexer.ray_engine import RayOptions
 
     if not 0 < args.decode_timeout < 1e6:
         raise UsageError("--decode-timeout must be a positive number of seconds")
+    if args.engine != "ray" and (args.ray_address or args.gpus_per_worker):
+        raise UsageError("--ray-address and --gpus-per-worker need --engine ray")
+    if not 0 <= args.gpus_per_worker <= 64:
+        raise UsageError("--gpus-per-worker must be between 0 and 64")
+    ray = args.engine == "ray"
     options = IndexOptions(
         model=args.model,
         batch_size=args.batch_size,
-        workers=args.workers,
+        workers=None if ray else args.workers,
         threads=args.threads,
         max_pixels=args.max_pixels,
         reindex=args.reindex,
@@ -110,6 +136,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         prune=args.prune,
         decode_timeout=args.decode_timeout,
         backend=args.backend,
+        engine=args.engine,
+        ray=RayOptions(
+            address=args.ray_address,
+            workers=args.workers or None if ray else None,
+            gpus_per_worker=args.gpus_per_worker,
+        ),
     )
     summary = run_index(args.data, args.dirs, options)
     for line in summary.lines():

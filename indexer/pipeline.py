@@ -35,6 +35,7 @@ from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, Kn
 from indexer.decode_pool import DecoderPool, default_workers
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
+from indexer.ray_engine import RayOptions
 from indexer.scan import normalise_roots, scan
 from indexer.vectors import update_index
 from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, WriteOp
@@ -42,6 +43,7 @@ from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, Write
 log = logging.getLogger(__name__)
 
 MAX_OPS_WITHOUT_EMBED = 256
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class IndexOptions:
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT  # seconds per file in the decoder processes
     backend: str = "auto"  # inference backend: auto, torch or onnx
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
+    engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
+    ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
 
 
 @dataclass
@@ -165,6 +169,12 @@ def run_index(
     if not given and not paths.exists():  # nothing to index and no collection: create nothing
         raise UsageError(f"give at least one folder to index (there is no collection in {paths.root} yet)")
     # The locks first: of two indexers started at once, the second says so before it touches anything.
+    if options.engine not in ENGINES:
+        raise UsageError(f"unknown engine {options.engine!r}; choose one of {', '.join(ENGINES)}")
+    if options.engine == "ray":  # Ray installed and the cluster reachable, before anything is written
+        from indexer.ray_engine import preflight
+
+        preflight(options.ray)
     with (
         collection_lock(paths),
         Collection.open(data, create=bool(given), db_url=db_url) as collection,
@@ -177,8 +187,9 @@ def run_index(
             roots = given or normalise_roots(known_roots, missing_ok=True)
             with collection.session() as s:
                 recorded = get_info(s, InfoKey.MODEL_ID)
+            model = options.model or recorded or "default"
             if encoder is None:
-                encoder = make_encoder(options.model or recorded or "default", options)
+                encoder = make_encoder(model, options)
             run = record_model(collection, encoder, reindex=options.reindex)
             if options.reindex:
                 roots = normalise_roots([*roots, *known_roots], missing_ok=True)
@@ -193,7 +204,9 @@ def run_index(
         for row in plan.missing:
             if row.is_indexed and row.content_hash:
                 state.missing_by_hash.setdefault(row.content_hash, []).append(row.id)
-        if plan.todo:
+        if plan.todo and options.engine == "ray":
+            _process_on_ray(state, encoder, model, options, timer)
+        elif plan.todo:
             _process(state, encoder, options, timer)
         with timer.stage("write"):
             removed = state.writer.sweep(plan.missing, state.claimed)
@@ -269,6 +282,61 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
                 flush()
         flush()
     state.summary.times.decode_busy = pool.busy_seconds
+
+
+def _process_on_ray(
+    state: _RunState, encoder: Encoder, model: str, options: IndexOptions, timer: _Timer
+) -> None:
+    """Decode and embed on a Ray cluster; write here, a transaction per batch (see ray_engine)."""
+    from indexer.ray_engine import EmbedSpec, embedded_results, ray_session
+
+    plan = state.plan
+    opts = DecodeOptions(cfg=encoder.preprocess_config, max_pixels=options.max_pixels)
+    tasks = [DecodeTask(i, item.file.path, item.old_hash) for i, item in enumerate(plan.todo)]
+    batch_size = options.batch_size or DEFAULT_BATCH_SIZE
+    spec = EmbedSpec(
+        model=model,
+        backend=options.backend,
+        model_id=encoder.model_id,
+        fingerprint=getattr(encoder, "fingerprint", None),
+        batch_size=batch_size,
+    )
+    ops: list[WriteOp] = []
+
+    def flush() -> None:
+        with timer.stage("write"):
+            outcome = state.writer.write(ops)
+        ops.clear()
+        state.added.update(outcome.added_ids)
+        state.removed.update(outcome.removed_ids)
+        for h, row_id in outcome.new_hashes.items():
+            plan.by_hash.setdefault(h, row_id)
+
+    with ray_session(options.ray), _progress(len(plan.todo), options.progress) as bar:
+        results = embedded_results(tasks, opts, plan.missing_hashes, spec, options.ray)
+        while True:
+            with timer.stage("embed"):  # waiting for the cluster: decoding and embedding overlap there
+                pair = next(results, None)
+            if pair is None:
+                break
+            result, vector = pair
+            bar.update(1)
+            state.summary.times.decode_busy += result.seconds  # spent decoding on the cluster
+            item = plan.todo[result.item_no]
+            if isinstance(result, DecodeFailure):
+                ops.append(Failed(item, result))
+                state.summary.failed += 1
+            elif isinstance(result, KnownContent) or result.facts.content_hash in plan.by_hash:
+                ops.append(_route_known(state, item, result))
+            else:
+                ops.append(Embedded(item, result, vector))
+                if item.existing_id is None:
+                    state.summary.indexed += 1
+                else:
+                    state.summary.updated += 1
+            if len(ops) >= batch_size:
+                flush()
+        flush()
 
 
 def _on_gpu(encoder: Encoder) -> bool:

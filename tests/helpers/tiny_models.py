@@ -12,7 +12,9 @@ from typing import Literal
 
 import torch
 
-Kind = Literal["vtde", "clip", "siglip", "siglip2", "chinese-clip", "altclip", "vtde-multilingual"]
+Kind = Literal[
+    "vtde", "clip", "siglip", "siglip2", "chinese-clip", "altclip", "vtde-multilingual", "vtde-slow"
+]
 
 # fmt: off
 WORDS = [
@@ -60,6 +62,7 @@ def make_tiny_dual_encoder(out_dir: str | Path, kind: Kind = "vtde", seed: int =
         "chinese-clip": _tiny_chinese_clip,
         "altclip": _tiny_altclip,
         "vtde-multilingual": _tiny_vtde_multilingual,
+        "vtde-slow": _slow_vtde,
     }
     model, processor = builders[kind]()
     model.eval()
@@ -68,15 +71,15 @@ def make_tiny_dual_encoder(out_dir: str | Path, kind: Kind = "vtde", seed: int =
     return out
 
 
-def tiny_vit_config():
+def tiny_vit_config(image_size: int = IMAGE_SIZE, layers: int = 2):
     from transformers import ViTConfig
 
     return ViTConfig(
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=37,
-        image_size=IMAGE_SIZE,
+        image_size=image_size,
         patch_size=8,
     )
 
@@ -108,6 +111,25 @@ def _tiny_vtde():
     )
     model = VisionTextDualEncoderModel(config=config)
     image_processor = ViTImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    return model, VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def _slow_vtde():
+    """Still small in bytes, but ~50 ms an image on a CPU (224 px, 784 patches): long enough for a
+    test to kill an embedding worker while it has work left."""
+    from transformers import (
+        VisionTextDualEncoderConfig,
+        VisionTextDualEncoderModel,
+        VisionTextDualEncoderProcessor,
+        ViTImageProcessorPil,
+    )
+
+    tokenizer = tiny_bert_tokenizer()
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(
+        tiny_vit_config(image_size=224, layers=6), tiny_bert_config(len(tokenizer)), projection_dim=16
+    )
+    model = VisionTextDualEncoderModel(config=config)
+    image_processor = ViTImageProcessorPil(size={"height": 224, "width": 224})
     return model, VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 

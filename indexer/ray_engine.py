@@ -1,0 +1,282 @@
+"""The Ray engine: decode on the cluster's CPUs, embed in an actor pool, write on the driver.
+
+    driver    scan + plan (as the local engine), then one writer: a transaction per batch
+    decode    Ray Data ``map_batches`` tasks (CPU): read, hash and decode files (``decode_file``)
+    embed     ``map_batches`` with a callable class: an actor pool, the model loaded once per actor,
+              on a GPU (fp16) when the actor has one, else on CPU (ONNX Runtime or torch)
+
+Only the small results travel back (metadata and one L2-normalised float32 vector per photo): the
+driver stays the single writer, so the database and FAISS guarantees of the local engine hold
+unchanged. Ray retries tasks and restarts actors whose worker process dies; a driver that dies
+loses at most the batch in flight, and the next run resumes from what was committed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import re
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from indexer.core.errors import ModelError, UsageError
+from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file
+
+log = logging.getLogger(__name__)
+
+DECODE_BATCH = 16  # files per decode task
+DECODE_CPUS = 0.5  # logical CPUs per decode task (a task also waits on reads from the file system)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start Ray on this machine's cores; "auto": the local cluster
+    workers: int | None = None  # embedding actors; None: one per GPU of the cluster, else one
+    gpus_per_worker: float = 0.0  # 0: embed on CPU
+    cpus_per_worker: float = 1.0
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UsageError("--engine ray needs Ray: pip install 'dualens[ray]'") from exc
+    return ray
+
+
+def check_address(address: str) -> None:
+    """UsageError at once when nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address
+    (Ray itself would retry for a minute before failing with a long traceback)."""
+    if address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379 or ray://host:10001)"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; "
+            "is `ray start --head` running there?"
+        ) from exc
+
+
+def preflight(options: RayOptions) -> None:
+    """UsageError when Ray is missing or the cluster's address does not answer."""
+    _import_ray()
+    if options.address:
+        check_address(options.address)
+
+
+@contextmanager
+def ray_session(options: RayOptions) -> Iterator[Any]:
+    """Connect to the cluster at ``options.address``, or start Ray on this machine (stopped after)."""
+    ray = _import_ray()
+    if options.address:
+        check_address(options.address)
+
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,  # failures raise; notices stay off the user's terminal
+            "include_dashboard": False,
+            "configure_logging": True,
+        }
+        if options.address:
+            kwargs["address"] = options.address
+        else:
+            # Logical CPUs: each embedding actor holds one, and decoding tasks need one beside them.
+            kwargs["num_cpus"] = max(os.cpu_count() or 2, (options.workers or 1) + 1)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = options.address or "this machine"
+            raise UsageError(f"cannot start Ray on {where}: {str(exc).strip().splitlines()[0]}") from exc
+    try:
+        # Ray's threads print the errors its workers push (tracebacks included) on stdout, and its
+        # C++ core writes notices straight to file descriptor 2; a failure reaches the user as one
+        # line through the exception instead. ``-v`` shows everything.
+        with redirect_stdout(_LogStream()), _quiet_native_stderr():
+            yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Point fd 2 at /dev/null while Python's own stderr (progress bar, logging) keeps the terminal."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real stderr (a test capture, a GUI)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    original = sys.stderr
+    try:
+        os.dup2(devnull, 2)
+        sys.stderr = os.fdopen(saved, "w", buffering=1, closefd=False)
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _LogStream(io.TextIOBase):
+    """A stdout that sends what is printed to the debug log."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            log.debug("ray: %s", text.rstrip())
+        return len(text)
+
+
+# ---------------------------------------------------------------- the two stages (run on workers)
+def _pack(result: DecodeResult) -> bytes:
+    if isinstance(result, Decoded):
+        result = replace(result, pixels=np.zeros(0, np.float16))  # the pixels travel in their own column
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_batch(
+    batch: dict[str, np.ndarray], opts: DecodeOptions, known: frozenset[str]
+) -> dict[str, np.ndarray]:
+    """Decode one batch of files: a pickled result per file and a pixel array (zeros if not decoded)."""
+    from indexer.core.imaging import register_optional_plugins
+
+    register_optional_plugins()
+    shape = (len(batch["item_no"]), 3, *opts.cfg.size)
+    results, pixels = [], np.zeros(shape, dtype=opts.transfer_dtype)
+    for n, (item_no, path, old_hash) in enumerate(
+        zip(batch["item_no"], batch["path"], batch["old_hash"], strict=True)
+    ):
+        result = decode_file(DecodeTask(int(item_no), str(path), str(old_hash) or None), opts, known)
+        if isinstance(result, Decoded):
+            pixels[n] = result.pixels
+        results.append(_pack(result))
+    return {"result": np.array(results, dtype=object), "pixels": pixels}
+
+
+class EmbedWorker:
+    """One embedding actor: loads the model once, then embeds every batch Ray Data sends it."""
+
+    def __init__(self, model: str, backend: str, device: str, model_id: str, fingerprint: str | None) -> None:
+        from indexer.core.models import DualEncoder
+
+        self.encoder = DualEncoder(model, device=device, backend=backend, threads=None)
+        if self.encoder.model_id != model_id or self.encoder.fingerprint != fingerprint:
+            raise ModelError(
+                f"this worker's model {self.encoder.model_id} differs from the driver's {model_id} "
+                "(not the same files on every node?)"
+            )
+        self.encoder.load()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [pickle.loads(r) for r in batch["result"]]
+        wanted = [n for n, r in enumerate(results) if isinstance(r, Decoded)]
+        vectors = np.zeros((len(results), self.encoder.dim), dtype=np.float32)
+        if wanted:
+            vectors[wanted] = self.encoder.embed_pixels(np.asarray(batch["pixels"][wanted], dtype=np.float32))
+        return {"result": batch["result"], "vector": vectors}
+
+
+# ---------------------------------------------------------------- the driver
+@dataclass(frozen=True)
+class EmbedSpec:
+    """What each actor needs to load the driver's model."""
+
+    model: str
+    backend: str
+    model_id: str
+    fingerprint: str | None
+    batch_size: int
+
+
+def embedded_results(
+    tasks: Sequence[DecodeTask],
+    opts: DecodeOptions,
+    known: frozenset[str],
+    spec: EmbedSpec,
+    options: RayOptions,
+) -> Iterator[tuple[DecodeResult, np.ndarray]]:
+    """(result, vector) of every task, in completion order; the vector is meaningful for Decoded only.
+
+    Must run inside :func:`ray_session`.
+    """
+    import ray.data
+
+    if not log.isEnabledFor(logging.DEBUG):  # failures come back as one ModelError line (-v: all)
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    context = ray.data.DataContext.get_current()
+    context.log_internal_stack_trace_to_stdout = False
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    workers = options.workers or _default_workers(ray, options.gpus_per_worker)
+    items = [{"item_no": t.item_no, "path": t.path, "old_hash": t.old_hash or ""} for t in tasks]
+    blocks = max(1, min(len(items) // DECODE_BATCH, 4 * (os.cpu_count() or 2) * workers))
+    dataset = (
+        ray.data.from_items(items, override_num_blocks=blocks)
+        .map_batches(
+            decode_batch,  # type: ignore[arg-type]
+            fn_kwargs={"opts": opts, "known": known},
+            batch_size=DECODE_BATCH,
+            batch_format="numpy",
+            num_cpus=DECODE_CPUS,  # unlike the actors': Ray Data keeps the stages apart (no fusion)
+        )
+        .map_batches(
+            EmbedWorker,
+            fn_constructor_kwargs={
+                "model": spec.model,
+                "backend": spec.backend,
+                "device": "cuda" if options.gpus_per_worker > 0 else "cpu",
+                "model_id": spec.model_id,
+                "fingerprint": spec.fingerprint,
+            },
+            batch_size=spec.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_gpus=options.gpus_per_worker or None,
+            num_cpus=options.cpus_per_worker,
+        )
+    )
+    try:
+        for batch in dataset.iter_batches(batch_size=spec.batch_size, batch_format="numpy"):
+            for packed, vector in zip(batch["result"], batch["vector"], strict=True):
+                yield pickle.loads(packed), vector
+    except ray.exceptions.RayError as exc:
+        raise _worker_error(exc) from exc
+
+
+def _default_workers(ray: Any, gpus_per_worker: float) -> int:
+    if gpus_per_worker > 0:
+        return max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker))
+    return 1
+
+
+def _worker_error(exc: BaseException) -> ModelError:
+    """A failure inside the cluster as one line (a worker that cannot load the model, above all)."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(exc))
+    reason = re.sub(r"^[\w.]+(Error|Exception): ", "", reason)  # the exception's class name
+    return ModelError(f"a Ray worker failed: {reason[:400]}")
