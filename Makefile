@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-gpu eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-gpu eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -70,6 +70,9 @@ bench-index: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_search
 	$(BIN)/python -m tests.bench.bench_backends search
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_scale
 
 bench-gpu: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_gpu

@@ -118,24 +118,30 @@ class BatchWriter:
         if not ops:
             return out
         now = utcnow()
+        added: list[tuple[Photo, str | None]] = []  # ids known after the flush (one INSERT for many rows)
         with self.collection.session() as s, s.begin():
             for op in ops:
                 if op.item.existing_id is not None and op.item.was_indexed and not isinstance(op, Touched):
                     out.removed_ids.append(op.item.existing_id)
                 if isinstance(op, Embedded):
-                    self._write_embedded(s, op, now, out)
+                    added.append(self._write_embedded(s, op, now))
                 elif isinstance(op, Reused):
-                    self._write_reused(s, op, now, out)
+                    added.extend(self._write_reused(s, op, now))
                 elif isinstance(op, Touched):
                     photo = self._row(s, op.item)
                     _apply_file(photo, op.item, op.result.facts, self.run)
                 else:
                     self._write_failed(s, op, now)
+            s.flush()
+            for photo, content in added:
+                out.added_ids.append(photo.id)
+                if content:
+                    out.new_hashes[content] = photo.id
             if out.added_ids or out.removed_ids:
                 bump_generation(s)
         return out
 
-    def _write_embedded(self, s: Session, op: Embedded, now: datetime, out: BatchOutcome) -> None:
+    def _write_embedded(self, s: Session, op: Embedded, now: datetime) -> tuple[Photo, str | None]:
         vector = np.asarray(op.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
         self._check_dim(s, int(vector.shape[0]))
         photo = self._row(s, op.item)
@@ -147,12 +153,9 @@ class BatchWriter:
         photo.gps_lat, photo.gps_lon = r.meta.gps_lat, r.meta.gps_lon
         photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = vector_to_blob(vector)
-        s.flush()
-        out.added_ids.append(photo.id)
-        if r.facts.content_hash:
-            out.new_hashes[r.facts.content_hash] = photo.id
+        return photo, r.facts.content_hash
 
-    def _write_reused(self, s: Session, op: Reused, now: datetime, out: BatchOutcome) -> None:
+    def _write_reused(self, s: Session, op: Reused, now: datetime) -> list[tuple[Photo, str | None]]:
         source = s.get(Photo, op.source_id)
         if source is None or source.status != PhotoStatus.INDEXED or source.vector is None:
             raise CollectionError(
@@ -160,14 +163,13 @@ class BatchWriter:
             )
         if op.move and op.item.existing_id is None:
             _apply_file(source, op.item, op.result.facts, self.run)  # same row id, same vector
-            return
+            return []
         photo = self._row(s, op.item)
         _apply_file(photo, op.item, op.result.facts, self.run)
         _copy_meta(photo, source)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = source.vector
-        s.flush()
-        out.added_ids.append(photo.id)
+        return [(photo, None)]
 
     def _write_failed(self, s: Session, op: Failed, now: datetime) -> None:
         photo = self._row(s, op.item)

@@ -6,7 +6,7 @@ This package's public names are what the UI and Python callers use; they never r
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import CollectionStats as Stats
 from search.facets import Facets, FolderOption
-from search.filters import Filters
+from search.filters import Filters, parse_date
 from search.hits import Hit
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
@@ -29,5 +29,6 @@ __all__ = [
     "Term",
     "TermKind",
     "collection_exists",
+    "parse_date",
     "parse_query",
 ]

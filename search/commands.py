@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import calendar
-import re
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +10,7 @@ from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.settings import CollectionPaths, add_backend_argument
 from indexer.core.text import printable
+from search.filters import parse_date
 
 if TYPE_CHECKING:
     from search.filters import Filters
@@ -79,28 +77,6 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
         "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
     )
     add_backend_argument(p)
-
-
-_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
-
-
-def parse_date(text: str | None, *, end: bool) -> date | None:
-    """YYYY, YYYY-MM or YYYY-MM-DD; a partial date means its first day, or its last when ``end``."""
-    if text is None:
-        return None
-    match = _DATE.fullmatch(text.strip())
-    if not match:
-        raise UsageError(f"{text!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY")
-    year, month, day = (int(g) if g else None for g in match.groups())
-    assert year is not None
-    try:
-        if month is None:
-            return date(year, 12, 31) if end else date(year, 1, 1)
-        if day is None:
-            return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
-        return date(year, month, day)
-    except ValueError as exc:
-        raise UsageError(f"{text!r} is not a valid date ({exc})") from exc
 
 
 def _filters(args: argparse.Namespace) -> Filters:

@@ -7,8 +7,10 @@ also with an approximate index. The minimum score applies to the cosine of each 
 
 from __future__ import annotations
 
+import calendar
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -139,3 +141,25 @@ def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any
     if filters.file_types:
         clauses.append(Photo.file_type.in_(filters.file_types))
     return select(Photo.id).where(*clauses)
+
+
+_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+def parse_date(text: str | None, *, end: bool) -> date | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD; a partial date means its first day, or its last when ``end``."""
+    if text is None:
+        return None
+    match = _DATE.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"{text!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY")
+    year, month, day = (int(g) if g else None for g in match.groups())
+    assert year is not None
+    try:
+        if month is None:
+            return date(year, 12, 31) if end else date(year, 1, 1)
+        if day is None:
+            return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+        return date(year, month, day)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a valid date ({exc})") from exc

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from indexer.core.errors import UsageError
 from indexer.core.settings import BACKEND_ENV, DATA_ENV, add_backend_argument, resolve_data_dir
-from search import collection_exists
+from search import Searcher, collection_exists
 from ui.config import UiConfig
 
 APP = Path(__file__).resolve().parent / "app.py"
+API_KEY_ENV = "DUALENS_API_KEY_FILE"
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,6 +38,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     add_backend_argument(parser)
     parser.set_defaults(func=run_ui)
+
+    parser = subparsers.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the HTTP JSON API (search, similar, classify, photos) on the collection",
+        description="A read-only HTTP JSON API over the collection (OpenAPI schema at /openapi.json, "
+        "interactive docs at /docs). Several worker processes share the index files.",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--api-key-file", default=None, metavar="PATH", help="require the key in this file on every request"
+    )
+    add_backend_argument(parser)
+    parser.set_defaults(func=run_serve)
 
 
 def streamlit_argv(data_dir: Path, host: str, port: int, config: UiConfig | None = None) -> list[str]:
@@ -75,6 +92,39 @@ def _check_port_free(host: str, port: int) -> None:
         raise UsageError(
             f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another port with --port"
         ) from exc
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ui.api import read_api_key
+
+    if not 1 <= int(args.port) <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
+    if not 1 <= int(args.workers) <= 64:
+        raise UsageError(f"--workers must be between 1 and 64, not {args.workers}")
+    data_dir = resolve_data_dir(args.data)
+    with Searcher.open(data_dir, backend=args.backend):  # no collection, a bad --db: one line now
+        pass
+    if args.api_key_file:
+        read_api_key(args.api_key_file)
+        os.environ[API_KEY_ENV] = str(Path(args.api_key_file).resolve())
+    _check_port_free(args.host, int(args.port))
+    os.environ[DATA_ENV] = str(data_dir)
+    os.environ[BACKEND_ENV] = args.backend
+    url = f"http://{args.host}:{args.port}"
+    print(f"dualens: serving the API of {data_dir} at {url}  (docs: {url}/docs; Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(
+        "ui.api:app_from_env",
+        factory=True,
+        host=args.host,
+        port=int(args.port),
+        workers=int(args.workers),
+        log_level="warning",
+        limit_concurrency=256,
+        timeout_keep_alive=5,
+    )
+    return 0
 
 
 def run_ui(args: argparse.Namespace) -> int:
