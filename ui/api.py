@@ -6,13 +6,11 @@ only for files inside the collection's roots. Every error is a JSON body ``{"err
 ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` on every route but ``/health``.
 """
 
-from __future__ import annotations
-
 import hmac
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -40,12 +38,42 @@ MAX_K = 200
 MAX_OFFSET = 10_000
 MAX_LABELS = 50
 
+MAX_QUERY_CHARS = 4096  # the query language's own limit
+
+Text = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")]
+K = Annotated[int, Query(ge=1, le=MAX_K, description="hits per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="hits to skip")]
+Folder = Annotated[str | None, Query(max_length=4096, description="absolute, or relative to a root")]
+Day = Annotated[str | None, Query(max_length=10, description="YYYY, YYYY-MM or YYYY-MM-DD")]
+Kind = Annotated[str | None, Query(max_length=16, alias="type", description="file type, e.g. jpg")]
+MinScore = Annotated[float | None, Query(ge=-1.0, le=1.0, description="minimum cosine")]
+Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
+
+
+def filters(
+    folder: Folder = None,
+    after: Day = None,
+    before: Day = None,
+    kind: Kind = None,
+    min_score: MinScore = None,
+) -> Filters:
+    return Filters(
+        folder=folder or None,
+        date_from=parse_date(after, end=False),
+        date_to=parse_date(before, end=True),
+        file_types=(kind,) if kind else (),
+        min_score=min_score,
+    )
+
+
+FilterArgs = Annotated[Filters, Depends(filters)]
+
 
 @dataclass(frozen=True)
 class ApiSettings:
     data: str | None = None
     api_key: str | None = None
-    config: UiConfig = UiConfig()
+    config: UiConfig = field(default_factory=UiConfig)
 
 
 class ApiError(Exception):
@@ -129,23 +157,6 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     guarded = [Depends(authorised)]
-    Text = Annotated[str, Query(min_length=1, max_length=config.query_max_chars, description="the query")]
-    K = Annotated[int, Query(ge=1, le=MAX_K)]
-    Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-    Folder = Annotated[str | None, Query(max_length=4096)]
-    Day = Annotated[str | None, Query(max_length=10, description="YYYY, YYYY-MM or YYYY-MM-DD")]
-    Kind = Annotated[str | None, Query(max_length=16, alias="type")]
-    MinScore = Annotated[float | None, Query(ge=-1.0, le=1.0)]
-
-    def filters(folder: Folder = None, after: Day = None, before: Day = None, kind: Kind = None,
-                min_score: MinScore = None) -> Filters:  # fmt: skip
-        return Filters(
-            folder=folder or None,
-            date_from=parse_date(after, end=False),
-            date_to=parse_date(before, end=True),
-            file_types=(kind,) if kind else (),
-            min_score=min_score,
-        )
 
     def page(hits: list[Hit], k: int, offset: int, **extra: Any) -> dict[str, Any]:
         shown = [h for h in hits if backend().guard.inside_roots(h.path)]  # a symlink out shows nothing
@@ -164,17 +175,17 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         return {
             "photos": s.n_indexed, "failed": s.n_failed, "pending": s.n_pending, "model": s.model_id,
             "dim": s.dim, "generation": s.generation, "last_indexed_at": last,
-            "index": backend().searcher.index.describe().label(),
+            "index": backend().searcher.index.describe().label,
         }  # fmt: skip
 
     @app.get("/search", tags=["search"], dependencies=guarded)
-    def search(q: Text, k: K = 20, offset: Offset = 0, f: Filters = Depends(filters)) -> dict[str, Any]:
+    def search(q: Text, f: FilterArgs, k: K = 20, offset: Offset = 0) -> dict[str, Any]:
         """Photos matching a description or a composite query (`"beach" - "people"`, `#42 + "night"`)."""
         b = backend()
         return page(b.searcher.search(b.safe_query(q), k=k, offset=offset, filters=f), k, offset, query=q)
 
     @app.get("/similar/{photo_id}", tags=["search"], dependencies=guarded)
-    def similar(photo_id: int, k: K = 20, offset: Offset = 0, f: Filters = Depends(filters)) -> dict[str, Any]:
+    def similar(photo_id: int, f: FilterArgs, k: K = 20, offset: Offset = 0) -> dict[str, Any]:
         """Photos like an indexed photo (the photo itself left out)."""
         photo_or_404(photo_id)  # inside the roots, or not available
         hits = backend().searcher.similar(photo_id, k=k, offset=offset, filters=f)
@@ -187,9 +198,9 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
     @app.post("/similar", tags=["search"], dependencies=guarded)
     def similar_upload(
         image: Annotated[UploadFile, File(description="an image file")],
+        f: FilterArgs,
         k: K = 20,
         offset: Offset = 0,
-        f: Filters = Depends(filters),
     ) -> dict[str, Any]:
         """Photos like an uploaded image (never stored)."""
         hits = backend().searcher.search_image(uploaded(image), k=k, offset=offset, filters=f)
@@ -200,8 +211,6 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         if not names or len(names) > MAX_LABELS:
             raise ApiError(400, "bad_request", f"give 1 to {MAX_LABELS} comma-separated labels")
         return names
-
-    Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
 
     @app.get("/classify/{photo_id}", tags=["search"], dependencies=guarded)
     def classify(photo_id: int, labels: Labels) -> dict[str, Any]:
@@ -228,7 +237,9 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
     def photo(photo_id: int) -> dict[str, Any]:
         return hit_json(photo_or_404(photo_id))
 
-    @app.get("/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse)
+    @app.get(
+        "/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse
+    )
     def thumbnail(photo_id: int, preview: bool = False) -> FileResponse:
         hit = photo_or_404(photo_id)
         path = backend().thumbnail(hit, preview=preview)
@@ -236,7 +247,9 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
             raise NotFoundError(f"photo {photo_id} cannot be read any more")
         return FileResponse(path, media_type="image/jpeg")
 
-    @app.get("/photos/{photo_id}/original", tags=["photos"], dependencies=guarded, response_class=FileResponse)
+    @app.get(
+        "/photos/{photo_id}/original", tags=["photos"], dependencies=guarded, response_class=FileResponse
+    )
     def original(photo_id: int) -> FileResponse:
         hit = photo_or_404(photo_id)
         b = backend()
@@ -260,7 +273,9 @@ def app_from_env() -> FastAPI:
     """The app of `dualens serve --workers N` (uvicorn imports it in each worker process)."""
     key_file = os.environ.get("DUALENS_API_KEY_FILE")
     key = read_api_key(key_file) if key_file else None
-    return create_app(ApiSettings(data=os.environ.get("DUALENS_DATA"), api_key=key, config=UiConfig.from_env()))
+    return create_app(
+        ApiSettings(data=os.environ.get("DUALENS_DATA"), api_key=key, config=UiConfig.from_env())
+    )
 
 
 def read_api_key(path: str) -> str:

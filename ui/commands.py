@@ -113,7 +113,10 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ[DATA_ENV] = str(data_dir)
     os.environ[BACKEND_ENV] = args.backend
     url = f"http://{args.host}:{args.port}"
-    print(f"dualens: serving the API of {data_dir} at {url}  (docs: {url}/docs; Ctrl-C to stop)", file=sys.stderr)
+    print(
+        f"dualens: serving the API of {data_dir} at {url}  (docs: {url}/docs; Ctrl-C to stop)",
+        file=sys.stderr,
+    )
     uvicorn.run(
         "ui.api:app_from_env",
         factory=True,
