@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection, InfoKey, get_info
+from indexer.core.storage.compressed import CompressedIndex
 from indexer.core.storage.schema import Photo, PhotoStatus
 
 MAX_LISTED = 5
@@ -117,11 +118,27 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
         report.problems.append(f"indexed row(s) missing from the index: ids {_ids_text(absent)}")
     if duplicated or unknown or absent or not blobs:
         return
-    ids, held = index.contents()  # both index kinds store the vectors uncompressed
+    if isinstance(index, CompressedIndex):
+        _check_codes(index, report, blobs)
+        return
+    ids, held = index.contents()  # flat and IVF-Flat store the vectors uncompressed
     stored = np.frombuffer(b"".join(blobs[int(i)] for i in ids), dtype=np.float32).reshape(len(ids), -1)
     differ = sorted(ids[np.abs(held - stored).max(axis=1) > 1e-5].tolist())
     if differ:
         report.problems.append(f"index vector(s) that differ from the database: ids {_ids_text(differ)}")
+
+
+def _check_codes(index: CompressedIndex, report: CheckReport, blobs: dict[int, bytes], n: int = 200) -> None:
+    """IVF-PQ keeps codes, not vectors: each of a sample of stored vectors must find its own photo."""
+    rng = np.random.default_rng(0)
+    ids = np.array(sorted(blobs), dtype=np.int64)
+    sample = np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
+    joined = b"".join(blobs[int(i)] for i in sample)
+    queries = np.frombuffer(joined, dtype=np.float32).reshape(len(sample), -1)
+    found = index.search(queries, 1, exact=True).ids[:, 0]
+    lost = sorted(sample[found != sample].tolist())
+    if lost:
+        report.problems.append(f"index code(s) that do not find their own photo: ids {_ids_text(lost)}")
 
 
 def check_collection(collection: Collection) -> CheckReport:

@@ -109,7 +109,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.set_defaults(func=cmd_errors)
 
     p = subparsers.add_parser(
-        "rebuild-index", parents=[common], help="rebuild the FAISS vector index from the database"
+        "rebuild-index",
+        parents=[common],
+        help="rebuild the FAISS vector index from the database (and choose its type)",
+        description="Rebuild the vector index from the database. --index and --memory-budget are "
+        "remembered by the collection for later builds. auto: exact up to 50,000 photos, IVF-Flat "
+        "while it fits the budget, IVF-PQ with exact re-ranking above (docs/scale-out.md).",
+    )
+    p.add_argument("--index", choices=("auto", "flat", "ivf", "ivfpq"), default=None, help="index type")
+    p.add_argument(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help="RAM for the index, e.g. 8G (default: 1/4 of RAM)",
     )
     p.set_defaults(func=cmd_rebuild_index)
 
@@ -184,6 +196,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 def cmd_rebuild_index(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
+    from indexer.core.storage.compressed import parse_size
     from indexer.lock import collection_lock
 
     with (
@@ -193,8 +206,10 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     ):
         collection.ensure_intact()
         collection.remove_stale_temp_files()
+        if args.index or args.memory_budget:
+            budget = parse_size(args.memory_budget) if args.memory_budget else None
+            collection.choose_index(args.index or "auto", budget)
         index = collection.rebuild_index()
-        print(
-            f"rebuilt {collection.paths.vector_index}: {index.ntotal} vectors (generation {index.generation})"
-        )
+        what = f"{index.ntotal} vectors (generation {index.generation}), {index.describe().label}"
+        print(f"rebuilt {collection.paths.vector_index}: {what}")
     return 0

@@ -73,6 +73,8 @@ def update_index(
     index: VectorIndex | None = None
     if was_current and dim:
         index = _apply_delta(collection, removed_set, added_set, dim)
+        if index is not None and index.needs_rebuild():  # an IVF-PQ delta grown large: fold it in
+            index = None
         if index is not None and index.ntotal != n_indexed:
             log.warning(
                 "vector index holds %d vectors for %d indexed rows; rebuilding it", index.ntotal, n_indexed

@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, func, make_url, select, text
+from sqlalchemy import Engine, create_engine, delete, func, make_url, select, text
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from indexer.core.errors import CollectionError, NotFoundError
+from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.settings import PROJECT_DATA, CollectionPaths
+from indexer.core.storage.compressed import INDEX_KINDS, CompressedIndex, build_compressed, plan_index
 from indexer.core.storage.migrations import stored_revision, upgrade
 from indexer.core.storage.schema import (
     CollectionInfo,
@@ -57,6 +58,8 @@ class InfoKey:
     RUN = "run"  # number of `dualens index` runs started
     COLLECTION_ID = "collection_id"  # random id, also written into the vector index file
     MODEL_FINGERPRINT = "model_fingerprint"  # content hash of a local model directory
+    INDEX_KIND = "index_kind"  # `rebuild-index --index`: auto (default), flat, ivf or ivfpq
+    MEMORY_BUDGET = "memory_budget"  # `rebuild-index --memory-budget`, bytes (default: a share of RAM)
 
 
 @dataclass(frozen=True)
@@ -397,7 +400,7 @@ class Collection:
 
     def read_index_file(self) -> VectorIndex:
         """The FAISS file on disk, verified: CollectionError if missing, damaged or another collection's."""
-        index = VectorIndex.load(self.paths.vector_index)
+        index = self._with_rerank(VectorIndex.load(self.paths.vector_index))
         if self._is_foreign(index):
             raise CollectionError(
                 f"the vector index {self.paths.vector_index} belongs to another collection; "
@@ -421,7 +424,7 @@ class Collection:
                 )
                 return self.build_index_from_db()
             if index.generation == generation and (dim == 0 or index.dim == dim):
-                return index
+                return self._with_rerank(index)
             log.info(
                 "vector index %s is stale (generation %d, database %d); rebuilding it in memory",
                 self.paths.vector_index,
@@ -433,14 +436,38 @@ class Collection:
         return self.build_index_from_db()
 
     def build_index_from_db(self, *, session: Session | None = None) -> VectorIndex:
-        """A fresh index of every indexed row's vector, stamped with the generation read alongside."""
+        """A fresh index of every indexed row's vector, stamped with the generation read alongside;
+        its type from the collection's index choice and memory budget (``compressed.plan_index``)."""
         with self._reading(session) as s:  # one read transaction: vectors and generation agree
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
             dim = int(get_info(s, InfoKey.DIM) or 0)
+            requested = get_info(s, InfoKey.INDEX_KIND) or "auto"
+            budget = int(get_info(s, InfoKey.MEMORY_BUDGET) or 0) or None
             if dim == 0:
                 return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), 1, generation)
             ids, vectors = read_indexed_vectors(s, dim)
-        return VectorIndex.build(ids, vectors, dim, generation)
+        plan = plan_index(len(ids), dim, requested, budget)
+        if plan.kind != "ivfpq":
+            return VectorIndex.build(ids, vectors, dim, generation, kind=plan.kind, nlist=plan.nlist)
+        built = build_compressed(ids, vectors, plan, generation, directory=self.paths.root)
+        return self._with_rerank(built)
+
+    def _with_rerank(self, index: VectorIndex) -> VectorIndex:
+        """An IVF-PQ index re-ranks its candidates with their exact vectors from this database."""
+        if isinstance(index, CompressedIndex):
+            index.rerank_source = lambda ids: self.indexed_vectors(ids.tolist())
+        return index
+
+    def choose_index(self, kind: str = "auto", memory_budget: int | None = None) -> None:
+        """Record the index type the next builds use (``auto``: by size and memory budget)."""
+        if kind not in INDEX_KINDS:
+            raise UsageError(f"unknown index type {kind!r}; choose {', '.join(INDEX_KINDS)}")
+        with self.session() as s, s.begin():
+            set_info(s, InfoKey.INDEX_KIND, kind)
+            if memory_budget:
+                set_info(s, InfoKey.MEMORY_BUDGET, memory_budget)
+            else:
+                s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.MEMORY_BUDGET))
 
     def rebuild_index(self) -> VectorIndex:
         """Rebuild the FAISS index from the database and save it atomically."""

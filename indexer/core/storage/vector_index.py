@@ -56,6 +56,7 @@ QUERY_NOISE = 3.0
 class IndexKind(StrEnum):
     FLAT = "flat"
     IVF = "ivf"
+    IVFPQ = "ivfpq"  # indexer/core/storage/compressed.py
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,21 @@ class IndexDescription:
     nlist: int | None = None
     nprobe: int | None = None
     trained_on: int | None = None  # number of vectors when the IVF was built
+    pq_bytes: int | None = None  # IVF-PQ: code bytes a vector
+    on_disk: bool = False  # IVF-PQ: lists merged on disk and memory-mapped
+    delta: int = 0  # IVF-PQ: vectors added or removed since the build
+    file_bytes: int | None = None  # IVF-PQ: bytes of the lists and quantisers
 
     @property
     def label(self) -> str:
         if self.kind is IndexKind.FLAT:
             return "exact (IndexIDMap2 + IndexFlatIP)"
+        if self.kind is IndexKind.IVFPQ:
+            where = ", merged on disk, memory-mapped" if self.on_disk else ""
+            return (
+                f"approximate (IndexIVFPQ, nlist={self.nlist}, {self.pq_bytes} bytes a vector, "
+                f"nprobe={self.nprobe}, exact re-ranking{where}; delta {self.delta})"
+            )
         return f"approximate (IndexIVFFlat, nlist={self.nlist}, nprobe={self.nprobe})"
 
 
@@ -368,22 +379,26 @@ class VectorIndex:
         return recall_at_k(approx.ids, truth.ids, k)
 
     # ------------------------------------------------------------------ files
+    def header_and_payload(self) -> tuple[dict[str, Any], bytes]:
+        """What :meth:`save` writes besides the common fields: the kind and the FAISS bytes."""
+        return {"kind": self.kind.value}, faiss.serialize_index(self.index).tobytes()
+
     def save(self, path: Path) -> None:
         """Write atomically: header + checksum + FAISS bytes to a temp file, fsync, rename.
 
         A failed write (disk full, read-only folder) raises CollectionError and leaves the previous
         file in place.
         """
-        payload = faiss.serialize_index(self.index).tobytes()
+        fields, payload = self.header_and_payload()
         header = json.dumps(
             {
                 "generation": self.generation,
                 "ntotal": self.ntotal,
                 "dim": self.dim,
-                "kind": self.kind.value,
                 "trained_on": self.trained_on,
                 "collection": self.collection_id,
                 "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
+                **fields,
             }
         ).encode()
         tmp: str | None = None
@@ -402,6 +417,7 @@ class VectorIndex:
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
+        _remove_unused_list_files(path, fields.get("ivfdata", {}).get("name"))
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
@@ -416,6 +432,12 @@ class VectorIndex:
             payload = data[start + hlen :]
             if hashlib.blake2b(payload, digest_size=16).hexdigest() != header["blake2b"]:
                 raise ValueError("checksum mismatch")
+            if header.get("kind") == IndexKind.IVFPQ.value:
+                from indexer.core.storage.compressed import CompressedIndex
+
+                loaded: VectorIndex = CompressedIndex.from_parts(header, payload, path)
+                loaded.collection_id = str(header["collection"]) if header.get("collection") else None
+                return loaded
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
             loaded = cls(index, int(header["generation"]))
             if header.get("trained_on"):
@@ -486,6 +508,13 @@ def _selector(allowed: np.ndarray) -> tuple[Any, object]:
         bitmap = np.packbits(bits, bitorder="little")
         return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap
     return faiss.IDSelectorBatch(allowed), allowed
+
+
+def _remove_unused_list_files(index_file: Path, keep: str | None) -> None:
+    """Delete the on-disk lists of earlier IVF-PQ builds once the file no longer points to them."""
+    for old in index_file.parent.glob(f"{index_file.stem}.*.ivfdata"):
+        if old.name != keep:
+            old.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

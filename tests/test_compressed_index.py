@@ -1,0 +1,182 @@
+"""IVF-PQ with exact re-ranking, built in RAM or merged on disk, with a delta index and tombstones
+(seeded clustered synthetic vectors; approximate results checked against exact search)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.core.errors import CollectionError, UsageError
+from indexer.core.storage.compressed import (
+    CompressedIndex,
+    IndexPlan,
+    build_compressed,
+    parse_size,
+    plan_index,
+)
+from indexer.core.storage.vector_index import IndexKind, VectorIndex, recall_at_k
+from tests.helpers.synthetic_vectors import Mixture, exact_topk
+
+DIM, N = 64, 12_000
+PLAN = IndexPlan("ivfpq", nlist=64, pq_bytes=16)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mixture = Mixture.make(dim=DIM, n_clusters=60, seed=4)
+    x = mixture.sample(N, seed=5)
+    ids = np.arange(N, dtype=np.int64) * 3 + 11  # ids are database keys, not positions
+    return ids, x, mixture.queries(60, seed=6)
+
+
+def _source(ids: np.ndarray, x: np.ndarray):  # type: ignore[no-untyped-def]
+    position = {int(i): n for n, i in enumerate(ids)}
+
+    def lookup(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = np.array([i for i in wanted if int(i) in position], dtype=np.int64)
+        return found, x[[position[int(i)] for i in found]]
+
+    return lookup
+
+
+@pytest.fixture(scope="module")
+def in_ram(data) -> CompressedIndex:  # type: ignore[no-untyped-def]
+    ids, x, _ = data
+    index = build_compressed(ids, x, PLAN, generation=1)
+    index.rerank_source = _source(ids, x)
+    return index
+
+
+def test_plan_follows_size_and_memory_budget() -> None:
+    assert plan_index(10_000, 384).kind == "flat"
+    assert plan_index(1_000_000, 384, budget=parse_size("8G")).kind == "ivf"
+    big = plan_index(100_000_000, 384, budget=parse_size("16G"))
+    assert (big.kind, big.pq_bytes, big.on_disk) == ("ivfpq", 96, True)
+    assert 100_000_000 * (big.pq_bytes + 8) <= 0.15 * 100_000_000 * 384 * 4  # <= 15 % of the floats
+    assert plan_index(100_000_000, 384, budget=parse_size("3G")).pq_bytes == 16
+    with pytest.raises(UsageError, match="raise --memory-budget"):
+        plan_index(100_000_000, 384, budget=parse_size("1G"))
+    with pytest.raises(UsageError, match="not a size"):
+        parse_size("lots")
+    assert plan_index(60_000, 384, "ivfpq").kind == "ivfpq"
+
+
+def test_re_ranked_ivfpq_recall_at_10_reaches_the_target_with_exact_scores(data, in_ram) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    truth_ids, truth_scores = exact_topk(x, ids, queries, 10)
+    found = in_ram.search(queries, 10)
+    assert recall_at_k(found.ids, truth_ids, 10) >= 0.95
+    hit = found.ids[:, 0] == truth_ids[:, 0]
+    assert np.allclose(found.scores[hit, 0], truth_scores[hit, 0], atol=1e-5)  # exact cosines
+    assert in_ram.describe().kind is IndexKind.IVFPQ and in_ram.memory_bytes() < N * DIM * 4 * 0.5
+
+
+def test_without_re_ranking_recall_is_lower(data, in_ram) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    truth_ids, _ = exact_topk(x, ids, queries, 10)
+    source, in_ram.rerank_source = in_ram.rerank_source, None
+    try:
+        plain = recall_at_k(in_ram.search(queries, 10).ids, truth_ids, 10)
+    finally:
+        in_ram.rerank_source = source
+    assert plain < recall_at_k(in_ram.search(queries, 10).ids, truth_ids, 10)
+
+
+def test_on_disk_merged_build_equals_the_in_ram_build(data, in_ram, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    on_disk = build_compressed(
+        ids, x, IndexPlan("ivfpq", 64, 16, on_disk=True), 1, directory=tmp_path, shard=3000
+    )
+    on_disk.rerank_source = _source(ids, x)
+    assert on_disk.ivfdata is not None and on_disk.ivfdata.stat().st_size > 0
+    assert sorted(on_disk.ids()) == sorted(in_ram.ids())
+    a, b = on_disk.search(queries, 10), in_ram.search(queries, 10)
+    assert np.array_equal(a.ids, b.ids) and np.allclose(a.scores, b.scores)
+
+    on_disk.save(tmp_path / "vectors.faiss")
+    loaded = VectorIndex.load(tmp_path / "vectors.faiss")
+    assert isinstance(loaded, CompressedIndex) and loaded.describe().on_disk
+    loaded.rerank_source = _source(ids, x)
+    assert np.array_equal(loaded.search(queries, 10).ids, a.ids)
+    assert len(list(tmp_path.glob("*.ivfdata"))) == 1
+
+
+def test_delta_and_tombstones_answer_as_a_full_rebuild(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    cut = int(N * 0.9)
+    index = build_compressed(ids[:cut], x[:cut], PLAN, 1)
+    index.add(ids[cut:], x[cut:])
+    gone = ids[::50]
+    assert index.remove(gone) == len(gone)
+    keep = ~np.isin(ids, gone)
+    index.rerank_source = full_source = _source(ids, x)
+    full = build_compressed(ids[keep], x[keep], PLAN, 1)
+    full.rerank_source = full_source
+    assert index.ntotal == int(keep.sum()) and sorted(index.ids()) == sorted(ids[keep])
+    a, b = index.search(queries, 10, exact=True), full.search(queries, 10, exact=True)
+    assert np.array_equal(a.ids, b.ids)
+    truth, _ = exact_topk(x[keep], ids[keep], queries, 10)
+    assert np.array_equal(a.ids, truth)
+    assert recall_at_k(index.search(queries, 10).ids, truth, 10) >= 0.95
+    index.save(tmp_path / "v.faiss")
+    again = VectorIndex.load(tmp_path / "v.faiss")
+    assert again.ntotal == index.ntotal and not np.isin(gone, again.ids()).any()
+    assert index.needs_rebuild() is False
+    index.add(np.arange(10**6, 10**6 + N // 4), x[: N // 4])
+    assert index.needs_rebuild() is True
+
+
+def test_filtered_search_equals_exact_filtered_search(data, in_ram) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    allowed = ids[np.random.default_rng(7).random(N) < 0.1]
+    got = in_ram.search(queries, 10, allowed_ids=allowed)
+    mask = np.isin(ids, allowed)
+    truth, _ = exact_topk(x[mask], ids[mask], queries, 10)
+    assert np.isin(got.ids[got.ids >= 0], allowed).all()
+    assert recall_at_k(got.ids, truth, 10) >= 0.95
+
+
+def test_a_truncated_list_file_is_reported_as_damaged(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids, x, _ = data
+    index = build_compressed(ids, x, IndexPlan("ivfpq", 64, 16, on_disk=True), 1, directory=tmp_path)
+    index.save(tmp_path / "vectors.faiss")
+    assert index.ivfdata is not None
+    with index.ivfdata.open("r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(CollectionError, match=r"damaged .*missing or truncated.*rebuild-index"):
+        VectorIndex.load(tmp_path / "vectors.faiss")
+
+
+def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
+    tmp_path: Path,
+    data,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    from indexer.core.storage.collection import Collection
+    from tests.helpers.search_collection import FakePhoto, make_collection
+    from ui.cli import main
+
+    _, x, queries = data
+    photos = [FakePhoto(f"d{i % 7}/{i}.jpg", x[i]) for i in range(N)]
+    ids = np.array(make_collection(tmp_path / "data", tmp_path / "p", photos, model_id="m", save_index=False))
+    assert main(["rebuild-index", "--data", str(tmp_path / "data"), "--index", "ivfpq"]) == 0
+    assert "IndexIVFPQ" in capsys.readouterr().out
+    with Collection.open(tmp_path / "data") as c:
+        index = c.load_index()
+        assert isinstance(index, CompressedIndex) and index.rerank_source is not None
+        truth, scores = exact_topk(x, ids, queries, 10)
+        got = index.search(queries, 10)
+        assert recall_at_k(got.ids, truth, 10) >= 0.95
+        assert np.allclose(
+            got.scores[:, 0][got.ids[:, 0] == truth[:, 0]],
+            scores[:, 0][got.ids[:, 0] == truth[:, 0]],
+            atol=1e-5,
+        )
+    assert main(["check", "--data", str(tmp_path / "data")]) == 0
+    assert (
+        main(["rebuild-index", "--data", str(tmp_path / "data"), "--index", "ivfpq", "--memory-budget", "1K"])
+        == 2
+    )
+    assert "raise --memory-budget" in capsys.readouterr().err
