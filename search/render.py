@@ -47,6 +47,7 @@ def format_report(report: IndexReport, file_size: int | None) -> str:
         ("vectors", f"{d.ntotal:,} x {d.dim} (database: {report.n_indexed:,} indexed photos)"),
         ("memory", _bytes(d.memory_bytes)),
         ("recall@10", f"{report.recall_at_10:.3f} against exact search ({report.n_queries} sampled queries)"),
+        ("latency", f"p50 {report.latency_ms_p50:.2f} ms a query in the index (top 10)"),
         ("generation", str(d.generation)),
     ]
     if d.trained_on is not None:
@@ -71,6 +72,9 @@ def report_json(report: IndexReport, file_size: int | None) -> dict[str, Any]:
         "trained_on": d.trained_on,
         "recall_at_10": report.recall_at_10,
         "recall_queries": report.n_queries,
+        "latency_ms_p50": report.latency_ms_p50,
+        "pq_bytes": d.pq_bytes,
+        "on_disk": d.on_disk,
         "generation": d.generation,
         "file_bytes": file_size,
     }

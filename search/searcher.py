@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class IndexReport:
     recall_at_10: float
     n_queries: int
     n_indexed: int  # rows in the database, to compare with the index's ntotal
+    latency_ms_p50: float = 0.0  # one sampled query at a time through the index (re-ranking included)
 
 
 class Searcher:
@@ -285,7 +287,8 @@ class Searcher:
             chosen = np.sort(rng.choice(ids, size=n, replace=False))
             queries = sample_queries(self.collection.vectors(chosen.tolist()), n, seed=seed)
             recall = index.measure_recall(queries, 10)
-        return IndexReport(index.describe(), recall, n, self.stats().n_indexed)
+            latency = _p50_ms(lambda q: index.search(q.reshape(1, -1), 10), queries)
+        return IndexReport(index.describe(), recall, n, self.stats().n_indexed, latency if n else 0.0)
 
     # ------------------------------------------------------------------ vectors
     def embed_query(self, query: Query) -> np.ndarray:
@@ -492,3 +495,12 @@ def _check_paging(k: int, offset: int) -> None:
         raise UsageError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
     if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or not 0 <= offset <= MAX_OFFSET:
         raise UsageError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")
+
+
+def _p50_ms(run: Callable[[np.ndarray], object], queries: np.ndarray) -> float:
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        run(q)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))

@@ -159,7 +159,8 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
     guarded = [Depends(authorised)]
 
     def page(hits: list[Hit], k: int, offset: int, **extra: Any) -> dict[str, Any]:
-        shown = [h for h in hits if backend().guard.inside_roots(h.path)]  # a symlink out shows nothing
+        guard = state["backend"].guard
+        shown = [h for h in hits if guard.inside_roots(h.path)]  # a symlink out shows nothing
         return {**extra, "k": k, "offset": offset, "hits": [hit_json(h) for h in shown]}
 
     @app.get("/health", tags=["service"])

@@ -148,6 +148,10 @@ class OnnxTowers:
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
         options.inter_op_num_threads = 1
+        if name == "text.onnx":
+            # Queries come one at a time: idle threads must not spin (ORT's default) on cores that
+            # other server processes need; measured: 2 API workers, p50 56 -> see benchmarks.md.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(self.folder / name), options, providers=providers())
         except Exception as exc:  # a damaged export: a ModelError the caller can fall back on

@@ -221,6 +221,7 @@ class VectorIndex:
         chosen = IndexKind(kind) if kind is not None else recommended_kind(len(ids))
         if chosen is IndexKind.FLAT:
             index = cls.empty(dim)
+            index.auto = kind is None  # a type asked for is kept whatever the size
             index.add(ids, x)
         else:
             index = cls._build_ivf(ids, x, dim, nlist=nlist, nprobe=nprobe, seed=seed)
