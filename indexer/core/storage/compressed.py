@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,14 @@ def add_vectors(
             for n, (ids, x) in enumerate(chunks)
         )
         workers = workers or max(1, (os.cpu_count() or 2) - 1)
+        shards: list[str] = []
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            shards = list(pool.map(_add_shard, jobs))
+            pending: list[Future[str]] = []
+            for job in jobs:  # at most `workers` shards in memory at once
+                pending.append(pool.submit(_add_shard, job))
+                if len(pending) >= workers:
+                    shards.append(pending.pop(0).result())
+            shards.extend(f.result() for f in pending)
         merge_ondisk(faiss.extract_index_ivf(index), shards, str(ivfdata))
         index.ntotal = faiss.extract_index_ivf(index).ntotal
     finally:
