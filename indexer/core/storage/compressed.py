@@ -19,6 +19,7 @@ alongside, removed ones to a list of *tombstones*; the next rebuild folds both i
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ import numpy as np
 from indexer.core.errors import UsageError
 from indexer.core.storage.vector_index import (
     CALIBRATION_QUERIES,
+    FILE_READERS,
     TARGET_RECALL,
     IndexDescription,
     IndexKind,
@@ -174,7 +176,9 @@ def add_vectors(
         )
         workers = workers or max(1, (os.cpu_count() or 2) - 1)
         shards: list[str] = []
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: the parent's OpenMP thread pool (training) does not survive a fork safely
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             pending: list[Future[str]] = []
             for job in jobs:  # at most `workers` shards in memory at once
                 pending.append(pool.submit(_add_shard, job))
@@ -468,3 +472,6 @@ def build_compressed(
     built.calibrate(source_ids, x, seed=seed)
     built.rerank_source = None  # the collection attaches its database as the source on loading
     return built
+
+
+FILE_READERS[IndexKind.IVFPQ.value] = CompressedIndex.from_parts

@@ -29,6 +29,7 @@ import os
 import stat
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +52,11 @@ KMEANS_ITERATIONS = 10
 # (top cosine ~0.45 with the default model; CLIP's ~0.3). On the benchmark data, recall@10 on these
 # was below recall on the default model's text queries at every nprobe (tests/bench/bench_search.py).
 QUERY_NOISE = 3.0
+
+
+# kind -> reader(header, payload, path) of index classes defined elsewhere (IVF-PQ: compressed.py,
+# imported with this package so that every index file can be read).
+FILE_READERS: dict[str, Callable[[dict[str, Any], bytes, Path], VectorIndex]] = {}
 
 
 class IndexKind(StrEnum):
@@ -433,10 +439,9 @@ class VectorIndex:
             payload = data[start + hlen :]
             if hashlib.blake2b(payload, digest_size=16).hexdigest() != header["blake2b"]:
                 raise ValueError("checksum mismatch")
-            if header.get("kind") == IndexKind.IVFPQ.value:
-                from indexer.core.storage.compressed import CompressedIndex
-
-                loaded: VectorIndex = CompressedIndex.from_parts(header, payload, path)
+            reader = FILE_READERS.get(str(header.get("kind")))
+            if reader is not None:  # another index class (compressed.py registers IVF-PQ)
+                loaded: VectorIndex = reader(header, payload, path)
                 loaded.collection_id = str(header["collection"]) if header.get("collection") else None
                 return loaded
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
