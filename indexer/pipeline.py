@@ -31,7 +31,7 @@ from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
 from indexer.core.text import printable
-from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeTask, KnownContent
+from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
 from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
@@ -237,12 +237,7 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
                 vectors = encoder.embed_pixels(stacked)
             batch_ops.extend(Embedded(item, r, v) for (item, r), v in zip(pixels, vectors, strict=True))
             pixels.clear()
-        with timer.stage("write"):
-            outcome = state.writer.write(batch_ops)
-        state.added.update(outcome.added_ids)
-        state.removed.update(outcome.removed_ids)
-        for h, row_id in outcome.new_hashes.items():
-            plan.by_hash.setdefault(h, row_id)
+        _write(state, batch_ops, timer)
 
     gpu = _on_gpu(encoder)
     light = isinstance(encoder, DualEncoder) and not gpu and encoder.runs_on_onnx()
@@ -267,17 +262,12 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
                 break
             bar.update(1)
             item = plan.todo[result.item_no]
-            if isinstance(result, DecodeFailure):
-                ops.append(Failed(item, result))
-                state.summary.failed += 1
-            elif isinstance(result, KnownContent) or result.facts.content_hash in plan.by_hash:
-                ops.append(_route_known(state, item, result))
+            op = _route(state, item, result)
+            if op is not None:
+                ops.append(op)
             else:
+                assert isinstance(result, Decoded)
                 pixels.append((item, result))
-                if item.existing_id is None:
-                    state.summary.indexed += 1
-                else:
-                    state.summary.updated += 1
             if len(pixels) >= batch_size or len(ops) >= MAX_OPS_WITHOUT_EMBED:
                 flush()
         flush()
@@ -303,15 +293,6 @@ def _process_on_ray(
     )
     ops: list[WriteOp] = []
 
-    def flush() -> None:
-        with timer.stage("write"):
-            outcome = state.writer.write(ops)
-        ops.clear()
-        state.added.update(outcome.added_ids)
-        state.removed.update(outcome.removed_ids)
-        for h, row_id in outcome.new_hashes.items():
-            plan.by_hash.setdefault(h, row_id)
-
     with ray_session(options.ray), _progress(len(plan.todo), options.progress) as bar:
         results = embedded_results(tasks, opts, plan.missing_hashes, spec, options.ray)
         while True:
@@ -323,20 +304,40 @@ def _process_on_ray(
             bar.update(1)
             state.summary.times.decode_busy += result.seconds  # spent decoding on the cluster
             item = plan.todo[result.item_no]
-            if isinstance(result, DecodeFailure):
-                ops.append(Failed(item, result))
-                state.summary.failed += 1
-            elif isinstance(result, KnownContent) or result.facts.content_hash in plan.by_hash:
-                ops.append(_route_known(state, item, result))
-            else:
-                ops.append(Embedded(item, result, vector))
-                if item.existing_id is None:
-                    state.summary.indexed += 1
-                else:
-                    state.summary.updated += 1
+            op = _route(state, item, result)
+            if op is None:
+                assert isinstance(result, Decoded)
+                op = Embedded(item, result, vector)
+            ops.append(op)
             if len(ops) >= batch_size:
-                flush()
-        flush()
+                _write(state, ops, timer)
+                ops.clear()
+        _write(state, ops, timer)
+
+
+def _route(state: _RunState, item: WorkItem, result: DecodeResult) -> WriteOp | None:
+    """The write for a failed file or already-indexed content; None (counted as new or updated)
+    when the file's pixels must be embedded. Shared by the local and the Ray engine."""
+    if isinstance(result, DecodeFailure):
+        state.summary.failed += 1
+        return Failed(item, result)
+    if isinstance(result, KnownContent) or result.facts.content_hash in state.plan.by_hash:
+        return _route_known(state, item, result)
+    if item.existing_id is None:
+        state.summary.indexed += 1
+    else:
+        state.summary.updated += 1
+    return None
+
+
+def _write(state: _RunState, ops: Sequence[WriteOp], timer: _Timer) -> None:
+    """One transaction; remember what it changed in the index and which contents it indexed."""
+    with timer.stage("write"):
+        outcome = state.writer.write(ops)
+    state.added.update(outcome.added_ids)
+    state.removed.update(outcome.removed_ids)
+    for h, row_id in outcome.new_hashes.items():
+        state.plan.by_hash.setdefault(h, row_id)
 
 
 def _on_gpu(encoder: Encoder) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,25 +16,11 @@ from indexer.core.storage.collection import Collection
 from indexer.pipeline import IndexOptions, run_index
 from tests.helpers.db import count_indexed, vectors_by_path
 from tests.helpers.images import save_jpeg, write_zero_bytes
+from tests.helpers.slow_commits import spawn
 
 pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
 
-REPO = Path(__file__).resolve().parents[1]
 N_PHOTOS = 24
-
-
-def _dualens(*args: str, pause_s: float = 0.0, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-    """``dualens ARGS`` in a new process; with ``pause_s`` it pauses after each committed batch."""
-    runner = ["-m", "tests.helpers.slow_commits", str(pause_s)] if pause_s else ["-m", "ui.cli"]
-    return subprocess.Popen(
-        [sys.executable, *runner, *args],
-        cwd=REPO,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
 
 
 def _group_gone(pgid: int, timeout: float) -> bool:
@@ -71,7 +55,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
         "1",
     )
 
-    victim = _dualens(*args, str(photos), pause_s=0.25, start_new_session=True)
+    victim = spawn(*args, str(photos), pause_s=0.25, start_new_session=True)
     deadline = time.monotonic() + 90
     while count_indexed(data) < 6 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -82,7 +66,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_state(
     assert 6 <= committed < N_PHOTOS
     assert _group_gone(victim.pid, timeout=10), "decoder workers outlived the killed indexer"
 
-    resumed = _dualens(*args, str(photos))
+    resumed = spawn(*args, str(photos))
     out, err = resumed.communicate(timeout=90)
     assert resumed.returncode == 0, err
     unchanged = int(re.search(r"unchanged (\d+)", out).group(1))  # type: ignore[union-attr]

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,11 +23,11 @@ from tests.helpers.db import Databases, count_indexed
 from tests.helpers.faults import check_ok
 from tests.helpers.images import pattern, save_jpeg, write_truncated_jpeg, write_zero_bytes
 from tests.helpers.postgres import PostgresServer
+from tests.helpers.slow_commits import spawn
 
 pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[1]
 EMBED_ACTOR = "ray::MapWorker(MapBatches(EmbedWorker))"
 
 
@@ -105,19 +104,6 @@ def test_a_ray_built_collection_equals_a_local_one_and_re_runs_embed_only_what_c
     assert check_ok(ray, databases.url(ray)) == []
 
 
-def _dualens(*args: str, pause_s: float = 0.0, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-    runner = ["-m", "tests.helpers.slow_commits", str(pause_s)] if pause_s else ["-m", "ui.cli"]
-    return subprocess.Popen(
-        [sys.executable, *runner, *args],
-        cwd=REPO,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
 def _pids_titled(title: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -150,7 +136,7 @@ def _slow_photos(root: Path) -> Path:
 def test_killing_an_embedding_worker_mid_run_loses_nothing(tmp_path: Path, slow_model_dir: Path) -> None:
     photos, data = _slow_photos(tmp_path / "photos"), tmp_path / "data"
     argv = ["index", "--data", str(data), "--engine", "ray", "--model", str(slow_model_dir)]
-    run = _dualens(*argv, "--batch-size", "8", str(photos), pause_s=0.1)
+    run = spawn(*argv, "--batch-size", "8", str(photos), pause_s=0.1)
     try:
         _wait_for(lambda: count_indexed(data) >= 8 and _pids_titled(EMBED_ACTOR), 120, run)
         victims = _pids_titled(EMBED_ACTOR)
@@ -185,7 +171,7 @@ def test_killing_the_driver_mid_run_then_re_running_resumes_without_re_embedding
         "--batch-size",
         "8",
     ]
-    victim = _dualens(*argv, str(photos), pause_s=0.3, start_new_session=True)
+    victim = spawn(*argv, str(photos), pause_s=0.3, start_new_session=True)
     try:
         _wait_for(lambda: count_indexed(data) >= 16, 120, victim)
         os.kill(victim.pid, signal.SIGKILL)
@@ -197,12 +183,12 @@ def test_killing_the_driver_mid_run_then_re_running_resumes_without_re_embedding
             os.killpg(victim.pid, signal.SIGKILL)
     committed = count_indexed(data)
     assert 16 <= committed < N_SLOW
-    resumed = _dualens(*argv, str(photos))
+    resumed = spawn(*argv, str(photos))
     out, err = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, err
     assert re.search(rf"^indexed {N_SLOW - committed}, unchanged {committed},", out, re.MULTILINE), out
     assert count_indexed(data) == N_SLOW
-    check = _dualens("check", "--data", str(data))
+    check = spawn("check", "--data", str(data))
     assert check.wait(timeout=120) == 0, check.communicate()
 
 

@@ -158,9 +158,9 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
 
     guarded = [Depends(authorised)]
 
-    def page(hits: list[Hit], k: int, offset: int, **extra: Any) -> dict[str, Any]:
-        guard = state["backend"].guard
-        shown = [h for h in hits if guard.inside_roots(h.path)]  # a symlink out shows nothing
+    # Each route calls backend() once: it refreshes the index (a database read) for the request.
+    def page(b: Backend, hits: list[Hit], k: int, offset: int, **extra: Any) -> dict[str, Any]:
+        shown = [h for h in hits if b.guard.inside_roots(h.path)]  # a symlink out shows nothing
         return {**extra, "k": k, "offset": offset, "hits": [hit_json(h) for h in shown]}
 
     @app.get("/health", tags=["service"])
@@ -171,26 +171,28 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
 
     @app.get("/stats", tags=["service"], dependencies=guarded)
     def stats() -> dict[str, Any]:
-        s = backend().stats()
+        b = backend()
+        s = b.stats()
         last = s.last_indexed_at.isoformat() if s.last_indexed_at else None
         return {
             "photos": s.n_indexed, "failed": s.n_failed, "pending": s.n_pending, "model": s.model_id,
             "dim": s.dim, "generation": s.generation, "last_indexed_at": last,
-            "index": backend().searcher.index.describe().label,
+            "index": b.searcher.index.describe().label,
         }  # fmt: skip
 
     @app.get("/search", tags=["search"], dependencies=guarded)
     def search(q: Text, f: FilterArgs, k: K = 20, offset: Offset = 0) -> dict[str, Any]:
         """Photos matching a description or a composite query (`"beach" - "people"`, `#42 + "night"`)."""
         b = backend()
-        return page(b.searcher.search(b.safe_query(q), k=k, offset=offset, filters=f), k, offset, query=q)
+        return page(b, b.searcher.search(b.safe_query(q), k=k, offset=offset, filters=f), k, offset, query=q)
 
     @app.get("/similar/{photo_id}", tags=["search"], dependencies=guarded)
     def similar(photo_id: int, f: FilterArgs, k: K = 20, offset: Offset = 0) -> dict[str, Any]:
         """Photos like an indexed photo (the photo itself left out)."""
-        photo_or_404(photo_id)  # inside the roots, or not available
-        hits = backend().searcher.similar(photo_id, k=k, offset=offset, filters=f)
-        return page(hits, k, offset, photo_id=photo_id)
+        b = backend()
+        photo_or_404(b, photo_id)  # inside the roots, or not available
+        hits = b.searcher.similar(photo_id, k=k, offset=offset, filters=f)
+        return page(b, hits, k, offset, photo_id=photo_id)
 
     def uploaded(image: UploadFile) -> Any:
         data = image.file.read(config.max_upload_bytes + 1)
@@ -204,8 +206,8 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         offset: Offset = 0,
     ) -> dict[str, Any]:
         """Photos like an uploaded image (never stored)."""
-        hits = backend().searcher.search_image(uploaded(image), k=k, offset=offset, filters=f)
-        return page(hits, k, offset)
+        b = backend()
+        return page(b, b.searcher.search_image(uploaded(image), k=k, offset=offset, filters=f), k, offset)
 
     def label_list(labels: str) -> list[str]:
         names = [name.strip() for name in labels.split(",") if name.strip()]
@@ -216,8 +218,9 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
     @app.get("/classify/{photo_id}", tags=["search"], dependencies=guarded)
     def classify(photo_id: int, labels: Labels) -> dict[str, Any]:
         """Zero-shot label probabilities of an indexed photo."""
-        photo_or_404(photo_id)
-        scores = backend().searcher.classify(photo_id, label_list(labels))
+        b = backend()
+        photo_or_404(b, photo_id)
+        scores = b.searcher.classify(photo_id, label_list(labels))
         return {"photo_id": photo_id, "labels": [{"label": n, "probability": p} for n, p in scores]}
 
     @app.post("/classify", tags=["search"], dependencies=guarded)
@@ -228,22 +231,22 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         scores = backend().searcher.classify(uploaded(image), label_list(labels))
         return {"labels": [{"label": n, "probability": p} for n, p in scores]}
 
-    def photo_or_404(photo_id: int) -> Hit:
-        hit = backend().photo(photo_id)
+    def photo_or_404(b: Backend, photo_id: int) -> Hit:
+        hit = b.photo(photo_id)
         if hit is None:
             raise NotFoundError(f"photo {photo_id} is not an indexed photo of this collection")
         return hit
 
     @app.get("/photos/{photo_id}", tags=["photos"], dependencies=guarded)
     def photo(photo_id: int) -> dict[str, Any]:
-        return hit_json(photo_or_404(photo_id))
+        return hit_json(photo_or_404(backend(), photo_id))
 
     @app.get(
         "/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse
     )
     def thumbnail(photo_id: int, preview: bool = False) -> FileResponse:
-        hit = photo_or_404(photo_id)
-        path = backend().thumbnail(hit, preview=preview)
+        b = backend()
+        path = b.thumbnail(photo_or_404(b, photo_id), preview=preview)
         if path is None:
             raise NotFoundError(f"photo {photo_id} cannot be read any more")
         return FileResponse(path, media_type="image/jpeg")
@@ -252,8 +255,8 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         "/photos/{photo_id}/original", tags=["photos"], dependencies=guarded, response_class=FileResponse
     )
     def original(photo_id: int) -> FileResponse:
-        hit = photo_or_404(photo_id)
         b = backend()
+        hit = photo_or_404(b, photo_id)
         try:
             path = b.guard.resolve(hit.path)  # inside the roots, symlinks resolved, or UnsafePathError
         except UnsafePathError as exc:

@@ -7,8 +7,13 @@ subprocess, or pass :func:`hook` as the ``pre`` code of the reliability fork ser
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def install(seconds: float) -> None:
@@ -31,6 +36,20 @@ def install(seconds: float) -> None:
 def hook(seconds: float) -> str:
     """Python source that installs the pause (for the fork server's ``pre`` argument)."""
     return f"import tests.helpers.slow_commits as _slow; _slow.install({float(seconds)!r})"
+
+
+def spawn(*args: str, pause_s: float = 0.0, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """``dualens ARGS`` in a new process; with ``pause_s`` it pauses after each committed batch."""
+    runner = ["-m", "tests.helpers.slow_commits", str(pause_s)] if pause_s else ["-m", "ui.cli"]
+    return subprocess.Popen(
+        [sys.executable, *runner, *args],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 if __name__ == "__main__":

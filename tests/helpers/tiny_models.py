@@ -97,7 +97,7 @@ def tiny_bert_config(vocab_size: int):
     )
 
 
-def _tiny_vtde():
+def _tiny_vtde(image_size: int = IMAGE_SIZE, layers: int = 2):
     from transformers import (
         VisionTextDualEncoderConfig,
         VisionTextDualEncoderModel,
@@ -107,30 +107,17 @@ def _tiny_vtde():
 
     tokenizer = tiny_bert_tokenizer()
     config = VisionTextDualEncoderConfig.from_vision_text_configs(
-        tiny_vit_config(), tiny_bert_config(len(tokenizer)), projection_dim=16
+        tiny_vit_config(image_size, layers), tiny_bert_config(len(tokenizer)), projection_dim=16
     )
     model = VisionTextDualEncoderModel(config=config)
-    image_processor = ViTImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    image_processor = ViTImageProcessorPil(size={"height": image_size, "width": image_size})
     return model, VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
 def _slow_vtde():
     """Still small in bytes, but ~50 ms an image on a CPU (224 px, 784 patches): long enough for a
     test to kill an embedding worker while it has work left."""
-    from transformers import (
-        VisionTextDualEncoderConfig,
-        VisionTextDualEncoderModel,
-        VisionTextDualEncoderProcessor,
-        ViTImageProcessorPil,
-    )
-
-    tokenizer = tiny_bert_tokenizer()
-    config = VisionTextDualEncoderConfig.from_vision_text_configs(
-        tiny_vit_config(image_size=224, layers=6), tiny_bert_config(len(tokenizer)), projection_dim=16
-    )
-    model = VisionTextDualEncoderModel(config=config)
-    image_processor = ViTImageProcessorPil(size={"height": 224, "width": 224})
-    return model, VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return _tiny_vtde(image_size=224, layers=6)
 
 
 def _tiny_clip():
