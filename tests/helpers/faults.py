@@ -159,7 +159,9 @@ class CliForkServer:
         rc = self.wait(pid)
         with contextlib.suppress(ProcessLookupError):  # decoder workers exit on their own; make sure
             os.killpg(pid, signal.SIGKILL)
-        return CliResult(rc, log.read_text(errors="replace"), time.perf_counter() - start)
+        # a kill in the child's first instants comes before it opened its log: it printed nothing
+        output = log.read_text(errors="replace") if log.exists() else ""
+        return CliResult(rc, output, time.perf_counter() - start)
 
     def close(self) -> None:
         if self._proc.stdin is not None:
