@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,16 @@ class Hit:
     def date(self) -> datetime:
         """EXIF date when known, else the file's modification time (what the date filter uses)."""
         return self.taken_at or self.mtime
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Hit:
+        """The inverse of :meth:`to_json` (a hit as the HTTP API sends it)."""
+        names = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        for key in ("taken_at", "mtime"):
+            if values.get(key):
+                values[key] = datetime.fromisoformat(str(values[key]))
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

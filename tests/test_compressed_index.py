@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ from indexer.core.errors import CollectionError, UsageError
 from indexer.core.storage.compressed import (
     CompressedIndex,
     IndexPlan,
+    RunningTopK,
     build_compressed,
     parse_size,
     plan_index,
+    regroup,
 )
 from indexer.core.storage.vector_index import IndexKind, VectorIndex, recall_at_k
 from tests.helpers.synthetic_vectors import Mixture, exact_topk
@@ -103,6 +106,21 @@ def test_on_disk_merged_build_equals_the_in_ram_build(data, in_ram, tmp_path: Pa
     assert len(list(tmp_path.glob("*.ivfdata"))) == 1
 
 
+def test_an_on_disk_index_still_opens_after_its_folder_moved(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    before = tmp_path / "before"
+    before.mkdir()
+    built = build_compressed(ids, x, IndexPlan("ivfpq", 64, 16, on_disk=True), 1, directory=before)
+    built.save(before / "vectors.faiss")
+    expected = built.search(queries, 10).ids
+    del built
+    moved = before.rename(tmp_path / "after")
+    loaded = VectorIndex.load(moved / "vectors.faiss")
+    assert isinstance(loaded, CompressedIndex) and loaded.ivfdata is not None
+    assert loaded.ivfdata.parent == moved
+    assert np.array_equal(loaded.search(queries, 10).ids, expected)
+
+
 def test_delta_and_tombstones_answer_as_a_full_rebuild(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ids, x, queries = data
     cut = int(N * 0.9)
@@ -143,7 +161,12 @@ def test_a_truncated_list_file_is_reported_as_damaged(data, tmp_path: Path) -> N
     index = build_compressed(ids, x, IndexPlan("ivfpq", 64, 16, on_disk=True), 1, directory=tmp_path)
     index.save(tmp_path / "vectors.faiss")
     assert index.ivfdata is not None
-    with index.ivfdata.open("r+b") as fh:
+    ivfdata = index.ivfdata
+    # Release the build's mapping first: FAISS's prefetch threads may still be reading the lists of
+    # the last calibration search, and a page cut from under a live mapping is a SIGBUS.
+    del index
+    gc.collect()
+    with ivfdata.open("r+b") as fh:
         fh.truncate(100)
     with pytest.raises(CollectionError, match=r"damaged .*missing or truncated.*rebuild-index"):
         VectorIndex.load(tmp_path / "vectors.faiss")
@@ -153,7 +176,10 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
     tmp_path: Path,
     data,
     capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The build streams the database in pages (never all vectors at once) and equals an in-RAM build."""
+    from indexer.core.storage import collection as collection_module
     from indexer.core.storage.collection import Collection
     from tests.helpers.search_collection import FakePhoto, make_collection
     from ui.cli import main
@@ -161,11 +187,30 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
     _, x, queries = data
     photos = [FakePhoto(f"d{i % 7}/{i}.jpg", x[i]) for i in range(N)]
     ids = np.array(make_collection(tmp_path / "data", tmp_path / "p", photos, model_id="m", save_index=False))
+    pages: list[int] = []
+    paged = collection_module.indexed_vector_chunks
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for chunk in paged(*args, **kwargs):
+            pages.append(len(chunk[0]))
+            yield chunk
+
+    def whole(*_: object) -> None:
+        raise AssertionError("an IVF-PQ build read every vector at once")
+
+    monkeypatch.setattr(collection_module, "STREAM_CHUNK", 1000)
+    monkeypatch.setattr(collection_module, "indexed_vector_chunks", counted)
+    monkeypatch.setattr(collection_module, "read_indexed_vectors", whole)
     assert main(["rebuild-index", "--data", str(tmp_path / "data"), "--index", "ivfpq"]) == 0
     assert "IndexIVFPQ" in capsys.readouterr().out
+    assert max(pages) == 1000 and sum(pages) == 2 * N  # two passes: the sample, then the shards
+    monkeypatch.undo()
     with Collection.open(tmp_path / "data") as c:
         index = c.load_index()
         assert isinstance(index, CompressedIndex) and index.rerank_source is not None
+        in_ram = build_compressed(ids, x, index.plan, 0)
+        in_ram.rerank_source = index.rerank_source
+        assert np.array_equal(in_ram.search(queries, 10).ids, index.search(queries, 10).ids)
         truth, scores = exact_topk(x, ids, queries, 10)
         got = index.search(queries, 10)
         assert recall_at_k(got.ids, truth, 10) >= 0.95
@@ -180,3 +225,16 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
         == 2
     )
     assert "raise --memory-budget" in capsys.readouterr().err
+
+
+def test_regrouped_chunks_and_the_running_top_k_equal_their_whole_array_versions(data) -> None:  # type: ignore[no-untyped-def]
+    ids, x, queries = data
+    pieces = [(ids[a:b], x[a:b]) for a, b in [(0, 5), (5, 4000), (4000, 4001), (4001, N)]]
+    regrouped = list(regroup(iter(pieces), 3000))
+    assert [len(i) for i, _ in regrouped] == [3000, 3000, 3000, 3000]
+    assert np.array_equal(np.concatenate([i for i, _ in regrouped]), ids)
+    assert np.array_equal(np.concatenate([v for _, v in regrouped]), x)
+    top = RunningTopK(queries, 10)
+    for chunk_ids, chunk_x in pieces:
+        top.add(chunk_ids, chunk_x)
+    assert np.array_equal(top.ids, exact_topk(x, ids, queries, 10)[0])

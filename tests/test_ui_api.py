@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,75 +11,25 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers.ui_fixtures import build_collection, make_photos
-
-REPO = Path(__file__).resolve().parents[1]
-KEY = "k" * 24
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        argv = [
-            sys.executable,
-            "-m",
-            "ui.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            str(self.port),
-            *extra,
-        ]
-        self.proc = subprocess.Popen(
-            argv, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:
-            assert self.proc.poll() is None, self.proc.communicate()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from tests.helpers.api_server import KEY, Server, make_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("api")
-    photos, data = base / "photos", base / "data"
-    make_photos(photos, n=12)
-    (base / "secret.txt").write_text("not a photo")
-    os.symlink(base / "secret.txt", photos / "link-out.jpg")  # a symlink out of the root
-    build_collection(data, photos, tiny_model_dir)
-    key = base / "api.key"
-    key.write_text(KEY + "\n")
-    return data, key
+    return make_world(tmp_path_factory.mktemp("api"), tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
-def api(world: tuple[Path, Path]) -> Iterator[httpx.Client]:
-    server = Server(world[0], "--api-key-file", str(world[1]))
+def server(world: tuple[Path, Path]) -> Iterator[Server]:
+    running = Server(world[0], "--api-key-file", str(world[1]))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as client:
         yield client
-    server.stop()
 
 
 def _error(response: httpx.Response, status: int) -> str:

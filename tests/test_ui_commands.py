@@ -47,12 +47,18 @@ def test_run_ui_passes_the_data_dir_in_the_environment(
         seen.update(path=path, argv=argv, env=env)
 
     monkeypatch.setattr(commands.os, "execve", fake_exec)
-    args = argparse.Namespace(data=str(tmp_path), port=8600, host="127.0.0.1", backend="torch")
+    args = _ui_args("--data", str(tmp_path), "--port", "8600", "--backend", "torch")
     assert commands.run_ui(args) == 0
     assert seen["env"]["DUALENS_DATA"] == str(tmp_path.resolve())  # type: ignore[index]
     assert seen["env"]["DUALENS_BACKEND"] == "torch"  # type: ignore[index]
     assert "--server.port=8600" in seen["argv"]  # type: ignore[operator]
     assert seen["path"] == sys.executable
+
+
+def _ui_args(*argv: str) -> argparse.Namespace:
+    from ui.cli import build_parser
+
+    return build_parser().parse_args(["ui", *argv])
 
 
 @pytest.mark.parametrize("port", [0, -1, 70000])
@@ -71,7 +77,7 @@ def test_a_taken_port_is_reported_before_anything_is_announced(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        args = argparse.Namespace(data=str(tmp_path), port=port, host="127.0.0.1", backend="auto")
+        args = _ui_args("--data", str(tmp_path), "--port", str(port))
         with pytest.raises(UsageError, match="choose another port"):
             commands.run_ui(args)
     assert "serving" not in capsys.readouterr().err

@@ -11,7 +11,6 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
@@ -31,7 +30,7 @@ from indexer.core.errors import (
 )
 from search import Filters, Hit, parse_date
 from ui.backend import Backend
-from ui.config import UiConfig
+from ui.config import UiConfig, read_api_key
 from ui.safety import decode_upload
 
 MAX_K = 200
@@ -45,7 +44,7 @@ K = Annotated[int, Query(ge=1, le=MAX_K, description="hits per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="hits to skip")]
 Folder = Annotated[str | None, Query(max_length=4096, description="absolute, or relative to a root")]
 Day = Annotated[str | None, Query(max_length=10, description="YYYY, YYYY-MM or YYYY-MM-DD")]
-Kind = Annotated[str | None, Query(max_length=16, alias="type", description="file type, e.g. jpg")]
+Kinds = Annotated[list[str] | None, Query(alias="type", description="file type, e.g. jpg (repeatable)")]
 MinScore = Annotated[float | None, Query(ge=-1.0, le=1.0, description="minimum cosine")]
 Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
 
@@ -54,14 +53,14 @@ def filters(
     folder: Folder = None,
     after: Day = None,
     before: Day = None,
-    kind: Kind = None,
+    kind: Kinds = None,
     min_score: MinScore = None,
 ) -> Filters:
     return Filters(
         folder=folder or None,
         date_from=parse_date(after, end=False),
         date_to=parse_date(before, end=True),
-        file_types=(kind,) if kind else (),
+        file_types=tuple(kind or ())[:32],
         min_score=min_score,
     )
 
@@ -94,14 +93,6 @@ def _status(exc: DualensError) -> tuple[int, str]:
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    out = asdict(hit)
-    for key, value in out.items():
-        if isinstance(value, datetime | date):
-            out[key] = value.isoformat()
-    return out
 
 
 def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None = None) -> FastAPI:
@@ -161,7 +152,7 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
     # Each route calls backend() once: it refreshes the index (a database read) for the request.
     def page(b: Backend, hits: list[Hit], k: int, offset: int, **extra: Any) -> dict[str, Any]:
         shown = [h for h in hits if b.guard.inside_roots(h.path)]  # a symlink out shows nothing
-        return {**extra, "k": k, "offset": offset, "hits": [hit_json(h) for h in shown]}
+        return {**extra, "k": k, "offset": offset, "hits": [h.to_json() for h in shown]}
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
@@ -177,7 +168,17 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         return {
             "photos": s.n_indexed, "failed": s.n_failed, "pending": s.n_pending, "model": s.model_id,
             "dim": s.dim, "generation": s.generation, "last_indexed_at": last,
-            "index": b.searcher.index.describe().label,
+            "index": b.searcher.index.describe().label, "roots": [str(r) for r in s.roots],
+        }  # fmt: skip
+
+    @app.get("/facets", tags=["service"], dependencies=guarded)
+    def facets() -> dict[str, Any]:
+        """What filters can offer: folders with photo counts, file types, the date range."""
+        f = backend().facets()
+        return {
+            "folders": [asdict(option) for option in f.folders], "file_types": list(f.file_types),
+            "first_date": f.first_date.isoformat() if f.first_date else None,
+            "last_date": f.last_date.isoformat() if f.last_date else None,
         }  # fmt: skip
 
     @app.get("/search", tags=["search"], dependencies=guarded)
@@ -239,7 +240,7 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
 
     @app.get("/photos/{photo_id}", tags=["photos"], dependencies=guarded)
     def photo(photo_id: int) -> dict[str, Any]:
-        return hit_json(photo_or_404(backend(), photo_id))
+        return photo_or_404(backend(), photo_id).to_json()
 
     @app.get(
         "/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse
@@ -280,14 +281,3 @@ def app_from_env() -> FastAPI:
     return create_app(
         ApiSettings(data=os.environ.get("DUALENS_DATA"), api_key=key, config=UiConfig.from_env())
     )
-
-
-def read_api_key(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            key = fh.read().strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read the API key file {path}: {exc.strerror or exc}") from exc
-    if len(key) < 16:
-        raise UsageError(f"the API key in {path} is too short (at least 16 characters)")
-    return key

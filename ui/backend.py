@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from PIL import Image
 
@@ -43,6 +43,21 @@ class SearchRequest:
 class ResultPage:
     hits: list[Hit]
     has_more: bool
+
+
+class UiBackend(Protocol):
+    """What the page needs from a backend: in process (:class:`Backend`) or a `dualens serve`
+    (:class:`~ui.remote.RemoteBackend`)."""
+
+    config: UiConfig
+
+    def refresh(self) -> bool: ...
+    def stats(self) -> Stats: ...
+    def facets(self) -> Facets: ...
+    def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
+    def photo(self, photo_id: int) -> Hit | None: ...
+    def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None: ...
+    def close(self) -> None: ...
 
 
 class Backend:

@@ -16,10 +16,10 @@ from pathlib import Path
 from indexer.core.errors import UsageError
 from indexer.core.settings import BACKEND_ENV, DATA_ENV, add_backend_argument, resolve_data_dir
 from search import Searcher, collection_exists
-from ui.config import UiConfig
+from ui.config import UiConfig, read_api_key
+from ui.remote import API_KEY_FILE_ENV, API_URL_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
-API_KEY_ENV = "DUALENS_API_KEY_FILE"
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -35,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--host",
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--api",
+        default=None,
+        metavar="URL",
+        help="use the search service of a `dualens serve` at URL instead of loading the model and index here",
+    )
+    parser.add_argument(
+        "--api-key-file", default=None, metavar="PATH", help="with --api: the service's API key, in this file"
     )
     add_backend_argument(parser)
     parser.set_defaults(func=run_ui)
@@ -97,8 +106,6 @@ def _check_port_free(host: str, port: int) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ui.api import read_api_key
-
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     if not 1 <= int(args.workers) <= 64:
@@ -108,7 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
         pass
     if args.api_key_file:
         read_api_key(args.api_key_file)
-        os.environ[API_KEY_ENV] = str(Path(args.api_key_file).resolve())
+        os.environ[API_KEY_FILE_ENV] = str(Path(args.api_key_file).resolve())
     _check_port_free(args.host, int(args.port))
     os.environ[DATA_ENV] = str(data_dir)
     os.environ[BACKEND_ENV] = args.backend
@@ -134,19 +141,39 @@ def run_ui(args: argparse.Namespace) -> int:
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     data_dir = resolve_data_dir(args.data)
-    if not collection_exists(str(data_dir)):
-        print(
-            f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
-            file=sys.stderr,
-        )
-    _check_port_free(args.host, int(args.port))
     env = dict(os.environ)
+    if args.api:
+        _check_service(args.api, args.api_key_file)
+        env[API_URL_ENV] = args.api
+        if args.api_key_file:
+            env[API_KEY_FILE_ENV] = str(Path(args.api_key_file).resolve())
+        source = f"the search service at {args.api}"
+    else:
+        if args.api_key_file:
+            raise UsageError("--api-key-file goes with --api URL (the search service's key)")
+        if not collection_exists(str(data_dir)):
+            print(
+                f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
+                file=sys.stderr,
+            )
+        source = str(data_dir)
+        env.pop(API_URL_ENV, None)
+    _check_port_free(args.host, int(args.port))
     env[DATA_ENV] = str(data_dir)
     env[BACKEND_ENV] = args.backend
-    print(f"dualens: serving {data_dir} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
+    print(f"dualens: serving {source} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     argv = streamlit_argv(data_dir, args.host, int(args.port))
     # Replace this process: Ctrl-C and SIGTERM reach streamlit directly and no child is orphaned.
     os.execve(argv[0], argv, env)
     return 0  # not reached
+
+
+def _check_service(url: str, key_file: str | None) -> None:
+    """A DualensError (one line) unless a `dualens serve` answers at ``url`` and takes the key."""
+    from ui.remote import RemoteBackend
+
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--api {url!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8000)")
+    RemoteBackend.open(url, api_key=read_api_key(key_file) if key_file else None).close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from indexer.core.errors import UsageError
+
 ENV_PREFIX = "DUALENS_UI_"
 
 
@@ -37,3 +39,15 @@ class UiConfig:
     def max_upload_mb(self) -> int:
         """The same limit for Streamlit's own upload check (whole megabytes, at least 1)."""
         return max(1, -(-self.max_upload_bytes // (1024 * 1024)))
+
+
+def read_api_key(path: str) -> str:
+    """The API key in a file (whitespace stripped); UsageError when unreadable or too short."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            key = fh.read().strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read the API key file {path}: {exc.strerror or exc}") from exc
+    if len(key) < 16:
+        raise UsageError(f"the API key in {path} is too short (at least 16 characters)")
+    return key

@@ -15,7 +15,9 @@ from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import collection_exists
 from ui import chrome, state, views
-from ui.backend import Backend
+from ui.backend import Backend, UiBackend
+from ui.config import UiConfig, read_api_key
+from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,26 @@ def get_backend(data_dir: str) -> Backend:
     return Backend.open(data_dir)
 
 
+@st.cache_resource(show_spinner="Connecting to the search service…")
+def get_remote_backend(url: str, key_file: str | None) -> RemoteBackend:
+    """One client of a `dualens serve` per server (``dualens ui --api URL``)."""
+    return RemoteBackend.open(url, UiConfig.from_env(), read_api_key(key_file) if key_file else None)
+
+
 def main(data: str | os.PathLike[str] | None = None) -> None:
+    url = os.environ.get(API_URL_ENV)
     data_dir = str(resolve_data_dir(data if data is not None else os.environ.get(DATA_ENV)))
+    backend: UiBackend
     try:
-        backend = get_backend(data_dir)
+        if url:
+            backend = get_remote_backend(url, os.environ.get(API_KEY_FILE_ENV) or None)
+        else:
+            backend = get_backend(data_dir)
         backend.refresh()
     except DualensError as exc:
-        if not collection_exists(data_dir):
+        if url:
+            chrome.problem(str(exc))
+        elif not collection_exists(data_dir):
             chrome.no_collection(data_dir)
         elif is_storage_problem(exc):
             chrome.broken_collection(str(exc))
@@ -52,7 +67,7 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
         chrome.unexpected()
 
 
-def render(backend: Backend) -> None:
+def render(backend: UiBackend) -> None:
     state.read_query_params_once()
     stats = backend.stats()
     facets = backend.facets()

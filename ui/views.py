@@ -17,7 +17,7 @@ from indexer.core.imaging import supported_extensions
 from indexer.core.text import printable
 from search import Facets, Hit, Stats
 from ui import state
-from ui.backend import Backend, ResultPage
+from ui.backend import ResultPage, UiBackend
 from ui.thumbnails import placeholder
 
 EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
@@ -164,7 +164,7 @@ def welcome() -> None:
 # ---- results ----
 
 
-def context_bar(backend: Backend, view: state.View, page: ResultPage) -> None:
+def context_bar(backend: UiBackend, view: state.View, page: ResultPage) -> None:
     left, right = st.columns([4, 1], vertical_alignment="center")
     with left:
         if view.kind == "text":
@@ -192,7 +192,7 @@ def context_bar(backend: Backend, view: state.View, page: ResultPage) -> None:
         st.button("Clear", key="clear", icon=":material/close:", type="tertiary", on_click=state.clear_search)
 
 
-def _source_line(backend: Backend, source: Hit | None) -> None:
+def _source_line(backend: UiBackend, source: Hit | None) -> None:
     if source is None:
         st.markdown('<p class="dl-context">Similar photos</p>', unsafe_allow_html=True)
         return
@@ -214,7 +214,7 @@ def no_results(view: state.View) -> None:
     )
 
 
-def result_grid(backend: Backend, hits: Sequence[Hit]) -> None:
+def result_grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
     top = max((h.cosine for h in hits), default=1.0) or 1.0
     grid = st.grid("auto", min_column_width=210, gap="small", border=True)
     for hit in hits:
@@ -222,7 +222,7 @@ def result_grid(backend: Backend, hits: Sequence[Hit]) -> None:
             _card(backend, hit, top)
 
 
-def _card(backend: Backend, hit: Hit, top: float) -> None:
+def _card(backend: UiBackend, hit: Hit, top: float) -> None:
     thumb = backend.thumbnail(hit)
     st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch")
     st.markdown(card_caption(hit, top), unsafe_allow_html=True)
@@ -266,7 +266,7 @@ def more_button(page: ResultPage) -> None:
 
 
 @st.dialog("Photo details", width="large", on_dismiss=state.close_detail)
-def detail_dialog(backend: Backend, photo_id: int, scored: Hit | None) -> None:
+def detail_dialog(backend: UiBackend, photo_id: int, scored: Hit | None) -> None:
     hit = scored or backend.photo(photo_id)
     if hit is None:
         st.info("This photo is no longer in the collection.")

@@ -25,7 +25,13 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.settings import PROJECT_DATA, CollectionPaths
-from indexer.core.storage.compressed import INDEX_KINDS, CompressedIndex, build_compressed, plan_index
+from indexer.core.storage.compressed import (
+    INDEX_KINDS,
+    STREAM_CHUNK,
+    CompressedIndex,
+    build_streamed,
+    plan_index,
+)
 from indexer.core.storage.migrations import stored_revision, upgrade
 from indexer.core.storage.schema import (
     CollectionInfo,
@@ -109,17 +115,34 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every indexed row, read in the caller's transaction."""
-    rows = session.execute(
-        select(Photo.id, Photo.vector).where(Photo.status == PhotoStatus.INDEXED).order_by(Photo.id)
-    ).all()
-    bad = [r.id for r in rows if r.vector is None or len(r.vector) != dim * 4]
-    if bad:
-        raise CollectionError(
-            f"{len(bad)} indexed photo(s) have a missing or wrong-sized vector (e.g. id {bad[0]}); "
-            "run `dualens index --reindex`"
+    parts = list(indexed_vector_chunks(session, dim))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def indexed_vector_chunks(
+    session: Session, dim: int, rows: int = STREAM_CHUNK
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) of every indexed row in id order, ``rows`` at a time (keyset pages over the
+    (status, id) index), read in the caller's transaction."""
+    query = select(Photo.id, Photo.vector).where(Photo.status == PhotoStatus.INDEXED).order_by(Photo.id)
+    last: int | None = None
+    while True:
+        page = session.execute((query if last is None else query.where(Photo.id > last)).limit(rows)).all()
+        if not page:
+            return
+        bad = [r.id for r in page if r.vector is None or len(r.vector) != dim * 4]
+        if bad:
+            raise CollectionError(
+                f"{len(bad)} indexed photo(s) have a missing or wrong-sized vector (e.g. id {bad[0]}); "
+                "run `dualens index --reindex`"
+            )
+        last = int(page[-1].id)
+        yield (
+            np.fromiter((r.id for r in page), np.int64, len(page)),
+            blobs_to_matrix([r.vector for r in page], dim),
         )
-    ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-    return ids, blobs_to_matrix([r.vector for r in rows], dim)
 
 
 def _no_collection(paths: CollectionPaths) -> CollectionError:
@@ -445,12 +468,21 @@ class Collection:
             budget = int(get_info(s, InfoKey.MEMORY_BUDGET) or 0) or None
             if dim == 0:
                 return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), 1, generation)
+            n = int(s.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+            plan = plan_index(n, dim, requested, budget)
+            if plan.kind == "ivfpq":  # streamed: the float vectors never all in RAM at once
+                built = build_streamed(
+                    lambda: indexed_vector_chunks(s, dim, STREAM_CHUNK),
+                    n,
+                    dim,
+                    plan,
+                    generation,
+                    directory=self.paths.root,
+                    rerank_source=lambda ids: self.indexed_vectors(ids.tolist(), session=s),
+                )
+                return self._with_rerank(built)
             ids, vectors = read_indexed_vectors(s, dim)
-        plan = plan_index(len(ids), dim, requested, budget)
-        if plan.kind != "ivfpq":
-            return VectorIndex.build(ids, vectors, dim, generation, kind=plan.kind, nlist=plan.nlist)
-        built = build_compressed(ids, vectors, plan, generation, directory=self.paths.root)
-        return self._with_rerank(built)
+        return VectorIndex.build(ids, vectors, dim, generation, kind=plan.kind, nlist=plan.nlist)
 
     def _with_rerank(self, index: VectorIndex) -> VectorIndex:
         """An IVF-PQ index re-ranks its candidates with their exact vectors from this database."""

@@ -44,7 +44,6 @@ from indexer.core.storage.vector_index import (
     _as_matrix,
     _search_params,
     _selector,
-    exact_topk_positions,
     recall_at_k,
     sample_queries,
 )
@@ -61,6 +60,8 @@ SHARD_VECTORS = 1_000_000
 DEFAULT_BUDGET_SHARE = 0.25  # of the machine's RAM, when no --memory-budget is given
 
 VectorSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (found ids, vectors)
+ChunkReader = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]  # a fresh pass over (ids, vectors)
+STREAM_CHUNK = 50_000  # rows read from the database at a time by a streamed build
 
 
 @dataclass(frozen=True)
@@ -199,11 +200,6 @@ def chunked(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size], x[start : start + size]
-
-
-def strided_sample(x: np.ndarray, n: int) -> np.ndarray:
-    step = max(1, len(x) // max(n, 1))
-    return np.ascontiguousarray(x[::step][:n], dtype=np.float32)
 
 
 def pq_nbytes(n: int, plan: IndexPlan, dim: int) -> int:
@@ -387,11 +383,8 @@ class CompressedIndex(VectorIndex):
         wanted = math.ceil(int(self.ivf.nprobe) / share)
         return nlist if wanted >= nlist // 2 else wanted
 
-    def calibrate(self, ids: np.ndarray, x: np.ndarray, seed: int = 0) -> int:
-        """Set nprobe for recall@10 >= TARGET_RECALL (re-ranked, as searches run) on sampled queries
-        whose exact answers come from ``x`` (all the vectors, keyed by ``ids``)."""
-        queries = sample_queries(x, CALIBRATION_QUERIES, seed=seed + 1)
-        truth = np.asarray(ids)[exact_topk_positions(x, queries, 10)]
+    def calibrate_on(self, queries: np.ndarray, truth: np.ndarray) -> int:
+        """Set nprobe for recall@10 >= TARGET_RECALL on ``queries`` whose exact top-10 ids are ``truth``."""
         nlist = int(self.ivf.nlist)
 
         def top10(nprobe: int) -> np.ndarray:
@@ -426,7 +419,7 @@ class CompressedIndex(VectorIndex):
             if not ivfdata.is_file() or ivfdata.stat().st_size != int(header["ivfdata"]["bytes"]):
                 raise ValueError(f"its list file {ivfdata.name} is missing or truncated")
         n_main, n_delta, _ = (int(v) for v in header["parts"])
-        main = faiss.deserialize_index(np.frombuffer(payload[:n_main], dtype=np.uint8))
+        main = _deserialize(payload[:n_main], ivfdata)
         delta = faiss.deserialize_index(np.frombuffer(payload[n_main : n_main + n_delta], dtype=np.uint8))
         deleted = np.frombuffer(payload[n_main + n_delta :], dtype="<i8").astype(np.int64)
         plan_fields = header["plan"]
@@ -447,18 +440,9 @@ def build_compressed(
     workers: int = 0,
     shard: int = SHARD_VECTORS,
 ) -> CompressedIndex:
-    """Train on a sample, add (on disk in ``directory`` when ``plan.on_disk``), calibrate nprobe."""
+    """:func:`build_streamed` over vectors held in memory (re-ranked from them while calibrating)."""
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
-    dim = int(x.shape[1])
-    trained = train(plan, dim, strided_sample(x, training_size(plan)), seed=seed)
-    ivfdata = None
-    if plan.on_disk:
-        if directory is None:
-            raise ValueError("an on-disk index needs a directory")
-        ivfdata = directory / f"vectors.{generation}.{os.urandom(4).hex()}.ivfdata"
-    index = add_vectors(trained, chunked(np.asarray(ids, np.int64), x, shard), ivfdata, workers)
-    built = CompressedIndex(index, plan, generation, ivfdata=ivfdata)
     source_ids = np.asarray(ids, np.int64)
     order = np.argsort(source_ids)
 
@@ -468,10 +452,125 @@ def build_compressed(
         hit = source_ids[pos] == wanted
         return wanted[hit], x[pos[hit]]
 
-    built.rerank_source = from_memory
-    built.calibrate(source_ids, x, seed=seed)
+    built = build_streamed(
+        lambda: chunked(source_ids, x, min(shard, STREAM_CHUNK)),
+        len(source_ids),
+        int(x.shape[1]),
+        plan,
+        generation,
+        directory=directory,
+        rerank_source=from_memory,
+        seed=seed,
+        workers=workers,
+        shard=shard,
+    )
     built.rerank_source = None  # the collection attaches its database as the source on loading
     return built
+
+
+def build_streamed(
+    read: ChunkReader,
+    n: int,
+    dim: int,
+    plan: IndexPlan,
+    generation: int = 0,
+    *,
+    directory: Path | None,
+    rerank_source: VectorSource,
+    seed: int = 0,
+    workers: int = 0,
+    shard: int = SHARD_VECTORS,
+) -> CompressedIndex:
+    """Build from ``read()``, a fresh pass over the (ids, vectors) chunks each time it is called,
+    without ever holding all the vectors: pass 1 keeps a strided sample (training, calibration
+    queries); pass 2 adds shard by shard (on disk in ``directory`` when ``plan.on_disk``) while it
+    finds the calibration queries' exact answers; then nprobe is calibrated, re-ranking from
+    ``rerank_source``."""
+    wanted = training_size(plan)
+    step = max(1, n // max(wanted, 1))
+    picked, seen = [], 0
+    for _, x in read():
+        first = (-seen) % step  # the chunk's first row whose global position is a multiple of step
+        picked.append(np.asarray(x[first::step], np.float32))
+        seen += len(x)
+    if seen != n:
+        raise ValueError(f"expected {n} vectors, read {seen}")
+    sample = (
+        np.ascontiguousarray(np.concatenate(picked)[:wanted]) if picked else np.zeros((0, dim), np.float32)
+    )
+    trained = train(plan, dim, sample, seed=seed)
+    queries = sample_queries(sample, CALIBRATION_QUERIES, seed=seed + 1)
+    truth = RunningTopK(queries, 10)
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for ids, x in read():
+            truth.add(np.asarray(ids, np.int64), x)
+            yield np.asarray(ids, np.int64), np.ascontiguousarray(x, np.float32)
+
+    ivfdata = None
+    if plan.on_disk:
+        if directory is None:
+            raise ValueError("an on-disk index needs a directory")
+        ivfdata = directory / f"vectors.{generation}.{os.urandom(4).hex()}.ivfdata"
+    index = add_vectors(trained, regroup(chunks(), shard), ivfdata, workers)
+    built = CompressedIndex(index, plan, generation, ivfdata=ivfdata)
+    built.rerank_source = rerank_source
+    built.calibrate_on(queries, truth.ids)
+    return built
+
+
+def regroup(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The same rows in chunks of ``size`` (the last one shorter)."""
+    ids_buf: list[np.ndarray] = []
+    x_buf: list[np.ndarray] = []
+    held = 0
+    for ids, x in chunks:
+        ids_buf.append(ids)
+        x_buf.append(x)
+        held += len(ids)
+        while held >= size:
+            all_ids, all_x = np.concatenate(ids_buf), np.concatenate(x_buf)
+            yield all_ids[:size], all_x[:size]
+            ids_buf, x_buf, held = [all_ids[size:]], [all_x[size:]], held - size
+    if held:
+        yield np.concatenate(ids_buf), np.concatenate(x_buf)
+
+
+class RunningTopK:
+    """Each query's exact top-k ids over vectors seen chunk by chunk."""
+
+    def __init__(self, queries: np.ndarray, k: int) -> None:
+        self.queries = queries
+        self.k = k
+        self.scores = np.full((len(queries), k), -np.inf, np.float32)
+        self.ids = np.full((len(queries), k), -1, np.int64)
+
+    def add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        scores = np.concatenate([self.scores, self.queries @ np.asarray(x, np.float32).T], axis=1)
+        all_ids = np.concatenate([self.ids, np.broadcast_to(ids, (len(self.queries), len(ids)))], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
+        self.scores = np.take_along_axis(scores, order, axis=1)
+        self.ids = np.take_along_axis(all_ids, order, axis=1)
+
+
+def _deserialize(data: bytes, ivfdata: Path | None) -> Any:
+    """An index from bytes; on-disk lists are memory-mapped read-only from ``ivfdata`` (the file next
+    to the index file, not the path recorded at build time: a moved data directory keeps working)."""
+    if ivfdata is None:
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    reader = faiss.VectorIOReader()
+    faiss.copy_array_to_vector(np.frombuffer(data, dtype=np.uint8), reader.data)
+    index = faiss.read_index(reader, faiss.IO_FLAG_SKIP_IVF_DATA)
+    ivf: Any = faiss.extract_index_ivf(index)
+    lists: Any = faiss.downcast_InvertedLists(ivf.invlists)
+    lists.filename = str(ivfdata)
+    lists.read_only = True  # mapped PROT_READ: many server processes share the pages, none writes
+    lists.do_mmap()
+    return index
 
 
 FILE_READERS[IndexKind.IVFPQ.value] = CompressedIndex.from_parts

@@ -1,0 +1,146 @@
+"""`dualens ui --api URL`: the page as a client of a real `dualens serve` (uvicorn on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from indexer.core.errors import CollectionError, QueryError, UsageError
+from search import Filters
+from tests.helpers.api_server import KEY, Server, make_world
+from ui.backend import Backend, SearchRequest
+from ui.config import UiConfig
+from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+    return make_world(tmp_path_factory.mktemp("remote"), tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def server(world: tuple[Path, Path]) -> Iterator[Server]:
+    running = Server(world[0], "--api-key-file", str(world[1]))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(server: Server, world: tuple[Path, Path]) -> Iterator[tuple[Backend, RemoteBackend]]:
+    local = Backend.open(world[0], UiConfig())
+    remote = RemoteBackend.open(server.url, UiConfig(), api_key=KEY)
+    yield local, remote
+    remote.close()
+    local.close()
+
+
+def _ids(page) -> list[int]:  # type: ignore[no-untyped-def]
+    return [h.id for h in page.hits]
+
+
+def test_remote_pages_equal_the_in_process_pages(pair: tuple[Backend, RemoteBackend]) -> None:
+    local, remote = pair
+    for request in (
+        SearchRequest("text", text="a photo", limit=5),
+        SearchRequest("text", text='"red" - "blue"', limit=20),
+        SearchRequest("text", text="a photo", filters=Filters(folder="beach"), limit=20),
+        SearchRequest("text", text="a photo", filters=Filters(file_types=("jpg", "png")), limit=20),
+    ):
+        a, b = local.run(request), remote.run(request)
+        assert _ids(a) == _ids(b) and a.has_more == b.has_more, request
+        assert [h.cosine for h in a.hits] == pytest.approx([h.cosine for h in b.hits], abs=1e-6)
+        assert a.hits[0] == b.hits[0]  # every field, dates included, survives the trip
+    top = local.run(SearchRequest("text", text="a photo", limit=1)).hits[0]
+    similar = SearchRequest("similar", photo_id=top.id, limit=4)
+    assert _ids(local.run(similar)) == _ids(remote.run(similar))
+    with Image.open(top.path) as image:
+        shown = remote.run(SearchRequest("image", limit=1), image=image.convert("RGB"))
+    assert _ids(shown) == [top.id]
+
+
+def test_remote_stats_facets_photos_and_thumbnails(pair: tuple[Backend, RemoteBackend]) -> None:
+    local, remote = pair
+    assert remote.stats() == local.stats()
+    assert remote.facets() == local.facets()
+    top = local.run(SearchRequest("text", text="a photo", limit=1)).hits[0]
+    assert remote.photo(top.id) == local.photo(top.id)
+    assert remote.photo(999_999) is None
+    thumb = remote.thumbnail(top)
+    assert thumb is not None and thumb.read_bytes() == Path(str(local.thumbnail(top))).read_bytes()
+    preview = remote.thumbnail(top, preview=True)
+    assert (
+        preview is not None
+        and Image.open(preview).size == Image.open(str(local.thumbnail(top, preview=True))).size
+    )
+
+
+def test_remote_errors_are_typed_sentences(server: Server) -> None:
+    remote = RemoteBackend(server.url, UiConfig(), api_key=KEY)
+    try:
+        with pytest.raises(QueryError, match="expected"):
+            remote.run(SearchRequest("text", text='"dog" "cat" +'))
+        with pytest.raises(QueryError, match="empty"):
+            remote.run(SearchRequest("text", text="  "))
+        with pytest.raises(UsageError):
+            remote.run(SearchRequest("similar", photo_id=None))
+    finally:
+        remote.close()
+    with pytest.raises(UsageError, match="refused the API key"):
+        RemoteBackend.open(server.url, UiConfig(), api_key="x" * 24)
+    with pytest.raises(
+        CollectionError, match=r"cannot reach the search service at http://127\.0\.0\.1:9 .*dualens serve"
+    ):
+        RemoteBackend.open("http://127.0.0.1:9", UiConfig())
+
+
+def test_the_page_searches_through_the_service(
+    server: Server, world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ui.page import get_remote_backend
+
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    monkeypatch.setenv(API_URL_ENV, server.url)
+    monkeypatch.setenv(API_KEY_FILE_ENV, str(key))
+    monkeypatch.setenv("DUALENS_DATA", str(tmp_path / "no-collection-here"))  # never read
+    monkeypatch.setenv("DUALENS_UI_PAGE_SIZE", "4")
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert not at.exception
+        assert next(m for m in at.sidebar.metric if m.label == "Photos").value == "12"
+        at.text_input(key="q").set_value("a photo")
+        at.run()
+        assert not at.exception
+        ids = [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
+        assert len(ids) == 4 and all(img.value for img in at.image)
+        at.button(key=f"similar-{ids[0]}").click().run()
+        assert not at.exception
+        again = [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
+        assert again and ids[0] not in again
+    finally:
+        get_remote_backend.clear()
+
+
+def test_the_page_says_when_the_service_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(API_URL_ENV, "http://127.0.0.1:9")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("cannot reach the search service" in str(e.value) for e in [*at.error, *at.warning, *at.info])
+
+
+def test_ui_with_an_unreachable_or_bad_api_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from ui.cli import main
+
+    assert main(["ui", "--api", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dualens: error: cannot reach the search service") and err.count("\n") == 1
+    assert main(["ui", "--api", "ftp://x"]) == 2
+    assert "not an http:// or https:// URL" in capsys.readouterr().err
+    assert main(["ui", "--api-key-file", "k"]) == 2
+    assert "goes with --api" in capsys.readouterr().err
