@@ -15,6 +15,7 @@ from indexer.core.storage.compressed import (
     IndexPlan,
     RunningTopK,
     build_compressed,
+    calibration_nprobe,
     parse_size,
     plan_index,
     regroup,
@@ -238,3 +239,16 @@ def test_regrouped_chunks_and_the_running_top_k_equal_their_whole_array_versions
     for chunk_ids, chunk_x in pieces:
         top.add(chunk_ids, chunk_x)
     assert np.array_equal(top.ids, exact_topk(x, ids, queries, 10)[0])
+
+
+def test_calibration_waits_until_every_group_of_queries_reaches_the_target() -> None:
+    truth = np.arange(200).reshape(20, 10)
+
+    def search(nprobe: int) -> np.ndarray:  # the first ten queries are answered at once, the rest from 8
+        found = truth.copy()
+        if nprobe < 8:
+            found[10:] = -1
+        return found
+
+    assert calibration_nprobe(search, truth, 1024, 0.5) == 4  # the mean over all rows reaches 0.5 at once
+    assert calibration_nprobe(search, truth, 1024, 0.5, [np.arange(10), np.arange(10, 20)]) == 8

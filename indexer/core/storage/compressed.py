@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ DEFAULT_BUDGET_SHARE = 0.25  # of the machine's RAM, when no --memory-budget is 
 
 VectorSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (found ids, vectors)
 ChunkReader = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]  # a fresh pass over (ids, vectors)
+CORE_QUERY_NOISE = 1.0  # norm of the noise added to a coarse centroid: cosine ~0.7 to it
 STREAM_CHUNK = 50_000  # rows read from the database at a time by a streamed build
 
 
@@ -223,16 +224,43 @@ def rerank(
 
 
 def calibration_nprobe(
-    search: Callable[[int], np.ndarray], truth: np.ndarray, nlist: int, target: float
+    search: Callable[[int], np.ndarray],
+    truth: np.ndarray,
+    nlist: int,
+    target: float,
+    groups: Sequence[np.ndarray] = (),
 ) -> int:
     """The smallest power-of-two nprobe whose recall@10 reaches ``target`` (``search(nprobe)`` gives
-    the top-10 ids of the calibration queries)."""
+    the top-10 ids of the calibration queries) on every group of queries (rows of ``truth``)."""
+    parts = list(groups) or [np.arange(len(truth))]
     nprobe = max(1, nlist // 256)
     while nprobe < nlist:
-        if recall_at_k(search(nprobe), truth, 10) >= target:
+        found = search(nprobe)
+        if min(recall_at_k(found[rows], truth[rows], 10) for rows in parts) >= target:
             return nprobe
         nprobe *= 2
     return nlist
+
+
+def calibration_queries(
+    trained: Any, sample: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Queries to calibrate nprobe on, in two groups that must both reach the target: near stored
+    vectors (a sampled vector + noise), and in the dense cores of the data (the coarse centroid of a
+    sampled vector + a little noise), where text queries for a common subject fall and where the
+    true top-10 spreads over several lists. At 10M vectors, nprobe calibrated on the first group
+    alone gave recall@10 0.914 on the benchmark's queries (which fall in cluster cores)."""
+    half = max(1, CALIBRATION_QUERIES // 2)
+    near = sample_queries(sample, half, seed=seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    picks = np.ascontiguousarray(sample[rng.choice(len(sample), size=min(half, len(sample)), replace=False)])
+    quantizer: Any = faiss.extract_index_ivf(trained).quantizer
+    _, lists = quantizer.search(picks, 1)
+    centroids = quantizer.reconstruct_batch(lists[:, 0].astype(np.int64))
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    core = sample_queries(centroids, len(centroids), seed=seed + 3, noise=CORE_QUERY_NOISE)
+    queries = np.concatenate([near, core]).astype(np.float32)
+    return queries, [np.arange(len(near)), np.arange(len(near), len(queries))]
 
 
 class CompressedIndex(VectorIndex):
@@ -383,15 +411,16 @@ class CompressedIndex(VectorIndex):
         wanted = math.ceil(int(self.ivf.nprobe) / share)
         return nlist if wanted >= nlist // 2 else wanted
 
-    def calibrate_on(self, queries: np.ndarray, truth: np.ndarray) -> int:
-        """Set nprobe for recall@10 >= TARGET_RECALL on ``queries`` whose exact top-10 ids are ``truth``."""
+    def calibrate_on(self, queries: np.ndarray, truth: np.ndarray, groups: Sequence[np.ndarray] = ()) -> int:
+        """Set nprobe for recall@10 >= TARGET_RECALL on ``queries`` (in each of ``groups``) whose
+        exact top-10 ids are ``truth``."""
         nlist = int(self.ivf.nlist)
 
         def top10(nprobe: int) -> np.ndarray:
             self.nprobe = nprobe
             return self.search(queries, 10).ids
 
-        chosen = calibration_nprobe(top10, truth, nlist, TARGET_RECALL)
+        chosen = calibration_nprobe(top10, truth, nlist, TARGET_RECALL, groups)
         self.nprobe = chosen
         return chosen
 
@@ -499,7 +528,7 @@ def build_streamed(
         np.ascontiguousarray(np.concatenate(picked)[:wanted]) if picked else np.zeros((0, dim), np.float32)
     )
     trained = train(plan, dim, sample, seed=seed)
-    queries = sample_queries(sample, CALIBRATION_QUERIES, seed=seed + 1)
+    queries, groups = calibration_queries(trained, sample, seed)
     truth = RunningTopK(queries, 10)
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -515,7 +544,7 @@ def build_streamed(
     index = add_vectors(trained, regroup(chunks(), shard), ivfdata, workers)
     built = CompressedIndex(index, plan, generation, ivfdata=ivfdata)
     built.rerank_source = rerank_source
-    built.calibrate_on(queries, truth.ids)
+    built.calibrate_on(queries, truth.ids, groups)
     return built
 
 
