@@ -119,6 +119,12 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
     if duplicated or unknown or absent or not blobs:
         return
     if isinstance(index, CompressedIndex):
+        if not index.lists_intact():
+            report.problems.append(
+                f"the index's list file {index.ivfdata} is damaged (its checksum differs); "
+                "run `dualens rebuild-index`"
+            )
+            return
         _check_codes(index, report, blobs)
         return
     ids, held = index.contents()  # flat and IVF-Flat store the vectors uncompressed

@@ -123,6 +123,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="SIZE",
         help="RAM for the index, e.g. 8G (default: 1/4 of RAM)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where an IVF-PQ build adds its shards: this machine's processes, or Ray tasks",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        default=None,
+        help="Ray cluster to join (HOST:PORT or auto; the data directory on storage every node shares)",
+    )
     p.set_defaults(func=cmd_rebuild_index)
 
 
@@ -198,6 +210,12 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
     from indexer.core.storage.compressed import parse_size
     from indexer.lock import collection_lock
+    from indexer.ray_engine import RayOptions, RayShardExecutor, preflight, ray_session
+
+    if args.engine != "ray" and args.ray_address:
+        raise UsageError("--ray-address needs --engine ray")
+    if args.engine == "ray":
+        preflight(RayOptions(address=args.ray_address))  # Ray missing, an address that does not answer
 
     with (
         Collection.open(args.data) as collection,
@@ -209,7 +227,11 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
         if args.index or args.memory_budget:
             budget = parse_size(args.memory_budget) if args.memory_budget else None
             collection.choose_index(args.index or "auto", budget)
-        index = collection.rebuild_index()
+        if args.engine == "ray":
+            with ray_session(RayOptions(address=args.ray_address)) as ray:
+                index = collection.rebuild_index(RayShardExecutor(ray))
+        else:
+            index = collection.rebuild_index()
         what = f"{index.ntotal} vectors (generation {index.generation}), {index.describe().label}"
         print(f"rebuilt {collection.paths.vector_index}: {what}")
     return 0

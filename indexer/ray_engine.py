@@ -280,3 +280,28 @@ def _worker_error(exc: BaseException) -> ModelError:
     reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(exc))
     reason = re.sub(r"^[\w.]+(Error|Exception): ", "", reason)  # the exception's class name
     return ModelError(f"a Ray worker failed: {reason[:400]}")
+
+
+class RayShardExecutor:
+    """Shards of an IVF-PQ build as Ray tasks (``Collection.rebuild_index(executor=...)``): each task
+    adds one shard to a copy of the trained index and writes it next to the list file, so on a
+    cluster the data directory must be on storage every node mounts at the same path."""
+
+    def __init__(self, ray: Any, cpus: float = 1.0) -> None:
+        self._ray = ray
+        self._cpus = cpus
+        self._tasks: dict[Any, Any] = {}
+
+    def submit(self, fn: Any, /, *args: Any) -> _RayResult:
+        if fn not in self._tasks:
+            self._tasks[fn] = self._ray.remote(num_cpus=self._cpus, max_retries=2)(fn)
+        return _RayResult(self._ray, self._tasks[fn].remote(*args))
+
+
+@dataclass(frozen=True)
+class _RayResult:
+    ray: Any
+    ref: Any
+
+    def result(self) -> str:
+        return str(self.ray.get(self.ref))

@@ -225,7 +225,21 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
         main(["rebuild-index", "--data", str(tmp_path / "data"), "--index", "ivfpq", "--memory-budget", "1K"])
         == 2
     )
-    assert "raise --memory-budget" in capsys.readouterr().err
+    assert "need at least 1 MiB" in capsys.readouterr().err  # refused, and not remembered:
+
+    from indexer.core.storage import compressed
+
+    monkeypatch.setattr(compressed, "ONDISK_MIN_VECTORS", 1000)  # lists merged on disk, as from 1M
+    assert main(["rebuild-index", "--data", str(tmp_path / "data")]) == 0
+    assert main(["check", "--data", str(tmp_path / "data")]) == 0
+    (lists,) = (tmp_path / "data").glob("*.ivfdata")
+    with lists.open("r+b") as fh:
+        fh.seek(lists.stat().st_size // 3)
+        fh.write(b"\x00\x01\x02\x03")
+    capsys.readouterr()
+    assert main(["check", "--data", str(tmp_path / "data")]) == 1
+    out = capsys.readouterr().out
+    assert "list file" in out and "checksum differs" in out and "rebuild-index" in out
 
 
 def test_regrouped_chunks_and_the_running_top_k_equal_their_whole_array_versions(data) -> None:  # type: ignore[no-untyped-def]
@@ -252,3 +266,21 @@ def test_calibration_waits_until_every_group_of_queries_reaches_the_target() -> 
 
     assert calibration_nprobe(search, truth, 1024, 0.5) == 4  # the mean over all rows reaches 0.5 at once
     assert calibration_nprobe(search, truth, 1024, 0.5, [np.arange(10), np.arange(10, 20)]) == 8
+
+
+def test_a_damaged_list_file_of_the_right_size_fails_its_checksum(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids, x, _ = data
+    index = build_compressed(ids, x, IndexPlan("ivfpq", 64, 16, on_disk=True), 1, directory=tmp_path)
+    index.save(tmp_path / "vectors.faiss")
+    assert index.ivfdata is not None and index.lists_intact()
+    ivfdata = index.ivfdata
+    del index
+    gc.collect()
+    assert VectorIndex.load(tmp_path / "vectors.faiss").lists_intact()  # type: ignore[attr-defined]
+    with ivfdata.open("r+b") as fh:  # one flipped byte: the size still fits
+        fh.seek(ivfdata.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    damaged = VectorIndex.load(tmp_path / "vectors.faiss")
+    assert isinstance(damaged, CompressedIndex) and not damaged.lists_intact()

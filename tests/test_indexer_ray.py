@@ -237,3 +237,46 @@ def test_a_worker_that_cannot_load_the_model_is_one_line_and_no_photo_is_written
         assert c.info().n_indexed == 0
     # the same collection then indexes with a model that loads
     assert main(["index", "--data", str(data), "--model", str(tiny_model_dir), str(tmp_path / "photos")]) == 0
+
+
+def test_rebuild_index_on_ray_adds_the_shards_as_tasks_and_equals_the_local_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from indexer.core.storage import compressed
+    from indexer.ray_engine import RayShardExecutor
+    from tests.helpers.search_collection import FakePhoto, make_collection
+    from tests.helpers.synthetic_vectors import Mixture
+    from ui.cli import main
+
+    mixture = Mixture.make(dim=64, n_clusters=40, seed=4)
+    x, queries = mixture.sample(12_000, seed=5), mixture.queries(40, seed=6)
+    data = tmp_path / "data"
+    photos = [FakePhoto(f"d{i % 7}/{i}.jpg", x[i]) for i in range(len(x))]
+    make_collection(data, tmp_path / "p", photos, model_id="m", save_index=False)
+    monkeypatch.setattr(compressed, "ONDISK_MIN_VECTORS", 1000)  # merged on disk from shards, as at 1M
+    monkeypatch.setattr(compressed, "SHARD_VECTORS", 3000)
+    tasks: list[str] = []
+    submit = RayShardExecutor.submit
+
+    def counted(self, fn, /, *args):  # type: ignore[no-untyped-def]
+        tasks.append(fn.__name__)
+        return submit(self, fn, *args)
+
+    monkeypatch.setattr(RayShardExecutor, "submit", counted)
+
+    def top10() -> np.ndarray:
+        with Collection.open(data) as c:
+            index = c.load_index()
+            assert index.describe().on_disk
+            return index.search(queries, 10).ids
+
+    argv = ["rebuild-index", "--data", str(data), "--index", "ivfpq"]
+    assert main([*argv, "--engine", "ray"]) == 0
+    assert tasks == ["_add_shard"] * 4
+    on_ray = top10()
+    assert main(argv) == 0
+    assert np.array_equal(top10(), on_ray)
+    assert main(["check", "--data", str(data)]) == 0
+    assert "rebuilt" in capsys.readouterr().out
+    assert main([*argv, "--ray-address", "127.0.0.1:1"]) == 2
+    assert "--ray-address needs --engine ray" in capsys.readouterr().err

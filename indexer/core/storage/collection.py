@@ -29,6 +29,7 @@ from indexer.core.storage.compressed import (
     INDEX_KINDS,
     STREAM_CHUNK,
     CompressedIndex,
+    ShardExecutor,
     build_streamed,
     plan_index,
 )
@@ -458,7 +459,9 @@ class Collection:
             log.info("vector index %s is missing; rebuilding it in memory", self.paths.vector_index)
         return self.build_index_from_db()
 
-    def build_index_from_db(self, *, session: Session | None = None) -> VectorIndex:
+    def build_index_from_db(
+        self, *, session: Session | None = None, executor: ShardExecutor | None = None
+    ) -> VectorIndex:
         """A fresh index of every indexed row's vector, stamped with the generation read alongside;
         its type from the collection's index choice and memory budget (``compressed.plan_index``)."""
         with self._reading(session) as s:  # one read transaction: vectors and generation agree
@@ -479,6 +482,7 @@ class Collection:
                     generation,
                     directory=self.paths.root,
                     rerank_source=lambda ids: self.indexed_vectors(ids.tolist(), session=s),
+                    executor=executor,
                 )
                 return self._with_rerank(built)
             ids, vectors = read_indexed_vectors(s, dim)
@@ -494,6 +498,11 @@ class Collection:
         """Record the index type the next builds use (``auto``: by size and memory budget)."""
         if kind not in INDEX_KINDS:
             raise UsageError(f"unknown index type {kind!r}; choose {', '.join(INDEX_KINDS)}")
+        with self.session() as s:
+            dim = int(get_info(s, InfoKey.DIM) or 0)
+            n = int(s.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+        if dim and n:
+            plan_index(n, dim, kind, memory_budget)  # a choice that cannot be built is refused, not kept
         with self.session() as s, s.begin():
             set_info(s, InfoKey.INDEX_KIND, kind)
             if memory_budget:
@@ -501,9 +510,10 @@ class Collection:
             else:
                 s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.MEMORY_BUDGET))
 
-    def rebuild_index(self) -> VectorIndex:
-        """Rebuild the FAISS index from the database and save it atomically."""
-        index = self.build_index_from_db()
+    def rebuild_index(self, executor: ShardExecutor | None = None) -> VectorIndex:
+        """Rebuild the FAISS index from the database and save it atomically (an IVF-PQ build's
+        shards added on ``executor`` when given, e.g. Ray tasks)."""
+        index = self.build_index_from_db(executor=executor)
         self.save_index(index)
         return index
 

@@ -18,16 +18,18 @@ alongside, removed ones to a list of *tombstones*; the next rebuild folds both i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -114,10 +116,9 @@ def plan_index(n: int, dim: int, requested: str = "auto", budget: int | None = N
     nlist = max(1, min(nlist, n // 39))
     fitting = [m for m in PQ_BYTES if dim % m == 0 and 1.1 * n * (m + 8) <= budget]
     if not fitting:
-        need = 1.1 * n * (min(PQ_BYTES) + 8) / 2**30
-        raise UsageError(
-            f"{n} vectors need at least {need:.1f} GiB in the smallest IVF-PQ; raise --memory-budget"
-        )
+        need = 1.1 * n * (min(PQ_BYTES) + 8)
+        shown = f"{need / 2**30:.1f} GiB" if need >= 2**30 else f"{max(1, round(need / 2**20))} MiB"
+        raise UsageError(f"{n} vectors need at least {shown} in the smallest IVF-PQ; raise --memory-budget")
     return IndexPlan("ivfpq", nlist=nlist, pq_bytes=fitting[0], on_disk=n >= ONDISK_MIN_VECTORS)
 
 
@@ -150,14 +151,26 @@ def _add_shard(args: tuple[bytes, np.ndarray, np.ndarray, str]) -> str:
     return path
 
 
+class ShardExecutor(Protocol):
+    """Where shards are added: a local process pool, or Ray tasks (``indexer.ray_engine``)."""
+
+    def submit(self, fn: Callable[..., str], /, *args: Any) -> ShardFuture: ...
+
+
+class ShardFuture(Protocol):
+    def result(self) -> str: ...
+
+
 def add_vectors(
     index: Any,
     chunks: Iterable[tuple[np.ndarray, np.ndarray]],
     ivfdata: Path | None,
     workers: int = 0,
+    executor: ShardExecutor | None = None,
 ) -> Any:
     """Add (ids, vectors) chunks to a trained index: in RAM (``ivfdata`` None), or shard by shard in
-    worker processes, merged on disk into ``ivfdata`` (memory-mapped by the returned index)."""
+    worker processes (or on ``executor``: Ray tasks of a cluster, ``ivfdata``'s folder shared with
+    them), merged on disk into ``ivfdata`` (memory-mapped by the returned index)."""
     if ivfdata is None:
         for ids, x in chunks:
             index.add_with_ids(np.ascontiguousarray(x, dtype=np.float32), np.asarray(ids, dtype=np.int64))
@@ -177,16 +190,12 @@ def add_vectors(
             for n, (ids, x) in enumerate(chunks)
         )
         workers = workers or max(1, (os.cpu_count() or 2) - 1)
-        shards: list[str] = []
-        # spawn, not fork: the parent's OpenMP thread pool (training) does not survive a fork safely
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-            pending: list[Future[str]] = []
-            for job in jobs:  # at most `workers` shards in memory at once
-                pending.append(pool.submit(_add_shard, job))
-                if len(pending) >= workers:
-                    shards.append(pending.pop(0).result())
-            shards.extend(f.result() for f in pending)
+        with ExitStack() as stack:
+            if executor is None:
+                # spawn, not fork: the parent's OpenMP thread pool (training) does not survive a fork
+                spawn = multiprocessing.get_context("spawn")
+                executor = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=spawn))
+            shards = _run_shards(executor, jobs, workers)
         merge_ondisk(faiss.extract_index_ivf(index), shards, str(ivfdata))
         index.ntotal = faiss.extract_index_ivf(index).ntotal
     finally:
@@ -194,6 +203,18 @@ def add_vectors(
             leftover.unlink()
         workdir.rmdir()
     return index
+
+
+def _run_shards(executor: ShardExecutor, jobs: Iterable[tuple[Any, ...]], in_flight: int) -> list[str]:
+    """Shard files in job order, at most ``in_flight`` shards held in memory at once."""
+    shards: list[str] = []
+    pending: list[ShardFuture] = []
+    for job in jobs:
+        pending.append(executor.submit(_add_shard, job))
+        if len(pending) >= in_flight:
+            shards.append(pending.pop(0).result())
+    shards.extend(f.result() for f in pending)
+    return shards
 
 
 def chunked(
@@ -279,6 +300,7 @@ class CompressedIndex(VectorIndex):
         super().__init__(index, generation, auto=False)
         self.plan = plan
         self.ivfdata = ivfdata
+        self.ivfdata_digest: str | None = None  # blake2b of the list file, computed once at build
         self.delta: Any = delta if delta is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(int(index.d)))
         self.deleted = np.unique(np.asarray(deleted if deleted is not None else [], dtype=np.int64))
         self.rerank_source: VectorSource | None = None
@@ -425,6 +447,13 @@ class CompressedIndex(VectorIndex):
         return chosen
 
     # ------------------------------------------------------------------ files
+    def lists_intact(self) -> bool:
+        """Whether the on-disk list file still has the checksum recorded at build time (a full read:
+        `dualens check` calls it; opening the index checks the size only, to open in milliseconds)."""
+        if self.ivfdata is None or self.ivfdata_digest is None:
+            return True
+        return file_digest(self.ivfdata) == self.ivfdata_digest
+
     def header_and_payload(self) -> tuple[dict[str, Any], bytes]:
         main = faiss.serialize_index(self.index).tobytes()
         delta = faiss.serialize_index(self.delta).tobytes()
@@ -436,7 +465,13 @@ class CompressedIndex(VectorIndex):
             "nprobe": self.nprobe,
         }
         if self.ivfdata is not None:
-            header["ivfdata"] = {"name": self.ivfdata.name, "bytes": self.ivfdata.stat().st_size}
+            if self.ivfdata_digest is None:
+                self.ivfdata_digest = file_digest(self.ivfdata)
+            header["ivfdata"] = {
+                "name": self.ivfdata.name,
+                "bytes": self.ivfdata.stat().st_size,
+                "blake2b": self.ivfdata_digest,
+            }
         return header, main + delta + deleted
 
     @classmethod
@@ -454,6 +489,8 @@ class CompressedIndex(VectorIndex):
         plan_fields = header["plan"]
         plan = IndexPlan("ivfpq", plan_fields["nlist"], plan_fields["pq_bytes"], bool(plan_fields["on_disk"]))
         loaded = cls(main, plan, int(header["generation"]), ivfdata=ivfdata, delta=delta, deleted=deleted)
+        if ivfdata is not None:
+            loaded.ivfdata_digest = header["ivfdata"].get("blake2b")
         loaded.nprobe = int(header.get("nprobe") or 1)
         return loaded
 
@@ -508,7 +545,8 @@ def build_streamed(
     rerank_source: VectorSource,
     seed: int = 0,
     workers: int = 0,
-    shard: int = SHARD_VECTORS,
+    shard: int = 0,
+    executor: ShardExecutor | None = None,
 ) -> CompressedIndex:
     """Build from ``read()``, a fresh pass over the (ids, vectors) chunks each time it is called,
     without ever holding all the vectors: pass 1 keeps a strided sample (training, calibration
@@ -541,7 +579,7 @@ def build_streamed(
         if directory is None:
             raise ValueError("an on-disk index needs a directory")
         ivfdata = directory / f"vectors.{generation}.{os.urandom(4).hex()}.ivfdata"
-    index = add_vectors(trained, regroup(chunks(), shard), ivfdata, workers)
+    index = add_vectors(trained, regroup(chunks(), shard or SHARD_VECTORS), ivfdata, workers, executor)
     built = CompressedIndex(index, plan, generation, ivfdata=ivfdata)
     built.rerank_source = rerank_source
     built.calibrate_on(queries, truth.ids, groups)
@@ -584,6 +622,15 @@ class RunningTopK:
         order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
         self.scores = np.take_along_axis(scores, order, axis=1)
         self.ids = np.take_along_axis(all_ids, order, axis=1)
+
+
+def file_digest(path: Path, block: int = 1 << 22) -> str:
+    """blake2b of a file, read in blocks (the list file can be gigabytes)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _deserialize(data: bytes, ivfdata: Path | None) -> Any:
