@@ -4,7 +4,9 @@ Grammar (the same structure is built directly from Python with :class:`Query` an
 
     query      := plain_text | composite
     plain_text := any text without a double quote that is not made only of image references
-                  -> ONE text term, taken literally ("beach - people" is one text)
+                  -> ONE text term, taken literally ("beach - people" is one text); also any
+                  text with quotes that does not parse as a composite and names no image
+                  (`"golden retriever" puppy`, an unclosed quote): its quotes are dropped
     composite  := [sign] term { sign term }
     sign       := "+" | "-"
     term       := [weight ":"] atom
@@ -46,6 +48,10 @@ _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*:")
 _PHOTO_ID = re.compile(r"#(\d{1,18})(?![^\s+\-\"])")
 
 ImageValue = Union[str, int, "Image.Image"]
+
+
+class QuerySyntaxError(QueryError):
+    """A query that is not the composite syntax (quotes used another way fall back to plain text)."""
 
 
 class TermKind(StrEnum):
@@ -140,7 +146,23 @@ def parse_query(text: str) -> Query:
         raise QueryError("the query is empty; type some words or give a photo")
     if '"' not in stripped and not _only_image_refs(stripped):
         return Query.of_text(stripped)
-    return Query(tuple(_Parser(stripped).terms()))
+    try:
+        return Query(tuple(_Parser(stripped).terms()))
+    except QuerySyntaxError:
+        if _names_an_image(stripped) or _WEIGHT.match(stripped.lstrip("+- ")):
+            raise  # a composite with photos in it: say what is wrong with it
+        # Quotes used as in a web search (`"golden retriever" puppy`, an unclosed quote): one text.
+        plain = " ".join(stripped.replace('"', " ").split())
+        if not plain:
+            raise
+        return Query.of_text(plain)
+
+
+def _names_an_image(text: str) -> bool:
+    """Whether any token outside double quotes is an image reference (#id, @path, photo.jpg)."""
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"', " ", text)
+    tokens = (_WEIGHT.sub("", t, count=1).lstrip("+-") for t in outside.split())
+    return any(t.startswith("@") or _is_image_ref(t) for t in tokens if t)
 
 
 def _only_image_refs(text: str) -> bool:
@@ -185,7 +207,7 @@ class _Parser:
             return sign
         if optional:
             return 1.0
-        raise QueryError(
+        raise QuerySyntaxError(
             f"expected + or - between query terms at character {self.pos + 1}; "
             'put text in double quotes when combining terms, e.g. "beach" - "people"'
         )
@@ -199,26 +221,26 @@ class _Parser:
             self.pos = match.end()
             self._skip_space()
         if self.pos >= len(self.text):
-            raise QueryError("the query ends where a term was expected")
+            raise QuerySyntaxError("the query ends where a term was expected")
         char = self.text[self.pos]
         if char == '"':
             return Term.text(self._quoted(), sign * weight)
         if char == "#":
             match = _PHOTO_ID.match(self.text, self.pos)
             if not match:
-                raise QueryError(f"expected a photo id after # at character {self.pos + 1}")
+                raise QuerySyntaxError(f"expected a photo id after # at character {self.pos + 1}")
             self.pos = match.end()
             return Term.image(int(match.group(1)), sign * weight)
         if char == "@":
             self.pos += 1
             path = self._quoted() if self.text.startswith('"', self.pos) else self._bare()
             if not path.strip():
-                raise QueryError("expected an image path after @")
+                raise QuerySyntaxError("expected an image path after @")
             return Term.image(path, sign * weight)
         start = self.pos
         token = self._bare()
         if not _is_image_ref(token):
-            raise QueryError(
+            raise QuerySyntaxError(
                 f"{token!r} (character {start + 1}) is neither quoted text nor an image path; "
                 'put text in double quotes when combining terms, e.g. "beach" - "people"'
             )
@@ -239,7 +261,7 @@ class _Parser:
                 return "".join(chars)
             chars.append(char)
             self.pos += 1
-        raise QueryError("a double quote is not closed in the query")
+        raise QuerySyntaxError("a double quote is not closed in the query")
 
     def _bare(self) -> str:
         start = self.pos

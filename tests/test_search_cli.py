@@ -141,7 +141,7 @@ def test_index_info_reports_type_memory_and_recall(capsys, cli_world):
     ("argv", "code", "message"),
     [
         (["search", "   "], 2, "query is empty"),
-        (["search", '"dog" "cat"'], 2, "expected + or -"),
+        (["search", '#1 "cat"'], 2, "expected + or -"),
         (["search", "dog", "-k", "0"], 2, "k must be"),
         (["search", "dog", "--after", "last week"], 2, "is not a date"),
         (["search", "dog", "--min-score", "3"], 2, "minimum score"),
@@ -177,3 +177,19 @@ def test_partial_dates_cover_their_whole_period():
     assert parse_date("2020", end=True) == datetime(2020, 12, 31).date()
     assert parse_date("2024-02", end=True) == datetime(2024, 2, 29).date()
     assert parse_date("2024-02-03", end=True) == datetime(2024, 2, 3).date()
+
+
+def test_a_query_refused_while_the_text_tower_loads_exits_cleanly(cli_world) -> None:
+    """The process exits with its one-line error, not an abort from a model still loading."""
+    from tests.helpers.slow_commits import spawn
+
+    data = cli_world[0]
+    runs = [
+        spawn("search", "--data", str(data), "--backend", "onnx", "dog", "--folder", "x") for _ in range(4)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 1, err
+        assert err.strip().splitlines() == [
+            "dualens: error: no indexed photos in the folder x (see `dualens check` for the roots)"
+        ]

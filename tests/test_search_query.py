@@ -82,11 +82,11 @@ def test_escaped_quotes_inside_text():
         ("", "empty"),
         ("   \n\t", "empty"),
         ('""', "empty"),
-        ('"beach', "not closed"),
-        ('"beach" "sea"', r"expected \+ or -"),
-        ('"beach" + sea', "neither quoted text nor an image path"),
-        ('"beach" +', "ends where a term was expected"),
-        ('"a" + #x', "photo id"),
+        ('#3 + "beach', "not closed"),  # with a photo in it, a broken composite is an error
+        ('"beach" #3', r"expected \+ or -"),
+        ('#3 + "x" + sea', "neither quoted text nor an image path"),
+        ("#3 +", "ends where a term was expected"),
+        ('"a" + @"', "not closed"),
         ('"a" + @""', "image path"),
         ("x" * (MAX_QUERY_CHARS + 1), "too long"),
         (" + ".join(['"a"'] * 40), "at most"),
@@ -96,6 +96,20 @@ def test_escaped_quotes_inside_text():
 def test_malformed_queries_raise_a_query_error(text: str, message: str):
     with pytest.raises(QueryError, match=message):
         parse_query(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ('"golden retriever" puppy', "golden retriever puppy"),
+        ('"dog on a beach', "dog on a beach"),
+        ('"beach" "sea"', "beach sea"),
+        ('"beach" +', "beach +"),
+        ('a "quoted" word', "a quoted word"),
+    ],
+)
+def test_quotes_that_do_not_parse_fall_back_to_plain_text(text: str, meant: str):
+    assert parse_query(text) == Query.of_text(meant)
 
 
 def test_non_string_query_is_a_query_error():

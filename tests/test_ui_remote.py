@@ -84,7 +84,7 @@ def test_remote_errors_are_typed_sentences(server: Server) -> None:
     remote = RemoteBackend(server.url, UiConfig(), api_key=KEY)
     try:
         with pytest.raises(QueryError, match="expected"):
-            remote.run(SearchRequest("text", text='"dog" "cat" +'))
+            remote.run(SearchRequest("text", text='#1 "cat"'))
         with pytest.raises(QueryError, match="empty"):
             remote.run(SearchRequest("text", text="  "))
         with pytest.raises(UsageError):

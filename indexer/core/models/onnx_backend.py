@@ -179,7 +179,10 @@ class OnnxTowers:
             with contextlib.suppress(ModelError):  # embed_texts tries again and reports it
                 self._ensure_text()
 
-        threading.Thread(target=start, name="dualens-text-tower", daemon=True).start()
+        # Not a daemon: a process that exits while ONNX Runtime builds the session (a query refused
+        # early, e.g. an unknown --folder) aborted in its C++ teardown ("terminate called without an
+        # active exception"); the interpreter now waits for the load to finish before exiting.
+        threading.Thread(target=start, name="dualens-text-tower", daemon=False).start()
 
     def _tokens(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         with self._lock:
