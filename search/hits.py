@@ -38,6 +38,7 @@ class Hit:
     size: int
     mtime: datetime
     rank: int = 0  # 1-based position in the full ranking (offset included); 0 outside a ranking
+    relevance: str = ""  # text queries: "strong", "good" or "weak" (search/relevance.py); else ""
 
     @classmethod
     def from_photo(

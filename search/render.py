@@ -15,14 +15,21 @@ from search.searcher import IndexReport
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+NO_GOOD_MATCHES = "No good matches: nonsense queries find photos as close as these (closest shown)."
+WEAKER_MATCHES = "-- weaker matches: no closer than what nonsense queries find --"
+
+
 def format_hits(hits: Sequence[Hit]) -> str:
-    """rank, cosine, logit, probability, date and path, one aligned row per hit."""
+    """rank, match band (text queries), cosine, logit, probability, date and path, one aligned row
+    per hit; a divider above the first weak match, and a "no good matches" line when all are weak."""
     if not hits:
         return "No photos match."
-    header = ("#", "cosine", "logit", "prob", "date", "path")
+    banded = any(h.relevance for h in hits)
+    header = ("#", *(("match",) if banded else ()), "cosine", "logit", "prob", "date", "path")
     rows = [
         (
             str(h.rank),
+            *((h.relevance,) if banded else ()),
             f"{h.cosine:.3f}",
             f"{h.logit:.2f}",
             _percent(h.probability),
@@ -31,7 +38,16 @@ def format_hits(hits: Sequence[Hit]) -> str:
         )
         for h in hits
     ]
-    return _table(header, rows, right_aligned=(0, 1, 2, 3))
+    table = _table(header, rows, right_aligned=(0, 2, 3, 4) if banded else (0, 1, 2, 3)).split("\n")
+    if not banded:
+        return "\n".join(table)
+    weak = [h.relevance == "weak" for h in hits]
+    if all(weak):
+        return "\n".join([NO_GOOD_MATCHES, *table])
+    if any(weak):
+        first = weak.index(True)
+        table.insert(first + 1, WEAKER_MATCHES)  # + 1: the header line
+    return "\n".join(table)
 
 
 def format_labels(results: Sequence[tuple[str, float]]) -> str:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from search.filters import Filters, allowed_ids_statement
 from search.hits import HIT_COLUMNS, Hit
 from search.images import check_readable, load_image
 from search.query import Query, Term, TermKind, parse_query
+from search.relevance import Relevance
+from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.threads import query_thread_count, query_threads
 
@@ -85,6 +87,7 @@ class Searcher:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
+        self._relevance: tuple[tuple[int, str], Relevance] | None = None
         self._backend = backend  # for the encoder of a collection re-indexed with another model
 
     @classmethod
@@ -195,6 +198,7 @@ class Searcher:
         """Load what a text query needs now (the text tower), so the first query is as fast as the next."""
         if self._encoder is not None and self._index.ntotal:
             self._text_vectors(["warm up"])
+            self.relevance()
 
     def close(self) -> None:
         self.collection.close()
@@ -217,7 +221,28 @@ class Searcher:
         if self._index.ntotal == 0:
             return []
         with query_threads():
-            return self._search_vector(self.embed_query(parsed), k, offset, filters)
+            hits = self._search_vector(self.embed_query(parsed), k, offset, filters)
+        if hits and all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms):
+            bands = self.relevance()
+            hits = [replace(h, relevance=bands.band(h.cosine).value) for h in hits]
+        return hits
+
+    def relevance(self) -> Relevance:
+        """This collection's relevance bands for text queries (search/relevance.py), measured once
+        per index generation and model."""
+        index, encoder = self._index, self.encoder
+        key = (index.generation, encoder.model_id)
+        cached = self._relevance
+        if cached is None or cached[0] != key:
+
+            def best(vector: np.ndarray) -> float:
+                score = float(index.search(vector.reshape(1, -1), 1).scores[0, 0])
+                return score if np.isfinite(score) else -1.0
+
+            with query_threads():
+                measured = measure_relevance(lambda texts: self._checked(encoder.embed_texts(texts)), best)
+            cached = self._relevance = (key, measured)
+        return cached[1]
 
     def score_model(self) -> ScoreModel:
         """The encoder's learned scale and bias (loads the model once)."""

@@ -43,11 +43,11 @@ def test_search_prints_an_aligned_table(capsys, cli_world):
     data, root, *_ = cli_world
     code, out, err = run(capsys, "search", "--data", str(data), "dog", "-k", "3")
     assert code == 0, err
-    lines = out.splitlines()
-    assert lines[0].split() == ["#", "cosine", "logit", "prob", "date", "path"]
+    lines = [line for line in out.splitlines() if not line.startswith("--")]  # the divider line aside
+    assert lines[0].split() == ["#", "match", "cosine", "logit", "prob", "date", "path"]
     assert len(lines) == 4
     assert lines[1].split()[0] == "1" and lines[1].endswith(str(root / "pets/dog.jpg"))
-    assert lines[1].split()[4] == "2020-07-04"
+    assert lines[1].split()[5] == "2020-07-04"
     path_column = {line.index(str(root)) for line in lines[1:]}
     assert len(path_column) == 1  # aligned
 
@@ -193,3 +193,19 @@ def test_a_query_refused_while_the_text_tower_loads_exits_cleanly(cli_world) -> 
         assert err.strip().splitlines() == [
             "dualens: error: no indexed photos in the folder x (see `dualens check` for the roots)"
         ]
+
+
+def test_text_hits_carry_a_match_band_and_nonsense_gets_no_good_matches(capsys, cli_world) -> None:
+    data = cli_world[0]
+    code, out, _ = run(capsys, "search", "--data", str(data), "dog", "-k", "5")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:2] == ["#", "match"]
+    assert lines[1].split()[1] in ("good", "strong") and lines[1].endswith("pets/dog.jpg")  # it is "dog"
+    assert any(line.startswith("-- weaker matches") for line in lines)
+    code, out, _ = run(capsys, "search", "--data", str(data), "--json", "dog", "-k", "1")
+    assert json.loads(out)["hits"][0]["relevance"] in ("good", "strong")
+    code, out, _ = run(capsys, "search", "--data", str(data), "xqzvbnm plorf wubble", "-k", "3")
+    assert code == 0 and out.startswith("No good matches")
+    assert [line.split()[1] for line in out.splitlines()[2:]] == ["weak"] * 3
+    code, out, _ = run(capsys, "similar", "--data", str(data), str(cli_world[2][0]), "-k", "2")
+    assert code == 0 and "match" not in out.splitlines()[0]  # image queries: no bands (another score scale)

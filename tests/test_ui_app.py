@@ -122,8 +122,9 @@ def test_text_query_shows_thumbnails_with_scores_and_a_count(collection, monkeyp
     assert len(_ids(at)) == PAGE
     assert len(at.image) >= PAGE and all(img.value for img in at.image)
     assert f"{PAGE}+ results" in _texts(at)
-    scores = [float(s) for s in re.findall(r'class="dl-score">(-?\d\.\d{3})', _texts(at))]
-    assert len(scores) == PAGE and scores == sorted(scores, reverse=True)
+    bands = re.findall(r'class="dl-band dl-band-(\w+)"', _texts(at))
+    order = {"strong": 0, "good": 1, "weak": 2}
+    assert len(bands) == PAGE and [order[b] for b in bands] == sorted(order[b] for b in bands)
     thumbs = list((data / "thumbnails").rglob("*.jpg"))
     assert len(thumbs) >= PAGE
     assert at.query_params["q"] == "a red car"
@@ -285,9 +286,17 @@ def test_query_naming_a_file_outside_the_collection_is_refused(collection, monke
 
 def test_malformed_query_gives_a_message_not_a_traceback(collection, monkeypatch) -> None:
     data, _ = collection
-    at = _search(_app(data, monkeypatch).run(), '"beach" -')
+    at = _search(_app(data, monkeypatch).run(), '#1 + "beach" -')  # a composite with a photo in it
     _clean(at)
     assert at.warning and _ids(at) == []
+
+
+def test_quotes_as_in_a_web_search_are_searched_as_plain_text(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), '"red car" on a road')
+    _clean(at)
+    assert len(_ids(at)) == PAGE
+    assert not any("quote" in str(w.value) or "expected" in str(w.value) for w in at.warning)
 
 
 def test_new_index_is_picked_up_without_restarting(tmp_path, monkeypatch, tiny_model_dir) -> None:
@@ -330,3 +339,45 @@ def test_photo_reached_through_a_symlink_out_of_the_root_is_never_shown(
     _clean(at)
     assert escaped.id not in _ids(at) and "escape.jpg" not in _texts(at)
     assert not any(p.name.startswith(f"{escaped.id}-") for p in (data / "thumbnails").rglob("*.jpg"))
+
+
+@pytest.mark.parametrize(
+    ("floor", "weak_expected"),
+    [(-2.0, "none"), (2.0, "all"), (None, "some")],
+)
+def test_weak_matches_sit_below_a_divider_and_all_weak_says_no_good_matches(
+    collection, monkeypatch, floor: float | None, weak_expected: str
+) -> None:
+    from search import Searcher
+    from search.relevance import Relevance
+
+    data, _ = collection
+    cut = floor
+    if cut is None:
+        scores = sorted(
+            (h.cosine for h in get_backend_hits(data, "a red car")), reverse=True
+        )  # a floor between the 2nd and 3rd hit
+        cut = (scores[1] + scores[2]) / 2
+    monkeypatch.setattr(Searcher, "relevance", lambda self: Relevance(floor=cut, strong=5.0))
+    from ui.page import get_backend
+
+    get_backend.clear()
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    _clean(at)
+    bands = re.findall(r'class="dl-band dl-band-(\w+)"', _texts(at))
+    divider = "Weaker matches" in _texts(at)
+    nothing_good = "No good matches for" in _texts(at)
+    assert len(bands) == PAGE
+    if weak_expected == "none":
+        assert set(bands) == {"good"} and not divider and not nothing_good
+    elif weak_expected == "all":
+        assert set(bands) == {"weak"} and nothing_good and not divider
+    else:
+        assert bands[:2] == ["good", "good"] and set(bands[2:]) == {"weak"} and divider and not nothing_good
+
+
+def get_backend_hits(data: Path, text: str):  # type: ignore[no-untyped-def]
+    from search import Searcher
+
+    with Searcher.open(data) as searcher:
+        return searcher.search(text, k=PAGE)

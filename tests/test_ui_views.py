@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from search import Hit
@@ -28,16 +29,12 @@ def _hit(path: str = EVIL, cosine: float = 0.25) -> Hit:
     )
 
 
-def test_card_caption_escapes_the_file_name_and_shows_the_score() -> None:
-    html = card_caption(_hit(), top=0.5)
+def test_card_caption_escapes_the_file_name_and_shows_the_match_band_not_raw_scores() -> None:
+    html = card_caption(replace(_hit(), relevance="strong"))
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&quot;quote&quot; &amp; co.jpg" in html
-    assert "0.250" in html and "width:50%" in html
-
-
-def test_card_caption_bar_stays_within_0_and_100_percent() -> None:
-    assert "width:0%" in card_caption(_hit(cosine=-0.3), top=0.5)
-    assert "width:100%" in card_caption(_hit(cosine=0.9), top=0.5)
+    assert "Strong match" in html and "0.250" not in html
+    assert "match" not in card_caption(_hit())  # similar and uploads: no band
 
 
 def test_meta_table_lists_metadata_and_scores_escaped() -> None:

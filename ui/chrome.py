@@ -17,9 +17,12 @@ CSS = """
 .dl-tagline {color: #6b7280; margin: 0.2rem 0 0.6rem 0; font-size: 0.95rem;}
 .dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
           text-overflow: ellipsis; margin-top: 0.15rem;}
-.dl-score {font-size: 0.78rem; color: #6b7280; display: flex; align-items: center; gap: 0.45rem;}
-.dl-bar {flex: 1; height: 4px; background: #eceef1; border-radius: 2px; overflow: hidden;}
-.dl-bar > span {display: block; height: 100%; background: #e8590c; border-radius: 2px;}
+.dl-band {font-size: 0.75rem; font-weight: 600;}
+.dl-band-strong {color: #2b8a3e;}
+.dl-band-good {color: #5c7cfa;}
+.dl-band-weak {color: #868e96;}
+.dl-divider {margin: 1.2rem 0 0.6rem 0; padding-top: 0.6rem; border-top: 1px dashed #ced4da;
+             color: #6b7280; font-size: 0.9rem;}
 .dl-context {font-size: 1.05rem; margin: 0;}
 .dl-count {color: #6b7280; font-size: 0.9rem; white-space: nowrap;}
 [data-testid="stDialog"] [data-testid="stImage"] img {max-height: 72vh; width: auto; max-width: 100%;

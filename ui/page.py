@@ -90,7 +90,7 @@ def render(backend: UiBackend) -> None:
     if not page.hits:
         views.no_results(current)
         return
-    views.result_grid(backend, page.hits)
+    views.result_grid(backend, page.hits, current.text if current.kind == "text" else "")
     views.more_button(page)
     detail = state.detail_id()
     if detail is not None:

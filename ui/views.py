@@ -214,18 +214,43 @@ def no_results(view: state.View) -> None:
     )
 
 
-def result_grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
-    top = max((h.cosine for h in hits), default=1.0) or 1.0
+BAND_LABELS = {"strong": "Strong match", "good": "Good match", "weak": "Weak match"}
+
+
+def result_grid(backend: UiBackend, hits: Sequence[Hit], text: str = "") -> None:
+    """The hits as a grid; for text queries the weak ones (no closer than nonsense gets) below a
+    divider, or after a "no good matches" note when every hit is weak."""
+    good = [h for h in hits if h.relevance != "weak"]
+    weak = [h for h in hits if h.relevance == "weak"]
+    if not good:
+        st.warning(
+            f"No good matches for **{_esc(text)}**: nonsense queries find photos as close as these. "
+            "Try other words, or a photo (Similar or upload).",
+            icon=":material/search_off:",
+        )
+        _grid(backend, weak)
+        return
+    _grid(backend, good)
+    if weak:
+        st.markdown(
+            '<div class="dl-divider" role="separator">Weaker matches: no closer than what nonsense '
+            "queries find</div>",
+            unsafe_allow_html=True,
+        )
+        _grid(backend, weak)
+
+
+def _grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
     grid = st.grid("auto", min_column_width=210, gap="small", border=True)
     for hit in hits:
         with grid.cell():
-            _card(backend, hit, top)
+            _card(backend, hit)
 
 
-def _card(backend: UiBackend, hit: Hit, top: float) -> None:
+def _card(backend: UiBackend, hit: Hit) -> None:
     thumb = backend.thumbnail(hit)
     st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch")
-    st.markdown(card_caption(hit, top), unsafe_allow_html=True)
+    st.markdown(card_caption(hit), unsafe_allow_html=True)
     with st.container(horizontal=True, gap="xsmall"):
         st.button(
             "Similar",
@@ -244,15 +269,12 @@ def _card(backend: UiBackend, hit: Hit, top: float) -> None:
         )
 
 
-def card_caption(hit: Hit, top: float) -> str:
-    """File name (escaped) and cosine score with a bar relative to the best hit ``top``."""
+def card_caption(hit: Hit) -> str:
+    """File name (escaped) and, for text queries, the match band; raw scores stay in the details."""
     name = _esc(Path(hit.path).name)
-    pct = max(0.0, min(1.0, hit.cosine / top)) * 100 if top > 0 else 0.0
-    return (
-        f'<div class="dl-name" title="{name}">{name}</div>'
-        f'<div class="dl-score">{hit.cosine:.3f}<span class="dl-bar"><span style="width:{pct:.0f}%">'
-        "</span></span></div>"
-    )
+    band = BAND_LABELS.get(hit.relevance)
+    line = f'<div class="dl-band dl-band-{hit.relevance}">{band}</div>' if band else ""
+    return f'<div class="dl-name" title="{name}">{name}</div>{line}'
 
 
 def more_button(page: ResultPage) -> None:
@@ -293,6 +315,8 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
         ("Modified", _date(hit.mtime) or "unknown"),
     ]
     if with_scores:
+        if hit.relevance:
+            rows.append(("Match", BAND_LABELS.get(hit.relevance, hit.relevance)))
         rows += [
             ("Cosine similarity", f"{hit.cosine:.4f}"),
             ("Model logit", f"{hit.logit:.3f}"),
