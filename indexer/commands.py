@@ -170,6 +170,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     summary = run_index(args.data, args.dirs, options)
     for line in summary.lines():
         print(line)
+    for line in summary.notes():
+        print(f"dualens: note: {line}", file=sys.stderr)
     for line in summary.warnings():
         print(f"dualens: warning: {line}", file=sys.stderr)
     return 0

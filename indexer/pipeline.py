@@ -27,6 +27,7 @@ from indexer.collection_setup import record_model, record_roots
 from indexer.core.errors import UsageError
 from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_TIMEOUT, DEFAULT_MAX_PIXELS
 from indexer.core.models import DualEncoder
+from indexer.core.models.default_spec import model_hint
 from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
@@ -88,6 +89,11 @@ class IndexSummary:
     kept_unreachable: int = 0  # photos kept although their folder could not be read (see --prune)
     unreachable_folders: tuple[str, ...] = ()
 
+    def notes(self) -> list[str]:
+        """What is worth knowing about the run's model (the offline default's limits)."""
+        hint = model_hint(self.model_id) if self.embedded else None
+        return [hint] if hint else []
+
     def warnings(self) -> list[str]:
         """What the user must know although the run succeeded."""
         if not self.unreachable_folders:
@@ -108,6 +114,7 @@ class IndexSummary:
         t = self.times
         rate = self.embedded / (t.total or 1e-9)
         return [
+            f"model {self.model_id}" if self.model_id else "model: none yet (no photo embedded)",
             f"indexed {self.indexed}, unchanged {self.unchanged}, updated {self.updated}, "
             f"moved {self.moved}, removed {self.removed}, failed {self.failed}"
             + (f", reused {self.reused}" if self.reused else ""),

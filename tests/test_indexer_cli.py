@@ -100,3 +100,15 @@ def test_exif_orientation_reaches_the_stored_vector(tmp_path: Path, tiny_model_d
         assert (rotated.width, rotated.height) == (96, 64)
         a, b = c.vectors([rotated.id, plain.id])
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_the_run_names_its_model_and_only_the_offline_default_gets_a_hint() -> None:
+    from indexer.core.models.default_spec import CLIP_SUGGESTION
+    from indexer.pipeline import IndexSummary
+
+    default = IndexSummary(model_id="dualens-default-v3", indexed=3)
+    assert default.lines()[0] == "model dualens-default-v3"
+    (note,) = default.notes()
+    assert "1,000 everyday objects" in note and f"--model {CLIP_SUGGESTION}" in note
+    assert IndexSummary(model_id="openai/clip-vit-base-patch32", indexed=3).notes() == []
+    assert IndexSummary(model_id="dualens-default-v3").notes() == []  # nothing embedded: nothing to say

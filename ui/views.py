@@ -14,6 +14,7 @@ from typing import Any, cast
 import streamlit as st
 
 from indexer.core.imaging import supported_extensions
+from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Hit, Stats
 from ui import state
@@ -92,6 +93,9 @@ def collection_status(stats: Stats) -> None:
             "**Folders** " + ", ".join(f"`{r}`" for r in roots[:5]) + (" …" if len(roots) > 5 else "")
         )
     st.caption("  \n".join(lines))
+    hint = model_hint(stats.model_id)
+    if hint:
+        st.caption(f"Note: {hint[0].upper()}{hint[1:]}.")
     if int(stats.n_failed):
         st.caption("Files that could not be indexed are listed by `dualens errors`.")
 

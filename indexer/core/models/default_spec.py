@@ -18,6 +18,21 @@ from indexer.core.models.preprocess import PreprocessConfig
 # built by an older version is rebuilt on first use.
 DEFAULT_ID_PREFIX = "dualens-default-"
 DEFAULT_MODEL_ID = "dualens-default-v3"
+CLIP_SUGGESTION = "openai/clip-vit-base-patch32"
+
+
+def model_hint(model_id: str | None) -> str | None:
+    """What a user of the offline default model should know, or None for any other model."""
+    if not model_id or not str(model_id).startswith(DEFAULT_ID_PREFIX):
+        return None
+    return (
+        "the offline default model knows about 1,000 everyday objects, animals and scenes (the "
+        "ImageNet classes); it does not understand people's actions, events, text in photos or "
+        f"relations well. For those, index with a CLIP model: --model {CLIP_SUGGESTION} "
+        "(downloaded once, ~600 MB)"
+    )
+
+
 DEFAULT_SPEC_FINGERPRINT = "03bf95abbc5d3b2c"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
 
 
