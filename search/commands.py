@@ -74,6 +74,12 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-score", type=float, default=None, help="minimum cosine similarity, -1 to 1")
     p.add_argument(
+        "--min-match",
+        choices=("good", "strong"),
+        default=None,
+        help="text queries: only hits of this match band or better (docs/usage.md, match bands)",
+    )
+    p.add_argument(
         "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
     )
     add_backend_argument(p)
@@ -89,6 +95,7 @@ def _filters(args: argparse.Namespace) -> Filters:
         date_to=parse_date(args.before, end=True),
         file_types=types,
         min_score=args.min_score,
+        min_match=getattr(args, "min_match", None),
     )
 
 

@@ -24,6 +24,7 @@ from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.text import to_stored
 
 # user spellings -> the file_type the indexer stores
+MATCH_LEVELS = ("good", "strong")  # --min-match: hide weaker bands of a text query's hits
 FILE_TYPE_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff", "heif": "heic"}
 
 
@@ -41,6 +42,7 @@ class Filters:
     date_to: date | None = None  # inclusive
     file_types: tuple[str, ...] = ()  # ("jpg", "png"…); jpeg/tif/heif spellings accepted
     min_score: float | None = None  # on cosine similarity, in [-1, 1]
+    min_match: str | None = None  # text queries: "good" or "strong" (search/relevance.py bands)
 
     def __post_init__(self) -> None:
         if self.folder is not None and not str(self.folder).strip():
@@ -55,6 +57,8 @@ class Filters:
             raise UsageError(f"the date range is empty: {self.date_from} is after {self.date_to}")
         types = (self.file_types,) if isinstance(self.file_types, str) else tuple(self.file_types)
         object.__setattr__(self, "file_types", tuple(sorted({normalise_file_type(t) for t in types})))
+        if self.min_match is not None and self.min_match not in MATCH_LEVELS:
+            raise UsageError(f"the minimum match is {' or '.join(MATCH_LEVELS)}, not {self.min_match!r}")
         if self.min_score is not None:
             score = float(self.min_score)
             if not math.isfinite(score) or not -1.0 <= score <= 1.0:

@@ -220,9 +220,16 @@ class Searcher:
             raise QueryError(f"a query must be text or a Query, not {type(query).__name__}")
         if self._index.ntotal == 0:
             return []
+        banded = all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms)
+        if banded and filters is not None and filters.min_match:
+            bands = self.relevance()
+            floor = bands.strong if filters.min_match == "strong" else bands.floor
+            if floor > 1.0:  # no cosine reaches the band
+                return []
+            filters = replace(filters, min_score=max(floor, filters.min_score or -1.0))
         with query_threads():
             hits = self._search_vector(self.embed_query(parsed), k, offset, filters)
-        if hits and all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms):
+        if hits and banded:
             bands = self.relevance()
             hits = [replace(h, relevance=bands.band(h.cosine).value) for h in hits]
         return hits

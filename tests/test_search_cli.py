@@ -207,5 +207,9 @@ def test_text_hits_carry_a_match_band_and_nonsense_gets_no_good_matches(capsys, 
     code, out, _ = run(capsys, "search", "--data", str(data), "xqzvbnm plorf wubble", "-k", "3")
     assert code == 0 and out.startswith("No good matches")
     assert [line.split()[1] for line in out.splitlines()[2:]] == ["weak"] * 3
+    code, out, _ = run(capsys, "search", "--data", str(data), "xqzvbnm plorf wubble", "--min-match", "good")
+    assert code == 0 and out.strip() == "No photos match."
+    code, out, _ = run(capsys, "search", "--data", str(data), "dog", "--min-match", "good", "--json")
+    assert {h["relevance"] for h in json.loads(out)["hits"]} <= {"good", "strong"}
     code, out, _ = run(capsys, "similar", "--data", str(data), str(cli_world[2][0]), "-k", "2")
     assert code == 0 and "match" not in out.splitlines()[0]  # image queries: no bands (another score scale)

@@ -98,6 +98,7 @@ def test_photo_metadata_thumbnail_stats_and_health(api: httpx.Client) -> None:
         ("GET", "/search", {"q": '"dog" - "dog"'}, 400),
         ("GET", "/search", {"q": '@"/etc/passwd" + "a"'}, 400),  # a path in a query is never opened
         ("GET", "/search", {"q": "a", "min_score": 3}, 422),
+        ("GET", "/search", {"q": "a", "min_match": "great"}, 422),
         ("GET", "/similar/999999", {}, 404),
         ("GET", "/similar/abc", {}, 422),
         ("GET", "/photos/999999", {}, 404),

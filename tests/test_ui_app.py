@@ -180,19 +180,32 @@ def test_date_filter_keeps_photos_taken_that_day(collection, monkeypatch) -> Non
     assert names and all(int(n[6:9]) % 3 == 0 for n in names)  # every third photo has that EXIF date
 
 
-def test_min_score_above_every_result_says_nothing_matches(collection, monkeypatch) -> None:
+def test_strong_matches_only_hides_the_rest_and_says_when_nothing_is_left(collection, monkeypatch) -> None:
+    from search import Searcher
+    from search.relevance import Relevance
+    from ui.page import get_backend
+
     data, _ = collection
+    hits = get_backend_hits(data, "a red car")
+    cut = (hits[1].cosine + hits[2].cosine) / 2  # two hits are strong
+    monkeypatch.setattr(Searcher, "relevance", lambda self: Relevance(floor=-1.0, strong=cut))
+    get_backend.clear()
     at = _search(_app(data, monkeypatch).run(), "a red car")
-    at.slider(key="f_min_score").set_value(1.0).run()
+    assert len(_ids(at)) == PAGE
+    at.radio(key="f_min_match").set_value("strong").run()
     _clean(at)
-    assert _ids(at) == []
-    assert "No photos match" in _texts(at)
+    assert _ids(at) == [hits[0].id, hits[1].id]
+    monkeypatch.setattr(Searcher, "relevance", lambda self: Relevance(floor=-1.0, strong=5.0))
+    get_backend.clear()
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    at.radio(key="f_min_match").set_value("strong").run()
+    _clean(at)
+    assert _ids(at) == [] and "No photos match" in _texts(at)
 
 
 def test_details_dialog_shows_metadata_and_scores(collection, monkeypatch) -> None:
     data, photos = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")
-    at.slider(key="f_min_score").set_value(0.0).run()
     hit = _ids(at)[0]
     at.button(key=f"details-{hit}").click().run()
     _clean(at)

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +46,9 @@ Folder = Annotated[str | None, Query(max_length=4096, description="absolute, or 
 Day = Annotated[str | None, Query(max_length=10, description="YYYY, YYYY-MM or YYYY-MM-DD")]
 Kinds = Annotated[list[str] | None, Query(alias="type", description="file type, e.g. jpg (repeatable)")]
 MinScore = Annotated[float | None, Query(ge=-1.0, le=1.0, description="minimum cosine")]
+MinMatch = Annotated[
+    Literal["good", "strong"] | None, Query(description="text queries: this match band or better")
+]
 Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
 
 
@@ -55,6 +58,7 @@ def filters(
     before: Day = None,
     kind: Kinds = None,
     min_score: MinScore = None,
+    min_match: MinMatch = None,
 ) -> Filters:
     return Filters(
         folder=folder or None,
@@ -62,6 +66,7 @@ def filters(
         date_to=parse_date(before, end=True),
         file_types=tuple(kind or ())[:32],
         min_score=min_score,
+        min_match=min_match,
     )
 
 

@@ -48,6 +48,8 @@ def filter_params(filters: Filters) -> list[tuple[str, str]]:
     params += [("type", t) for t in filters.file_types]
     if filters.min_score is not None:
         params.append(("min_score", repr(float(filters.min_score))))
+    if filters.min_match:
+        params.append(("min_match", filters.min_match))
     return params
 
 

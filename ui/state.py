@@ -30,7 +30,8 @@ UPLOAD = "upload"
 FOLDER = "f_folder"
 DATES = "f_dates"
 TYPES = "f_types"
-MIN_SCORE = "f_min_score"
+MIN_MATCH = "f_min_match"
+MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""
 
 _VIEW = "dualens_view"
@@ -210,13 +211,13 @@ def filters(folders: tuple[FolderOption, ...], file_types: tuple[str, ...]) -> F
     allowed = {option.path for option in folders}
     types = tuple(t for t in (st.session_state.get(TYPES) or ()) if t in file_types)
     date_from, date_to = _date_range(st.session_state.get(DATES))
-    min_score = _min_score(st.session_state.get(MIN_SCORE))
+    match = st.session_state.get(MIN_MATCH)
     return Filters(
         folder=folder if folder in allowed else None,
         date_from=date_from,
         date_to=date_to,
         file_types=types,
-        min_score=min_score,
+        min_match=match if match in ("good", "strong") else None,
     )
 
 
@@ -230,12 +231,6 @@ def _date_range(value: Any) -> tuple[date | None, date | None]:
         if len(picked) >= 2:
             return min(picked[:2]), max(picked[:2])
     return None, None
-
-
-def _min_score(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) <= 1.0:
-        return float(value)
-    return None
 
 
 def request_for(current: View, active_filters: Filters) -> SearchRequest | None:

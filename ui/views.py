@@ -63,14 +63,12 @@ def sidebar(stats: Stats, facets: Facets) -> None:
                 placeholder="All types",
                 on_change=state.reset_paging,
             )
-        st.slider(
-            "Minimum score",
-            min_value=0.0,
-            max_value=1.0,
-            value=0.0,
-            step=0.01,
-            key=state.MIN_SCORE,
-            help="Hide results whose cosine similarity is below this value (0 shows everything).",
+        st.radio(
+            "Show",
+            list(state.MATCH_CHOICES),
+            key=state.MIN_MATCH,
+            format_func=lambda choice: state.MATCH_CHOICES[choice],
+            help="For descriptions: hide the weaker matches (those no closer than nonsense words get).",
             on_change=state.reset_paging,
         )
         st.divider()
