@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+import time
+from typing import TYPE_CHECKING
 
 from indexer.core.errors import UsageError
 from indexer.core.settings import add_backend_argument
 from indexer.core.text import printable
+
+if TYPE_CHECKING:
+    from indexer.pipeline import IndexOptions, IndexSummary
 
 
 def _positive(value: str) -> int:
@@ -92,6 +99,21 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep indexing: after each burst of changes under the folders, until Ctrl-C",
+    )
+    p.add_argument(
+        "--debounce", type=float, default=2.0, metavar="S", help="--watch: quiet seconds before a run (2)"
+    )
+    p.add_argument(
+        "--rescan-every",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="--watch: a full rescan at least every S seconds, events or not (600)",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="also remove the photos of folders that cannot be read or are empty (e.g. a disk not mounted); "
@@ -167,13 +189,52 @@ def cmd_index(args: argparse.Namespace) -> int:
             gpus_per_worker=args.gpus_per_worker,
         ),
     )
-    summary = run_index(args.data, args.dirs, options)
+    if args.watch:
+        return _watch(args, options)
+    _report(run_index(args.data, args.dirs, options))
+    return 0
+
+
+def _report(summary: IndexSummary, *, quiet_if_unchanged: bool = False) -> None:
+    changed = summary.embedded or summary.moved or summary.removed or summary.failed or summary.reused
+    if quiet_if_unchanged and not changed:
+        return
+    stamp = f"[{time.strftime('%H:%M:%S')}] " if quiet_if_unchanged else ""
     for line in summary.lines():
-        print(line)
+        print(stamp + line, flush=True)
     for line in summary.notes():
         print(f"dualens: note: {line}", file=sys.stderr)
     for line in summary.warnings():
         print(f"dualens: warning: {line}", file=sys.stderr)
+
+
+def _watch(args: argparse.Namespace, options: IndexOptions) -> int:
+    """Index now, then after each burst of changes; Ctrl-C or SIGTERM stops between runs."""
+    from indexer.watch import WatchOptions, watch
+
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+
+    first = [True]
+
+    def report(summary: IndexSummary) -> None:
+        _report(summary, quiet_if_unchanged=not first[0])
+        if first[0]:
+            print(f"watching {', '.join(summary.roots) or 'the collection'} (Ctrl-C to stop)", flush=True)
+        first[0] = False
+
+    for sig in previous:
+        signal.signal(sig, request_stop)
+    try:
+        settings = WatchOptions(debounce_s=args.debounce, rescan_s=args.rescan_every)
+        watch(args.data, args.dirs, options, settings, report, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped watching", flush=True)
     return 0
 
 
