@@ -82,7 +82,8 @@ def render(backend: UiBackend) -> None:
         views.welcome()
         return
     try:
-        page = backend.run(request, image=state.upload_image())
+        with st.spinner("Searching…"):
+            page = backend.run(request, image=state.upload_image())
     except DualensError as exc:
         chrome.problem(str(exc))
         return
