@@ -200,7 +200,10 @@ def test_strong_matches_only_hides_the_rest_and_says_when_nothing_is_left(collec
     at = _search(_app(data, monkeypatch).run(), "a red car")
     at.radio(key="f_min_match").set_value("strong").run()
     _clean(at)
-    assert _ids(at) == [] and "No photos match" in _texts(at)
+    assert _ids(at) == [] and "No photos match" in _texts(at) and "strong matches or better" in _texts(at)
+    at.button(key="reset-filters").click().run()  # the empty page offers the way back
+    _clean(at)
+    assert len(_ids(at)) == PAGE and at.radio(key="f_min_match").value == "all"
 
 
 def test_details_dialog_shows_metadata_and_scores(collection, monkeypatch) -> None:

@@ -71,4 +71,6 @@ def test_meta_table_says_unknown_for_missing_metadata() -> None:
         mtime=datetime(2020, 1, 1),
     )
     html = meta_table(bare, with_scores=False)
-    assert html.count("unknown") == 3
+    assert html.count("unknown") == 2  # camera, dimensions
+    assert "File date" in html and "2020-01-01" in html and "records no date taken" in html
+    assert "Date taken" not in html  # a file date is never shown as the date taken

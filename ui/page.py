@@ -77,7 +77,8 @@ def render(backend: UiBackend) -> None:
         return
     views.search_bar()
     current = state.view()
-    request = state.request_for(current, state.filters(facets.folders, facets.file_types))
+    active = state.filters(facets.folders, facets.file_types)
+    request = state.request_for(current, active)
     if request is None:
         views.welcome()
         return
@@ -89,7 +90,7 @@ def render(backend: UiBackend) -> None:
         return
     views.context_bar(backend, current, page)
     if not page.hits:
-        views.no_results(current)
+        views.no_results(current, active)
         return
     views.result_grid(backend, page.hits, current.text if current.kind == "text" else "")
     views.more_button(page)

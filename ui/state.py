@@ -130,6 +130,29 @@ def reset_paging() -> None:
     _set_view(replace(view(), limit=config().page_size))
 
 
+def reset_filters() -> None:
+    """Every sidebar filter back to "all" (the reset offered on an empty result page)."""
+    st.session_state[FOLDER] = ALL_FOLDERS
+    st.session_state[DATES] = ()
+    st.session_state[TYPES] = []
+    st.session_state[MIN_MATCH] = "all"
+    reset_paging()
+
+
+def active_filters(active: Filters) -> list[str]:
+    """The filters in force, in words (shown when they leave nothing)."""
+    out: list[str] = []
+    if active.folder:
+        out.append(f"folder {active.folder}")
+    if active.date_from or active.date_to:
+        out.append(f"dates {active.date_from or '…'} to {active.date_to or '…'}")
+    if active.file_types:
+        out.append("type " + ", ".join(active.file_types))
+    if active.min_match:
+        out.append(f"{active.min_match} matches or better")
+    return out
+
+
 def clear_search() -> None:
     st.session_state[QUERY] = ""
     st.session_state[_DETAIL] = None

@@ -16,7 +16,7 @@ import streamlit as st
 from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
-from search import Facets, Hit, Stats
+from search import Facets, Filters, Hit, Stats
 from ui import state
 from ui.backend import ResultPage, UiBackend
 from ui.thumbnails import placeholder
@@ -207,12 +207,18 @@ def _source_line(backend: UiBackend, source: Hit | None) -> None:
     )
 
 
-def no_results(view: state.View) -> None:
+def no_results(view: state.View, active: Filters) -> None:
     what = "this photo" if view.kind in ("similar", "image") else "this query"
+    used = state.active_filters(active)
+    if not used:
+        st.info(f"No photos match {what}.", icon=":material/search_off:")
+        return
     st.info(
-        f"No photos match {what} with the current filters. Try clearing the folder or date filters "
-        "or lowering the minimum score.",
+        f"No photos match {what} with these filters: {_esc('; '.join(used))}.",
         icon=":material/search_off:",
+    )
+    st.button(
+        "Reset filters", key="reset-filters", icon=":material/filter_alt_off:", on_click=state.reset_filters
     )
 
 
@@ -310,7 +316,11 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
     rows: list[tuple[str, str]] = [
         ("Name", Path(hit.path).name),
         ("Folder", str(Path(hit.path).parent)),
-        ("Date taken", _date(hit.taken_at) or "unknown"),
+        (
+            ("Date taken", _date(hit.taken_at))
+            if hit.taken_at
+            else ("File date", f"{_date(hit.mtime)} (the photo records no date taken)")
+        ),
         ("Camera", " ".join(p for p in (hit.camera_make, hit.camera_model) if p) or "unknown"),
         ("Dimensions", f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown"),
         ("File", f"{(hit.file_type or '').upper()} · {_size(hit.size)}"),
