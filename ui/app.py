@@ -27,7 +27,8 @@ def _data_option(argv: list[str]) -> str | None:
     return known.data
 
 
-st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="expanded")
+# "auto": the sidebar starts collapsed on a phone (it opened over the search box) and open on a desktop
+st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="auto")
 chrome.inject_css()
 chrome.header()
 with st.spinner("Starting dualens: loading the model layer…"):
