@@ -284,3 +284,18 @@ def test_a_damaged_list_file_of_the_right_size_fails_its_checksum(data, tmp_path
         fh.write(bytes([byte[0] ^ 0xFF]))
     damaged = VectorIndex.load(tmp_path / "vectors.faiss")
     assert isinstance(damaged, CompressedIndex) and not damaged.lists_intact()
+
+
+def test_coarse_codes_get_a_deeper_re_rank_that_restores_recall(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With 4-byte codes the PQ order is too rough for 8x candidates: calibration re-ranks more."""
+    ids, x, queries = data
+    coarse = build_compressed(ids, x, IndexPlan("ivfpq", 64, 4), 1)
+    coarse.rerank_source = _source(ids, x)
+    assert coarse.rerank_factor > 8
+    truth, _ = exact_topk(x, ids, queries, 10)
+    assert recall_at_k(coarse.search(queries, 10).ids, truth, 10) >= 0.95
+    coarse.rerank_factor = 8
+    assert recall_at_k(coarse.search(queries, 10).ids, truth, 10) < 0.95  # what the depth fixed
+    coarse.rerank_factor = 32
+    coarse.save(tmp_path / "v.faiss")
+    assert VectorIndex.load(tmp_path / "v.faiss").rerank_factor == 32  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 IVF-Flat on the same seeded *clustered* synthetic vectors; then the HTTP API against in-process.
 
     python -m tests.bench.bench_search_scale [N]     (`make bench-search-scale N=...`, default 1M)
+    python -m tests.bench.bench_search_scale --reuse FOLDER   (an index left by an interrupted run:
+                                                     calibrate it again and measure, no rebuild)
 
 Per index: build time, index bytes, time to open, RSS of a fresh process after opening it, p50/p99
 of a query (the default model's warm text encoding + the index search + re-ranking), recall@10
@@ -212,12 +214,59 @@ def http(tmp: Path, n_photos: int = 20_000) -> None:
     print(f"  16 concurrent clients: {done[0] / 10:.1f} queries/s")
 
 
+def recalibrated(folder: Path) -> None:
+    """``--reuse FOLDER``: the IVF-PQ index an earlier run left in FOLDER (its x.npy and
+    ivf-pq.faiss), calibrated again with today's code (no rebuild), then measured as in a full run."""
+    from indexer.core.storage.compressed import chunked
+    from indexer.core.storage.vector_index import VectorIndex, recall_at_k
+    from tests.helpers.synthetic_vectors import Mixture
+
+    x = np.load(folder / "x.npy", mmap_mode="r")
+    n = len(x)
+    ids = np.arange(n, dtype=np.int64)
+    queries = Mixture.make(dim=DIM, n_clusters=1000, seed=0).queries(N_QUERIES, seed=99)
+    print(f"vectors: {n:,} x {DIM} clustered (1000 clusters), reused from {folder}")
+    truth = ids[_truth(x, queries)]
+    index = VectorIndex.load(folder / "ivf-pq.faiss")
+
+    def source(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wanted = np.sort(wanted)
+        return wanted, np.asarray(x[wanted])
+
+    index.rerank_source = source  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    index.recalibrate(lambda: chunked(ids, x, CHUNK), n)  # type: ignore[attr-defined]
+    print(f"  recalibrated in {time.perf_counter() - start:.1f} s: {index.describe().label}")
+    index.save(folder / "ivf-pq.faiss")
+    opened = _open_in_fresh_process(folder / "ivf-pq.faiss")
+    encoder = _warm_encoder()
+    p50, p99, found = _latencies(lambda q: index.search(q.reshape(1, -1), 10).ids[0], queries, encoder)
+    print(
+        f"  IVF-PQ, on disk  open {opened['open_s'] * 1000:.1f} ms  "
+        f"RSS after open {opened['rss_mb']:.0f} MiB  query p50 {p50:.2f} ms p99 {p99:.2f} ms  "
+        f"recall@10 {recall_at_k(found, truth, 10):.3f}"
+    )
+
+
+def _warm_encoder():  # type: ignore[no-untyped-def]
+    from indexer.core.models import DualEncoder
+
+    encoder = DualEncoder("default")
+    encoder.embed_texts(["warm up"])
+    return lambda: encoder.embed_texts(["a photo of a dog on a beach at sunset"])
+
+
 def main(argv: list[str]) -> None:
+    when = time.strftime("%Y-%m-%d %H:%M")
+    print(f"bench-search-scale {when}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    if argv[:1] == ["--reuse"]:
+        folder = Path(argv[1])
+        recalibrated(folder)
+        http(folder)
+        return
     n = int(float(argv[0])) if argv else 1_000_000
     tmp = Path(tempfile.mkdtemp(prefix="dualens-bench-scale-", dir=os.environ.get("BENCH_TMP")))
     try:
-        when = time.strftime("%Y-%m-%d %H:%M")
-        print(f"bench-search-scale {when}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
         indexes(n, tmp)
         http(tmp)
     finally:

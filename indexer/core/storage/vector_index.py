@@ -79,6 +79,7 @@ class IndexDescription:
     on_disk: bool = False  # IVF-PQ: lists merged on disk and memory-mapped
     delta: int = 0  # IVF-PQ: vectors added or removed since the build
     file_bytes: int | None = None  # IVF-PQ: bytes of the lists and quantisers
+    rerank: int | None = None  # IVF-PQ: candidates re-ranked exactly per wanted hit
 
     @property
     def label(self) -> str:
@@ -88,7 +89,7 @@ class IndexDescription:
             where = ", merged on disk, memory-mapped" if self.on_disk else ""
             return (
                 f"approximate (IndexIVFPQ, nlist={self.nlist}, {self.pq_bytes} bytes a vector, "
-                f"nprobe={self.nprobe}, exact re-ranking{where}; delta {self.delta})"
+                f"nprobe={self.nprobe}, exact re-ranking of {self.rerank}x{where}; delta {self.delta})"
             )
         return f"approximate (IndexIVFFlat, nlist={self.nlist}, nprobe={self.nprobe})"
 
