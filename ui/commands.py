@@ -147,7 +147,7 @@ def run_ui(args: argparse.Namespace) -> int:
         env[API_URL_ENV] = args.api
         if args.api_key_file:
             env[API_KEY_FILE_ENV] = str(Path(args.api_key_file).resolve())
-        source = f"the search service at {args.api}"
+        source = f"{args.api} (a remote dualens serve)"
     else:
         if args.api_key_file:
             raise UsageError("--api-key-file goes with --api URL (the search service's key)")
