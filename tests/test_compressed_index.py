@@ -13,14 +13,13 @@ from indexer.core.errors import CollectionError, UsageError
 from indexer.core.storage.compressed import (
     CompressedIndex,
     IndexPlan,
-    RunningTopK,
     build_compressed,
     calibration_nprobe,
     parse_size,
     plan_index,
     regroup,
 )
-from indexer.core.storage.vector_index import IndexKind, VectorIndex, recall_at_k
+from indexer.core.storage.vector_index import IndexKind, RunningTopK, VectorIndex, recall_at_k
 from tests.helpers.synthetic_vectors import Mixture, exact_topk
 
 DIM, N = 64, 12_000

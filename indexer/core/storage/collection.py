@@ -122,6 +122,10 @@ def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.nda
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def count_indexed(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+
+
 def indexed_vector_chunks(
     session: Session, dim: int, rows: int = STREAM_CHUNK
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -471,7 +475,7 @@ class Collection:
             budget = int(get_info(s, InfoKey.MEMORY_BUDGET) or 0) or None
             if dim == 0:
                 return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), 1, generation)
-            n = int(s.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+            n = count_indexed(s)
             plan = plan_index(n, dim, requested, budget)
             if plan.kind == "ivfpq":  # streamed: the float vectors never all in RAM at once
                 built = build_streamed(
@@ -500,7 +504,7 @@ class Collection:
             raise UsageError(f"unknown index type {kind!r}; choose {', '.join(INDEX_KINDS)}")
         with self.session() as s:
             dim = int(get_info(s, InfoKey.DIM) or 0)
-            n = int(s.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+            n = count_indexed(s)
         if dim and n:
             plan_index(n, dim, kind, memory_budget)  # a choice that cannot be built is refused, not kept
         with self.session() as s, s.begin():

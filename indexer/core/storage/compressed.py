@@ -41,6 +41,7 @@ from indexer.core.storage.vector_index import (
     TARGET_RECALL,
     IndexDescription,
     IndexKind,
+    RunningTopK,
     SearchResult,
     VectorIndex,
     _as_matrix,
@@ -478,13 +479,20 @@ class CompressedIndex(VectorIndex):
             return RERANK_FACTOR
         deepest = max(RERANK_FACTORS) * 10
         _, candidates = self.index.search(queries, deepest, params=_search_params(None, nprobe))
+        exact = np.full(candidates.shape, -np.inf, np.float32)  # each candidate's exact score, read once
+        for row, q in enumerate(queries):
+            ids, vectors = source(candidates[row][candidates[row] >= 0])
+            known = dict(zip(ids.tolist(), (vectors @ q).tolist(), strict=True))
+            exact[row] = [known.get(int(i), -np.inf) for i in candidates[row]]
         parts = list(groups) or [np.arange(len(queries))]
         for factor in RERANK_FACTORS:
             fetch = max(10 * factor, RERANK_MIN)
-            found = np.full((len(queries), 10), -1, np.int64)
-            for row, q in enumerate(queries):
-                ids, _ = rerank(candidates[row, :fetch], q, source, 10)
-                found[row, : len(ids)] = ids
+            top = np.argsort(-exact[:, :fetch], axis=1, kind="stable")[:, :10]
+            found = np.where(
+                np.take_along_axis(exact[:, :fetch], top, axis=1) > -np.inf,
+                np.take_along_axis(candidates[:, :fetch], top, axis=1),
+                -1,
+            )
             if min(recall_at_k(found[rows], truth[rows], 10) for rows in parts) >= TARGET_RECALL:
                 return factor
         return max(RERANK_FACTORS)
@@ -652,25 +660,6 @@ def regroup(
             ids_buf, x_buf, held = [all_ids[size:]], [all_x[size:]], held - size
     if held:
         yield np.concatenate(ids_buf), np.concatenate(x_buf)
-
-
-class RunningTopK:
-    """Each query's exact top-k ids over vectors seen chunk by chunk."""
-
-    def __init__(self, queries: np.ndarray, k: int) -> None:
-        self.queries = queries
-        self.k = k
-        self.scores = np.full((len(queries), k), -np.inf, np.float32)
-        self.ids = np.full((len(queries), k), -1, np.int64)
-
-    def add(self, ids: np.ndarray, x: np.ndarray) -> None:
-        if len(ids) == 0:
-            return
-        scores = np.concatenate([self.scores, self.queries @ np.asarray(x, np.float32).T], axis=1)
-        all_ids = np.concatenate([self.ids, np.broadcast_to(ids, (len(self.queries), len(ids)))], axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
-        self.scores = np.take_along_axis(scores, order, axis=1)
-        self.ids = np.take_along_axis(all_ids, order, axis=1)
 
 
 def file_digest(path: Path, block: int = 1 << 22) -> str:

@@ -480,21 +480,38 @@ def _read_regular_file(path: Path) -> bytes:
         os.close(fd)
 
 
+class RunningTopK:
+    """Each query's exact top-k ids over vectors seen block by block (bounded memory; BLAS)."""
+
+    def __init__(self, queries: np.ndarray, k: int) -> None:
+        self.queries = queries
+        self.k = k
+        self._scores = np.full((len(queries), k), -np.inf, np.float32)
+        self._ids = np.full((len(queries), k), -1, np.int64)
+
+    def add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        if len(ids) == 0 or self.k == 0:
+            return
+        scores = np.concatenate([self._scores, self.queries @ np.asarray(x, np.float32).T], axis=1)
+        all_ids = np.concatenate([self._ids, np.broadcast_to(ids, (len(self.queries), len(ids)))], axis=1)
+        top = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
+        self._scores = np.take_along_axis(scores, top, axis=1)
+        self._ids = np.take_along_axis(all_ids, top, axis=1)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(n_queries, k) ids, best first (-1 where fewer than k vectors were seen)."""
+        order = np.argsort(-self._scores, axis=1, kind="stable")
+        return np.take_along_axis(self._ids, order, axis=1)
+
+
 def exact_topk_positions(x: np.ndarray, queries: np.ndarray, k: int, block: int = 65536) -> np.ndarray:
     """Row positions of each query's exact top-k, by blocked matrix products (BLAS, bounded memory)."""
-    k = min(k, len(x))
-    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    best_pos = np.zeros((len(queries), k), dtype=np.int64)
+    top = RunningTopK(queries, min(k, len(x)))
     for start in range(0, len(x), block):
-        scores = queries @ x[start : start + block].T
-        pos = np.arange(start, start + scores.shape[1], dtype=np.int64)
-        all_scores = np.concatenate([best_scores, scores], axis=1)
-        all_pos = np.concatenate([best_pos, np.broadcast_to(pos, scores.shape)], axis=1)
-        top = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
-        best_scores = np.take_along_axis(all_scores, top, axis=1)
-        best_pos = np.take_along_axis(all_pos, top, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
-    return np.take_along_axis(best_pos, order, axis=1)
+        chunk = x[start : start + block]
+        top.add(np.arange(start, start + len(chunk), dtype=np.int64), chunk)
+    return top.ids
 
 
 def _search_params(selector: Any, nprobe: int | None) -> Any:
