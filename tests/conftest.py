@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from indexer.core.models import DualEncoder
+    from tests.helpers.api_server import Server
     from tests.helpers.db import Databases
     from tests.helpers.postgres import PostgresServer
 
@@ -35,6 +36,24 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers.tiny_models import make_tiny_dual_encoder
 
     return make_tiny_dual_encoder(tmp_path_factory.mktemp("tiny-vtde"), "vtde")
+
+
+@pytest.fixture(scope="module")
+def api_world(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+    """A small indexed collection for `dualens serve` tests, and its API key file."""
+    from tests.helpers.api_server import make_world
+
+    return make_world(tmp_path_factory.mktemp("api"), tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def api_server(api_world: tuple[Path, Path]) -> Iterator[Server]:
+    """A real `dualens serve` (uvicorn) on a free loopback port over ``api_world``, key required."""
+    from tests.helpers.api_server import Server
+
+    running = Server(api_world[0], "--api-key-file", str(api_world[1]))
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,24 +11,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers.api_server import KEY, Server, make_world
+from tests.helpers.api_server import KEY, Server
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
-    return make_world(tmp_path_factory.mktemp("api"), tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def server(world: tuple[Path, Path]) -> Iterator[Server]:
-    running = Server(world[0], "--api-key-file", str(world[1]))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as client:
+def api(api_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=api_server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as client:
         yield client
 
 
@@ -121,7 +111,7 @@ def test_bad_uploads_are_refused(api: httpx.Client) -> None:
     _error(api.post("/similar", files={"image": ("big.jpg", big, "image/jpeg")}), 422)
 
 
-def test_files_outside_the_roots_are_never_served(api: httpx.Client, world: tuple[Path, Path]) -> None:
+def test_files_outside_the_roots_are_never_served(api: httpx.Client, api_world: tuple[Path, Path]) -> None:
     names = {
         Path(h["path"]).name for h in api.get("/search", params={"q": "a photo", "k": 50}).json()["hits"]
     }
@@ -141,7 +131,7 @@ def test_the_api_key_is_enforced(api: httpx.Client) -> None:
 
 
 def test_serve_without_a_collection_or_on_a_taken_port_is_one_line(
-    tmp_path: Path, world: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, api_world: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ui.cli import main
 
@@ -151,11 +141,11 @@ def test_serve_without_a_collection_or_on_a_taken_port_is_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        assert main(["serve", "--data", str(world[0]), "--port", port]) == 2
+        assert main(["serve", "--data", str(api_world[0]), "--port", port]) == 2
     assert "cannot serve on 127.0.0.1:" in capsys.readouterr().err
     short = tmp_path / "short.key"
     short.write_text("abc")
-    assert main(["serve", "--data", str(world[0]), "--api-key-file", str(short)]) == 2
+    assert main(["serve", "--data", str(api_world[0]), "--api-key-file", str(short)]) == 2
     assert "too short" in capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from indexer.core.errors import CollectionError, QueryError, UsageError
 from search import Filters
-from tests.helpers.api_server import KEY, Server, make_world
+from tests.helpers.api_server import KEY, Server
 from ui.backend import Backend, SearchRequest
 from ui.config import UiConfig
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -20,21 +20,9 @@ APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
-    return make_world(tmp_path_factory.mktemp("remote"), tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def server(world: tuple[Path, Path]) -> Iterator[Server]:
-    running = Server(world[0], "--api-key-file", str(world[1]))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def pair(server: Server, world: tuple[Path, Path]) -> Iterator[tuple[Backend, RemoteBackend]]:
-    local = Backend.open(world[0], UiConfig())
-    remote = RemoteBackend.open(server.url, UiConfig(), api_key=KEY)
+def pair(api_server: Server, api_world: tuple[Path, Path]) -> Iterator[tuple[Backend, RemoteBackend]]:
+    local = Backend.open(api_world[0], UiConfig())
+    remote = RemoteBackend.open(api_server.url, UiConfig(), api_key=KEY)
     yield local, remote
     remote.close()
     local.close()
@@ -81,8 +69,8 @@ def test_remote_stats_facets_photos_and_thumbnails(pair: tuple[Backend, RemoteBa
     )
 
 
-def test_remote_errors_are_typed_sentences(server: Server) -> None:
-    remote = RemoteBackend(server.url, UiConfig(), api_key=KEY)
+def test_remote_errors_are_typed_sentences(api_server: Server) -> None:
+    remote = RemoteBackend(api_server.url, UiConfig(), api_key=KEY)
     try:
         with pytest.raises(QueryError, match="expected"):
             remote.run(SearchRequest("text", text='#1 "cat"'))
@@ -93,7 +81,7 @@ def test_remote_errors_are_typed_sentences(server: Server) -> None:
     finally:
         remote.close()
     with pytest.raises(UsageError, match="refused the API key"):
-        RemoteBackend.open(server.url, UiConfig(), api_key="x" * 24)
+        RemoteBackend.open(api_server.url, UiConfig(), api_key="x" * 24)
     with pytest.raises(
         CollectionError, match=r"cannot reach the search service at http://127\.0\.0\.1:9 .*dualens serve"
     ):
@@ -101,13 +89,13 @@ def test_remote_errors_are_typed_sentences(server: Server) -> None:
 
 
 def test_the_page_searches_through_the_service(
-    server: Server, world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    api_server: Server, api_world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from ui.page import get_remote_backend
 
     key = tmp_path / "key"
     key.write_text(KEY)
-    monkeypatch.setenv(API_URL_ENV, server.url)
+    monkeypatch.setenv(API_URL_ENV, api_server.url)
     monkeypatch.setenv(API_KEY_FILE_ENV, str(key))
     monkeypatch.setenv("DUALENS_DATA", str(tmp_path / "no-collection-here"))  # never read
     monkeypatch.setenv("DUALENS_UI_PAGE_SIZE", "4")
