@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -75,16 +75,18 @@ class Hit:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hit:
         """The inverse of :meth:`to_json` (a hit as the HTTP API sends it)."""
-        names = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in names}
+        values = {key: value for key, value in data.items() if key in _FIELD_NAMES}
         for key in ("taken_at", "mtime"):
             if values.get(key):
                 values[key] = datetime.fromisoformat(str(values[key]))
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}  # flat: no asdict deep copy
         for key in ("taken_at", "mtime"):
             value = out[key]
             out[key] = value.isoformat() if value is not None else None
         return out
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Hit))

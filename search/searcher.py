@@ -64,6 +64,18 @@ class IndexReport:
     latency_ms_p50: float = 0.0  # one sampled query at a time through the index (re-ranking included)
 
 
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """(inode, mtime ns, size) of a file, None when it is missing: an atomic replace changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Searcher:
     """Text, image and composite search over one collection."""
 
@@ -75,6 +87,7 @@ class Searcher:
         *,
         allow_external_files: bool = False,
         backend: str | None = None,
+        index_signature: FileSignature | None = None,
     ) -> None:
         self.collection = collection
         self._encoder = encoder
@@ -89,6 +102,8 @@ class Searcher:
         self._facets: tuple[int, Facets] | None = None
         self._relevance: tuple[tuple[int, str], Relevance] | None = None
         self._backend = backend  # for the encoder of a collection re-indexed with another model
+        # the index file as it was when the loaded index was read from (or checked against) it
+        self._index_signature = index_signature
 
     @classmethod
     def open(
@@ -122,11 +137,19 @@ class Searcher:
                 _check_fingerprint(collection, encoder)
                 if prefetch_text:  # a text query: its tower loads while the index does
                     encoder.prefetch_text()
+            signature = file_signature(collection.paths.vector_index)  # before the read: never newer
             index = collection.load_index()
         except BaseException:
             collection.close()
             raise
-        return cls(collection, encoder, index, allow_external_files=allow_external_files, backend=backend)
+        return cls(
+            collection,
+            encoder,
+            index,
+            allow_external_files=allow_external_files,
+            backend=backend,
+            index_signature=signature,
+        )
 
     # ------------------------------------------------------------------ state
     @property
@@ -164,8 +187,15 @@ class Searcher:
         Only a newer *saved* file is loaded (cheap, and never a rebuild): while the indexer is
         still running, queries keep using the previous index, and hits whose rows were deleted
         meanwhile are dropped, so every result reflects either the old or the new index.
+
+        While the index file is the one the loaded index was read from, nothing newer can have been
+        saved (the indexer replaces the file before it records the generation), so a stat of the
+        file answers without a database read: the check costs microseconds on every API request.
         """
         with self._reload_lock:
+            signature = file_signature(self.collection.paths.vector_index)
+            if signature is not None and signature == self._index_signature:
+                return False
             with self.collection.session() as session:
                 saved = get_info(session, InfoKey.INDEX_GENERATION)
             if saved is None or int(saved) <= self._index.generation:
@@ -175,6 +205,7 @@ class Searcher:
             except CollectionError as exc:
                 log.warning("keeping the current vector index: %s", exc)
                 return False
+            self._index_signature = signature  # read after the stat: at least as new as it
             if index.generation <= self._index.generation:
                 return False
             stats = self.collection.info()

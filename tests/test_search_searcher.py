@@ -323,6 +323,34 @@ def test_reload_if_stale_picks_up_a_newer_saved_index_only(clip_encoder, tmp_pat
         assert s.reload_if_stale() is False
 
 
+def test_reload_check_skips_the_database_while_the_index_file_is_unchanged(clip_encoder, tmp_path):
+    from indexer.core.storage.collection import InfoKey, set_info
+
+    rng = np.random.default_rng(2)
+    photos = [FakePhoto(f"{i}.jpg", rng.standard_normal(clip_encoder.dim)) for i in range(5)]
+    make_collection(tmp_path / "data", tmp_path / "p", photos, model_id=clip_encoder.model_id)
+    with Searcher.open(tmp_path / "data", encoder=clip_encoder) as s:
+        opened = []
+        session = s.collection.session
+        s.collection.session = lambda: opened.append(1) or session()  # type: ignore[method-assign]
+        assert s.reload_if_stale() is False and s.reload_if_stale() is False
+        assert opened == []  # the file is the one loaded: a stat answered
+        # the indexer replaces the file first and records its generation after: in between, the
+        # database is asked on every check, and the new index is picked up once it is recorded
+        index = s.collection.build_index_from_db()
+        index.generation = 2
+        index.collection_id = s.collection.collection_id()
+        index.save(s.collection.paths.vector_index)
+        opened.clear()
+        assert s.reload_if_stale() is False and s.reload_if_stale() is False
+        assert len(opened) == 2 and s.index.generation == 1
+        with session() as db, db.begin():
+            set_info(db, InfoKey.INDEX_GENERATION, 2)
+        assert s.reload_if_stale() is True and s.index.generation == 2
+        opened.clear()
+        assert s.reload_if_stale() is False and opened == []
+
+
 def test_empty_collection_returns_no_hits(tmp_path, clip_encoder):
     make_collection(tmp_path / "data", tmp_path / "p", [], model_id=clip_encoder.model_id)
     with Searcher.open(tmp_path / "data", encoder=clip_encoder) as s:

@@ -19,6 +19,7 @@ from indexer.core.errors import ImageError, UnsafePathError
 from indexer.core.imaging import open_image
 
 _PHOTO_ID = re.compile(r"[0-9]{1,18}")
+_REMEMBERED_PATHS = 100_000
 
 
 class PathGuard:
@@ -32,6 +33,10 @@ class PathGuard:
             except (OSError, RuntimeError):
                 continue  # a root that vanished protects nothing and allows nothing
         self.roots: tuple[Path, ...] = tuple(resolved)
+        # inside_roots answers per path, remembered for this guard's life: it only decides which
+        # hits a page lists (a new guard comes with every new index); reading a file goes through
+        # resolve(), which never uses it
+        self._inside: dict[str, bool] = {}
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
         """The real path of an existing file inside a root; :class:`UnsafePathError` otherwise."""
@@ -54,6 +59,14 @@ class PathGuard:
     def inside_roots(self, path: str | os.PathLike[str]) -> bool:
         """Whether a path would lie inside a root once resolved; it need not exist (yet)."""
         raw = os.fspath(path)
+        known = self._inside.get(raw)
+        if known is None:
+            if len(self._inside) >= _REMEMBERED_PATHS:
+                self._inside.clear()
+            known = self._inside[raw] = self._resolves_inside(raw)
+        return known
+
+    def _resolves_inside(self, raw: str) -> bool:
         if not raw or "\x00" in raw:
             return False
         candidate = Path(raw)
