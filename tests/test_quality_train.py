@@ -186,3 +186,26 @@ def test_out_dir_holding_something_else_is_refused(captioned, base_dir, tmp_path
     (out / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="not empty"):
         train(_config(captioned, base_dir, out, steps=1))
+
+
+def _last_agreement(out: Path) -> float:
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return [r["val_zero_shot_agreement"] for r in records if r["event"] == "validation"][-1]
+
+
+def test_distillation_keeps_the_base_models_zero_shot_ranking(captioned, base_dir, tmp_path):
+    common = {"val_fraction": 0.25, "steps": 40, "eval_every": 20, "lr": 3e-2, "init_decay": 0.0,
+              "keep_last": True}  # fmt: skip
+    off = train(_config(captioned, base_dir, tmp_path / "off", **common))
+    assert off.before is not None and off.before.agreement is None  # only measured with --distill
+    # a negligible weight: the agreement is measured, the training is the undistilled one
+    free = train(_config(captioned, base_dir, tmp_path / "free", distill=1e-9, **common))
+    kept = train(_config(captioned, base_dir, tmp_path / "kept", distill=5.0, **common))
+    assert kept.before is not None and kept.before.agreement == 100.0  # the base agrees with itself
+    assert _last_agreement(kept.out) == kept.history[-1].agreement
+    assert _last_agreement(free.out) < _last_agreement(kept.out)
+
+
+def test_distillation_needs_a_locked_text_tower(captioned, base_dir, tmp_path):
+    with pytest.raises(UsageError, match="--distill"):
+        _config(captioned, base_dir, tmp_path / "out", distill=1.0, unlock_text_layers=1).validate()

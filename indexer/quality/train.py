@@ -26,6 +26,7 @@ from indexer.core.settings import resolve_data_dir
 from indexer.quality.data import CaptionDataset, load_caption_dataset
 from indexer.quality.metrics import RetrievalMetrics, retrieval_metrics
 from indexer.quality.train_config import TrainConfig
+from indexer.quality.train_distill import ZeroShotTeacher, anchor_prompts
 from indexer.quality.train_features import BaseModel, image_features, load_base, text_features
 from indexer.quality.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
 from indexer.quality.train_save import META_NAME, save_trained
@@ -66,6 +67,7 @@ class Validation:
     epoch: float
     score: float
     metrics: RetrievalMetrics
+    agreement: float | None = None  # % of held-out photos whose top ImageNet class is the base model's
 
 
 @dataclass
@@ -86,10 +88,11 @@ class TrainResult:
         if self.before is not None and self.best is not None:
             for name, v in (("before", self.before), (f"best (step {self.best.step})", self.best)):
                 t, i = v.metrics.text_to_image, v.metrics.image_to_text
+                agree = f"  zero-shot agreement {v.agreement:5.1f}%" if v.agreement is not None else ""
                 lines.append(
                     f"validation {name:>16}: text→image R@1/5/10 {t.recall_at_1:5.1f} {t.recall_at_5:5.1f} "
                     f"{t.recall_at_10:5.1f}  image→text {i.recall_at_1:5.1f} {i.recall_at_5:5.1f} "
-                    f"{i.recall_at_10:5.1f}  mean {v.score:5.2f}"
+                    f"{i.recall_at_10:5.1f}  mean {v.score:5.2f}{agree}"
                 )
         lines.append(f"log: {self.log_file}")
         return "\n".join(lines)
@@ -125,6 +128,15 @@ class _Trainer:
         if self.text_params:
             groups.append({"params": self.text_params, "lr": config.text_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        self.teacher = (
+            ZeroShotTeacher(
+                self.head,
+                torch.from_numpy(text_features(base, anchor_prompts(), cache, progress)).to(base.device),
+                self.image_feats,
+            )
+            if config.distill > 0
+            else None
+        )
         self.train_idx, self.val_idx = split_images(len(dataset.images), config.val_fraction, config.seed)
         self.val_caps, self.val_targets = captions_of(dataset.caption_image, self.val_idx)
         self.caps_by_image = [np.flatnonzero(dataset.caption_image == i) for i in range(len(dataset.images))]
@@ -153,11 +165,15 @@ class _Trainer:
     # ---------------------------------------------------------------------------------- steps
     def step(self, images: np.ndarray, caps: np.ndarray) -> tuple[float, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        img = self.head.image_embeds(self.image_feats[torch.from_numpy(images).to(self.base.device)])
+        ids = torch.from_numpy(images).to(self.base.device)
+        img = self.head.image_embeds(self.image_feats[ids])
         txt = self.head.text_embeds(self.pooled_texts(caps))
         loss = contrastive_loss(self.head.scale() * txt @ img.T)
         penalty = self.head.penalty() + self.text_penalty().to(loss.device)
-        (loss + self.config.init_decay * penalty).backward()
+        total = loss + self.config.init_decay * penalty
+        if self.teacher is not None:
+            total = total + self.config.distill * self.teacher.loss(self.head, ids, self.image_feats[ids])
+        total.backward()
         self.optimizer.step()
         return float(loss.detach()), float(penalty.detach())
 
@@ -165,11 +181,13 @@ class _Trainer:
     def validate(self, step: int, epoch: float) -> Validation | None:
         if len(self.val_idx) == 0:
             return None
-        img = self.head.image_embeds(self.image_feats[torch.from_numpy(self.val_idx).to(self.base.device)])
+        ids = torch.from_numpy(self.val_idx).to(self.base.device)
+        img = self.head.image_embeds(self.image_feats[ids])
         chunks = [self.pooled_texts(self.val_caps[s : s + 256]) for s in range(0, len(self.val_caps), 256)]
         txt = self.head.text_embeds(torch.cat(chunks))
         metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), self.val_targets)
-        return Validation(step, epoch, mean_recall(metrics), metrics)
+        agreement = self.teacher.agreement(self.head, ids, self.image_feats[ids]) if self.teacher else None
+        return Validation(step, epoch, mean_recall(metrics), metrics, agreement)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -191,7 +209,8 @@ def _log(fh: IO[str], record: dict[str, Any]) -> None:
 
 def _validation_record(v: Validation, train_loss: float | None) -> dict[str, Any]:
     return {"event": "validation", "step": v.step, "epoch": round(v.epoch, 3), "train_loss": train_loss,
-            "val_mean_recall": v.score, **{"val_" + k: d for k, d in asdict(v.metrics).items()}}  # fmt: skip
+            "val_mean_recall": v.score, "val_zero_shot_agreement": v.agreement,
+            **{"val_" + k: d for k, d in asdict(v.metrics).items()}}  # fmt: skip
 
 
 def check_out_dir(config: TrainConfig, base_location: str) -> None:

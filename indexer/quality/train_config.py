@@ -22,6 +22,7 @@ class TrainConfig:
     text_lr: float = 2e-5  # for unlocked text layers
     rank: int = 0  # 0: full-rank residual update of each projection; R > 0: low-rank (up @ down)
     init_decay: float = 10.0  # L2 penalty on the relative distance from the initial weights
+    distill: float = 0.0  # weight of the KL toward the base model's ImageNet class predictions
     train_logit_scale: bool = True
     unlock_text_layers: int = 0
     val_fraction: float = 0.2
@@ -43,8 +44,10 @@ class TrainConfig:
             raise UsageError("--val-fraction must be in [0, 1)")
         if self.rank < 0 or self.unlock_text_layers < 0 or self.patience < 1 or self.eval_every < 0:
             raise UsageError("--rank, --unlock-text-layers, --eval-every must be >= 0 and --patience >= 1")
-        if self.lr <= 0 or self.text_lr <= 0 or self.init_decay < 0:
-            raise UsageError("learning rates must be positive and --init-decay non-negative")
+        if self.lr <= 0 or self.text_lr <= 0 or self.init_decay < 0 or self.distill < 0:
+            raise UsageError("learning rates must be positive, --init-decay and --distill non-negative")
+        if self.distill > 0 and self.unlock_text_layers > 0:
+            raise UsageError("--distill needs a locked text tower (leave out --unlock-text-layers)")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,6 +72,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.init_decay,
         help=f"weight decay toward the base model's weights ({d.init_decay})",
+    )
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=d.distill,
+        metavar="W",
+        help="keep zero-shot classification: weight of the KL toward the base model's predictions over "
+        f"the 1000 ImageNet class prompts on the training photos ({d.distill}: off)",
     )
     p.add_argument("--freeze-logit-scale", action="store_true", help="keep the base model's logit scale")
     p.add_argument(
@@ -106,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         text_lr=args.text_lr,
         rank=args.rank,
         init_decay=args.init_decay,
+        distill=args.distill,
         train_logit_scale=not args.freeze_logit_scale,
         unlock_text_layers=args.unlock_text_layers,
         val_fraction=args.val_fraction,

@@ -4,6 +4,7 @@ IVF-Flat on the same seeded *clustered* synthetic vectors; then the HTTP API aga
     python -m tests.bench.bench_search_scale [N]     (`make bench-search-scale N=...`, default 1M)
     python -m tests.bench.bench_search_scale --reuse FOLDER   (an index left by an interrupted run:
                                                      calibrate it again and measure, no rebuild)
+    python -m tests.bench.bench_search_scale --http   (the HTTP part alone)
 
 Per index: build time, index bytes, time to open, RSS of a fresh process after opening it, p50/p99
 of a query (the default model's warm text encoding + the index search + re-ranking), recall@10
@@ -263,6 +264,10 @@ def main(argv: list[str]) -> None:
         folder = Path(argv[1])
         recalibrated(folder)
         http(folder)
+        return
+    if argv[:1] == ["--http"]:  # only the HTTP service against the in-process call
+        with tempfile.TemporaryDirectory(prefix="dualens-bench-http-") as folder:
+            http(Path(folder))
         return
     n = int(float(argv[0])) if argv else 1_000_000
     tmp = Path(tempfile.mkdtemp(prefix="dualens-bench-scale-", dir=os.environ.get("BENCH_TMP")))
