@@ -84,14 +84,14 @@ def run_build_default_model(args: argparse.Namespace) -> int:
 
     from indexer.core import settings
     from indexer.core.models.default_model import is_current, rebuild_default_model
-    from indexer.core.models.default_spec import DEFAULT_SPEC
+    from indexer.core.models.default_spec import DEFAULT_SPEC, default_head
 
     out = Path(args.out).expanduser().resolve() if args.out else settings.default_model_dir()
     spec = DEFAULT_SPEC
     if args.template:
         spec = replace(spec, prompt_templates=tuple(args.template))
-    if args.vision:
-        spec = replace(spec, vision=args.vision)
+    if args.vision:  # with the head trained on that tower (unless --head says otherwise)
+        spec = replace(spec, vision=args.vision, head=default_head(args.vision) if spec.head else "")
     if args.features:
         spec = replace(spec, features=True)
     if args.head is not None:

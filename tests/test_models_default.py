@@ -205,8 +205,9 @@ def test_a_trained_head_round_trips_through_the_package(
     from transformers import AutoModel
 
     import indexer.core.models.default_model as default_model
+    import indexer.core.models.default_spec as default_spec
 
-    monkeypatch.setattr(default_model, "HEADS", tmp_path / "heads")
+    monkeypatch.setattr(default_spec, "HEADS", tmp_path / "heads")
     saved = default_model.extract_head(tiny_model_dir, "trained")
     assert saved == tmp_path / "heads" / "trained.safetensors"
     model = AutoModel.from_pretrained(tiny_model_dir)
@@ -217,6 +218,54 @@ def test_a_trained_head_round_trips_through_the_package(
     original = AutoModel.from_pretrained(tiny_model_dir).state_dict()
     for key in default_model.HEAD_KEYS:
         assert torch.equal(model.state_dict()[key], original[key])
+
+
+def test_a_head_trained_on_another_vision_tower_is_refused(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    import indexer.core.models.default_model as default_model
+    import indexer.core.models.default_spec as default_spec
+    from indexer.core.errors import ModelError
+
+    monkeypatch.setattr(default_spec, "HEADS", tmp_path / "heads")
+    trained = tmp_path / "trained-on-lite0"
+    trained.mkdir()
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["vision_config"]["variant"] = "efficientnet-lite0"
+    (trained / "config.json").write_text(json.dumps(config))
+    save_file(load_file(str(tiny_model_dir / "model.safetensors")), str(trained / "model.safetensors"))
+    default_model.extract_head(trained, "lite0-head")
+    digest = default_spec.head_digest("lite0-head")
+    assert digest != "missing" and len(digest) == 16
+    with pytest.raises(ModelError, match="trained on efficientnet-lite0"):
+        default_model.apply_head(AutoModel.from_pretrained(tiny_model_dir), "lite0-head")
+
+
+def test_a_retrained_head_changes_the_default_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    import indexer.core.models.default_spec as default_spec
+
+    monkeypatch.setattr(default_spec, "HEADS", tmp_path)
+    spec = replace(default_spec.DEFAULT_SPEC, head="h")
+    save_file({"logit_scale": torch_tensor([1.0])}, str(tmp_path / "h.safetensors"))
+    first = spec.as_json()
+    save_file({"logit_scale": torch_tensor([2.0])}, str(tmp_path / "h.safetensors"))
+    assert spec.as_json() != first and spec.as_json()["head"] == "h"
+    assert default_spec.spec_fingerprint(spec) != default_spec.spec_fingerprint(replace(spec, head=""))
+
+
+def torch_tensor(values: list[float]):
+    import torch
+
+    return torch.tensor(values)
 
 
 @pytest.mark.slow  # builds the default model a second time (~10 s)

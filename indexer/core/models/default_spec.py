@@ -113,12 +113,36 @@ class DefaultModelSpec:
         return VISION_TOWERS[self.vision]
 
     def as_json(self) -> dict[str, Any]:
-        """The spec as JSON; the fields added after v3 only when set, so a v3 build stays current."""
+        """The spec as JSON; the fields added after v3 only when set, so a v3 build stays current.
+        A trained head is recorded with the digest of its file: retraining it changes the spec."""
         raw = json.loads(json.dumps(asdict(self)))
         for name, unset in (("features", False), ("head", "")):
             if raw.get(name) == unset:
                 del raw[name]
+        if self.head:
+            raw["head_sha256"] = head_digest(self.head)
         return raw
+
+
+HEADS = Path(__file__).resolve().parent / "heads"  # trained heads shipped in the package
+
+
+def head_path(name: str) -> Path:
+    return HEADS / f"{name}.safetensors"
+
+
+def default_head(vision: str) -> str:
+    """The trained head shipped for a vision tower (``make train-default VISION=...`` makes it)."""
+    return f"dualens-default-v4-{vision.removeprefix('efficientnet-')}"
+
+
+def head_digest(name: str) -> str:
+    """A short hash of a shipped head's file ("missing" when there is none: the build then fails);
+    a few MB, hashed in milliseconds."""
+    try:
+        return hashlib.sha256(head_path(name).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
 
 
 DEFAULT_SPEC = DefaultModelSpec()
