@@ -207,5 +207,5 @@ def test_distillation_keeps_the_base_models_zero_shot_ranking(captioned, base_di
 
 
 def test_distillation_needs_a_locked_text_tower(captioned, base_dir, tmp_path):
-    with pytest.raises(UsageError, match="--distill"):
+    with pytest.raises(UsageError, match="locked text tower"):
         _config(captioned, base_dir, tmp_path / "out", distill=1.0, unlock_text_layers=1).validate()

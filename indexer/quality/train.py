@@ -26,7 +26,7 @@ from indexer.core.settings import resolve_data_dir
 from indexer.quality.data import CaptionDataset, load_caption_dataset
 from indexer.quality.metrics import RetrievalMetrics, retrieval_metrics
 from indexer.quality.train_config import TrainConfig
-from indexer.quality.train_distill import ZeroShotTeacher, anchor_prompts
+from indexer.quality.train_distill import ZeroShotCheck, ZeroShotTeacher, anchor_prompts
 from indexer.quality.train_features import BaseModel, image_features, load_base, text_features
 from indexer.quality.train_head import InitialWeightPenalty, LiTHead, contrastive_loss, unlock_top_text_layers
 from indexer.quality.train_save import META_NAME, save_trained
@@ -68,6 +68,7 @@ class Validation:
     score: float
     metrics: RetrievalMetrics
     agreement: float | None = None  # % of held-out photos whose top ImageNet class is the base model's
+    zero_shot: tuple[float, float] | None = None  # top-1/5 on held-out photos captioned with a class name
 
 
 @dataclass
@@ -89,6 +90,8 @@ class TrainResult:
             for name, v in (("before", self.before), (f"best (step {self.best.step})", self.best)):
                 t, i = v.metrics.text_to_image, v.metrics.image_to_text
                 agree = f"  zero-shot agreement {v.agreement:5.1f}%" if v.agreement is not None else ""
+                if v.zero_shot is not None:
+                    agree += f"  zero-shot top-1/5 {v.zero_shot[0]:5.1f} {v.zero_shot[1]:5.1f}"
                 lines.append(
                     f"validation {name:>16}: text→image R@1/5/10 {t.recall_at_1:5.1f} {t.recall_at_5:5.1f} "
                     f"{t.recall_at_10:5.1f}  image→text {i.recall_at_1:5.1f} {i.recall_at_5:5.1f} "
@@ -119,6 +122,7 @@ class _Trainer:
             float(model.logit_scale.detach().float().reshape(-1)[0]),
             rank=config.rank,
             train_scale=config.train_logit_scale,
+            image_scale=feature_scale(model, config.feature_scale),
         ).to(base.device)
         self.text_params = unlock_top_text_layers(model.text_model, config.unlock_text_layers)
         self.text_penalty = InitialWeightPenalty(self.text_params)
@@ -128,16 +132,17 @@ class _Trainer:
         if self.text_params:
             groups.append({"params": self.text_params, "lr": config.text_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-        self.teacher = (
-            ZeroShotTeacher(
-                self.head,
-                torch.from_numpy(text_features(base, anchor_prompts(), cache, progress)).to(base.device),
-                self.image_feats,
-            )
-            if config.distill > 0
-            else None
-        )
         self.train_idx, self.val_idx = split_images(len(dataset.images), config.val_fraction, config.seed)
+        self.teacher: ZeroShotTeacher | None = None
+        self.zero_shot: ZeroShotCheck | None = None
+        if config.distill > 0 or (self.text_locked and len(self.val_idx)):
+            anchors = torch.from_numpy(text_features(base, anchor_prompts(), cache, progress)).to(base.device)
+            if config.distill > 0:
+                self.teacher = ZeroShotTeacher(self.head, anchors, self.image_feats)
+            check = ZeroShotCheck.for_images(anchors, dataset.captions, dataset.caption_image, self.val_idx)
+            self.zero_shot = check if len(check) else None
+        if config.keep_zero_shot and self.zero_shot is None:
+            raise UsageError("--keep-zero-shot: no held-out photo's caption names an ImageNet class")
         self.val_caps, self.val_targets = captions_of(dataset.caption_image, self.val_idx)
         self.caps_by_image = [np.flatnonzero(dataset.caption_image == i) for i in range(len(dataset.images))]
 
@@ -187,7 +192,15 @@ class _Trainer:
         txt = self.head.text_embeds(torch.cat(chunks))
         metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), self.val_targets)
         agreement = self.teacher.agreement(self.head, ids, self.image_feats[ids]) if self.teacher else None
-        return Validation(step, epoch, mean_recall(metrics), metrics, agreement)
+        zero_shot = self.zero_shot.accuracy(self.head, self.image_feats) if self.zero_shot else None
+        return Validation(step, epoch, mean_recall(metrics), metrics, agreement, zero_shot)
+
+    def acceptable(self, v: Validation, before: Validation | None) -> bool:
+        """With --keep-zero-shot: held-out zero-shot top-1 and top-5 at least the base model's."""
+        base = before.zero_shot if before is not None else None
+        if not self.config.keep_zero_shot or base is None or v.zero_shot is None:
+            return True
+        return v.zero_shot[0] >= base[0] and v.zero_shot[1] >= base[1]
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -202,6 +215,19 @@ class _Trainer:
             p.copy_(saved)
 
 
+def feature_scale(model: Any, scale: float) -> torch.Tensor | None:
+    """The per-input scale of the visual projection for ``--feature-scale``: 1 on the class
+    distribution, ``scale`` on the pooled features after it (a feature-carrying default tower only)."""
+    if scale == 1.0:
+        return None
+    vision = model.config.vision_config
+    if not getattr(vision, "features", False):
+        raise UsageError("--feature-scale needs a base built with `dualens build-default-model --features`")
+    weights = torch.ones(model.visual_projection.in_features)
+    weights[int(vision.num_classes) :] = scale
+    return weights
+
+
 def _log(fh: IO[str], record: dict[str, Any]) -> None:
     fh.write(json.dumps(record) + "\n")
     fh.flush()
@@ -209,7 +235,7 @@ def _log(fh: IO[str], record: dict[str, Any]) -> None:
 
 def _validation_record(v: Validation, train_loss: float | None) -> dict[str, Any]:
     return {"event": "validation", "step": v.step, "epoch": round(v.epoch, 3), "train_loss": train_loss,
-            "val_mean_recall": v.score, "val_zero_shot_agreement": v.agreement,
+            "val_mean_recall": v.score, "val_zero_shot_agreement": v.agreement, "val_zero_shot": v.zero_shot,
             **{"val_" + k: d for k, d in asdict(v.metrics).items()}}  # fmt: skip
 
 
@@ -271,7 +297,7 @@ def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str])
             if v is not None:
                 history.append(v)
                 _log(fh, _validation_record(v, float(np.mean(losses[-every:]))))
-                if best is None or v.score > best.score + 1e-9:
+                if (best is None or v.score > best.score + 1e-9) and trainer.acceptable(v, before):
                     best, best_state, bad = v, trainer.snapshot(), 0
                 else:
                     bad += 1

@@ -23,6 +23,8 @@ class TrainConfig:
     rank: int = 0  # 0: full-rank residual update of each projection; R > 0: low-rank (up @ down)
     init_decay: float = 10.0  # L2 penalty on the relative distance from the initial weights
     distill: float = 0.0  # weight of the KL toward the base model's ImageNet class predictions
+    keep_zero_shot: bool = False  # accept a state only if held-out zero-shot top-1/top-5 >= the base's
+    feature_scale: float = 1.0  # fixed scale of the default tower's pooled features in the visual input
     train_logit_scale: bool = True
     unlock_text_layers: int = 0
     val_fraction: float = 0.2
@@ -46,8 +48,12 @@ class TrainConfig:
             raise UsageError("--rank, --unlock-text-layers, --eval-every must be >= 0 and --patience >= 1")
         if self.lr <= 0 or self.text_lr <= 0 or self.init_decay < 0 or self.distill < 0:
             raise UsageError("learning rates must be positive, --init-decay and --distill non-negative")
-        if self.distill > 0 and self.unlock_text_layers > 0:
-            raise UsageError("--distill needs a locked text tower (leave out --unlock-text-layers)")
+        if (self.distill > 0 or self.keep_zero_shot) and self.unlock_text_layers > 0:
+            raise UsageError(
+                "--distill and --keep-zero-shot need a locked text tower: drop --unlock-text-layers"
+            )
+        if not 0 < self.feature_scale <= 1:
+            raise UsageError("--feature-scale must be in (0, 1]")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,6 +86,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="W",
         help="keep zero-shot classification: weight of the KL toward the base model's predictions over "
         f"the 1000 ImageNet class prompts on the training photos ({d.distill}: off)",
+    )
+    p.add_argument(
+        "--keep-zero-shot",
+        action="store_true",
+        help="accept a validated state only if it classifies the held-out photos whose captions name an "
+        "ImageNet class at least as well (top-1 and top-5) as the base model",
+    )
+    p.add_argument(
+        "--feature-scale",
+        type=float,
+        default=d.feature_scale,
+        metavar="G",
+        help="bases with a feature-carrying default tower (build-default-model --features): train on its "
+        f"pooled features times G, folded into the saved projection ({d.feature_scale})",
     )
     p.add_argument("--freeze-logit-scale", action="store_true", help="keep the base model's logit scale")
     p.add_argument(
@@ -118,6 +138,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         rank=args.rank,
         init_decay=args.init_decay,
         distill=args.distill,
+        keep_zero_shot=args.keep_zero_shot,
+        feature_scale=args.feature_scale,
         train_logit_scale=not args.freeze_logit_scale,
         unlock_text_layers=args.unlock_text_layers,
         val_fraction=args.val_fraction,

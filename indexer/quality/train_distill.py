@@ -1,16 +1,27 @@
-"""Keeping zero-shot classification while LiT training: distil the base model's class predictions.
+"""Keeping zero-shot classification while LiT training.
 
 The contrastive loss on captions says nothing about class-name prompts, and a head that learns
-from the image tower's pooled features stops ranking "a photo of a goldfish." first for a goldfish
-(measured in docs/quality.md). ``--distill W`` adds ``W`` times the KL divergence from the base
-model's distribution over the 1000 ImageNet class prompts to the trained model's, on each batch's
-training photos ("learning without forgetting"): the base model is the teacher, computed once.
-Validation also reports how often the trained model's top class is the base model's on the
-held-out photos, the zero-shot proxy a recipe is chosen on (never a test set).
+from the image tower's pooled features can stop ranking "a photo of a goldfish." first for a
+goldfish (measured in docs/quality.md). Two tools, both on the 1000 ImageNet class prompts:
+
+* **A check on held-out photos** (:class:`ZeroShotCheck`): the validation photos whose own
+  captions name an ImageNet class ("a boy kicks a *soccer ball*") are a zero-shot classification
+  set with human labels. Validation reports top-1/top-5 on it, and ``--keep-zero-shot`` accepts
+  a state only when both are at least the base model's: the recipe is chosen on the training
+  pool, never on a test set.
+* **Distillation** (``--distill W``, :class:`ZeroShotTeacher`): ``W`` times the KL divergence from
+  the base model's distribution over the class prompts to the trained model's, on each batch's
+  training photos ("learning without forgetting"); validation reports how often the top class
+  agrees with the base model's.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,18 +31,83 @@ from indexer.quality.train_head import LiTHead
 ANCHOR_TEMPLATE = "a photo of a {}."
 DISTILL_SCALE = 50.0  # a fixed softmax scale on cosines for teacher and student alike
 CHUNK = 2048
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
+
+def class_names() -> list[str]:
+    return [DISAMBIGUATED.get(c.synset, c.name) for c in imagenet_classes()]
 
 
 def anchor_prompts() -> list[str]:
     """One prompt per ImageNet class: the anchors whose ranking the trained model must keep."""
-    return [ANCHOR_TEMPLATE.format(DISAMBIGUATED.get(c.synset, c.name)) for c in imagenet_classes()]
+    return [ANCHOR_TEMPLATE.format(name) for name in class_names()]
+
+
+@functools.cache
+def _name_lookup(names: tuple[str, ...]) -> tuple[dict[tuple[str, ...], int], int]:
+    lookup: dict[tuple[str, ...], int] = {}
+    for i, name in enumerate(names):
+        words = tuple(_WORD.findall(name.lower()))
+        if words:
+            lookup.setdefault(words, i)
+            lookup.setdefault((*words[:-1], words[-1] + "s"), i)
+    return lookup, max((len(k) for k in lookup), default=0)
+
+
+def classes_named(text: str, names: Sequence[str]) -> set[int]:
+    """Indices of the class names that occur in ``text`` as whole words (a plural ``s`` allowed)."""
+    lookup, longest = _name_lookup(tuple(names))
+    words = _WORD.findall(text.lower())
+    found = set()
+    for start in range(len(words)):
+        for n in range(1, longest + 1):
+            hit = lookup.get(tuple(words[start : start + n]))
+            if hit is not None:
+                found.add(hit)
+    return found
+
+
+class ZeroShotCheck:
+    """Zero-shot top-1/top-5 over the class prompts, on photos labelled by the classes their captions name."""
+
+    def __init__(self, anchors: torch.Tensor, labels: list[set[int]], images: np.ndarray) -> None:
+        self.anchors = anchors  # (n_classes, text_dim) pooled text features of anchor_prompts()
+        keep = [i for i, found in enumerate(labels) if found]
+        self.images = images[keep]  # image ids (into the training data) with at least one named class
+        self.labels = [labels[i] for i in keep]
+
+    @classmethod
+    def for_images(
+        cls, anchors: torch.Tensor, captions: Sequence[str], caption_image: np.ndarray, images: np.ndarray
+    ) -> ZeroShotCheck:
+        names = class_names()
+        labels = [
+            set().union(*(classes_named(captions[int(c)], names) for c in np.flatnonzero(caption_image == i)))
+            for i in images
+        ]
+        return cls(anchors, labels, images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @torch.no_grad()
+    def accuracy(self, head: LiTHead, image_feats: torch.Tensor) -> tuple[float, float]:
+        """(top-1, top-5) in percent: a hit when a predicted class is one the captions name."""
+        if not len(self):
+            return 0.0, 0.0
+        feats = image_feats[torch.from_numpy(self.images).to(image_feats.device)]
+        top5 = (head.image_embeds(feats) @ head.text_embeds(self.anchors).T).topk(5, dim=-1).indices.tolist()
+        pairs = list(zip(top5, self.labels, strict=True))
+        top1 = np.mean([ranked[0] in named for ranked, named in pairs])
+        any5 = np.mean([bool(named.intersection(ranked)) for ranked, named in pairs])
+        return float(top1) * 100.0, float(any5) * 100.0
 
 
 class ZeroShotTeacher:
     """The base model's class distribution for every training image, and the KL toward it."""
 
     def __init__(self, head: LiTHead, anchors: torch.Tensor, image_feats: torch.Tensor) -> None:
-        self.anchors = anchors  # (n_classes, text_dim) pooled text features of anchor_prompts()
+        self.anchors = anchors
         with torch.no_grad():
             classes = head.text_embeds(anchors)
             chunks = [

@@ -23,10 +23,15 @@ class ResidualProjection(nn.Module):
 
     weight0: torch.Tensor
     bias0: torch.Tensor | None
+    input_scale: torch.Tensor | None
 
-    def __init__(self, base: nn.Linear, rank: int, seed: int = 0) -> None:
+    def __init__(
+        self, base: nn.Linear, rank: int, seed: int = 0, input_scale: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         weight = base.weight.detach().float().clone()
+        # a fixed per-input scale (trained on x * scale; folded into the weight when saved)
+        self.register_buffer("input_scale", input_scale.float().clone() if input_scale is not None else None)
         self.register_buffer("weight0", weight)
         bias = base.bias.detach().float().clone() if base.bias is not None else None
         self.register_buffer("bias0", bias)
@@ -46,7 +51,12 @@ class ResidualProjection(nn.Module):
         return self.weight0 + self.delta()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x, self.weight(), self.bias0)
+        return nn.functional.linear(x, self.merged_weight(), self.bias0)
+
+    def merged_weight(self) -> torch.Tensor:
+        """The weight to save: what ``forward`` applies to the unscaled input."""
+        weight = self.weight()
+        return weight if self.input_scale is None else weight * self.input_scale
 
     def penalty(self) -> torch.Tensor:
         """Squared distance from the base weight, relative to the base weight's squared norm."""
@@ -57,10 +67,16 @@ class LiTHead(nn.Module):
     """Both projections and the logit scale of a dual encoder, as trainable residuals."""
 
     def __init__(
-        self, visual: nn.Linear, text: nn.Linear, logit_scale: float, rank: int, train_scale: bool = True
+        self,
+        visual: nn.Linear,
+        text: nn.Linear,
+        logit_scale: float,
+        rank: int,
+        train_scale: bool = True,
+        image_scale: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        self.visual = ResidualProjection(visual, rank, seed=1)
+        self.visual = ResidualProjection(visual, rank, seed=1, input_scale=image_scale)
         self.text = ResidualProjection(text, rank, seed=2)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale)), requires_grad=train_scale)
 

@@ -25,8 +25,8 @@ META_NAME = "dualens_train.json"
 @torch.no_grad()
 def merge_into(model: Any, head: LiTHead) -> None:
     """Write the trained projections and logit scale into the model (the residuals folded in)."""
-    model.visual_projection.weight.copy_(head.visual.weight())
-    model.text_projection.weight.copy_(head.text.weight())
+    model.visual_projection.weight.copy_(head.visual.merged_weight())
+    model.text_projection.weight.copy_(head.text.merged_weight())
     model.logit_scale.copy_(head.logit_scale.detach().clamp(0.0, float(torch.log(torch.tensor(100.0)))))
 
 
