@@ -209,3 +209,49 @@ def test_distillation_keeps_the_base_models_zero_shot_ranking(captioned, base_di
 def test_distillation_needs_a_locked_text_tower(captioned, base_dir, tmp_path):
     with pytest.raises(UsageError, match="locked text tower"):
         _config(captioned, base_dir, tmp_path / "out", distill=1.0, unlock_text_layers=1).validate()
+
+
+def test_class_names_are_found_as_whole_words_in_captions():
+    from indexer.quality.train_distill import classes_named
+
+    names = ["soccer ball", "German shepherd", "orange", "ball"]
+    assert classes_named("Two boys kick a soccer ball past German shepherds.", names) == {0, 1, 3}
+    assert classes_named("A girl drinks orangeade", names) == set()
+    assert classes_named("oranges on a table", names) == {2}
+
+
+def test_a_scaled_input_is_folded_into_the_saved_weight():
+    torch.manual_seed(0)
+    base = nn.Linear(6, 4, bias=False)
+    scale = torch.tensor([1.0, 1.0, 1.0, 0.1, 0.1, 0.1])
+    proj = ResidualProjection(base, rank=0, input_scale=scale)
+    with torch.no_grad():
+        proj.full.normal_()
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(proj(x), nn.functional.linear(x * scale, proj.weight()))
+    torch.testing.assert_close(proj(x), x @ proj.merged_weight().T)
+
+
+def test_feature_scale_needs_a_feature_carrying_base(captioned, base_dir, tmp_path):
+    with pytest.raises(UsageError, match="--features"):
+        fit(_config(captioned, base_dir, tmp_path / "out", steps=1, feature_scale=0.1))
+    with pytest.raises(UsageError, match="feature-scale"):
+        _config(captioned, base_dir, tmp_path / "out", feature_scale=0.0).validate()
+
+
+def test_keep_zero_shot_accepts_only_states_that_classify_held_out_photos_as_well():
+    from indexer.quality.train import Validation, zero_shot_kept
+
+    def v(top1: float, top5: float) -> Validation:
+        return Validation(0, 0.0, 1.0, None, None, (top1, top5))  # type: ignore[arg-type]
+
+    before = v(20.0, 30.0)
+    assert zero_shot_kept(v(20.0, 31.0), before)
+    assert not zero_shot_kept(v(19.9, 40.0), before)
+    assert not zero_shot_kept(v(25.0, 29.0), before)
+
+
+def test_keep_zero_shot_refuses_captions_that_name_no_class(captioned, base_dir, tmp_path):
+    # the captions name cats, skies and sunsets: none is an ImageNet class name, so nothing to check
+    with pytest.raises(UsageError, match="names an ImageNet class"):
+        fit(_config(captioned, base_dir, tmp_path / "out", steps=1, keep_zero_shot=True))

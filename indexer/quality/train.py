@@ -195,13 +195,6 @@ class _Trainer:
         zero_shot = self.zero_shot.accuracy(self.head, self.image_feats) if self.zero_shot else None
         return Validation(step, epoch, mean_recall(metrics), metrics, agreement, zero_shot)
 
-    def acceptable(self, v: Validation, before: Validation | None) -> bool:
-        """With --keep-zero-shot: held-out zero-shot top-1 and top-5 at least the base model's."""
-        base = before.zero_shot if before is not None else None
-        if not self.config.keep_zero_shot or base is None or v.zero_shot is None:
-            return True
-        return v.zero_shot[0] >= base[0] and v.zero_shot[1] >= base[1]
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()},
@@ -213,6 +206,14 @@ class _Trainer:
         self.head.load_state_dict(state["head"])
         for p, saved in zip(self.text_params, state["text"], strict=True):
             p.copy_(saved)
+
+
+def zero_shot_kept(v: Validation, before: Validation | None) -> bool:
+    """Held-out zero-shot top-1 and top-5 at least the base model's (``--keep-zero-shot``)."""
+    base = before.zero_shot if before is not None else None
+    if base is None or v.zero_shot is None:
+        return True
+    return v.zero_shot[0] >= base[0] and v.zero_shot[1] >= base[1]
 
 
 def feature_scale(model: Any, scale: float) -> torch.Tensor | None:
@@ -297,7 +298,8 @@ def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str])
             if v is not None:
                 history.append(v)
                 _log(fh, _validation_record(v, float(np.mean(losses[-every:]))))
-                if (best is None or v.score > best.score + 1e-9) and trainer.acceptable(v, before):
+                kept = zero_shot_kept(v, before) or not trainer.config.keep_zero_shot
+                if (best is None or v.score > best.score + 1e-9) and kept:
                     best, best_state, bad = v, trainer.snapshot(), 0
                 else:
                     bad += 1
