@@ -58,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "installation builds the trained default model offline.",
     )
     head.add_argument("model", metavar="DIR", help="a model trained with `dualens train` from a default base")
-    head.add_argument("--name", required=True, help="head name (the file heads/NAME.safetensors)")
+    head.add_argument(
+        "--name",
+        default=None,
+        help="head name: heads/NAME.safetensors (default: the shipped head of its vision tower)",
+    )
     head.set_defaults(func=run_export_default_head)
 
     compose = subparsers.add_parser(
@@ -108,7 +112,7 @@ def run_build_default_model(args: argparse.Namespace) -> int:
 def run_export_default_head(args: argparse.Namespace) -> int:
     from indexer.core.models.default_model import extract_head
 
-    out = extract_head(args.model, args.name)
+    out = extract_head(args.model, args.name)  # None: the default head of the tower it was trained on
     print(f"saved the trained head of {args.model} to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -103,6 +103,17 @@ def test_reload_initialises_no_weights(
     assert "newly initialized" in logged
 
 
+def _shipped_logit_scale() -> float:
+    """The trained head's logit scale (the spec's own when the default ships no head)."""
+    if not DEFAULT_SPEC.head:
+        return DEFAULT_SPEC.logit_scale
+    from safetensors.torch import load_file
+
+    from indexer.core.models.default_spec import head_path
+
+    return float(np.exp(float(load_file(str(head_path(DEFAULT_SPEC.head)))["logit_scale"])))
+
+
 def test_towers_are_the_registered_custom_classes(default_encoder: DualEncoder) -> None:
     from transformers import AutoConfig, AutoModel
 
@@ -117,7 +128,7 @@ def test_towers_are_the_registered_custom_classes(default_encoder: DualEncoder) 
     assert default_encoder.dim == 384
     assert default_encoder.model_id == DEFAULT_MODEL_ID
     assert default_encoder.preprocess_config == DEFAULT_PREPROCESS
-    assert np.exp(default_encoder.logit_scale) == pytest.approx(DEFAULT_SPEC.logit_scale, rel=1e-5)
+    assert np.exp(default_encoder.logit_scale) == pytest.approx(_shipped_logit_scale(), rel=1e-5)
 
 
 def test_text_tower_is_mean_pooled_all_minilm(default_encoder: DualEncoder) -> None:
@@ -133,15 +144,32 @@ def test_text_tower_is_mean_pooled_all_minilm(default_encoder: DualEncoder) -> N
     np.testing.assert_allclose(default_encoder.embed_texts(texts), projected, atol=1e-5)
 
 
-def test_visual_projection_holds_the_class_prompt_embeddings(default_encoder: DualEncoder) -> None:
-    weight = default_encoder._torch_state().model.visual_projection.weight.detach().float().numpy()
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DualEncoder]:
+    """v3 (no features, no head) and the v4 base (features, no head), built from the packaged towers."""
+    from dataclasses import replace
+
+    from indexer.core.models.default_model import build_default_model
+
+    out = tmp_path_factory.mktemp("untrained")
+    specs = {"v3": replace(DEFAULT_SPEC, features=False, head=""), "base": replace(DEFAULT_SPEC, head="")}
+    for name, spec in specs.items():
+        build_default_model(out / name, spec)
+    return {name: load_encoder(out / name, device="cpu", backend="torch") for name in specs}
+
+
+@pytest.mark.slow  # builds the untrained models (~30 s)
+def test_visual_projection_starts_as_the_class_prompt_embeddings(untrained: dict[str, DualEncoder]) -> None:
+    base = untrained["base"]
+    weight = base._torch_state().model.visual_projection.weight.detach().float().numpy()
     classes = imagenet_classes()
     picks = [0, 134, 517, 999]
     prompts = [DEFAULT_SPEC.prompt_templates[0].format(classes[i].name) for i in picks]
-    norms = np.linalg.norm(weight, axis=0)
+    assert np.all(weight[:, len(classes) :] == 0.0)  # the pooled features' columns: zero until trained
+    norms = np.linalg.norm(weight[:, : len(classes)], axis=0)
     if len(DEFAULT_SPEC.prompt_templates) == 1:  # column i = text projection of class i's prompt
         columns = weight[:, picks].T / norms[picks, None]
-        np.testing.assert_allclose(columns, default_encoder.embed_texts(prompts), atol=1e-5)
+        np.testing.assert_allclose(columns, base.embed_texts(prompts), atol=1e-5)
     if DEFAULT_SPEC.center:  # unit class embeddings minus their shared direction
         assert np.all(norms < 1.0) and np.all(norms > 0.5)
     else:
@@ -162,7 +190,9 @@ def test_vision_tower_outputs_the_classifier_distribution_in_vendored_class_orde
             pixels.append(preprocess_image(image, DEFAULT_PREPROCESS))
     vision = default_encoder._torch_state().model.vision_model
     with torch.inference_mode():
-        probs = vision(pixel_values=torch.from_numpy(np.stack(pixels))).pooler_output.float().numpy()
+        pooled = vision(pixel_values=torch.from_numpy(np.stack(pixels))).pooler_output.float().numpy()
+    probs = pooled[:, : len(index)]  # the class distribution; with features, 1280 pooled features follow
+    assert pooled.shape[1] == len(index) + (1280 if DEFAULT_SPEC.features else 0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     top1 = float(np.mean(probs.argmax(axis=1) == np.asarray(labels)))
     assert top1 >= 0.7  # 88% on all 1000 photos; a misordered class list would score ~0
@@ -177,7 +207,7 @@ def test_build_default_model_with_lite0_saves_its_own_tower_and_preprocessing(
 
     from indexer.core.models import PreprocessConfig
     from indexer.core.models.default_model import is_current
-    from indexer.core.models.default_spec import VISION_TOWERS
+    from indexer.core.models.default_spec import VISION_TOWERS, default_head
     from ui.cli import main
 
     out = tmp_path / "lite0"
@@ -191,7 +221,8 @@ def test_build_default_model_with_lite0_saves_its_own_tower_and_preprocessing(
         DEFAULT_SPEC.mix_top_k,
     )
     assert PreprocessConfig.from_pretrained(out) == VISION_TOWERS["efficientnet-lite0"].preprocess()
-    assert is_current(out, replace(DEFAULT_SPEC, vision="efficientnet-lite0"))
+    lite0 = replace(DEFAULT_SPEC, vision="efficientnet-lite0", head=default_head("efficientnet-lite0"))
+    assert is_current(out, lite0)  # with the head trained on Lite0, not Lite2's
     assert not is_current(out)  # not the default's spec: never mistaken for the default build
     encoder = load_encoder(str(out))
     vectors = encoder.embed_images([Image.new("RGB", (300, 200), "red")])
@@ -268,17 +299,21 @@ def torch_tensor(values: list[float]):
     return torch.tensor(values)
 
 
-@pytest.mark.slow  # builds the default model a second time (~10 s)
-def test_a_base_with_pooled_features_starts_exactly_at_the_untrained_default(
-    default_encoder: DualEncoder, tmp_path: Path
-) -> None:
-    from dataclasses import replace
-
-    from indexer.core.models.default_model import build_default_model
-    from indexer.core.models.default_spec import DEFAULT_SPEC
-
-    build_default_model(tmp_path / "base", replace(DEFAULT_SPEC, features=True, head=""))
-    base = load_encoder(tmp_path / "base", device="cpu", backend="torch")
+@pytest.mark.slow  # builds the untrained models (~30 s)
+def test_a_base_with_pooled_features_starts_exactly_at_v3(untrained: dict[str, DualEncoder]) -> None:
+    base, v3 = untrained["base"], untrained["v3"]
     photos = list(_sanity_photos().values())
     assert base._torch_state().model.config.vision_config.hidden_size == 1000 + 1280
-    np.testing.assert_allclose(base.embed_images(photos), default_encoder.embed_images(photos), atol=1e-5)
+    np.testing.assert_allclose(base.embed_images(photos), v3.embed_images(photos), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_trained_head_moves_the_default_away_from_its_base(
+    default_encoder: DualEncoder, untrained: dict[str, DualEncoder]
+) -> None:
+    """The shipped default is the trained one: its image vectors use the pooled features."""
+    photos = list(_sanity_photos().values())
+    trained, base = default_encoder.embed_images(photos), untrained["base"].embed_images(photos)
+    assert np.min(np.sum(trained * base, axis=1)) < 0.99
+    weight = default_encoder._torch_state().model.visual_projection.weight.detach().float().numpy()
+    assert np.abs(weight[:, 1000:]).max() > 0  # the feature columns were trained

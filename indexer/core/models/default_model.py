@@ -42,6 +42,7 @@ from indexer.core.models.default_spec import (
     DEFAULT_SPEC,
     MARKER_FILE,
     DefaultModelSpec,
+    default_head,
     head_path,
     is_current,
 )
@@ -179,7 +180,7 @@ def apply_head(model: Any, name: str) -> None:
         state[key].copy_(weights[key].to(state[key].dtype))
 
 
-def extract_head(model_dir: str | Path, name: str) -> Path:
+def extract_head(model_dir: str | Path, name: str | None = None) -> Path:
     """Save the head of a model trained from a default-model base into the package, labelled with
     the vision tower it was trained on."""
     from safetensors.torch import load_file, save_file
@@ -193,10 +194,15 @@ def extract_head(model_dir: str | Path, name: str) -> Path:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir} has no readable config.json: {exc}") from exc
     vision = str(config.get("vision_config", {}).get("variant", ""))
+    if name is None:
+        if not vision:
+            raise ModelError(f"{model_dir} was not trained from a default-model base: give the head a --name")
+        name = default_head(vision)
     out = head_path(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: weights[key].float().contiguous() for key in HEAD_KEYS}
     save_file(tensors, str(out), metadata={"vision": vision} if vision else None)
+    out.chmod(0o644)  # shipped in the package: readable by every user
     return out
 
 

@@ -17,7 +17,7 @@ from indexer.core.models.preprocess import PreprocessConfig
 # prompts, projections, preprocessing) and update DEFAULT_SPEC_FINGERPRINT with it; a directory
 # built by an older version is rebuilt on first use.
 DEFAULT_ID_PREFIX = "dualens-default-"
-DEFAULT_MODEL_ID = "dualens-default-v3"
+DEFAULT_MODEL_ID = "dualens-default-v4"
 CLIP_SUGGESTION = "openai/clip-vit-base-patch32"
 
 
@@ -33,7 +33,7 @@ def model_hint(model_id: str | None) -> str | None:
     )
 
 
-DEFAULT_SPEC_FINGERPRINT = "03bf95abbc5d3b2c"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
+DEFAULT_SPEC_FINGERPRINT = "fed48c667be4c8e4"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,8 @@ def head_digest(name: str) -> str:
         return "missing"
 
 
-DEFAULT_SPEC = DefaultModelSpec()
+# v4: the v3 towers with the pooled features and the head LiT-trained on flickr8k-train (docs/models.md)
+DEFAULT_SPEC = DefaultModelSpec(features=True, head=default_head("efficientnet-lite2"))
 DEFAULT_PREPROCESS = DEFAULT_SPEC.tower.preprocess()
 
 
