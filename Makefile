@@ -18,6 +18,7 @@ help:
 	@echo "make ui [PORT=8501]      open the web UI"
 	@echo "make search Q='a dog'    search from the terminal"
 	@echo "make test | lint | bench (bench-index, bench-search, bench-quality) | model | eval | train"
+	@echo "make train-default [VISION=efficientnet-lite0]   retrain the default model's shipped head"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
