@@ -88,6 +88,7 @@ class IndexSummary:
     model_id: str = ""
     kept_unreachable: int = 0  # photos kept although their folder could not be read (see --prune)
     unreachable_folders: tuple[str, ...] = ()
+    placed: int = 0  # photos whose GPS position got a place (city, region, country) this run
 
     def notes(self) -> list[str]:
         """What is worth knowing about the run's model (the offline default's limits)."""
@@ -117,7 +118,8 @@ class IndexSummary:
             f"model {self.model_id}" if self.model_id else "model: none yet (no photo embedded)",
             f"indexed {self.indexed}, unchanged {self.unchanged}, updated {self.updated}, "
             f"moved {self.moved}, removed {self.removed}, failed {self.failed}"
-            + (f", reused {self.reused}" if self.reused else ""),
+            + (f", reused {self.reused}" if self.reused else "")
+            + (f", placed {self.placed}" if self.placed else ""),
             f"time {t.total:.2f}s: scan {t.scan:.2f}s, decode {t.decode:.2f}s waited "
             f"({t.decode_busy:.2f}s in workers), embed {t.embed:.2f}s, write {t.write:.2f}s"
             + (f" — {rate:.1f} images/s" if self.embedded else ""),
@@ -222,6 +224,7 @@ def run_index(
             summary.unreachable_folders = plan.unreachable_folders
             state.removed.update(removed)
             update_index(collection, was_current=was_current, removed=state.removed, added=state.added)
+            summary.placed = collection.fill_places()  # new GPS positions, and those of older releases
             with collection.session() as s, s.begin():
                 set_info(s, InfoKey.LAST_INDEXED_AT, utcnow().isoformat(timespec="seconds"))
     summary.times.total = time.perf_counter() - start

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from indexer.core.errors import CollectionError, ModelMismatchError
 from indexer.core.storage.collection import Collection, InfoKey, bump_generation, get_info, set_info, utcnow
-from indexer.core.storage.schema import Photo, PhotoStatus, vector_to_blob
+from indexer.core.storage.schema import PLACE_FIELDS, Photo, PhotoStatus, vector_to_blob
 from indexer.decode import Decoded, DecodeFailure, FileFacts, KnownContent
 from indexer.plan import ExistingRow, WorkItem
 
@@ -81,6 +81,8 @@ def _apply_file(photo: Photo, item: WorkItem, facts: FileFacts | None, run: int)
 
 def _copy_meta(target: Photo, source: Photo) -> None:
     for name in ("width", "height", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon"):
+        setattr(target, name, getattr(source, name))
+    for name in PLACE_FIELDS:
         setattr(target, name, getattr(source, name))
 
 
@@ -151,6 +153,8 @@ class BatchWriter:
         photo.taken_at = r.meta.taken_at
         photo.camera_make, photo.camera_model = r.meta.camera_make, r.meta.camera_model
         photo.gps_lat, photo.gps_lon = r.meta.gps_lat, r.meta.gps_lon
+        for name in PLACE_FIELDS:  # looked up again at the end of the run (Collection.fill_places)
+            setattr(photo, name, None)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = vector_to_blob(vector)
         return photo, r.facts.content_hash

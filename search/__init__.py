@@ -5,7 +5,7 @@ This package's public names are what the UI and Python callers use; they never r
 
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import CollectionStats as Stats
-from search.facets import Facets, FolderOption
+from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
 from search.query import Query, Term, TermKind, parse_query
@@ -23,6 +23,7 @@ __all__ = [
     "FolderOption",
     "Hit",
     "IndexReport",
+    "PlaceOption",
     "Query",
     "Searcher",
     "Stats",

@@ -72,6 +72,9 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--type", dest="types", action="append", default=[], help="file type, e.g. jpg (repeat, or a,b)"
     )
+    p.add_argument(
+        "--place", default=None, help="only photos taken in this city, region or country (from their GPS)"
+    )
     p.add_argument("--min-score", type=float, default=None, help="minimum cosine similarity, -1 to 1")
     p.add_argument(
         "--min-match",
@@ -96,6 +99,7 @@ def _filters(args: argparse.Namespace) -> Filters:
         file_types=types,
         min_score=args.min_score,
         min_match=getattr(args, "min_match", None),
+        place=getattr(args, "place", None),
     )
 
 

@@ -1,4 +1,5 @@
-"""Facets of a collection for filter pickers: folders with photo counts, file types, date range.
+"""Facets of a collection for filter pickers: folders with photo counts, file types, date range,
+places (countries and cities) with photo counts.
 
 Read from the database in one pass over the indexed rows; :class:`~search.Searcher` caches them per
 index generation.
@@ -16,6 +17,7 @@ from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo, PhotoStatus
 
 MAX_FOLDER_OPTIONS = 2000
+MAX_PLACE_OPTIONS = 500
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,29 @@ class Facets:
     file_types: tuple[str, ...] = ()
     first_date: date | None = None
     last_date: date | None = None
+    places: tuple[PlaceOption, ...] = ()  # countries first, then cities, each by photo count
+
+
+@dataclass(frozen=True)
+class PlaceOption:
+    name: str  # a country or a city: the place filter's value
+    count: int
+
+
+def read_places(collection: Collection) -> tuple[PlaceOption, ...]:
+    """The countries, then the cities, the indexed photos were taken in, most photos first."""
+    options: list[PlaceOption] = []
+    with collection.session() as session:
+        for column in (Photo.place_country, Photo.place_city):
+            n = func.count(Photo.id)
+            rows = session.execute(
+                select(column, n)
+                .where(Photo.status == PhotoStatus.INDEXED, column.is_not(None), column != "")
+                .group_by(column)
+                .order_by(n.desc(), column)
+            )
+            options += [PlaceOption(str(name), int(count)) for name, count in rows]
+    return tuple(options[:MAX_PLACE_OPTIONS])
 
 
 def read_facets(collection: Collection) -> Facets:
@@ -69,6 +94,7 @@ def read_facets(collection: Collection) -> Facets:
         file_types=tuple(sorted(t for t in types if t)),
         first_date=min(dates) if dates else None,
         last_date=max(dates) if dates else None,
+        places=read_places(collection),
     )
 
 

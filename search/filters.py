@@ -43,10 +43,13 @@ class Filters:
     file_types: tuple[str, ...] = ()  # ("jpg", "png"…); jpeg/tif/heif spellings accepted
     min_score: float | None = None  # on cosine similarity, in [-1, 1]
     min_match: str | None = None  # text queries: "good" or "strong" (search/relevance.py bands)
+    place: str | None = None  # a city, region or country (any case) the photo's GPS position lies in
 
     def __post_init__(self) -> None:
         if self.folder is not None and not str(self.folder).strip():
             object.__setattr__(self, "folder", None)
+        if self.place is not None:
+            object.__setattr__(self, "place", " ".join(str(self.place).split()) or None)
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
             if isinstance(value, datetime):
@@ -68,7 +71,7 @@ class Filters:
     @property
     def restricts_candidates(self) -> bool:
         """True when the filters narrow the candidate set (everything but the minimum score)."""
-        return bool(self.folder or self.date_from or self.date_to or self.file_types)
+        return bool(self.folder or self.date_from or self.date_to or self.file_types or self.place)
 
 
 def folder_prefixes(folder: str, roots: Sequence[Path]) -> list[str]:
@@ -132,7 +135,7 @@ def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[b
 
 
 def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any]:
-    """SELECT of the ids of indexed photos that pass the folder, date and type filters."""
+    """SELECT of the ids of indexed photos that pass the folder, date, type and place filters."""
     clauses: list[ColumnElement[bool]] = [Photo.status == PhotoStatus.INDEXED]
     if filters.folder:
         prefixes = folder_prefixes(filters.folder, roots)
@@ -144,6 +147,10 @@ def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any
         clauses.append(when)
     if filters.file_types:
         clauses.append(Photo.file_type.in_(filters.file_types))
+    if filters.place:
+        name = filters.place.lower()
+        columns = (Photo.place_city, Photo.place_region, Photo.place_country)
+        clauses.append(or_(*(func.lower(column) == name for column in columns)))
     return select(Photo.id).where(*clauses)
 
 

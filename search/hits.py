@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from indexer.core.places import Place
 from indexer.core.storage.schema import Photo
 
 HIT_COLUMNS = (
@@ -19,6 +20,9 @@ HIT_COLUMNS = (
     Photo.file_type,
     Photo.size,
     Photo.mtime_ns,
+    Photo.place_city,
+    Photo.place_region,
+    Photo.place_country,
 )
 
 
@@ -39,6 +43,7 @@ class Hit:
     mtime: datetime
     rank: int = 0  # 1-based position in the full ranking (offset included); 0 outside a ranking
     relevance: str = ""  # text queries: "strong", "good" or "weak" (search/relevance.py); else ""
+    place: str = ""  # "Paris, Ile-de-France, France" from the GPS position; "" when unknown
 
     @classmethod
     def from_photo(
@@ -65,6 +70,7 @@ class Hit:
             size=int(row.size),
             mtime=datetime.fromtimestamp(row.mtime_ns / 1e9),
             rank=rank,
+            place=Place(row.place_city or "", row.place_region or "", row.place_country or "").label(),
         )
 
     @property

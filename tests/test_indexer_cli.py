@@ -109,6 +109,7 @@ def test_the_run_names_its_model_and_only_the_offline_default_gets_a_hint() -> N
     default = IndexSummary(model_id="dualens-default-v3", indexed=3)
     assert default.lines()[0] == "model dualens-default-v3"
     (note,) = default.notes()
-    assert "1,000 everyday objects" in note and f"--model {CLIP_SUGGESTION}" in note
+    assert "1,000 everyday objects" in note and "captioned photos" in note
+    assert f"--model {CLIP_SUGGESTION}" in note
     assert IndexSummary(model_id="openai/clip-vit-base-patch32", indexed=3).notes() == []
     assert IndexSummary(model_id="dualens-default-v3").notes() == []  # nothing embedded: nothing to say

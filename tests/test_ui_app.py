@@ -171,6 +171,16 @@ def test_folder_filter_keeps_only_that_folder(collection, monkeypatch) -> None:
     assert names and all(int(n[6:9]) % 2 == 0 for n in names)  # even photos are in beach/
 
 
+def test_place_filter_keeps_photos_taken_there(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    assert at.selectbox(key="f_place").options[1:] == ["France  (4)", "Paris  (4)"]
+    at.selectbox(key="f_place").set_value("Paris").run()
+    _clean(at)
+    names = _names(at)
+    assert names and all(int(n[6:9]) % 5 == 0 for n in names)  # every fifth photo was taken in Paris
+
+
 def test_date_filter_keeps_photos_taken_that_day(collection, monkeypatch) -> None:
     data, _ = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")

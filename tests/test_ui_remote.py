@@ -40,6 +40,7 @@ def test_remote_pages_equal_the_in_process_pages(pair: tuple[Backend, RemoteBack
         SearchRequest("text", text="a photo", filters=Filters(folder="beach"), limit=20),
         SearchRequest("text", text="a photo", filters=Filters(file_types=("jpg", "png")), limit=20),
         SearchRequest("text", text="a photo", filters=Filters(min_match="good"), limit=20),
+        SearchRequest("text", text="a photo", filters=Filters(place="france"), limit=20),
     ):
         a, b = local.run(request), remote.run(request)
         assert _ids(a) == _ids(b) and a.has_more == b.has_more, request
@@ -57,6 +58,7 @@ def test_remote_stats_facets_photos_and_thumbnails(pair: tuple[Backend, RemoteBa
     local, remote = pair
     assert remote.stats() == local.stats()
     assert remote.facets() == local.facets()
+    assert [(p.name, p.count) for p in remote.facets().places] == [("France", 3), ("Paris", 3)]
     top = local.run(SearchRequest("text", text="a photo", limit=1)).hits[0]
     assert remote.photo(top.id) == local.photo(top.id)
     assert remote.photo(999_999) is None

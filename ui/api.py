@@ -49,6 +49,7 @@ MinScore = Annotated[float | None, Query(ge=-1.0, le=1.0, description="minimum c
 MinMatch = Annotated[
     Literal["good", "strong"] | None, Query(description="text queries: this match band or better")
 ]
+PlaceName = Annotated[str | None, Query(max_length=200, description="a city, region or country")]
 Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
 
 
@@ -59,6 +60,7 @@ async def filters(  # async: parsed on the event loop, not in a worker thread (i
     kind: Kinds = None,
     min_score: MinScore = None,
     min_match: MinMatch = None,
+    place: PlaceName = None,
 ) -> Filters:
     return Filters(
         folder=folder or None,
@@ -67,6 +69,7 @@ async def filters(  # async: parsed on the event loop, not in a worker thread (i
         file_types=tuple(kind or ())[:32],
         min_score=min_score,
         min_match=min_match,
+        place=place,
     )
 
 
@@ -184,6 +187,7 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         f = backend().facets()
         return {
             "folders": [asdict(option) for option in f.folders], "file_types": list(f.file_types),
+            "places": [asdict(option) for option in f.places],
             "first_date": f.first_date.isoformat() if f.first_date else None,
             "last_date": f.last_date.isoformat() if f.last_date else None,
         }  # fmt: skip

@@ -77,7 +77,7 @@ def render(backend: UiBackend) -> None:
         return
     views.search_bar()
     current = state.view()
-    active = state.filters(facets.folders, facets.file_types)
+    active = state.filters(facets.folders, facets.file_types, facets.places)
     request = state.request_for(current, active)
     if request is None:
         views.welcome()

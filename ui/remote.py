@@ -27,7 +27,7 @@ from indexer.core.errors import (
     QueryError,
     UsageError,
 )
-from search import Facets, Filters, FolderOption, Hit, Stats
+from search import Facets, Filters, FolderOption, Hit, PlaceOption, Stats
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
 
@@ -50,6 +50,8 @@ def filter_params(filters: Filters) -> list[tuple[str, str]]:
         params.append(("min_score", repr(float(filters.min_score))))
     if filters.min_match:
         params.append(("min_match", filters.min_match))
+    if filters.place:
+        params.append(("place", filters.place))
     return params
 
 
@@ -151,6 +153,7 @@ class RemoteBackend:
             file_types=tuple(f["file_types"]),
             first_date=date.fromisoformat(f["first_date"]) if f.get("first_date") else None,
             last_date=date.fromisoformat(f["last_date"]) if f.get("last_date") else None,
+            places=tuple(PlaceOption(**option) for option in f.get("places", [])),
         )
         with self._lock:
             self._facets = found

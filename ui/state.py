@@ -16,7 +16,7 @@ import streamlit as st
 from PIL import Image
 
 from indexer.core.errors import ImageError
-from search import Filters, FolderOption
+from search import Filters, FolderOption, PlaceOption
 from ui.backend import SearchRequest
 from ui.config import UiConfig
 from ui.safety import decode_upload, parse_photo_id
@@ -31,6 +31,8 @@ FOLDER = "f_folder"
 DATES = "f_dates"
 TYPES = "f_types"
 MIN_MATCH = "f_min_match"
+PLACE = "f_place"
+ALL_PLACES = ""
 MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""
 
@@ -136,6 +138,7 @@ def reset_filters() -> None:
     st.session_state[DATES] = ()
     st.session_state[TYPES] = []
     st.session_state[MIN_MATCH] = "all"
+    st.session_state[PLACE] = ALL_PLACES
     reset_paging()
 
 
@@ -150,6 +153,8 @@ def active_filters(active: Filters) -> list[str]:
         out.append("type " + ", ".join(active.file_types))
     if active.min_match:
         out.append(f"{active.min_match} matches or better")
+    if active.place:
+        out.append(f"place {active.place}")
     return out
 
 
@@ -228,9 +233,12 @@ def _sync_query_params(new: View) -> None:
 # ---- filters ----
 
 
-def filters(folders: tuple[FolderOption, ...], file_types: tuple[str, ...]) -> Filters:
+def filters(
+    folders: tuple[FolderOption, ...], file_types: tuple[str, ...], places: tuple[PlaceOption, ...] = ()
+) -> Filters:
     """Filters from the sidebar widgets, each value checked against what the collection offers."""
     folder = st.session_state.get(FOLDER)
+    place = st.session_state.get(PLACE)
     allowed = {option.path for option in folders}
     types = tuple(t for t in (st.session_state.get(TYPES) or ()) if t in file_types)
     date_from, date_to = _date_range(st.session_state.get(DATES))
@@ -241,6 +249,7 @@ def filters(folders: tuple[FolderOption, ...], file_types: tuple[str, ...]) -> F
         date_to=date_to,
         file_types=types,
         min_match=match if match in ("good", "strong") else None,
+        place=place if place in {option.name for option in places} else None,
     )
 
 

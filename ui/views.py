@@ -63,6 +63,16 @@ def sidebar(stats: Stats, facets: Facets) -> None:
                 placeholder="All types",
                 on_change=state.reset_paging,
             )
+        if facets.places:
+            counts = {p.name: p.count for p in facets.places}
+            st.selectbox(
+                "Place",
+                [state.ALL_PLACES, *counts],
+                key=state.PLACE,
+                format_func=lambda p: "Anywhere" if p == state.ALL_PLACES else f"{p}  ({counts.get(p, 0)})",
+                help="Where the photo was taken: the nearest town to its GPS position (offline).",
+                on_change=state.reset_paging,
+            )
         st.radio(
             "Show",
             list(state.MATCH_CHOICES),
@@ -322,6 +332,7 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
             else ("File date", f"{_date(hit.mtime)} (the photo records no date taken)")
         ),
         ("Camera", " ".join(p for p in (hit.camera_make, hit.camera_model) if p) or "unknown"),
+        *([("Place", hit.place)] if hit.place else []),
         ("Dimensions", f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown"),
         ("File", f"{(hit.file_type or '').upper()} · {_size(hit.size)}"),
         ("Modified", _date(hit.mtime) or "unknown"),

@@ -18,7 +18,8 @@ DATED = datetime(2021, 6, 1, 12, 30)
 
 
 def make_photos(root: Path, n: int = 30, seed: int = 0) -> list[Path]:
-    """``n`` JPEGs split over ``root/beach`` and ``root/city``; every third has EXIF date + camera."""
+    """``n`` JPEGs split over ``root/beach`` and ``root/city``; every third has EXIF date + camera,
+    every fifth a GPS position in Paris."""
     rng = random.Random(seed)
     paths: list[Path] = []
     for i in range(n):
@@ -38,6 +39,9 @@ def make_photos(root: Path, n: int = 30, seed: int = 0) -> list[Path]:
             exif[0x010F] = "Acme"
             exif[0x0110] = "Snap 1"
             exif.get_ifd(0x8769)[0x9003] = DATED.strftime("%Y:%m:%d %H:%M:%S")
+        if i % 5 == 0:
+            gps = exif.get_ifd(0x8825)
+            gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 23.76), "E", (2.0, 21.0, 7.92)  # Paris
         image.save(path, "JPEG", quality=90, exif=exif.tobytes())
         paths.append(path)
     return paths

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, delete, func, make_url, select, text
+from sqlalchemy import Engine, create_engine, delete, func, make_url, select, text, update
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
+from indexer.core.places import GEOCODER, Geocoder
 from indexer.core.settings import PROJECT_DATA, CollectionPaths
 from indexer.core.storage.compressed import (
     INDEX_KINDS,
@@ -520,6 +521,31 @@ class Collection:
         index = self.build_index_from_db(executor=executor)
         self.save_index(index)
         return index
+
+    def fill_places(self, geocoder: Geocoder = GEOCODER, chunk: int = 5000) -> int:
+        """Reverse-geocode the photos whose GPS position has no place yet (new or changed photos, and
+        every photo of a collection from before places); returns how many got one. A position with
+        no city near enough is marked looked-up ("" as its country), so it is not tried again."""
+        placed = 0
+        pending = (
+            select(Photo.id, Photo.gps_lat, Photo.gps_lon)
+            .where(Photo.gps_lat.is_not(None), Photo.gps_lon.is_not(None), Photo.place_country.is_(None))
+            .limit(chunk)
+        )
+        while True:
+            with self.session() as s:
+                rows = s.execute(pending).all()
+            if not rows:
+                return placed
+            places = geocoder.places([(float(r.gps_lat), float(r.gps_lon)) for r in rows])
+            values = [
+                {"id": r.id, "place_city": p.city if p else "", "place_region": p.region if p else "",
+                 "place_country": p.country if p else ""}
+                for r, p in zip(rows, places, strict=True)
+            ]  # fmt: skip
+            with self.session() as s, s.begin():
+                s.execute(update(Photo), values)
+            placed += sum(p is not None for p in places)
 
     def save_index(self, index: VectorIndex) -> None:
         """Save atomically (stamped with this collection's id), then record which generation it holds."""

@@ -60,6 +60,9 @@ class PhotoStatus(enum.StrEnum):
     PENDING = "pending"  # waiting to be (re-)embedded (``dualens index --reindex`` in progress); no vector
 
 
+PLACE_FIELDS = ("place_city", "place_region", "place_country")
+
+
 class Photo(Base):
     """One file seen under an indexed root."""
 
@@ -79,6 +82,11 @@ class Photo(Base):
     camera_model: Mapped[str | None] = mapped_column(String(128))
     gps_lat: Mapped[float | None] = mapped_column(Float)
     gps_lon: Mapped[float | None] = mapped_column(Float)
+    # reverse-geocoded from the GPS position (indexer/core/places.py); NULL: not looked up yet,
+    # "" in place_country: looked up, no city near enough
+    place_city: Mapped[str | None] = mapped_column(String(200))
+    place_region: Mapped[str | None] = mapped_column(String(200))
+    place_country: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[PhotoStatus] = mapped_column(
         Enum(PhotoStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
         index=True,
