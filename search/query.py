@@ -9,7 +9,9 @@ Grammar (the same structure is built directly from Python with :class:`Query` an
                   (`"golden retriever" puppy`, an unclosed quote): its quotes are dropped
     composite  := [sign] term { sign term }
     sign       := "+" | "-"
-    term       := [weight ":"] atom
+    term       := [weight ":"] atom | place
+    place      := 'place:' ( '"' text '"' | word )   a restriction, not a vector: only photos taken
+                  in that city, region or country (like --place); "+" only, one per query
     weight     := decimal number: 2, 0.5, .25
     atom       := '"' text '"'          a text; \\" and \\\\ escape inside
                 | "#" digits             an indexed photo, by id
@@ -18,8 +20,8 @@ Grammar (the same structure is built directly from Python with :class:`Query` an
                   .heic .heif .avif), without spaces      an image file
 
 Examples: ``"beach" - "people"``, ``photo.jpg + "at night"``, ``2:"sunset" + "beach"``,
-``#42 - 0.5:"snow"``, ``dog on a beach``. Each term's embedding is L2-normalised, multiplied by its
-signed weight, summed, and the sum is re-normalised.
+``#42 - 0.5:"snow"``, ``"beach" + place:"Nice"``, ``dog on a beach``. Each term's embedding is
+L2-normalised, multiplied by its signed weight, summed, and the sum is re-normalised.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ MAX_WEIGHT = 1e6
 
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*:")
 _PHOTO_ID = re.compile(r"#(\d{1,18})(?![^\s+\-\"])")
+PLACE_PREFIX = "place:"
 
 ImageValue = Union[str, int, "Image.Image"]
 
@@ -109,14 +112,24 @@ class Term:
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query: a non-empty tuple of terms."""
+    """A parsed query: a non-empty tuple of terms, and a place it is restricted to (or None)."""
 
     terms: tuple[Term, ...]
+    place: str | None = None
 
     def __post_init__(self) -> None:
         terms = tuple(self.terms)
         if not terms:
+            if self.place:
+                raise QueryError(
+                    f'place:"{self.place}" only narrows a search; say what to look for too, '
+                    f'e.g. "beach" + place:"{self.place}"'
+                )
             raise QueryError("the query is empty; type some words or give a photo")
+        if self.place is not None:
+            if not isinstance(self.place, str) or not self.place.strip():
+                raise QueryError("a place term names a city, region or country")
+            object.__setattr__(self, "place", " ".join(self.place.split()))
         if len(terms) > MAX_TERMS:
             raise QueryError(f"a query may combine at most {MAX_TERMS} terms, this one has {len(terms)}")
         if not all(isinstance(t, Term) for t in terms):
@@ -132,7 +145,8 @@ class Query:
         return cls((Term.text(text),))
 
     def __str__(self) -> str:
-        return " ".join(term.to_syntax(i == 0) for i, term in enumerate(self.terms))
+        text = " ".join(term.to_syntax(i == 0) for i, term in enumerate(self.terms))
+        return text + (f" + place:{_quote(self.place)}" if self.place else "")
 
 
 def parse_query(text: str) -> Query:
@@ -147,7 +161,9 @@ def parse_query(text: str) -> Query:
     if '"' not in stripped and not _only_image_refs(stripped):
         return Query.of_text(stripped)
     try:
-        return Query(tuple(_Parser(stripped).terms()))
+        parser = _Parser(stripped)
+        terms = parser.terms()
+        return Query(tuple(terms), place=parser.place)
     except QuerySyntaxError:
         if _names_an_image(stripped) or _WEIGHT.match(stripped.lstrip("+- ")):
             raise  # a composite with photos in it: say what is wrong with it
@@ -184,12 +200,17 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.place: str | None = None
 
     def terms(self) -> list[Term]:
         out: list[Term] = []
         sign = self._sign(optional=True)
         while True:
-            out.append(self._term(sign))
+            self._skip_space()
+            if self.text.startswith(PLACE_PREFIX, self.pos):
+                self._place(sign)
+            else:
+                out.append(self._term(sign))
             self._skip_space()
             if self.pos >= len(self.text):
                 return out
@@ -245,6 +266,17 @@ class _Parser:
                 'put text in double quotes when combining terms, e.g. "beach" - "people"'
             )
         return Term.image(token, sign * weight)
+
+    def _place(self, sign: float) -> None:
+        if sign < 0:
+            raise QueryError('a place can only narrow a search: use + place:"…", not - place:"…"')
+        if self.place is not None:
+            raise QueryError("a query names at most one place")
+        self.pos += len(PLACE_PREFIX)
+        name = self._quoted() if self.text.startswith('"', self.pos) else self._bare()
+        if not name.strip():
+            raise QueryError('expected a city, region or country after place:, e.g. place:"Nice"')
+        self.place = " ".join(name.split())
 
     def _quoted(self) -> str:
         assert self.text[self.pos] == '"'

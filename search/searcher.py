@@ -251,6 +251,11 @@ class Searcher:
             raise QueryError(f"a query must be text or a Query, not {type(query).__name__}")
         if self._index.ntotal == 0:
             return []
+        if parsed.place:  # `+ place:"Nice"` narrows the search like the place filter
+            current = filters or Filters()
+            if current.place and current.place.lower() != parsed.place.lower():
+                return []  # two different places: no photo is in both
+            filters = replace(current, place=parsed.place)
         banded = all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms)
         if banded and filters is not None and filters.min_match:
             bands = self.relevance()

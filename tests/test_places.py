@@ -100,3 +100,28 @@ def test_older_collections_get_their_places_once_and_changed_photos_again(tmp_pa
     assert summary.updated == 1 and summary.placed == 1
     with Collection.open(data) as c:
         assert _places(c)["eiffel.jpg"][1] == "Japan"
+
+
+def test_a_place_term_in_a_query_narrows_the_search_like_the_filter(
+    tmp_path: Path, tiny_clip_dir: Path
+) -> None:
+    import numpy as np
+
+    from indexer.core.models import DualEncoder
+    from search import Searcher
+    from tests.helpers.search_collection import FakePhoto, make_collection
+
+    clip_encoder = DualEncoder(tiny_clip_dir, device="cpu")
+    rng = np.random.default_rng(5)
+    photos = [FakePhoto(f"{i}.jpg", rng.standard_normal(clip_encoder.dim)) for i in range(6)]
+    make_collection(tmp_path / "data", tmp_path / "p", photos, model_id=clip_encoder.model_id)
+    with Searcher.open(tmp_path / "data", encoder=clip_encoder) as s:
+        with s.collection.session() as db, db.begin():
+            ids = sorted(db.scalars(select(Photo.id)).all())
+            db.execute(
+                update(Photo).where(Photo.id.in_(ids[:2])).values(place_city="Nice", place_country="France")
+            )
+        assert {h.id for h in s.search('"a dog" + place:"nice"', k=10)} == set(ids[:2])
+        assert {h.id for h in s.search('"a dog"', k=10, filters=Filters(place="France"))} == set(ids[:2])
+        assert s.search('"a dog" + place:"Nice"', k=10, filters=Filters(place="Rome")) == []
+        assert all(h.place == "Nice, France" for h in s.search('"a dog" + place:"Nice"', k=10))

@@ -129,6 +129,29 @@ def test_api_terms_validate():
     assert Term("text", "a").kind is TermKind.TEXT
 
 
+def test_a_place_term_narrows_a_composite_query():
+    query = parse_query('"beach" + place:"Côte d\'Azur" + "sunset"')
+    assert [t.value for t in query.terms] == ["beach", "sunset"] and query.place == "Côte d'Azur"
+    assert parse_query('#3 + place:"Paris"').place == "Paris"
+    assert parse_query('"beach" + place:Paris').place == "Paris"  # a one-word place needs no quotes
+    assert parse_query("beach in place:Paris").place is None  # no quotes: plain text, taken literally
+    assert parse_query(str(query)) == query
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('place:"Nice"', "only narrows a search"),
+        ('"beach" - place:"Nice"', "only narrow a search"),
+        ('"beach" + place:"Nice" + place:"Rome"', "at most one place"),
+        ('"beach" + place:""', "expected a city"),
+    ],
+)
+def test_misused_place_terms_say_how_to_write_them(text: str, message: str):
+    with pytest.raises(QueryError, match=message):
+        parse_query(text)
+
+
 def test_str_gives_the_canonical_syntax():
     q = Query((Term.text("beach"), Term.text("people", -1), Term.image("a b.jpg", 0.5), Term.image(3, -2)))
     assert str(q) == '"beach" - "people" + 0.5:@"a b.jpg" - 2:#3'
@@ -151,9 +174,9 @@ term_strategy = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(term_strategy, min_size=1, max_size=6))
-def test_canonical_syntax_round_trips(term_list: list[Term]):
-    query = Query(tuple(term_list))
+@given(st.lists(term_strategy, min_size=1, max_size=6), st.one_of(st.none(), text_values))
+def test_canonical_syntax_round_trips(term_list: list[Term], place: str | None):
+    query = Query(tuple(term_list), place=place)
     assert parse_query(str(query)) == query
 
 
