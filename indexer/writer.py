@@ -79,10 +79,20 @@ def _apply_file(photo: Photo, item: WorkItem, facts: FileFacts | None, run: int)
     photo.seen_run = run
 
 
+_META_FIELDS = (
+    "width",
+    "height",
+    "taken_at",
+    "camera_make",
+    "camera_model",
+    "gps_lat",
+    "gps_lon",
+    *PLACE_FIELDS,
+)
+
+
 def _copy_meta(target: Photo, source: Photo) -> None:
-    for name in ("width", "height", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon"):
-        setattr(target, name, getattr(source, name))
-    for name in PLACE_FIELDS:
+    for name in _META_FIELDS:
         setattr(target, name, getattr(source, name))
 
 

@@ -276,7 +276,7 @@ class _Parser:
         name = self._quoted() if self.text.startswith('"', self.pos) else self._bare()
         if not name.strip():
             raise QueryError('expected a city, region or country after place:, e.g. place:"Nice"')
-        self.place = " ".join(name.split())
+        self.place = name  # Query normalises its spaces
 
     def _quoted(self) -> str:
         assert self.text[self.pos] == '"'

@@ -157,7 +157,8 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
 
     guarded = [Depends(authorised)]
 
-    # Each route calls backend() once: it refreshes the index (a database read) for the request.
+    # Each route calls backend() once: it picks up a newer index for the request (a stat of the index
+    # file; the database is read only when the file changed).
     def page(b: Backend, hits: list[Hit], k: int, offset: int, **extra: Any) -> JSONResponse:
         """A result page, serialised here: plain JSON types already, so FastAPI's generic encoder
         (a recursive walk over every field of every hit, most of a page's HTTP cost) is skipped."""

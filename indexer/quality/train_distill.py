@@ -117,18 +117,19 @@ class ZeroShotTeacher:
             self.log_probs = nn.functional.log_softmax(torch.cat(chunks), dim=-1)  # (n_images, n_classes)
         self.top = self.log_probs.argmax(dim=-1)
 
-    def student_logits(self, head: LiTHead, image_feats: torch.Tensor) -> torch.Tensor:
-        return DISTILL_SCALE * head.image_embeds(image_feats) @ head.text_embeds(self.anchors).T
+    def student_logits(self, head: LiTHead, image_embeds: torch.Tensor) -> torch.Tensor:
+        return DISTILL_SCALE * image_embeds @ head.text_embeds(self.anchors).T
 
-    def loss(self, head: LiTHead, images: torch.Tensor, image_feats: torch.Tensor) -> torch.Tensor:
-        """KL(teacher ‖ student), averaged over the batch's images."""
-        student = nn.functional.log_softmax(self.student_logits(head, image_feats), dim=-1)
+    def loss(self, head: LiTHead, images: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """KL(teacher ‖ student), averaged over the batch's images (``image_embeds``: the trained
+        head's embeddings of ``images``, as the contrastive loss already computed them)."""
+        student = nn.functional.log_softmax(self.student_logits(head, image_embeds), dim=-1)
         return nn.functional.kl_div(student, self.log_probs[images], log_target=True, reduction="batchmean")
 
     @torch.no_grad()
-    def agreement(self, head: LiTHead, images: torch.Tensor, image_feats: torch.Tensor) -> float:
+    def agreement(self, head: LiTHead, images: torch.Tensor, image_embeds: torch.Tensor) -> float:
         """Percentage of ``images`` whose top class the trained model shares with the base model."""
         if len(images) == 0:
             return 100.0
-        top = self.student_logits(head, image_feats).argmax(dim=-1)
+        top = self.student_logits(head, image_embeds).argmax(dim=-1)
         return float((top == self.top[images]).float().mean()) * 100.0

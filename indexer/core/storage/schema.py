@@ -86,7 +86,7 @@ class Photo(Base):
     # "" in place_country: looked up, no city near enough
     place_city: Mapped[str | None] = mapped_column(String(200))
     place_region: Mapped[str | None] = mapped_column(String(200))
-    place_country: Mapped[str | None] = mapped_column(String(200), index=True)
+    place_country: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[PhotoStatus] = mapped_column(
         Enum(PhotoStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
         index=True,
@@ -96,7 +96,12 @@ class Photo(Base):
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_run: Mapped[int] = mapped_column(Integer, default=0, index=True)
 
-    __table_args__ = (Index("ix_photos_status_id", "status", "id"),)  # indexed vectors in id order
+    __table_args__ = (
+        Index("ix_photos_status_id", "status", "id"),  # indexed vectors in id order
+        # photos still to place (place_country NULL, a GPS position): found by a seek every run,
+        # not by a walk over every photo without a position
+        Index("ix_photos_place_pending", "place_country", "gps_lat"),
+    )
 
 
 class Root(Base):

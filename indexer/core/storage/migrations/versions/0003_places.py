@@ -19,11 +19,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("place_city", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("place_region", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("place_country", sa.String(length=200), nullable=True))
-    op.create_index("ix_photos_place_country", "photos", ["place_country"])
+    op.create_index("ix_photos_place_pending", "photos", ["place_country", "gps_lat"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_photos_place_country", table_name="photos")
+    op.drop_index("ix_photos_place_pending", table_name="photos")
     with op.batch_alter_table("photos") as batch:
         batch.drop_column("place_country")
         batch.drop_column("place_region")
