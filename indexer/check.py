@@ -2,7 +2,8 @@
 
 Every row with status ``indexed`` has a vector blob of the collection's dimension, L2-normalised,
 and exactly one vector in the index (equal to the blob where the index stores vectors exactly);
-the index holds no id without such a row; the index file is current (same generation).
+the index holds no id without such a row; the index file is current (same generation). The same
+holds for the visual vectors and their index, where the collection keeps them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from sqlalchemy import select
 
 from indexer.core.errors import CollectionError
-from indexer.core.storage.collection import Collection, InfoKey, get_info
+from indexer.core.storage.collection import JOINT, VISUAL, Collection, InfoKey, Space, get_info
 from indexer.core.storage.compressed import CompressedIndex
 from indexer.core.storage.schema import Photo, PhotoStatus
 
@@ -30,6 +31,9 @@ class CheckReport:
     generation: int = 0
     model_id: str | None = None
     dim: int = 0
+    visual_dim: int = 0  # 0: the collection keeps no visual vectors (the joint ones serve)
+    n_visual: int = 0  # vectors in the visual index
+    n_without_visual: int = 0  # indexed rows of an older release: get theirs on the next `dualens index`
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -42,8 +46,16 @@ class CheckReport:
             f"(generation {self.generation}), {self.n_failed} failed, {self.n_pending} pending; "
             f"model {self.model_id} (dim {self.dim})"
         )
+        if self.visual_dim:
+            facts += f"; {self.n_visual} visual vectors (dim {self.visual_dim})"
+        notes = []
+        if self.n_without_visual:
+            notes.append(
+                f"  {self.n_without_visual} photo(s) indexed by an older release have no visual vector yet; "
+                "`dualens index` adds them"
+            )
         if self.ok:
-            return [f"OK: {facts}"]
+            return [f"OK: {facts}", *notes]
         return [f"FAILED: {len(self.problems)} problem(s); {facts}", *(f"  - {p}" for p in self.problems)]
 
 
@@ -52,76 +64,108 @@ def _ids_text(ids: list[int]) -> str:
     return shown + (f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else "")
 
 
-def _check_rows(collection: Collection, report: CheckReport) -> dict[int, bytes]:
-    """Read every row once; returns the vector blobs of the indexed rows."""
-    blobs: dict[int, bytes] = {}
-    bad_blob: list[int] = []
+@dataclass
+class _SpaceRows:
+    """What the rows hold in one vector space."""
+
+    dim: int
+    blobs: dict[int, bytes] = field(default_factory=dict)  # indexed rows' vectors
+    bad: list[int] = field(default_factory=list)  # indexed rows whose vector has the wrong size
+    stray: list[int] = field(default_factory=list)  # rows that are not indexed but hold a vector
+
+    def add(self, row_id: int, indexed: bool, blob: bytes | None, required: bool) -> None:
+        if not indexed:
+            if blob is not None:
+                self.stray.append(row_id)
+        elif blob is not None and len(blob) == self.dim * 4:
+            self.blobs[row_id] = blob
+        elif blob is not None or required:
+            self.bad.append(row_id)
+
+    def problems(self, what: str) -> list[str]:
+        found = []
+        if self.bad:
+            found.append(
+                f"{len(self.bad)} indexed row(s) without a {self.dim}-dim {what}: ids {_ids_text(self.bad)}"
+            )
+        if self.stray:
+            found.append(f"non-indexed row(s) still holding a {what}: ids {_ids_text(self.stray)}")
+        if self.blobs:
+            ids = sorted(self.blobs)
+            matrix = np.frombuffer(b"".join(self.blobs[i] for i in ids), dtype=np.float32).reshape(
+                len(ids), -1
+            )
+            norms = np.linalg.norm(matrix, axis=1)
+            bad_norm = [ids[i] for i in np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))]
+            if bad_norm:
+                found.append(f"{what}(s) not L2-normalised: ids {_ids_text(bad_norm)}")
+        return found
+
+
+def _check_rows(collection: Collection, report: CheckReport) -> dict[Space, dict[int, bytes]]:
+    """Read every row once; returns the vector blobs of the indexed rows, per space kept."""
     with collection.session() as s, s.begin():
         report.generation = int(get_info(s, InfoKey.GENERATION) or 0)
         report.model_id = get_info(s, InfoKey.MODEL_ID)
         report.dim = int(get_info(s, InfoKey.DIM) or 0)
-        stray_vectors: list[int] = []
-        for row in s.execute(select(Photo.id, Photo.status, Photo.vector)):
-            if row.status == PhotoStatus.INDEXED:
-                report.n_indexed += 1
-                if row.vector is None or len(row.vector) != report.dim * 4:
-                    bad_blob.append(row.id)
-                else:
-                    blobs[row.id] = row.vector
-            else:
-                report.n_failed += row.status == PhotoStatus.ERROR
-                report.n_pending += row.status == PhotoStatus.PENDING
-                if row.vector is not None:
-                    stray_vectors.append(row.id)
-    if bad_blob:
+        report.visual_dim = int(get_info(s, InfoKey.VISUAL_DIM) or 0)
+        joint, visual = _SpaceRows(report.dim), _SpaceRows(report.visual_dim)
+        for row in s.execute(select(Photo.id, Photo.status, Photo.vector, Photo.visual)):
+            indexed = row.status == PhotoStatus.INDEXED
+            report.n_indexed += indexed
+            report.n_failed += row.status == PhotoStatus.ERROR
+            report.n_pending += row.status == PhotoStatus.PENDING
+            joint.add(row.id, indexed, row.vector, required=True)
+            visual.add(row.id, indexed, row.visual, required=False)
+            report.n_without_visual += bool(report.visual_dim and indexed and row.visual is None)
+    report.problems.extend(joint.problems("vector"))
+    if not report.visual_dim and visual.blobs:
         report.problems.append(
-            f"{len(bad_blob)} indexed row(s) without a {report.dim}-dim vector: ids {_ids_text(bad_blob)}"
+            "visual vectors are stored although the collection keeps none; run `dualens index`"
         )
-    if stray_vectors:
-        report.problems.append(f"non-indexed row(s) still holding a vector: ids {_ids_text(stray_vectors)}")
-    if blobs:
-        ids = sorted(blobs)
-        matrix = np.frombuffer(b"".join(blobs[i] for i in ids), dtype=np.float32).reshape(len(ids), -1)
-        norms = np.linalg.norm(matrix, axis=1)
-        bad_norm = [ids[i] for i in np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))]
-        if bad_norm:
-            report.problems.append(f"vector(s) not L2-normalised: ids {_ids_text(bad_norm)}")
-    return blobs
+    elif report.visual_dim:
+        report.problems.extend(visual.problems("visual vector"))
+    return {JOINT: joint.blobs, VISUAL: visual.blobs} if report.visual_dim else {JOINT: joint.blobs}
 
 
-def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, bytes]) -> None:
+def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, bytes], space: Space) -> None:
+    name = "index" if space is JOINT else f"{space.name} index"
+    dim = report.dim if space is JOINT else report.visual_dim
     try:
-        index = collection.read_index_file()
+        index = collection.read_index_file(space)
     except CollectionError as exc:
-        if report.n_indexed == 0 and not collection.paths.vector_index.exists():
+        if not blobs and not space.path(collection.paths).exists():
             return  # an empty collection needs no index file
         report.problems.append(str(exc))
         return
-    report.n_vectors = index.ntotal
+    if space is JOINT:
+        report.n_vectors = index.ntotal
+    else:
+        report.n_visual = index.ntotal
     if index.generation != report.generation:
         report.problems.append(
-            f"the index file is stale (generation {index.generation}, database {report.generation}); "
+            f"the {name} file is stale (generation {index.generation}, database {report.generation}); "
             "run `dualens index` or `dualens rebuild-index`"
         )
-    if report.dim and index.ntotal and index.dim != report.dim:
-        report.problems.append(f"the index holds {index.dim}-dim vectors, the database {report.dim}-dim")
+    if dim and index.ntotal and index.dim != dim:
+        report.problems.append(f"the {name} holds {index.dim}-dim vectors, the database {dim}-dim")
         return
     counts = Counter(index.ids().tolist())
     duplicated = sorted(i for i, c in counts.items() if c > 1)
     unknown = sorted(i for i in counts if i not in blobs)
     absent = sorted(i for i in blobs if i not in counts)
     if duplicated:
-        report.problems.append(f"id(s) with more than one vector in the index: {_ids_text(duplicated)}")
+        report.problems.append(f"id(s) with more than one vector in the {name}: {_ids_text(duplicated)}")
     if unknown:
-        report.problems.append(f"index vector(s) without an indexed row: ids {_ids_text(unknown)}")
+        report.problems.append(f"{name} vector(s) without an indexed row: ids {_ids_text(unknown)}")
     if absent:
-        report.problems.append(f"indexed row(s) missing from the index: ids {_ids_text(absent)}")
+        report.problems.append(f"indexed row(s) missing from the {name}: ids {_ids_text(absent)}")
     if duplicated or unknown or absent or not blobs:
         return
     if isinstance(index, CompressedIndex):
         if not index.lists_intact():
             report.problems.append(
-                f"the index's list file {index.ivfdata} is damaged (its checksum differs); "
+                f"the {name}'s list file {index.ivfdata} is damaged (its checksum differs); "
                 "run `dualens rebuild-index`"
             )
             return
@@ -131,7 +175,7 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
     stored = np.frombuffer(b"".join(blobs[int(i)] for i in ids), dtype=np.float32).reshape(len(ids), -1)
     differ = sorted(ids[np.abs(held - stored).max(axis=1) > 1e-5].tolist())
     if differ:
-        report.problems.append(f"index vector(s) that differ from the database: ids {_ids_text(differ)}")
+        report.problems.append(f"{name} vector(s) that differ from the database: ids {_ids_text(differ)}")
 
 
 def _check_codes(index: CompressedIndex, report: CheckReport, blobs: dict[int, bytes], n: int = 200) -> None:
@@ -154,6 +198,6 @@ def check_collection(collection: Collection) -> CheckReport:
         report.problems.extend(f"database integrity check: {line}" for line in damage[:MAX_LISTED])
         report.problems.append("restore the database from a backup, or move it away and index again")
         return report
-    blobs = _check_rows(collection, report)
-    _check_index(collection, report, blobs)
+    for space, blobs in _check_rows(collection, report).items():
+        _check_index(collection, report, blobs, space)
     return report

@@ -51,6 +51,7 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
             )
             s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.DIM))
             bump_generation(s)
+        _record_visual(collection, s, encoder.visual_dim, reindex=reindex)
         set_info(s, InfoKey.MODEL_ID, encoder.model_id)
         if current_print:
             set_info(s, InfoKey.MODEL_FINGERPRINT, current_print)
@@ -59,6 +60,16 @@ def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> 
         run = int(get_info(s, InfoKey.RUN) or 0) + 1
         set_info(s, InfoKey.RUN, run)
     return run
+
+
+def _record_visual(collection: Collection, s: Session, visual_dim: int, *, reindex: bool) -> None:
+    """Keep the model's visual vector size; a re-index, or a model without visual vectors, drops the
+    old ones (rows of an older release lacking theirs are re-embedded by the plan)."""
+    stored = int(get_info(s, InfoKey.VISUAL_DIM) or 0)
+    if reindex or stored != visual_dim:
+        collection.drop_visual(s)
+    if visual_dim:
+        set_info(s, InfoKey.VISUAL_DIM, visual_dim)
 
 
 def _holds_vectors(s: Session) -> bool:

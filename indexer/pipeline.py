@@ -2,7 +2,7 @@
 
     scan      stat walk of the roots; diff with the database (unchanged files are never opened)
     decode    worker processes read, hash and decode files (bounded tasks in flight)
-    embed     DualEncoder.embed_pixels on batches of decoded pixels
+    embed     DualEncoder.embed_pixels_pair on batches of decoded pixels (joint + visual vectors)
     write     one database transaction per batch; at the end the FAISS file is updated atomically
 
 Moves and duplicates are recognised by content hash after the read, before any decoding or
@@ -38,7 +38,7 @@ from indexer.lock import collection_lock
 from indexer.plan import Plan, WorkItem, load_existing, make_plan
 from indexer.ray_engine import RayOptions
 from indexer.scan import normalise_roots, scan
-from indexer.vectors import update_index
+from indexer.vectors import current_spaces, update_indexes
 from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, WriteOp
 
 log = logging.getLogger(__name__)
@@ -203,10 +203,12 @@ def run_index(
             if options.reindex:
                 roots = normalise_roots([*roots, *known_roots], missing_ok=True)
             record_roots(collection, roots)
-            was_current = collection.index_is_current()
+            was_current = current_spaces(collection)
             scanned = scan(roots, exclude=[collection.paths.root])
             with collection.session() as s:
-                plan = make_plan(scanned, load_existing(s), prune=options.prune)
+                plan = make_plan(
+                    scanned, load_existing(s), prune=options.prune, want_visual=encoder.visual_dim > 0
+                )
         summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
         summary.model_id = encoder.model_id
         state = _RunState(plan, BatchWriter(collection, run), summary)
@@ -223,7 +225,7 @@ def run_index(
             summary.kept_unreachable = len(plan.unreachable)
             summary.unreachable_folders = plan.unreachable_folders
             state.removed.update(removed)
-            update_index(collection, was_current=was_current, removed=state.removed, added=state.added)
+            update_indexes(collection, was_current, state.removed, state.added)
             summary.placed = collection.fill_places()  # new GPS positions, and those of older releases
             with collection.session() as s, s.begin():
                 set_info(s, InfoKey.LAST_INDEXED_AT, utcnow().isoformat(timespec="seconds"))
@@ -244,8 +246,11 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
         if pixels:
             with timer.stage("embed"):
                 stacked = np.stack([r.pixels for _, r in pixels]).astype(np.float32)
-                vectors = encoder.embed_pixels(stacked)
-            batch_ops.extend(Embedded(item, r, v) for (item, r), v in zip(pixels, vectors, strict=True))
+                vectors, visual = encoder.embed_pixels_pair(stacked)
+            batch_ops.extend(
+                Embedded(item, r, vectors[n], None if visual is None else visual[n])
+                for n, (item, r) in enumerate(pixels)
+            )
             pixels.clear()
         _write(state, batch_ops, timer)
 
@@ -310,14 +315,14 @@ def _process_on_ray(
                 pair = next(results, None)
             if pair is None:
                 break
-            result, vector = pair
+            result, vector, visual = pair
             bar.update(1)
             state.summary.times.decode_busy += result.seconds  # spent decoding on the cluster
             item = plan.todo[result.item_no]
             op = _route(state, item, result)
             if op is None:
                 assert isinstance(result, Decoded)
-                op = Embedded(item, result, vector)
+                op = Embedded(item, result, vector, visual)
             ops.append(op)
             if len(ops) >= batch_size:
                 _write(state, ops, timer)

@@ -26,6 +26,7 @@ class ExistingRow:
     status: PhotoStatus
     content_hash: str | None
     has_vector: bool
+    has_visual: bool = False
 
     @property
     def is_indexed(self) -> bool:
@@ -69,9 +70,12 @@ def load_existing(session: Session) -> list[ExistingRow]:
         Photo.status,
         Photo.content_hash,
         Photo.vector.is_not(None).label("has_vector"),
+        Photo.visual.is_not(None).label("has_visual"),
     )
     return [
-        ExistingRow(r.id, r.path, r.size, r.mtime_ns, r.status, r.content_hash, bool(r.has_vector))
+        ExistingRow(
+            r.id, r.path, r.size, r.mtime_ns, r.status, r.content_hash, bool(r.has_vector), bool(r.has_visual)
+        )
         for r in session.execute(stmt)
     ]
 
@@ -80,7 +84,11 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def make_plan(scan: ScanResult, existing: list[ExistingRow], *, prune: bool = False) -> Plan:
+def make_plan(
+    scan: ScanResult, existing: list[ExistingRow], *, prune: bool = False, want_visual: bool = False
+) -> Plan:
+    """``want_visual``: the model has visual vectors, so an indexed row without one (indexed by an
+    older release) is embedded again: the visual vector cannot be derived from the joint one."""
     by_path = {r.path: r for r in existing}
     todo: list[WorkItem] = []
     unchanged = 0
@@ -91,9 +99,13 @@ def make_plan(scan: ScanResult, existing: list[ExistingRow], *, prune: bool = Fa
         if row is None:
             todo.append(WorkItem(f, None))
         elif row.is_indexed and row.size == f.size and row.mtime_ns == f.mtime_ns:
-            unchanged += 1
+            if want_visual and not row.has_visual:
+                todo.append(WorkItem(f, row.id, was_indexed=True))  # no old_hash: decoded, embedded
+            else:
+                unchanged += 1
         else:
-            todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if row.is_indexed else None))
+            keeps = row.is_indexed and (row.has_visual or not want_visual)  # a touched file keeps its vectors
+            todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if keeps else None))
     missing = [r for r in existing if r.path not in seen and _under(r.path, scan.roots)]
     blocked = (*scan.unreadable, *_emptied_roots(scan, existing))
     unreachable: list[ExistingRow] = []
@@ -103,7 +115,9 @@ def make_plan(scan: ScanResult, existing: list[ExistingRow], *, prune: bool = Fa
     # Only rows whose vector cannot change during this run may lend it: unchanged and missing rows.
     rewritten = {item.existing_id for item in todo}
     by_hash = {
-        r.content_hash: r.id for r in existing if r.is_indexed and r.content_hash and r.id not in rewritten
+        r.content_hash: r.id
+        for r in existing
+        if r.is_indexed and r.content_hash and r.id not in rewritten and (r.has_visual or not want_visual)
     }
     return Plan(
         todo=todo,

@@ -195,9 +195,15 @@ class EmbedWorker:
         results = [pickle.loads(r) for r in batch["result"]]
         wanted = [n for n, r in enumerate(results) if isinstance(r, Decoded)]
         vectors = np.zeros((len(results), self.encoder.dim), dtype=np.float32)
+        visual = np.zeros((len(results), self.encoder.visual_dim), dtype=np.float32)
         if wanted:
-            vectors[wanted] = self.encoder.embed_pixels(np.asarray(batch["pixels"][wanted], dtype=np.float32))
-        return {"result": batch["result"], "vector": vectors}
+            joint, seen = self.encoder.embed_pixels_pair(
+                np.asarray(batch["pixels"][wanted], dtype=np.float32)
+            )
+            vectors[wanted] = joint
+            if seen is not None:
+                visual[wanted] = seen
+        return {"result": batch["result"], "vector": vectors, "visual": visual}
 
 
 # ---------------------------------------------------------------- the driver
@@ -218,8 +224,9 @@ def embedded_results(
     known: frozenset[str],
     spec: EmbedSpec,
     options: RayOptions,
-) -> Iterator[tuple[DecodeResult, np.ndarray]]:
-    """(result, vector) of every task, in completion order; the vector is meaningful for Decoded only.
+) -> Iterator[tuple[DecodeResult, np.ndarray, np.ndarray | None]]:
+    """(result, vector, visual vector or None) of every task, in completion order; the vectors are
+    meaningful for Decoded only.
 
     Must run inside :func:`ray_session`.
     """
@@ -261,8 +268,8 @@ def embedded_results(
     )
     try:
         for batch in dataset.iter_batches(batch_size=spec.batch_size, batch_format="numpy"):
-            for packed, vector in zip(batch["result"], batch["vector"], strict=True):
-                yield pickle.loads(packed), vector
+            for packed, vector, visual in zip(batch["result"], batch["vector"], batch["visual"], strict=True):
+                yield pickle.loads(packed), vector, (visual if visual.size else None)
     except ray.exceptions.RayError as exc:
         raise _worker_error(exc) from exc
 

@@ -12,28 +12,28 @@ import logging
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import func, select
 
 from indexer.core.errors import CollectionError
-from indexer.core.storage.collection import Collection, InfoKey, get_info
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.collection import JOINT, Collection, InfoKey, Space, count_indexed, get_info
 from indexer.core.storage.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
 
-def _db_state(collection: Collection) -> tuple[int, int, int]:
-    """(generation, dim, number of indexed rows), read in one transaction."""
+def _db_state(collection: Collection, space: Space) -> tuple[int, int, int]:
+    """(generation, dim, number of rows in the space's index), read in one transaction."""
     with collection.session() as s, s.begin():
         generation = int(get_info(s, InfoKey.GENERATION) or 0)
-        dim = int(get_info(s, InfoKey.DIM) or 0)
-        n = s.scalar(select(func.count()).select_from(Photo).where(Photo.status == PhotoStatus.INDEXED))
-    return generation, dim, int(n or 0)
+        dim = int(get_info(s, space.dim_key) or 0)
+        n = count_indexed(s, space)
+    return generation, dim, n
 
 
-def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim: int) -> VectorIndex | None:
+def _apply_delta(
+    collection: Collection, removed: set[int], added: set[int], dim: int, space: Space
+) -> VectorIndex | None:
     try:
-        index = collection.read_index_file()
+        index = collection.read_index_file(space)
     except CollectionError as exc:
         log.warning("%s; rebuilding it from the database", exc)
         return None
@@ -41,7 +41,7 @@ def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim
         return None
     try:
         index.remove(np.array(sorted(removed | added), dtype=np.int64))
-        ids, vectors = collection.indexed_vectors(sorted(added))
+        ids, vectors = collection.indexed_vectors(sorted(added), space=space)
         index.add(ids, vectors)
     except (RuntimeError, ValueError) as exc:  # e.g. an index type that cannot remove ids
         log.info("cannot update the vector index in place (%s); rebuilding it", exc)
@@ -49,13 +49,34 @@ def _apply_delta(collection: Collection, removed: set[int], added: set[int], dim
     return index
 
 
-def _file_matches(collection: Collection, generation: int, n_indexed: int) -> bool:
+def _file_matches(collection: Collection, generation: int, n_indexed: int, space: Space) -> bool:
     """The file on disk loads, is intact and holds this generation's vectors (cheap next to a run)."""
     try:
-        index = collection.read_index_file()
+        index = collection.read_index_file(space)
     except CollectionError:
         return False
     return index.generation == generation and index.ntotal == n_indexed
+
+
+def current_spaces(collection: Collection) -> dict[Space, bool]:
+    """Per vector space kept, whether its file is current now (before a run changes the database)."""
+    return {space: collection.index_is_current(space) for space in collection.spaces()}
+
+
+def update_indexes(
+    collection: Collection, was_current: dict[Space, bool], removed: Iterable[int], added: Iterable[int]
+) -> None:
+    """Bring every space's file in line with the database: the visual one first, so that a searcher
+    that sees the new joint file (it watches that one) finds the visual file already saved."""
+    removed_set, added_set = set(removed), set(added)
+    for space in sorted(collection.spaces(), key=lambda sp: sp is JOINT):
+        update_index(
+            collection,
+            was_current=was_current.get(space, False),
+            removed=removed_set,
+            added=added_set,
+            space=space,
+        )
 
 
 def update_index(
@@ -64,15 +85,16 @@ def update_index(
     was_current: bool,
     removed: Iterable[int],
     added: Iterable[int],
+    space: Space = JOINT,
 ) -> VectorIndex | None:
     """Save an index matching the database; None when the file on disk already matches it."""
     removed_set, added_set = set(removed), set(added)
-    generation, dim, n_indexed = _db_state(collection)
-    if not removed_set and not added_set and _file_matches(collection, generation, n_indexed):
+    generation, dim, n_indexed = _db_state(collection, space)
+    if not removed_set and not added_set and _file_matches(collection, generation, n_indexed, space):
         return None
     index: VectorIndex | None = None
     if was_current and dim:
-        index = _apply_delta(collection, removed_set, added_set, dim)
+        index = _apply_delta(collection, removed_set, added_set, dim, space)
         if index is not None and index.needs_rebuild():  # an IVF-PQ delta grown large: fold it in
             index = None
         if index is not None and index.ntotal != n_indexed:
@@ -81,8 +103,8 @@ def update_index(
             )
             index = None
     if index is None:
-        index = collection.build_index_from_db()
+        index = collection.build_index_from_db(space=space)
     else:
         index.generation = generation
-    collection.save_index(index)
+    collection.save_index(index, space)
     return index

@@ -29,6 +29,7 @@ class Embedded:
     item: WorkItem
     result: Decoded
     vector: np.ndarray
+    visual: np.ndarray | None = None  # the model's visual vector, when it has one
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class BatchWriter:
             setattr(photo, name, None)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
         photo.vector = vector_to_blob(vector)
+        photo.visual = None if op.visual is None else vector_to_blob(op.visual)
         return photo, r.facts.content_hash
 
     def _write_reused(self, s: Session, op: Reused, now: datetime) -> list[tuple[Photo, str | None]]:
@@ -182,14 +184,14 @@ class BatchWriter:
         _apply_file(photo, op.item, op.result.facts, self.run)
         _copy_meta(photo, source)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
-        photo.vector = source.vector
+        photo.vector, photo.visual = source.vector, source.visual
         return [(photo, None)]
 
     def _write_failed(self, s: Session, op: Failed, now: datetime) -> None:
         photo = self._row(s, op.item)
         _apply_file(photo, op.item, op.result.facts, self.run)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, op.result.reason, now
-        photo.vector = None
+        photo.vector = photo.visual = None
         photo.width = photo.height = None
 
     def sweep(self, missing: Sequence[ExistingRow], claimed: set[int]) -> list[int]:

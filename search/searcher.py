@@ -26,7 +26,7 @@ from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundErr
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.settings import default_backend
-from indexer.core.storage.collection import Collection, CollectionStats, InfoKey, get_info
+from indexer.core.storage.collection import JOINT, Collection, CollectionStats, InfoKey, Space, get_info
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from indexer.core.vectors import l2_normalise
@@ -101,6 +101,8 @@ class Searcher:
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
         self._relevance: tuple[tuple[int, str], Relevance] | None = None
+        # image-to-image search's space and index, for the joint index's generation they match
+        self._similarity: tuple[int, Space, VectorIndex] | None = None
         self._backend = backend  # for the encoder of a collection re-indexed with another model
         # the index file as it was when the loaded index was read from (or checked against) it
         self._index_signature = index_signature
@@ -293,6 +295,17 @@ class Searcher:
             self._scores = ScoreModel.from_encoder(self.encoder)
         return self._scores
 
+    def similarity_index(self) -> tuple[Space, VectorIndex]:
+        """The space and index of image-to-image search: the model's visual vectors where the
+        collection keeps them (the default model's tower features), else the joint ones."""
+        index = self._index
+        cached = self._similarity
+        if cached is None or cached[0] != index.generation:
+            space = self.collection.similarity_space()
+            found = index if space is JOINT else self.collection.load_index(space)
+            cached = self._similarity = (index.generation, space, found)
+        return cached[1], cached[2]
+
     def similar(
         self,
         photo: PhotoRef,
@@ -301,23 +314,25 @@ class Searcher:
         filters: Filters | None = None,
         exclude_self: bool = True,
     ) -> list[Hit]:
-        """Photos like an indexed photo (by id or path), from its stored vector."""
+        """Photos like an indexed photo (by id or path), from its stored (visual) vector."""
         _check_paging(k, offset)
         photo_id = self._photo_id(photo)
-        vector = self.collection.vectors([photo_id])[0]
+        vector, index = self._stored_image_vector(photo_id)
         exclude = {photo_id} if exclude_self else set()
         with query_threads():
-            return self._search_vector(vector, k, offset, filters, exclude=exclude)
+            return self._search_vector(vector, k, offset, filters, exclude=exclude, index=index)
 
     def search_image(
         self, image: ImageRef, k: int = 20, offset: int = 0, filters: Filters | None = None
     ) -> list[Hit]:
-        """Photos like an image (PIL image or file; an indexed file reuses its stored vector)."""
+        """Photos like an image (PIL image or file; an indexed file reuses its stored vector), in the
+        space of image-to-image search (:meth:`similarity_index`)."""
         _check_paging(k, offset)
         if self._index.ntotal == 0:
             return []
         with query_threads():
-            return self._search_vector(self._image_vector(image), k, offset, filters)
+            vector, index = self._image_query(image)
+            return self._search_vector(vector, k, offset, filters, index=index)
 
     def classify(self, image: ImageRef | int, labels: Sequence[str] | str) -> list[tuple[str, float]]:
         """Zero-shot label probabilities for an image, highest first ("a photo of a {label}.")."""
@@ -400,6 +415,37 @@ class Searcher:
             return self.collection.vectors([value])[0]
         return self._image_vector(value)
 
+    def _stored_image_vector(self, photo_id: int) -> tuple[np.ndarray, VectorIndex]:
+        """An indexed photo's vector for image-to-image search, and the index to search it in (the
+        joint ones for a photo that has no visual vector yet: indexed by an older release)."""
+        space, index = self.similarity_index()
+        if space is not JOINT:
+            found, vectors = self.collection.indexed_vectors([photo_id], space=space)
+            if len(found):
+                return vectors[0], index
+        return self.collection.vectors([photo_id])[0], self._index
+
+    def _image_query(self, image: ImageRef) -> tuple[np.ndarray, VectorIndex]:
+        """An image's vector for image-to-image search, and the index to search it in."""
+        if isinstance(image, str | os.PathLike):
+            indexed = self._indexed_photo(image)
+            if indexed is not None:
+                return self._stored_image_vector(int(indexed.id))
+        space, index = self.similarity_index()
+        if space is JOINT:
+            return self._image_vector(image), index
+        if not isinstance(image, Image.Image):
+            if not isinstance(image, str | os.PathLike):
+                raise QueryError(f"an image must be a path or an image, not {type(image).__name__}")
+            image = load_image(check_readable(image, self._roots, self.allow_external_files))
+        _, visual = self.encoder.embed_images_pair([image])
+        if visual is None or visual.shape[-1] != index.dim:
+            raise ModelMismatchError(
+                f"the model {self.encoder.model_id} gives no {index.dim}-dimensional visual vectors; "
+                "search with the collection's model"
+            )
+        return visual[0], index
+
     def _image_vector(self, image: ImageRef | int) -> np.ndarray:
         if isinstance(image, bool):
             raise QueryError("an image must be a photo id, a path or an image")
@@ -465,9 +511,10 @@ class Searcher:
         offset: int,
         filters: Filters | None,
         exclude: set[int] | frozenset[int] = frozenset(),
+        index: VectorIndex | None = None,
     ) -> list[Hit]:
         filters = filters or Filters()
-        index = self._index  # one snapshot for the whole query, even if reloaded meanwhile
+        index = index or self._index  # one snapshot for the whole query, even if reloaded meanwhile
         allowed = self._allowed_ids(filters)
         if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []

@@ -19,11 +19,19 @@ from indexer.core.errors import DualensError, UsageError
 from indexer.core.settings import DB_URL_ENV, DB_URL_HELP
 from indexer.quality import commands as quality_commands
 from search import commands as search_commands
+from search import duplicate_commands
 from ui import commands as ui_commands
 
 # Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers; each is
 # light to import (no torch, no transformers): `dualens --help` stays fast.
-COMMAND_MODULES = (model_commands, index_commands, search_commands, quality_commands, ui_commands)
+COMMAND_MODULES = (
+    model_commands,
+    index_commands,
+    search_commands,
+    duplicate_commands,
+    quality_commands,
+    ui_commands,
+)
 
 
 def common_options() -> argparse.ArgumentParser:

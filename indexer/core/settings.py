@@ -81,6 +81,11 @@ class CollectionPaths:
         return self.root / "vectors.faiss"
 
     @property
+    def visual_index(self) -> Path:
+        """The FAISS index of the visual vectors (image-to-image search), when the model has them."""
+        return self.root / "visual.faiss"
+
+    @property
     def thumbnails(self) -> Path:
         return self.root / "thumbnails"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ class _Loaded:
     is_sigmoid: bool
     max_length: int
     patch_size: int | None = None  # a patch-grid model (SigLIP 2): see onnx_backend.image_inputs
+    visual_dim: int = 0  # > 0: the image tower's own pooled features, for image-to-image search
 
 
 class _TorchEngine:
@@ -55,7 +56,7 @@ class _TorchEngine:
     def on_gpu(self) -> bool:
         return self.state.device.type != "cpu"
 
-    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    def embed_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
         state = self.state
@@ -68,7 +69,10 @@ class _TorchEngine:
                 # channels-last input: ~1.5x faster convolutional towers on CPU (indexer benchmark)
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
             inputs = onnx_backend.image_inputs(tensor, state.patch_size)
-            return _normalise(_pooled(state.model.get_image_features(**inputs)))
+            output = state.model.get_image_features(**inputs)
+            # the default model's tower leaves its pooled features in last_hidden_state (towers.py)
+            visual = _normalise(output.last_hidden_state[:, 0]) if state.visual_dim else None
+            return _normalise(_pooled(output)), visual
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -97,8 +101,8 @@ class _OnnxEngine:
     def on_gpu(self) -> bool:
         return self.towers.on_gpu
 
-    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        return self.towers.embed_pixels(pixels)
+    def embed_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.towers.embed_pixels_pair(pixels)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.towers.embed_texts(texts)
@@ -230,6 +234,12 @@ class DualEncoder:
         return self._meta()[0]
 
     @property
+    def visual_dim(self) -> int:
+        """Size of the purely visual vector :meth:`embed_pixels_pair` returns besides the joint one; 0
+        when the model has none richer than its joint image embedding (CLIP, SigLIP: that serves both)."""
+        return self._meta()[4]
+
+    @property
     def logit_scale(self) -> float:
         """The learned log scale: logit = exp(logit_scale) * cosine (+ logit_bias)."""
         return self._meta()[1]
@@ -254,13 +264,13 @@ class DualEncoder:
         """Load weights and tokenizer (idempotent, thread-safe)."""
         self._state_engine()
 
-    def _meta(self) -> tuple[int, float, float | None, bool]:
+    def _meta(self) -> tuple[int, float, float | None, bool, int]:
         engine = self._state_engine()
         if isinstance(engine, _OnnxEngine):
             m = engine.towers.manifest
-            return m.dim, m.logit_scale, m.logit_bias, m.is_sigmoid
+            return m.dim, m.logit_scale, m.logit_bias, m.is_sigmoid, m.visual_dim
         s = engine.state
-        return s.dim, s.logit_scale, s.logit_bias, s.is_sigmoid
+        return s.dim, s.logit_scale, s.logit_bias, s.is_sigmoid, s.visual_dim
 
     def _state_engine(self) -> _TorchEngine | _OnnxEngine:
         engine = self._engine
@@ -330,6 +340,7 @@ class DualEncoder:
             is_sigmoid=state.is_sigmoid,
             max_length=state.max_length,
             preprocess=self.preprocess_config,
+            visual_dim=state.visual_dim,
         )
         try:
             towers = onnx_backend.export(source, self._resolved.location, key, self._threads)
@@ -385,6 +396,7 @@ class DualEncoder:
             is_sigmoid=is_sigmoid,
             max_length=_max_text_length(tokenizer, config, is_sigmoid),
             patch_size=self.preprocess_config.patch_size,
+            visual_dim=_visual_dim(model),
         )
         log.info("loaded %s on %s (%s, dim %d)", self.model_id, device, dtype, dim)
         return state
@@ -392,26 +404,39 @@ class DualEncoder:
     # --- embedding ------------------------------------------------------------------------
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""
+        return self.embed_images_pair(images)[0]
+
+    def embed_images_pair(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Joint (n, dim) and, when the model has one, visual (n, visual_dim) vectors, L2-normalised."""
         cfg = self.preprocess_config
-        engine = self._state_engine()
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start : start + self.batch_size]
-            pixels = np.stack([preprocess_image(image, cfg) for image in batch])
-            out[start : start + len(batch)] = engine.embed_pixels(pixels)
-        return out
+        return self._batched(
+            len(images), lambda a, b: np.stack([preprocess_image(image, cfg) for image in images[a:b]])
+        )
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
         """(n, 3, H, W) already preprocessed -> (n, dim) float32, L2-normalised."""
-        engine = self._state_engine()
+        return self.embed_pixels_pair(pixel_values)[0]
+
+    def embed_pixels_pair(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 3, H, W) already preprocessed -> joint (n, dim) and visual (n, visual_dim) or None."""
         pixel_values = np.asarray(pixel_values)
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ModelError(f"expected pixel values of shape (n, 3, H, W), got {pixel_values.shape}")
-        out = np.empty((len(pixel_values), self.dim), dtype=np.float32)
-        for start in range(0, len(pixel_values), self.batch_size):
-            batch = pixel_values[start : start + self.batch_size]
-            out[start : start + len(batch)] = engine.embed_pixels(batch)
-        return out
+        return self._batched(len(pixel_values), lambda a, b: pixel_values[a:b])
+
+    def _batched(
+        self, n: int, pixels: Callable[[int, int], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        engine = self._state_engine()
+        visual_dim = self.visual_dim
+        joint = np.empty((n, self.dim), dtype=np.float32)
+        visual = np.empty((n, visual_dim), dtype=np.float32) if visual_dim else None
+        for start in range(0, n, self.batch_size):
+            stop = min(n, start + self.batch_size)
+            joint[start:stop], batch_visual = engine.embed_pixels(pixels(start, stop))
+            if visual is not None and batch_visual is not None:
+                visual[start:stop] = batch_visual
+        return joint, visual
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""
@@ -515,6 +540,15 @@ def _probe_dim(model: Any, config: Any) -> int:
     if text_config is not None and getattr(text_config, "hidden_size", None):
         return int(text_config.hidden_size)
     raise ModelError("cannot tell the embedding size of this model")
+
+
+def _visual_dim(model: Any) -> int:
+    """The default model's image tower carries its pooled EfficientNet features (towers.py); other
+    models' joint image embedding is their visual vector too (0: none stored apart)."""
+    from indexer.core.models.towers import EFFICIENTNET_MODEL_TYPE, FEATURE_DIM
+
+    vision = getattr(getattr(model, "vision_model", None), "config", None)
+    return FEATURE_DIM if getattr(vision, "model_type", None) == EFFICIENTNET_MODEL_TYPE else 0
 
 
 def _pooled(output: Any) -> torch.Tensor:

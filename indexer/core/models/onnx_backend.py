@@ -38,7 +38,7 @@ from indexer.core.vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 3  # 3: the image graph also returns the visual vector (default model)
 OPSET = 17
 MIN_COSINE = 0.9999
 MANIFEST = "manifest.json"
@@ -70,6 +70,7 @@ class Manifest:
     text_inputs: tuple[str, ...]  # inputs of text.onnx, in order
     preprocess: dict[str, Any]
     min_cosine: float
+    visual_dim: int = 0  # > 0: image.onnx has a second output, "visual"
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:
@@ -158,11 +159,16 @@ class OnnxTowers:
             raise ModelError(f"cannot load the ONNX export {self.folder / name}: {exc}") from exc
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return self.embed_pixels_pair(pixels)[0]
+
+    def embed_pixels_pair(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Joint vectors and, when the model has them, visual ones (both normalised inside the graph)."""
         with self._lock:
             if self._image is None:
                 self._image = self._session("image.onnx")
         # the graph ends in the L2 normalisation (the model boundary): its output is stored as is
-        return self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+        outputs = self._image.run(None, {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})
+        return outputs[0], (outputs[1] if self.manifest.visual_dim else None)
 
     def _ensure_text(self) -> None:
         with self._lock:
@@ -238,6 +244,7 @@ class TorchModel:
     is_sigmoid: bool
     max_length: int
     preprocess: PreprocessConfig
+    visual_dim: int = 0
 
 
 def export(source: TorchModel, location: str, fingerprint: str, threads: int | None = None) -> OnnxTowers:
@@ -271,6 +278,7 @@ def export(source: TorchModel, location: str, fingerprint: str, threads: int | N
             text_inputs=text_inputs,
             preprocess=asdict(source.preprocess),
             min_cosine=0.0,
+            visual_dim=source.visual_dim,
         )
         towers = OnnxTowers(tmp, manifest, threads)
         cosine = verify(reference, towers)
@@ -297,10 +305,14 @@ def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
             super().__init__()
             self.model = model
 
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
             inputs = image_inputs(pixel_values, source.preprocess.patch_size)
-            features = _pooled(self.model.get_image_features(**inputs))
-            return torch.nn.functional.normalize(features.float(), dim=-1)
+            output = self.model.get_image_features(**inputs)
+            joint = torch.nn.functional.normalize(_pooled(output).float(), dim=-1)
+            if not source.visual_dim:
+                return (joint,)
+            visual = torch.nn.functional.normalize(output.last_hidden_state[:, 0].float(), dim=-1)
+            return joint, visual
 
     class TextTower(torch.nn.Module):
         def __init__(self) -> None:
@@ -321,6 +333,7 @@ def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
         return_tensors="pt",
     )
     batch = {0: "batch"}
+    image_outputs = ["embedding", "visual"] if source.visual_dim else ["embedding"]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's warnings; the result is verified instead
         torch.onnx.export(
@@ -328,8 +341,8 @@ def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
             (pixels,),
             str(folder / "image.onnx"),
             input_names=["pixel_values"],
-            output_names=["embedding"],
-            dynamic_axes={"pixel_values": batch, "embedding": batch},
+            output_names=image_outputs,
+            dynamic_axes={"pixel_values": batch, **{name: batch for name in image_outputs}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -355,6 +368,7 @@ class Reference:
     texts: tuple[str, ...]
     token_ids: np.ndarray
     text_vectors: np.ndarray
+    visual_vectors: np.ndarray | None = None
 
 
 def reference_vectors(source: TorchModel) -> Reference:
@@ -376,7 +390,9 @@ def reference_vectors(source: TorchModel) -> Reference:
     device = next(model.parameters()).device
     with torch.no_grad():
         inputs = image_inputs(torch.from_numpy(pixels).to(device), source.preprocess.patch_size)
-        image = _pooled(model.get_image_features(**inputs))
+        image_output = model.get_image_features(**inputs)
+        image = _pooled(image_output)
+        visual = image_output.last_hidden_state[:, 0] if source.visual_dim else None
         text = _pooled(model.get_text_features(**{k: tokens[k].to(device) for k in names if k in tokens}))
     return Reference(
         pixels=pixels,
@@ -384,6 +400,7 @@ def reference_vectors(source: TorchModel) -> Reference:
         texts=tuple(texts),
         token_ids=tokens["input_ids"].numpy(),
         text_vectors=l2_normalise(text.float().cpu().numpy()),
+        visual_vectors=None if visual is None else l2_normalise(visual.float().cpu().numpy()),
     )
 
 
@@ -393,9 +410,15 @@ def verify(reference: Reference, towers: OnnxTowers) -> float:
     ours = towers._tokens(reference.texts)
     if not np.array_equal(ours["input_ids"], reference.token_ids):
         raise ModelError("the stand-alone tokenizer does not reproduce the model's token ids")
+    joint, visual = towers.embed_pixels_pair(reference.pixels)
+    if (visual is None) != (reference.visual_vectors is None):
+        raise ModelError("the ONNX export and the model disagree on the visual vector")
+    ref_visual = reference.visual_vectors
+    visual_cosines = [] if visual is None or ref_visual is None else [(ref_visual * visual).sum(axis=1)]
     cosines = np.concatenate(
         [
-            (reference.image_vectors * towers.embed_pixels(reference.pixels)).sum(axis=1),
+            *visual_cosines,
+            (reference.image_vectors * joint).sum(axis=1),
             (reference.text_vectors * towers.embed_texts(list(reference.texts))).sum(axis=1),
             # one caption at a time too: no padding at all, a path the batch above does not take
             (

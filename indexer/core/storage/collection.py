@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, func, make_url, select, text, update
@@ -68,6 +69,31 @@ class InfoKey:
     MODEL_FINGERPRINT = "model_fingerprint"  # content hash of a local model directory
     INDEX_KIND = "index_kind"  # `rebuild-index --index`: auto (default), flat, ivf or ivfpq
     MEMORY_BUDGET = "memory_budget"  # `rebuild-index --memory-budget`, bytes (default: a share of RAM)
+    VISUAL_DIM = "visual_dim"  # size of the visual vectors; absent or 0: the joint vectors serve
+    VISUAL_INDEX_GENERATION = "visual_index_generation"  # generation of the last visual FAISS file
+
+
+@dataclass(frozen=True)
+class Space:
+    """One vector space of a collection: its column, the key of its size, and its FAISS file.
+
+    ``JOINT`` (image-text) serves text and composite queries; ``VISUAL`` (the model's own image
+    features, where it has them) serves image-to-image search and duplicates. Both files are derived
+    from the database the same way: stamped with the generation, rebuilt when stale.
+    """
+
+    name: str
+    column: str  # the Photo attribute holding the vector blob
+    dim_key: str
+    saved_key: str  # generation of the last file saved
+    file_name: str
+
+    def path(self, paths: CollectionPaths) -> Path:
+        return paths.root / self.file_name
+
+
+JOINT = Space("joint", "vector", InfoKey.DIM, InfoKey.INDEX_GENERATION, "vectors.faiss")
+VISUAL = Space("visual", "visual", InfoKey.VISUAL_DIM, InfoKey.VISUAL_INDEX_GENERATION, "visual.faiss")
 
 
 @dataclass(frozen=True)
@@ -115,24 +141,33 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
         yield ids[start : start + CHUNK]
 
 
-def read_indexed_vectors(session: Session, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def read_indexed_vectors(session: Session, dim: int, space: Space = JOINT) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every indexed row, read in the caller's transaction."""
-    parts = list(indexed_vector_chunks(session, dim))
+    parts = list(indexed_vector_chunks(session, dim, space=space))
     if not parts:
         return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def count_indexed(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Photo.status == PhotoStatus.INDEXED)) or 0)
+def _in_space(space: Space) -> list[Any]:
+    """The rows a space's index holds: indexed ones (with a visual vector, for the visual space)."""
+    conditions: list[Any] = [Photo.status == PhotoStatus.INDEXED]
+    if space is not JOINT:  # rows of older runs get theirs on the next `dualens index`
+        conditions.append(getattr(Photo, space.column).is_not(None))
+    return conditions
+
+
+def count_indexed(session: Session, space: Space = JOINT) -> int:
+    return int(session.scalar(select(func.count()).where(*_in_space(space))) or 0)
 
 
 def indexed_vector_chunks(
-    session: Session, dim: int, rows: int = STREAM_CHUNK
+    session: Session, dim: int, rows: int = STREAM_CHUNK, space: Space = JOINT
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids, vectors) of every indexed row in id order, ``rows`` at a time (keyset pages over the
     (status, id) index), read in the caller's transaction."""
-    query = select(Photo.id, Photo.vector).where(Photo.status == PhotoStatus.INDEXED).order_by(Photo.id)
+    column = getattr(Photo, space.column)
+    query = select(Photo.id, column.label("vector")).where(*_in_space(space)).order_by(Photo.id)
     last: int | None = None
     while True:
         page = session.execute((query if last is None else query.where(Photo.id > last)).limit(rows)).all()
@@ -395,26 +430,29 @@ class Collection:
             return photo
 
     def indexed_vectors(
-        self, ids: Sequence[int], *, session: Session | None = None
+        self, ids: Sequence[int], *, session: Session | None = None, space: Space = JOINT
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those of ``ids`` that are indexed now, sorted by id: the one chunked
         vector reader (the ``IN (...)`` lists stay far below every database's parameter limit)."""
         wanted = sorted({i for i in (int(x) for x in ids) if _INT64_MIN <= i <= _INT64_MAX})
         found: dict[int, bytes] = {}
+        column = getattr(Photo, space.column)
         with self._reading(session) as s:
-            dim = int(get_info(s, InfoKey.DIM) or 0)
+            dim = int(get_info(s, space.dim_key) or 0)
             for chunk in _chunks(wanted):
-                stmt = select(Photo.id, Photo.vector).where(
+                stmt = select(Photo.id, column.label("vector")).where(
                     Photo.id.in_(chunk), Photo.status == PhotoStatus.INDEXED
                 )
                 found.update({r.id: r.vector for r in s.execute(stmt) if r.vector is not None})
         keep = np.array(sorted(found), dtype=np.int64)
         return keep, blobs_to_matrix([found[int(i)] for i in keep], dim)
 
-    def vectors(self, ids: Sequence[int], *, session: Session | None = None) -> np.ndarray:
+    def vectors(
+        self, ids: Sequence[int], *, session: Session | None = None, space: Space = JOINT
+    ) -> np.ndarray:
         """Stored vectors of indexed photos, in the order of ``ids``; NotFoundError if one has none."""
         wanted = [int(i) for i in ids]
-        found_ids, matrix = self.indexed_vectors(wanted, session=session)
+        found_ids, matrix = self.indexed_vectors(wanted, session=session, space=space)
         position = {int(i): n for n, i in enumerate(found_ids)}
         missing = [i for i in wanted if i not in position]
         if missing:
@@ -427,76 +465,90 @@ class Collection:
         with self.session() as s:
             return index.collection_id != get_info(s, InfoKey.COLLECTION_ID)
 
-    def read_index_file(self) -> VectorIndex:
+    def spaces(self) -> tuple[Space, ...]:
+        """The vector spaces this collection keeps: the joint one, and the visual one when its model
+        has visual vectors."""
+        with self.session() as s:
+            visual = int(get_info(s, InfoKey.VISUAL_DIM) or 0)
+        return (JOINT, VISUAL) if visual else (JOINT,)
+
+    def similarity_space(self) -> Space:
+        """The space image-to-image search and duplicates use: visual when kept, else joint."""
+        return self.spaces()[-1]
+
+    def read_index_file(self, space: Space = JOINT) -> VectorIndex:
         """The FAISS file on disk, verified: CollectionError if missing, damaged or another collection's."""
-        index = self._with_rerank(VectorIndex.load(self.paths.vector_index))
+        path = space.path(self.paths)
+        index = self._with_rerank(VectorIndex.load(path), space)
         if self._is_foreign(index):
             raise CollectionError(
-                f"the vector index {self.paths.vector_index} belongs to another collection; "
-                "run `dualens rebuild-index`"
+                f"the vector index {path} belongs to another collection; run `dualens rebuild-index`"
             )
         return index
 
-    def load_index(self) -> VectorIndex:
+    def load_index(self, space: Space = JOINT) -> VectorIndex:
         """The FAISS index; a missing, stale or foreign file is rebuilt from the database in memory
         (not saved). A damaged file raises CollectionError (``dualens rebuild-index`` repairs it).
         """
         with self.session() as s:
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
-            dim = int(get_info(s, InfoKey.DIM) or 0)
-        if self.paths.vector_index.exists():
-            index = VectorIndex.load(self.paths.vector_index)
+            dim = int(get_info(s, space.dim_key) or 0)
+        path = space.path(self.paths)
+        if path.exists():
+            index = VectorIndex.load(path)
             if self._is_foreign(index):
-                log.warning(
-                    "vector index %s belongs to another collection; rebuilding it in memory",
-                    self.paths.vector_index,
-                )
-                return self.build_index_from_db()
+                log.warning("vector index %s belongs to another collection; rebuilding it in memory", path)
+                return self.build_index_from_db(space=space)
             if index.generation == generation and (dim == 0 or index.dim == dim):
-                return self._with_rerank(index)
+                return self._with_rerank(index, space)
             log.info(
                 "vector index %s is stale (generation %d, database %d); rebuilding it in memory",
-                self.paths.vector_index,
+                path,
                 index.generation,
                 generation,
             )
         else:
-            log.info("vector index %s is missing; rebuilding it in memory", self.paths.vector_index)
-        return self.build_index_from_db()
+            log.info("vector index %s is missing; rebuilding it in memory", path)
+        return self.build_index_from_db(space=space)
 
     def build_index_from_db(
-        self, *, session: Session | None = None, executor: ShardExecutor | None = None
+        self,
+        *,
+        session: Session | None = None,
+        executor: ShardExecutor | None = None,
+        space: Space = JOINT,
     ) -> VectorIndex:
         """A fresh index of every indexed row's vector, stamped with the generation read alongside;
         its type from the collection's index choice and memory budget (``compressed.plan_index``)."""
         with self._reading(session) as s:  # one read transaction: vectors and generation agree
             generation = int(get_info(s, InfoKey.GENERATION) or 0)
-            dim = int(get_info(s, InfoKey.DIM) or 0)
+            dim = int(get_info(s, space.dim_key) or 0)
             requested = get_info(s, InfoKey.INDEX_KIND) or "auto"
             budget = int(get_info(s, InfoKey.MEMORY_BUDGET) or 0) or None
             if dim == 0:
                 return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), 1, generation)
-            n = count_indexed(s)
+            n = count_indexed(s, space)
             plan = plan_index(n, dim, requested, budget)
             if plan.kind == "ivfpq":  # streamed: the float vectors never all in RAM at once
                 built = build_streamed(
-                    lambda: indexed_vector_chunks(s, dim, STREAM_CHUNK),
+                    lambda: indexed_vector_chunks(s, dim, STREAM_CHUNK, space),
                     n,
                     dim,
                     plan,
                     generation,
                     directory=self.paths.root,
-                    rerank_source=lambda ids: self.indexed_vectors(ids.tolist(), session=s),
+                    rerank_source=lambda ids: self.indexed_vectors(ids.tolist(), session=s, space=space),
                     executor=executor,
+                    stem=Path(space.file_name).stem,
                 )
-                return self._with_rerank(built)
-            ids, vectors = read_indexed_vectors(s, dim)
+                return self._with_rerank(built, space)
+            ids, vectors = read_indexed_vectors(s, dim, space)
         return VectorIndex.build(ids, vectors, dim, generation, kind=plan.kind, nlist=plan.nlist)
 
-    def _with_rerank(self, index: VectorIndex) -> VectorIndex:
+    def _with_rerank(self, index: VectorIndex, space: Space) -> VectorIndex:
         """An IVF-PQ index re-ranks its candidates with their exact vectors from this database."""
         if isinstance(index, CompressedIndex):
-            index.rerank_source = lambda ids: self.indexed_vectors(ids.tolist())
+            index.rerank_source = lambda ids: self.indexed_vectors(ids.tolist(), space=space)
         return index
 
     def choose_index(self, kind: str = "auto", memory_budget: int | None = None) -> None:
@@ -515,11 +567,11 @@ class Collection:
             else:
                 s.execute(delete(CollectionInfo).where(CollectionInfo.key == InfoKey.MEMORY_BUDGET))
 
-    def rebuild_index(self, executor: ShardExecutor | None = None) -> VectorIndex:
-        """Rebuild the FAISS index from the database and save it atomically (an IVF-PQ build's
+    def rebuild_index(self, executor: ShardExecutor | None = None, space: Space = JOINT) -> VectorIndex:
+        """Rebuild a FAISS index from the database and save it atomically (an IVF-PQ build's
         shards added on ``executor`` when given, e.g. Ray tasks)."""
-        index = self.build_index_from_db(executor=executor)
-        self.save_index(index)
+        index = self.build_index_from_db(executor=executor, space=space)
+        self.save_index(index, space)
         return index
 
     def fill_places(self, geocoder: Geocoder = GEOCODER, chunk: int = 5000) -> int:
@@ -547,24 +599,36 @@ class Collection:
                 s.execute(update(Photo), values)
             placed += sum(p is not None for p in places)
 
-    def save_index(self, index: VectorIndex) -> None:
+    def save_index(self, index: VectorIndex, space: Space = JOINT) -> None:
         """Save atomically (stamped with this collection's id), then record which generation it holds."""
         index.collection_id = self.collection_id()
-        index.save(self.paths.vector_index)
+        index.save(space.path(self.paths))
         with self.session() as s, s.begin():
-            set_info(s, InfoKey.INDEX_GENERATION, index.generation)
+            set_info(s, space.saved_key, index.generation)
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete index temp files left by a writer killed mid-save. Call only holding the index lock."""
-        vector_file = self.paths.vector_index
-        stale = sorted(vector_file.parent.glob(f"{vector_file.name}.*.tmp"))
+        stale: list[Path] = []
+        for space in (JOINT, VISUAL):
+            vector_file = space.path(self.paths)
+            stale.extend(sorted(vector_file.parent.glob(f"{vector_file.name}.*.tmp")))
         for path in stale:
             path.unlink(missing_ok=True)
         return stale
 
-    def index_is_current(self) -> bool:
+    def drop_visual(self, session: Session) -> None:
+        """Forget the visual vectors (a model without them takes over), in the caller's transaction."""
+        session.execute(update(Photo).where(Photo.visual.is_not(None)).values(visual=None))
+        session.execute(
+            delete(CollectionInfo).where(
+                CollectionInfo.key.in_([InfoKey.VISUAL_DIM, InfoKey.VISUAL_INDEX_GENERATION])
+            )
+        )
+        VISUAL.path(self.paths).unlink(missing_ok=True)
+
+    def index_is_current(self, space: Space = JOINT) -> bool:
         """Cheap check (no file read): the last saved index matches the database generation."""
         with self.session() as s:
             gen = get_info(s, InfoKey.GENERATION) or "0"
-            saved = get_info(s, InfoKey.INDEX_GENERATION)
-        return saved == gen and self.paths.vector_index.exists()
+            saved = get_info(s, space.saved_key)
+        return saved == gen and space.path(self.paths).exists()

@@ -600,10 +600,12 @@ def build_streamed(
     workers: int = 0,
     shard: int = 0,
     executor: ShardExecutor | None = None,
+    stem: str = "vectors",
 ) -> CompressedIndex:
     """Build from ``read()``, a fresh pass over the (ids, vectors) chunks each time it is called,
     without ever holding all the vectors: pass 1 keeps a strided sample (training, calibration
-    queries); pass 2 adds shard by shard (on disk in ``directory`` when ``plan.on_disk``) while it
+    queries); pass 2 adds shard by shard (on disk in ``directory``, its list file named after ``stem``,
+    when ``plan.on_disk``) while it
     finds the calibration queries' exact answers; then nprobe is calibrated, re-ranking from
     ``rerank_source``."""
     sample = strided_sample(read, n, training_size(plan))
@@ -620,7 +622,7 @@ def build_streamed(
     if plan.on_disk:
         if directory is None:
             raise ValueError("an on-disk index needs a directory")
-        ivfdata = directory / f"vectors.{generation}.{os.urandom(4).hex()}.ivfdata"
+        ivfdata = directory / f"{stem}.{generation}.{os.urandom(4).hex()}.ivfdata"
     index = add_vectors(trained, regroup(chunks(), shard or SHARD_VECTORS), ivfdata, workers, executor)
     built = CompressedIndex(index, plan, generation, ivfdata=ivfdata)
     built.rerank_source = rerank_source

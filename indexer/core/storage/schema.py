@@ -93,7 +93,10 @@ class Photo(Base):
     )
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # the joint (image-text) space
+    # the purely visual vector (image-to-image search, duplicates) when the model has one richer than
+    # its joint space (the default model's pooled tower features); NULL for CLIP-family models
+    visual: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_run: Mapped[int] = mapped_column(Integer, default=0, index=True)
 
     __table_args__ = (

@@ -1,0 +1,129 @@
+"""``dualens duplicates``: list exact and near-duplicate photos, export the list, move copies aside
+(``--quarantine DIR``) and put them back (``--undo MANIFEST``). Nothing is ever deleted."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from indexer.core.errors import UsageError
+from indexer.core.text import printable
+
+if TYPE_CHECKING:
+    from search.duplicates import DuplicateGroup
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from search.duplicates import DEFAULT_THRESHOLD
+
+    p = subparsers.add_parser(
+        "duplicates",
+        parents=[common],
+        help="find exact and near-duplicate photos (never deletes; --quarantine moves copies aside)",
+        description="Groups of exact copies (same content) and near-duplicates (re-encoded, resized, "
+        "cropped, slightly rotated or edited copies), each with a suggested keeper: most pixels, then "
+        "the oldest, then the largest file.",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the groups as JSON")
+    out.add_argument("--csv", action="store_true", help="print the groups as CSV, a row per photo")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"cosine similarity at or above which photos are near-duplicates (default {DEFAULT_THRESHOLD})",
+    )
+    p.add_argument(
+        "--quarantine",
+        metavar="DIR",
+        default=None,
+        help="move every copy but the suggested keeper into DIR, with a manifest that --undo restores",
+    )
+    p.add_argument("--undo", metavar="MANIFEST", default=None, help="move the photos of a quarantine back")
+    p.set_defaults(func=run_duplicates)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from search.quarantine import undo
+
+    if args.undo:
+        if args.quarantine or args.json or args.csv:
+            raise UsageError("--undo takes no other option")
+        report = undo(Path(args.undo))
+        for line in report.skipped:
+            print(f"not restored: {printable(line)}", file=sys.stderr)
+        restored = len(report.restored)
+        print(f"restored {restored} photo(s); run `dualens index` to add them back to the collection")
+        return 0 if not report.skipped else 1
+    return _find(args)
+
+
+def _find(args: argparse.Namespace) -> int:
+    from indexer.core.storage.collection import Collection
+    from search.duplicates import find_duplicates
+    from search.quarantine import Expected, quarantine
+    from search.render import print_json
+
+    with Collection.open(args.data, db_url=args.db) as collection:
+        groups = find_duplicates(collection, args.threshold)
+        roots = collection.roots()
+        rows = collection.photos([m.id for g in groups for m in g.copies])
+    if args.json:
+        print_json({"threshold": args.threshold, "groups": [g.to_json() for g in groups]})
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["group", "role", "id", "path", "size", "width", "height", "date", "date_taken",
+                         "file_type", "similarity", "exact"])  # fmt: skip
+        for n, group in enumerate(groups, 1):
+            for m in group.members:
+                role = "keep" if m is group.keeper else "copy"
+                writer.writerow([n, role, m.id, m.path, m.size, m.width, m.height, m.date.isoformat(),
+                                 m.date_taken, m.file_type, f"{m.similarity:.4f}", m.exact])  # fmt: skip
+    else:
+        _print_groups(groups)
+    if args.quarantine and groups:
+        files = [
+            Expected(rows[m.id].path, rows[m.id].size, rows[m.id].mtime_ns) for g in groups for m in g.copies
+        ]
+        report = quarantine(files, Path(args.quarantine), roots)
+        for line in report.skipped:
+            print(f"not moved: {printable(line)}", file=sys.stderr)
+        print(
+            f"moved {len(report.moved)} copies to {printable(str(report.manifest.parent))}; undo with "
+            f"`dualens duplicates --undo {printable(str(report.manifest))}`; run `dualens index` to update "
+            "the collection",
+            file=sys.stderr,
+        )
+        return 0 if not report.skipped else 1
+    return 0
+
+
+def _print_groups(groups: list[DuplicateGroup]) -> None:
+    if not groups:
+        print("No duplicates found.")
+        return
+    for n, group in enumerate(groups, 1):
+        kind = "exact copies" if group.exact else "near-duplicates"
+        print(f"group {n}: {len(group.members)} photos ({kind}); keep: {group.reason}")
+        for m in group.members:
+            role = "keep" if m is group.keeper else "copy"
+            when = f"{m.date:%Y-%m-%d %H:%M} ({'taken' if m.date_taken else 'file date'})"
+            same = (
+                ""
+                if m is group.keeper
+                else ("  identical" if m.exact else f"  similarity {m.similarity:.3f}")
+            )
+            print(f"  {role}  {printable(m.path)}  {m.width}x{m.height}  {_megabytes(m.size)}  {when}{same}")
+    copies = sum(len(g.copies) for g in groups)
+    size = sum(m.size for g in groups for m in g.copies)
+    print(
+        f"{len(groups)} group(s), {copies} copies ({_megabytes(size)}); nothing was changed. "
+        "Export with --json or --csv; move the copies aside with --quarantine DIR"
+    )

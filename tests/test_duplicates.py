@@ -1,0 +1,181 @@
+"""`dualens duplicates`: exact copies and near-duplicates grouped with a keeper; quarantine and undo."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from indexer.core.errors import UsageError
+from indexer.core.models.onnx_backend import sample_images
+from indexer.core.storage.collection import VISUAL, Collection
+from indexer.pipeline import IndexOptions, run_index
+from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from search.quarantine import Expected, quarantine, read_manifest, undo
+from tests.helpers.fake_encoder import FakeEncoder
+from tests.helpers.images import save_jpeg
+from ui.cli import main
+
+
+def _index(data: Path, root: Path, encoder: object | None = None) -> None:
+    run_index(data, [root], IndexOptions(workers=0, batch_size=8), encoder=encoder)  # type: ignore[arg-type]
+
+
+def _stamp(path: Path, year: int) -> None:
+    seconds = int(np.datetime64(f"{year}-06-01T12:00:00").astype("datetime64[s]").astype(int))
+    os.utime(path, (seconds, seconds))
+
+
+def _photo(seed: int) -> Image.Image:
+    """A photo-like image (gradients, shapes, texture), 500x375."""
+    return sample_images()[seed % 4].resize((500, 375)).rotate(90 * (seed // 4))
+
+
+@pytest.fixture
+def exact_world(tmp_path: Path) -> tuple[Path, Path]:
+    root, data = tmp_path / "photos", tmp_path / "data"
+    original = save_jpeg(root / "2019" / "beach.jpg", seed=1)
+    (root / "backup").mkdir(parents=True)
+    copy = root / "backup" / "beach (1).jpg"
+    copy.write_bytes(original.read_bytes())
+    _stamp(original, 2019)
+    _stamp(copy, 2023)
+    for i in range(3):
+        save_jpeg(root / f"other{i}.jpg", seed=10 + i)
+    _index(data, root, FakeEncoder(visual_dim=6))
+    return root, data
+
+
+def test_exact_copies_form_a_group_and_the_oldest_is_kept(exact_world: tuple[Path, Path]) -> None:
+    root, data = exact_world
+    with Collection.open(data) as c:
+        groups = find_duplicates(c)
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.exact and group.reason == "oldest"
+    assert Path(group.keeper.path) == root / "2019" / "beach.jpg"
+    assert [Path(m.path).name for m in group.copies] == ["beach (1).jpg"]
+
+
+def test_the_threshold_must_be_a_cosine(exact_world: tuple[Path, Path]) -> None:
+    _, data = exact_world
+    with Collection.open(data) as c, pytest.raises(UsageError, match="threshold"):
+        find_duplicates(c, threshold=2.0)
+    assert main(["duplicates", "--data", str(data), "--threshold", "0.1"]) == 2
+
+
+def test_duplicates_lists_groups_as_text_json_and_csv(
+    exact_world: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = exact_world
+    assert main(["duplicates", "--data", str(data)]) == 0
+    text = capsys.readouterr().out
+    assert "group 1: 2 photos (exact copies); keep: oldest" in text
+    assert "nothing was changed" in text
+    assert main(["duplicates", "--data", str(data), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["threshold"] == DEFAULT_THRESHOLD
+    (group,) = body["groups"]
+    assert group["kind"] == "exact" and len(group["members"]) == 2
+    assert group["members"][0]["path"] == str(root / "2019" / "beach.jpg")
+    assert main(["duplicates", "--data", str(data), "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("group,role,id,path")
+    assert [line.split(",")[1] for line in lines[1:]] == ["keep", "copy"]
+
+
+def test_quarantine_moves_the_copies_and_undo_restores_them(
+    exact_world: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = exact_world
+    copy = root / "backup" / "beach (1).jpg"
+    before = copy.read_bytes()
+    assert main(["duplicates", "--data", str(data), "--quarantine", str(tmp_path / "q")]) == 0
+    assert not copy.exists() and (root / "2019" / "beach.jpg").exists()
+    (manifest,) = (tmp_path / "q").glob("dualens-*/manifest.json")
+    (entry,) = read_manifest(manifest)
+    assert entry.moved and Path(entry.quarantined).read_bytes() == before
+    assert "--undo" in capsys.readouterr().err
+    assert main(["duplicates", "--data", str(data), "--undo", str(manifest)]) == 0
+    assert copy.read_bytes() == before
+    assert not Path(entry.quarantined).exists()
+
+
+def test_quarantine_refuses_a_folder_inside_an_indexed_root(exact_world: tuple[Path, Path]) -> None:
+    root, data = exact_world
+    assert main(["duplicates", "--data", str(data), "--quarantine", str(root / "dupes")]) == 2
+    assert (root / "backup" / "beach (1).jpg").exists()
+
+
+def test_a_file_changed_since_indexing_is_not_moved(tmp_path: Path) -> None:
+    photo = save_jpeg(tmp_path / "photos" / "a.jpg", seed=1)
+    st = photo.stat()
+    photo.write_bytes(photo.read_bytes() + b"edited")
+    report = quarantine([Expected(str(photo), st.st_size, st.st_mtime_ns)], tmp_path / "q")
+    assert not report.moved and "changed since it was indexed" in report.skipped[0]
+    assert photo.exists()
+
+
+def test_undo_after_a_stopped_quarantine_restores_what_was_moved_and_never_overwrites(tmp_path: Path) -> None:
+    photos = [save_jpeg(tmp_path / "photos" / f"p{i}.jpg", seed=i) for i in range(3)]
+    files = [Expected(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in photos]
+    report = quarantine(files, tmp_path / "q")
+    assert len(report.moved) == 3
+    # a run killed after its first move: the manifest already lists every planned move
+    manifest = json.loads(report.manifest.read_text())
+    for entry in manifest["entries"][1:]:
+        Path(entry["quarantined"]).rename(entry["original"])
+        entry["moved"] = False
+    report.manifest.write_text(json.dumps(manifest))
+    photos[0].write_bytes(b"a new file in its place")
+    result = undo(report.manifest)
+    assert result.restored == []
+    assert "a file is there again" in result.skipped[0]
+    assert photos[0].read_bytes() == b"a new file in its place"
+    assert Path(manifest["entries"][0]["quarantined"]).exists()  # still safe in the quarantine
+
+
+def test_undo_of_something_else_is_a_clear_error(tmp_path: Path) -> None:
+    other = tmp_path / "notes.json"
+    other.write_text('{"hello": 1}')
+    with pytest.raises(UsageError, match="not a dualens quarantine manifest"):
+        undo(other)
+    assert main(["duplicates", "--undo", str(tmp_path / "missing.json")]) == 2
+
+
+def test_edited_copies_are_near_duplicates_and_other_photos_are_not(tmp_path: Path) -> None:
+    """The offline default model's visual vectors: re-encoded, resized, cropped, rotated and
+    brightened copies join their original; the other photos stay apart."""
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    original = _photo(0)
+    original.save(root / "original.jpg", quality=95)
+    buffer = io.BytesIO()
+    original.save(buffer, "JPEG", quality=40)
+    (root / "recompressed.jpg").write_bytes(buffer.getvalue())
+    original.resize((250, 188)).save(root / "small.jpg", quality=95)
+    original.crop((25, 19, 475, 356)).save(root / "cropped.jpg", quality=95)
+    original.rotate(5, resample=Image.Resampling.BICUBIC).save(root / "rotated.jpg", quality=95)
+    ImageEnhance.Brightness(original).enhance(1.2).save(root / "brighter.png")
+    for seed in (1, 2, 3, 5):
+        _photo(seed).save(root / f"other{seed}.jpg", quality=95)
+    _index(data, root)
+    with Collection.open(data) as c:
+        assert c.similarity_space() is VISUAL
+        groups = find_duplicates(c)
+    assert len(groups) == 1, [[Path(m.path).name for m in g.members] for g in groups]
+    names = {Path(m.path).name for m in groups[0].members}
+    assert names == {
+        "original.jpg",
+        "recompressed.jpg",
+        "small.jpg",
+        "cropped.jpg",
+        "rotated.jpg",
+        "brighter.png",
+    }
+    assert groups[0].keeper.pixels == 500 * 375  # never the resized or cropped copy
