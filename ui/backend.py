@@ -19,6 +19,8 @@ from PIL import Image
 
 from indexer.core.errors import QueryError
 from search import Facets, Filters, Hit, Query, Searcher, Stats, Term, TermKind, parse_query
+from search.duplicates import DuplicateGroup, find_duplicates
+from search.quarantine import Expected, QuarantineReport, quarantine
 from ui.config import UiConfig
 from ui.safety import PathGuard
 from ui.thumbnails import ThumbnailCache, ThumbSpec
@@ -57,6 +59,8 @@ class UiBackend(Protocol):
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
     def photo(self, photo_id: int) -> Hit | None: ...
     def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None: ...
+    def duplicates(self) -> list[DuplicateGroup]: ...
+    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport: ...
     def close(self) -> None: ...
 
 
@@ -71,6 +75,7 @@ class Backend:
         self.thumbnails = ThumbnailCache(searcher.thumbnail_dir, self.guard)
         self.grid_spec = ThumbSpec(config.thumb_px, square=True)
         self.preview_spec = ThumbSpec(config.preview_px, square=False)
+        self._duplicates: tuple[int, list[DuplicateGroup]] | None = None
 
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None, config: UiConfig | None = None) -> Backend:
@@ -157,5 +162,33 @@ class Backend:
         """Folders, file types and dates the sidebar filters offer (cached per index generation)."""
         return self.searcher.facets()
 
+    def duplicates(self) -> list[DuplicateGroup]:
+        """Groups of copies inside the roots, found once per index generation."""
+        generation = self.searcher.index.generation
+        cached = self._duplicates
+        if cached is None or cached[0] != generation:
+            groups = find_duplicates(self.searcher.collection)
+            kept = [g for g in groups if all(self.guard.inside_roots(m.path) for m in g.members)]
+            cached = self._duplicates = (generation, kept)
+        return [g for g in (_present(g) for g in cached[1]) if g is not None]
+
+    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
+        """Move these photos (ids of duplicate copies; paths from the database, never the browser)."""
+        rows = self.searcher.collection.photos(photo_ids)
+        copies = {m.id for g in self.duplicates() for m in g.copies}
+        chosen = [
+            rows[i] for i in photo_ids if i in rows and i in copies and self.guard.inside_roots(rows[i].path)
+        ]
+        files = [Expected(p.path, p.size, p.mtime_ns) for p in chosen]
+        return quarantine(files, folder, self.searcher.roots())
+
     def close(self) -> None:
         self.searcher.close()
+
+
+def _present(group: DuplicateGroup) -> DuplicateGroup | None:
+    """The group without the copies moved away since it was found (None: nothing left to review)."""
+    members = tuple(m for m in group.members if os.path.lexists(m.path))
+    if len(members) < 2 or members[0] is not group.keeper:
+        return None
+    return group if len(members) == len(group.members) else DuplicateGroup(members, group.reason)

@@ -14,7 +14,7 @@ import streamlit as st
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import collection_exists
-from ui import chrome, state, views
+from ui import chrome, duplicates_view, state, views
 from ui.backend import Backend, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -59,7 +59,7 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
         chrome.unexpected()
         return
     try:
-        render(backend)
+        render(backend, data_dir)
     except DualensError as exc:
         chrome.problem(str(exc))
     except Exception:
@@ -67,13 +67,20 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
         chrome.unexpected()
 
 
-def render(backend: UiBackend) -> None:
+def render(backend: UiBackend, data_dir: str) -> None:
     state.read_query_params_once()
     stats = backend.stats()
     facets = backend.facets()
     views.sidebar(stats, facets)
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()
+        return
+    with st.sidebar:
+        st.toggle(
+            "Review duplicates", key=duplicates_view.REVIEW, help="Copies of the same photo, to move aside"
+        )
+    if st.session_state.get(duplicates_view.REVIEW):
+        duplicates_view.render(backend, data_dir)
         return
     views.search_bar()
     current = state.view()

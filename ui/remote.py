@@ -28,12 +28,18 @@ from indexer.core.errors import (
     UsageError,
 )
 from search import Facets, Filters, FolderOption, Hit, PlaceOption, Stats
+from search.duplicates import DuplicateGroup
+from search.quarantine import QuarantineReport
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
 
 API_URL_ENV = "DUALENS_API_URL"
 API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
 TIMEOUT_S = 60.0
+# the HTTP API is read-only: moving files is for the machine that holds the photos
+_LOCAL_ONLY = (
+    "reviewing duplicates needs the collection itself: run `dualens ui` (without --api) where it lives"
+)
 
 
 def filter_params(filters: Filters) -> list[tuple[str, str]]:
@@ -206,6 +212,12 @@ class RemoteBackend:
             fh.write(response.content)
         os.replace(tmp, target)
         return target
+
+    def duplicates(self) -> list[DuplicateGroup]:
+        raise UsageError(_LOCAL_ONLY)
+
+    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
+        raise UsageError(_LOCAL_ONLY)
 
     def close(self) -> None:
         self._client.close()
