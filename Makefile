@@ -17,7 +17,7 @@ help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
 	@echo "make ui [PORT=8501]      open the web UI"
 	@echo "make search Q='a dog'    search from the terminal"
-	@echo "make test | lint | bench (bench-index, bench-search, bench-quality) | model | eval | train"
+	@echo "make test | lint | bench (bench-index, bench-search, bench-quality, bench-similar) | model | eval | train"
 	@echo "make train-default [VISION=efficientnet-lite0]   retrain the default model's shipped head"
 
 $(STAMP): pyproject.toml
