@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError, features
 from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.exif import PhotoMeta, read_meta
 from indexer.core.limits import DEFAULT_MAX_PIXELS
+from indexer.core.raw import RAW_EXTENSIONS, open_raw, raw_available
 
 # extension -> file_type stored in the database (and used by search filters)
 BASE_EXTENSIONS: dict[str, str] = {
@@ -93,6 +94,8 @@ def register_optional_plugins() -> None:
 def supported_extensions() -> dict[str, str]:
     """Image extensions this installation can decode (HEIC/AVIF with the optional plugins)."""
     exts = dict(BASE_EXTENSIONS)
+    if raw_available():
+        exts.update(RAW_EXTENSIONS)
     if heif_available():
         exts.update(HEIF_EXTENSIONS)
     elif features.check("avif"):
@@ -108,7 +111,7 @@ def file_type(name: str | os.PathLike[str]) -> str | None:
 def is_image_name(name: str | os.PathLike[str]) -> bool:
     """Whether a name has an image extension, with or without the optional plugins installed."""
     suffix = os.path.splitext(os.fspath(name))[1].lower()
-    return suffix in BASE_EXTENSIONS or suffix in HEIF_EXTENSIONS
+    return suffix in BASE_EXTENSIONS or suffix in HEIF_EXTENSIONS or suffix in RAW_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -154,11 +157,15 @@ def open_image(
     with ``name``), never anything else, for a bad file.
     """
     register_optional_plugins()
+    raw, data = False, b""
     if isinstance(source, str | os.PathLike):
+        raw = os.path.splitext(os.fspath(source))[1].lower() in RAW_EXTENSIONS
         source = read_file(Path(source), name)[0]
     if isinstance(source, bytes):
+        if raw:
+            return _finish(*open_raw(source, name, max_pixels), min_side)
         check_decode_cost(source, name)
-        source = io.BytesIO(source)
+        data, source = source, io.BytesIO(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # EXIF and decompression-bomb warnings: checked here
@@ -166,6 +173,13 @@ def open_image(
                 return _decode(image, name, max_pixels, min_side)
     except ImageError:
         raise
+    except UnidentifiedImageError as exc:  # an upload of a RAW file has no name to go by
+        if data and raw_available():
+            try:
+                return _finish(*open_raw(data, name, max_pixels), min_side)
+            except ImageError:
+                pass
+        raise _image_error(exc, name) from exc
     except Exception as exc:  # any decoder error is a property of this file
         raise _image_error(exc, name) from exc
 
@@ -229,7 +243,12 @@ def _decode(image: Image.Image, name: str, max_pixels: int, min_side: int | None
     if min_side is not None and image.format == "JPEG":
         image.draft("RGB", (min_side, min_side))  # square: safe whatever the orientation
     image.load()
-    work = to_rgb(image)
+    return _finish(to_rgb(image), width, height, meta, min_side)
+
+
+def _finish(work: Image.Image, width: int, height: int, meta: PhotoMeta, min_side: int | None) -> Picture:
+    """Shrink (when ``min_side`` allows) and turn upright; the full size as the photo is shown."""
+    work = to_rgb(work)
     if min_side is not None:
         factor = min(work.size) // (2 * min_side)
         if factor >= 2:

@@ -214,3 +214,35 @@ def write_scan_bomb(path: Path, scans: int = 3000, size: tuple[int, int] = (1024
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xff\xd8" + body + last_scan * scans + b"\xff\xd9")
     return path
+
+
+def save_dng(
+    path: Path, image: Image.Image | None = None, *, preview: bool = True, orientation: int = 1
+) -> Path:
+    """A small real DNG (camera RAW): 16-bit linear sensor data in a sub-IFD, and in IFD0, with
+    ``preview``, an 8-bit RGB preview of the same photo (as cameras embed) with make, model, date
+    and ``orientation``. LibRaw reads both parts."""
+    import tifffile
+
+    rgb = np.asarray((image or pattern((64, 48), seed=7)).convert("RGB"), dtype=np.uint16)
+    dng = [(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "dualens test camera", True)]
+    camera = [
+        (271, "s", 0, "Acme", True),
+        (272, "s", 0, "RawCam 1", True),
+        (306, "s", 0, "2021:06:01 12:00:00", True),
+    ]
+    sensor = [
+        (50717, "H", 1, 65535, True),
+        (50721, "2i", 9, (1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1), True),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tifffile.TiffWriter(path) as tif:
+        if preview:
+            tif.write(
+                rgb.astype(np.uint8), photometric="rgb", subfiletype=1, subifds=1, metadata=None,
+                extratags=[*dng, *camera, (274, "H", 1, orientation, True)],
+            )  # fmt: skip
+            tif.write(rgb * 257, photometric=34892, subfiletype=0, metadata=None, extratags=sensor)
+        else:
+            tif.write(rgb * 257, photometric=34892, metadata=None, extratags=[*dng, *camera, *sensor])
+    return path
