@@ -3,8 +3,9 @@
 Exact copies share a content hash. Near-duplicates (re-encoded, resized, cropped, slightly rotated,
 brightness-edited or format-converted copies) are pairs whose image-to-image vectors (the visual
 space where the collection keeps one, see ``Collection.similarity_space``) are at least
-``threshold`` apart in cosine; pairs are found by a k-nearest-neighbour pass over the index and
-joined into groups. dualens never deletes: see search/quarantine.py for moving copies aside.
+``threshold`` apart in cosine, unless both carry a date taken and the dates differ: those are two
+shots (a burst), not a photo and its copy. Pairs are found by a k-nearest-neighbour pass over the
+index and joined into groups. dualens never deletes: see search/quarantine.py for moving copies aside.
 """
 
 from __future__ import annotations
@@ -162,8 +163,31 @@ def _exact_pairs(collection: Collection) -> Iterator[tuple[int, int]]:
             first[content] = int(photo_id)
 
 
-def find_duplicates(collection: Collection, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
-    """Every group of exact copies and near-duplicates in the collection, largest groups first."""
+def distinct_shots_removed(collection: Collection, pairs: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pairs that may be copies of one photo: not two shots with different dates taken.
+
+    A copy keeps its original's EXIF date taken (or has none: stripped); frames of a burst, alike as
+    they look, were taken at different moments (seconds, or fractions of one in SubSecTime)."""
+    taken = _taken_at(collection, sorted({i for pair in pairs for i in pair}))
+    return [
+        (a, b)
+        for a, b in sorted(pairs)
+        if taken.get(a) is None or taken.get(b) is None or taken[a] == taken[b]
+    ]
+
+
+def _taken_at(collection: Collection, ids: list[int]) -> dict[int, datetime]:
+    out: dict[int, datetime] = {}
+    with collection.session() as s:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(Photo.id, Photo.taken_at).where(Photo.id.in_(chunk), Photo.taken_at.is_not(None))
+            out.update({int(i): t for i, t in s.execute(query) if t is not None})
+    return out
+
+
+def duplicate_id_groups(collection: Collection, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
+    """The ids of every group of exact copies and near-duplicates (what ``find_duplicates`` describes)."""
     threshold = check_threshold(threshold)
     space = collection.similarity_space()
     index = collection.load_index(space)
@@ -172,10 +196,16 @@ def find_duplicates(collection: Collection, threshold: float = DEFAULT_THRESHOLD
         groups.join(a, b)
     if index.ntotal:
         with collection.snapshot() as s:
-            chunks = indexed_vector_chunks(s, index.dim, space=space)
-            for a, b in near_pairs(chunks, index, threshold):
-                groups.join(a, b)
-    found = groups.groups()
+            pairs = set(near_pairs(indexed_vector_chunks(s, index.dim, space=space), index, threshold))
+        for a, b in distinct_shots_removed(collection, pairs):
+            groups.join(a, b)
+    return groups.groups()
+
+
+def find_duplicates(collection: Collection, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
+    """Every group of exact copies and near-duplicates in the collection, largest groups first."""
+    found = duplicate_id_groups(collection, threshold)
+    space = collection.similarity_space()
     rows = collection.photos([i for g in found for i in g])
     vectors = dict(zip(*collection.indexed_vectors([i for g in found for i in g], space=space), strict=True))
     out = []

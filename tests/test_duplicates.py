@@ -179,3 +179,68 @@ def test_edited_copies_are_near_duplicates_and_other_photos_are_not(tmp_path: Pa
         "brighter.png",
     }
     assert groups[0].keeper.pixels == 500 * 375  # never the resized or cropped copy
+
+
+def _scene(subject_at: tuple[int, int], seed: int = 10) -> Image.Image:
+    """One scene (a textured background with shapes) with a subject at ``subject_at``: frames of a
+    burst where the subject moves."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    h, w = 360, 480
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    waves = [127.5 + 100 * np.sin(rng.uniform(0.3, 2) * x / w * 6.28 + rng.uniform(0.3, 2) * y / h * 6.28)
+             for _ in range(3)]  # fmt: skip
+    image = Image.fromarray(
+        np.clip(np.stack(waves, -1) + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+    )
+    draw = ImageDraw.Draw(image)
+    for _ in range(8):
+        x0, y0, size = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60)), int(rng.integers(30, 140))
+        draw.rectangle((x0, y0, x0 + size, y0 + size), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    sx, sy = subject_at
+    draw.ellipse((sx, sy, sx + 110, sy + 160), fill=(230, 40, 40))
+    return image.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def _save_shot(
+    image: Image.Image, path: Path, taken: str | None, subsec: str | None = None, quality: int = 92
+) -> None:
+    exif = Image.Exif()
+    if taken:
+        exif.get_ifd(0x8769)[0x9003] = taken
+        if subsec:
+            exif.get_ifd(0x8769)[0x9291] = subsec
+    image.save(path, "JPEG", quality=quality, exif=exif.tobytes())
+
+
+def test_burst_frames_are_not_duplicates_but_a_copy_of_one_is(tmp_path: Path) -> None:
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    first, second, third = _scene((40, 100)), _scene((300, 120)), _scene((170, 60))
+    _save_shot(first, root / "IMG_0001.jpg", "2024:07:14 18:30:05")
+    _save_shot(second, root / "IMG_0002.jpg", "2024:07:14 18:30:07")  # two seconds later
+    _save_shot(third, root / "IMG_0003.jpg", "2024:07:14 18:30:07", subsec="50")  # the same second, later
+    _save_shot(first, root / "IMG_0001 (small copy).jpg", "2024:07:14 18:30:05", quality=40)
+    _index(data, root)
+    with Collection.open(data) as c:
+        groups = find_duplicates(c)
+        space, index = c.similarity_space(), c.load_index(c.similarity_space())
+        ids = {Path(p.path).name: p.id for p in c.photos(index.ids().tolist()).values()}
+        vectors = dict(zip(*c.indexed_vectors(list(ids.values()), space=space), strict=True))
+    burst = float(vectors[ids["IMG_0001.jpg"]] @ vectors[ids["IMG_0002.jpg"]])
+    assert burst >= DEFAULT_THRESHOLD  # as alike as copies: only their dates tell them apart
+    assert [sorted(Path(m.path).name for m in g.members) for g in groups] == [
+        ["IMG_0001 (small copy).jpg", "IMG_0001.jpg"]
+    ]
+
+
+def test_alike_photos_without_dates_are_grouped(tmp_path: Path) -> None:
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    _save_shot(_scene((40, 100)), root / "a.jpg", None)
+    _save_shot(_scene((300, 120)), root / "b.jpg", None)
+    _index(data, root)
+    with Collection.open(data) as c:
+        (group,) = find_duplicates(c)
+    assert {Path(m.path).name for m in group.members} == {"a.jpg", "b.jpg"}

@@ -88,3 +88,16 @@ def test_one_extension_list_serves_scanning_queries_and_datasets() -> None:
     assert file_type("holiday/IMG_001.JPEG") == "jpg" and file_type("notes.txt") is None
     assert all(is_image_name(f"x{ext}") for ext in supported_extensions())
     assert is_image_name("phone.heic") and not is_image_name("movie.mp4")
+
+
+def test_the_date_taken_keeps_exif_fractions_of_a_second(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2024:07:14 18:30:07"
+    exif.get_ifd(0x8769)[0x9291] = "25"
+    path = tmp_path / "burst.jpg"
+    pattern((32, 24), seed=1).save(path, "JPEG", exif=exif.tobytes())
+    taken = open_image(path).meta.taken_at
+    assert taken is not None and (taken.second, taken.microsecond) == (7, 250000)
+    exif.get_ifd(0x8769)[0x9291] = "garbage"
+    pattern((32, 24), seed=1).save(path, "JPEG", exif=exif.tobytes())
+    assert open_image(path).meta.taken_at == taken.replace(microsecond=0)

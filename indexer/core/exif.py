@@ -19,6 +19,7 @@ IFD_EXIF = 0x8769
 IFD_GPS = 0x8825
 TAG_DATETIME_ORIGINAL = 0x9003
 TAG_DATETIME_DIGITIZED = 0x9004
+TAG_SUBSEC_ORIGINAL = 0x9291  # fractions of a second of DateTimeOriginal: frames of one burst differ
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
 
 
@@ -52,6 +53,14 @@ def parse_exif_datetime(value: object) -> datetime | None:
             continue
         return parsed if 1800 <= parsed.year <= 2200 else None
     return None
+
+
+def with_subseconds(moment: datetime | None, subsec: object) -> datetime | None:
+    """``moment`` plus EXIF SubSecTime digits ("42" = 0.42 s); bogus digits change nothing."""
+    digits = _text(subsec, 16)
+    if moment is None or not digits or not digits.isdigit() or not digits.isascii():
+        return moment
+    return moment.replace(microsecond=int((digits + "000000")[:6]))
 
 
 def _rational(value: object) -> float:
@@ -88,8 +97,9 @@ def read_meta(image: Image.Image) -> PhotoMeta:
         sub = exif.get_ifd(IFD_EXIF)
     except Exception:
         sub = {}
+    original = parse_exif_datetime(sub.get(TAG_DATETIME_ORIGINAL))
     taken = (
-        parse_exif_datetime(sub.get(TAG_DATETIME_ORIGINAL))
+        with_subseconds(original, sub.get(TAG_SUBSEC_ORIGINAL))
         or parse_exif_datetime(sub.get(TAG_DATETIME_DIGITIZED))
         or parse_exif_datetime(exif.get(TAG_DATETIME))
     )

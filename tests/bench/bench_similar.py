@@ -173,10 +173,10 @@ def similar_rate(collection, copies: set[int], source: dict[int, int], space) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from indexer.core.storage.collection import JOINT, Collection, indexed_vector_chunks
+    from indexer.core.storage.collection import JOINT, Collection
     from indexer.core.storage.schema import Photo
     from indexer.pipeline import IndexOptions, run_index
-    from search.duplicates import DEFAULT_THRESHOLD, _exact_pairs, _Groups, near_pairs
+    from search.duplicates import DEFAULT_THRESHOLD, duplicate_id_groups
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--select", action="store_true", help="flickr8k-train, with a threshold sweep")
@@ -208,17 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                 paths = {int(i): str(p) for i, p in s.query(Photo.id, Photo.path).all()}
             source = source_of(paths, truth, originals)
             copies = {i for i, p in paths.items() if p in truth}
-            index = collection.load_index(space)
             for threshold in thresholds:
-                groups = _Groups()
-                for a, b in _exact_pairs(collection):
-                    groups.join(a, b)
-                with collection.snapshot() as s:
-                    for a, b in near_pairs(
-                        indexed_vector_chunks(s, index.dim, space=space), index, threshold
-                    ):
-                        groups.join(a, b)
-                recall, precision = duplicate_scores(groups.groups(), source, copies)
+                groups = duplicate_id_groups(collection, threshold)
+                recall, precision = duplicate_scores(groups, source, copies)
                 marks = (
                     ""
                     if args.select
