@@ -5,9 +5,11 @@ This package's public names are what the UI and Python callers use; they never r
 
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import CollectionStats as Stats
+from search.duplicates import DuplicateGroup, Member, find_duplicates
 from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
+from search.quarantine import Expected, QuarantineReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
 
@@ -18,18 +20,25 @@ def collection_exists(data: str | None = None) -> bool:
 
 
 __all__ = [
+    "DuplicateGroup",
+    "Expected",
     "Facets",
     "Filters",
     "FolderOption",
     "Hit",
     "IndexReport",
+    "Member",
     "PlaceOption",
+    "QuarantineReport",
     "Query",
     "Searcher",
     "Stats",
     "Term",
     "TermKind",
     "collection_exists",
+    "find_duplicates",
+    "move_aside",
     "parse_date",
     "parse_query",
+    "undo",
 ]

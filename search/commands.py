@@ -10,6 +10,7 @@ from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.settings import CollectionPaths, add_backend_argument
 from indexer.core.text import printable
+from search import duplicate_commands
 from search.filters import parse_date
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--queries", type=int, default=100, help="sampled queries for recall (default 100)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_index_info)
+
+    duplicate_commands.register(subparsers, common)
 
 
 def _add_result_options(p: argparse.ArgumentParser) -> None:

@@ -68,7 +68,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
 def _find(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
     from search.duplicates import find_duplicates
-    from search.quarantine import Expected, quarantine
+    from search.quarantine import Expected, move_aside
     from search.render import print_json
 
     with Collection.open(args.data, db_url=args.db) as collection:
@@ -92,7 +92,7 @@ def _find(args: argparse.Namespace) -> int:
         files = [
             Expected(rows[m.id].path, rows[m.id].size, rows[m.id].mtime_ns) for g in groups for m in g.copies
         ]
-        report = quarantine(files, Path(args.quarantine), roots)
+        report = move_aside(files, Path(args.quarantine), roots)
         for line in report.skipped:
             print(f"not moved: {printable(line)}", file=sys.stderr)
         print(

@@ -76,7 +76,7 @@ def _move(source: Path, target: Path) -> None:
     shutil.move(os.fspath(source), os.fspath(target))  # a rename, or copy + delete across disks
 
 
-def quarantine(files: Sequence[Expected], folder: Path, roots: Sequence[Path] = ()) -> QuarantineReport:
+def move_aside(files: Sequence[Expected], folder: Path, roots: Sequence[Path] = ()) -> QuarantineReport:
     """Move ``files`` into a new run folder under ``folder``, keeping their paths below it."""
     folder = Path(os.path.abspath(os.path.expanduser(folder)))
     for root in roots:

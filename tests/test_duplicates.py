@@ -16,7 +16,7 @@ from indexer.core.models.onnx_backend import sample_images
 from indexer.core.storage.collection import VISUAL, Collection
 from indexer.pipeline import IndexOptions, run_index
 from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
-from search.quarantine import Expected, quarantine, read_manifest, undo
+from search.quarantine import Expected, move_aside, read_manifest, undo
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg
 from ui.cli import main
@@ -116,7 +116,7 @@ def test_a_file_changed_since_indexing_is_not_moved(tmp_path: Path) -> None:
     photo = save_jpeg(tmp_path / "photos" / "a.jpg", seed=1)
     st = photo.stat()
     photo.write_bytes(photo.read_bytes() + b"edited")
-    report = quarantine([Expected(str(photo), st.st_size, st.st_mtime_ns)], tmp_path / "q")
+    report = move_aside([Expected(str(photo), st.st_size, st.st_mtime_ns)], tmp_path / "q")
     assert not report.moved and "changed since it was indexed" in report.skipped[0]
     assert photo.exists()
 
@@ -124,7 +124,7 @@ def test_a_file_changed_since_indexing_is_not_moved(tmp_path: Path) -> None:
 def test_undo_after_a_stopped_quarantine_restores_what_was_moved_and_never_overwrites(tmp_path: Path) -> None:
     photos = [save_jpeg(tmp_path / "photos" / f"p{i}.jpg", seed=i) for i in range(3)]
     files = [Expected(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in photos]
-    report = quarantine(files, tmp_path / "q")
+    report = move_aside(files, tmp_path / "q")
     assert len(report.moved) == 3
     # a run killed after its first move: the manifest already lists every planned move
     manifest = json.loads(report.manifest.read_text())

@@ -30,6 +30,7 @@ def _data_option(argv: list[str]) -> str | None:
 # "auto": the sidebar starts collapsed on a phone (it opened over the search box) and open on a desktop
 st.set_page_config(page_title="dualens", page_icon="🔎", layout="wide", initial_sidebar_state="auto")
 chrome.inject_css()
+chrome.page_script()
 chrome.header()
 with st.spinner("Starting dualens: loading the model layer…"):
     from ui import page  # seconds on a fresh server; cached by Python afterwards

@@ -18,11 +18,24 @@ from typing import Literal, Protocol
 from PIL import Image
 
 from indexer.core.errors import QueryError
-from search import Facets, Filters, Hit, Query, Searcher, Stats, Term, TermKind, parse_query
-from search.duplicates import DuplicateGroup, find_duplicates
-from search.quarantine import Expected, QuarantineReport, quarantine
+from search import (
+    DuplicateGroup,
+    Expected,
+    Facets,
+    Filters,
+    Hit,
+    QuarantineReport,
+    Query,
+    Searcher,
+    Stats,
+    Term,
+    TermKind,
+    find_duplicates,
+    move_aside,
+    parse_query,
+)
 from ui.config import UiConfig
-from ui.safety import PathGuard
+from ui.safety import PathGuard, UnsafePathError
 from ui.thumbnails import ThumbnailCache, ThumbSpec
 
 log = logging.getLogger(__name__)
@@ -59,6 +72,7 @@ class UiBackend(Protocol):
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
     def photo(self, photo_id: int) -> Hit | None: ...
     def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None: ...
+    def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport: ...
     def close(self) -> None: ...
@@ -162,6 +176,13 @@ class Backend:
         """Folders, file types and dates the sidebar filters offer (cached per index generation)."""
         return self.searcher.facets()
 
+    def original(self, hit: Hit) -> Path | None:
+        """The photo's own file, for download (None when it is gone or outside the indexed folders)."""
+        try:
+            return self.guard.resolve(hit.path)
+        except UnsafePathError:
+            return None
+
     def duplicates(self) -> list[DuplicateGroup]:
         """Groups of copies inside the roots, found once per index generation."""
         generation = self.searcher.index.generation
@@ -180,7 +201,7 @@ class Backend:
             rows[i] for i in photo_ids if i in rows and i in copies and self.guard.inside_roots(rows[i].path)
         ]
         files = [Expected(p.path, p.size, p.mtime_ns) for p in chosen]
-        return quarantine(files, folder, self.searcher.roots())
+        return move_aside(files, folder, self.searcher.roots())
 
     def close(self) -> None:
         self.searcher.close()

@@ -17,10 +17,20 @@ CSS = """
 .dl-tagline {color: #6b7280; margin: 0.2rem 0 0.6rem 0; font-size: 0.95rem;}
 .dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
           text-overflow: ellipsis; margin-top: 0.15rem;}
+.dl-date {color: #5f6670; font-size: 0.75rem;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
+/* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
+@media (max-width: 640px) {
+  [data-testid="stGrid"] {grid-template-columns: repeat(3, minmax(0, 1fr)) !important;}
+  [class*="st-key-card-"] {flex-direction: column; gap: 0.1rem;}
+  [class*="st-key-card-"] button {padding: 0.1rem 0.2rem; min-height: 1.8rem;}
+  [class*="st-key-card-"] button [data-testid="stMarkdownContainer"] {position: absolute; width: 1px;
+      height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
+  .dl-name, .dl-band {font-size: 0.7rem;}
+}
 .dl-band-strong {color: #2b8a3e;}
 .dl-band-good {color: #5c7cfa;}
-.dl-band-weak {color: #868e96;}
+.dl-band-weak {color: #5f6670;}
 .dl-divider {margin: 1.2rem 0 0.6rem 0; padding-top: 0.6rem; border-top: 1px dashed #ced4da;
              color: #6b7280; font-size: 0.9rem;}
 .dl-context {font-size: 1.05rem; margin: 0;}
@@ -37,6 +47,41 @@ CSS = """
 
 def inject_css() -> None:
     st.markdown(CSS, unsafe_allow_html=True)
+
+
+# Browser behaviour Streamlit leaves out, installed once per page load:
+# - Back and Forward: the page keeps its state in the URL (ui/state.py), so a history step reloads
+#   it and the URL's page comes back exactly;
+# - "/" focuses the search box (not while typing elsewhere), and the box has the focus on load;
+# - in the photo viewer, the Left and Right keys show the previous and the next photo.
+PAGE_SCRIPT = """
+<script>
+(() => {
+  if (window.__dualens) return;
+  window.__dualens = true;
+  window.addEventListener("popstate", () => window.location.reload());
+  const box = () => document.querySelector('.st-key-q input');
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    const typing = t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable);
+    if (e.key === "/" && !typing && box()) { e.preventDefault(); box().focus(); }
+    const step = {ArrowLeft: ".st-key-viewer-prev button", ArrowRight: ".st-key-viewer-next button"}[e.key];
+    const button = step && !typing && document.querySelector(step);
+    if (button && !button.disabled) { e.preventDefault(); button.click(); }
+  });
+  const focusOnce = () => {
+    const b = box();
+    if (!b) return setTimeout(focusOnce, 100);
+    if (!document.activeElement || document.activeElement === document.body) b.focus();
+  };
+  focusOnce();
+})();
+</script>
+"""
+
+
+def page_script() -> None:
+    st.html(PAGE_SCRIPT, unsafe_allow_javascript=True)
 
 
 def header() -> None:

@@ -19,7 +19,6 @@ from indexer.core.errors import DualensError, UsageError
 from indexer.core.settings import DB_URL_ENV, DB_URL_HELP
 from indexer.quality import commands as quality_commands
 from search import commands as search_commands
-from search import duplicate_commands
 from ui import commands as ui_commands
 
 # Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers; each is
@@ -28,7 +27,6 @@ COMMAND_MODULES = (
     model_commands,
     index_commands,
     search_commands,
-    duplicate_commands,
     quality_commands,
     ui_commands,
 )

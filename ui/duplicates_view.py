@@ -9,8 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from indexer.core.errors import DualensError
-from search.duplicates import DuplicateGroup, Member
-from search.quarantine import undo
+from search import DuplicateGroup, Member, undo
 from ui.backend import UiBackend
 from ui.views import placeholder
 

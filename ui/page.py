@@ -14,7 +14,7 @@ import streamlit as st
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import collection_exists
-from ui import chrome, duplicates_view, state, views
+from ui import chrome, duplicates_view, state, viewer, views
 from ui.backend import Backend, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -68,9 +68,9 @@ def main(data: str | os.PathLike[str] | None = None) -> None:
 
 
 def render(backend: UiBackend, data_dir: str) -> None:
-    state.read_query_params_once()
     stats = backend.stats()
     facets = backend.facets()
+    state.read_query_params_once(facets)
     views.sidebar(stats, facets)
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()
@@ -103,5 +103,4 @@ def render(backend: UiBackend, data_dir: str) -> None:
     views.more_button(page)
     detail = state.detail_id()
     if detail is not None:
-        scored = next((h for h in page.hits if h.id == detail), None)
-        views.detail_dialog(backend, detail, scored)
+        viewer.viewer(backend, detail, page.hits)

@@ -27,9 +27,7 @@ from indexer.core.errors import (
     QueryError,
     UsageError,
 )
-from search import Facets, Filters, FolderOption, Hit, PlaceOption, Stats
-from search.duplicates import DuplicateGroup
-from search.quarantine import QuarantineReport
+from search import DuplicateGroup, Facets, Filters, FolderOption, Hit, PlaceOption, QuarantineReport, Stats
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
 
@@ -212,6 +210,9 @@ class RemoteBackend:
             fh.write(response.content)
         os.replace(tmp, target)
         return target
+
+    def original(self, hit: Hit) -> Path | None:
+        return None  # the API serves previews, not the photos themselves
 
     def duplicates(self) -> list[DuplicateGroup]:
         raise UsageError(_LOCAL_ONLY)

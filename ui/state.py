@@ -16,7 +16,7 @@ import streamlit as st
 from PIL import Image
 
 from indexer.core.errors import ImageError
-from search import Filters, FolderOption, PlaceOption
+from search import Facets, Filters, FolderOption, PlaceOption
 from ui.backend import SearchRequest
 from ui.config import UiConfig
 from ui.safety import decode_upload, parse_photo_id
@@ -116,10 +116,12 @@ def show_similar(photo_id: int) -> None:
 
 def show_detail(photo_id: int) -> None:
     st.session_state[_DETAIL] = parse_photo_id(photo_id)
+    _sync_query_params()
 
 
 def close_detail() -> None:
     st.session_state[_DETAIL] = None
+    _sync_query_params()
 
 
 def show_more() -> None:
@@ -203,10 +205,15 @@ def search_upload() -> None:
     _set_view(View(kind="image", upload_name=name, limit=config().page_size))
 
 
-# ---- query parameters: ?q=text or ?similar=<photo id>; nothing else is read ----
+# ---- the URL: what is shown, so that a link, a reload, Back and Forward give the same page ----
+# ?q=text | ?similar=<id>, and optionally &photo=<id> (the viewer), &folder=, &type=jpg,png, &place=,
+# &match=good|strong, &from=YYYY-MM-DD, &to=YYYY-MM-DD. Values are checked against what the collection
+# offers (a folder or place it lacks, a bad date: ignored); nothing else is read.
 
 
-def read_query_params_once() -> None:
+def read_query_params_once(facets: Facets) -> None:
+    """Restore the page a URL describes, once per browser session (Back and Forward reload the page,
+    see ``chrome.page_script``, so every history step starts a session from its URL)."""
     if st.session_state.get(_PARAMS_READ):
         return
     st.session_state[_PARAMS_READ] = True
@@ -218,14 +225,71 @@ def read_query_params_once() -> None:
     elif text:
         st.session_state[QUERY] = text
         st.session_state[_VIEW] = View(kind="text", text=text, limit=config().page_size)
+    st.session_state[_DETAIL] = parse_photo_id(params.get("photo"))
+    _restore_filters(params, facets)
 
 
-def _sync_query_params(new: View) -> None:
+def _restore_filters(params: Any, facets: Facets) -> None:
+    folder = str(params.get("folder") or "")
+    if folder in {f.path for f in facets.folders}:
+        st.session_state[FOLDER] = folder
+    types = [t for t in str(params.get("type") or "").split(",") if t in facets.file_types]
+    if types:
+        st.session_state[TYPES] = types
+    place = str(params.get("place") or "")
+    if place in {p.name for p in facets.places}:
+        st.session_state[PLACE] = place
+    match = str(params.get("match") or "")
+    if match in ("good", "strong"):
+        st.session_state[MIN_MATCH] = match
+    low, high = _url_date(params.get("from")), _url_date(params.get("to"))
+    first, last = facets.first_date, facets.last_date
+    inside = [
+        d
+        for d in (low, high)
+        if d is not None and (first is None or first <= d) and (last is None or d <= last)
+    ]
+    if inside:
+        st.session_state[DATES] = tuple(inside)
+
+
+def _url_date(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def url_params(new: View | None = None) -> dict[str, str]:
+    """The URL parameters of the page shown now (``new``: of this view instead of the current one)."""
+    current = new or view()
     wanted: dict[str, str] = {}
-    if new.kind == "text":
-        wanted = {"q": new.text}
-    elif new.kind == "similar" and new.photo_id is not None:
-        wanted = {"similar": str(new.photo_id)}
+    if current.kind == "text":
+        wanted["q"] = current.text
+    elif current.kind == "similar" and current.photo_id is not None:
+        wanted["similar"] = str(current.photo_id)
+    detail = st.session_state.get(_DETAIL)
+    if isinstance(detail, int) and current.kind != "none":
+        wanted["photo"] = str(detail)
+    folder, place, match = (st.session_state.get(k) for k in (FOLDER, PLACE, MIN_MATCH))
+    if folder:
+        wanted["folder"] = str(folder)
+    if st.session_state.get(TYPES):
+        wanted["type"] = ",".join(st.session_state[TYPES])
+    if place:
+        wanted["place"] = str(place)
+    if match in ("good", "strong"):
+        wanted["match"] = str(match)
+    low, high = _date_range(st.session_state.get(DATES))
+    if low:
+        wanted["from"] = low.isoformat()
+    if high and high != low:
+        wanted["to"] = high.isoformat()
+    return wanted
+
+
+def _sync_query_params(new: View | None = None) -> None:
+    wanted = url_params(new)
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -236,8 +237,14 @@ class DualEncoder:
     @property
     def visual_dim(self) -> int:
         """Size of the purely visual vector :meth:`embed_pixels_pair` returns besides the joint one; 0
-        when the model has none richer than its joint image embedding (CLIP, SigLIP: that serves both)."""
-        return self._meta()[4]
+        when the model has none richer than its joint image embedding (CLIP, SigLIP: that serves both).
+        Answered without loading the weights (a Ray driver never loads them)."""
+        if self._engine is not None:
+            return self._meta()[4]
+        export = self._existing_export()
+        if export is not None:
+            return export.manifest.visual_dim
+        return _visual_dim_of_config(self._resolved.location, is_default=self._resolved.is_default)
 
     @property
     def logit_scale(self) -> float:
@@ -540,6 +547,28 @@ def _probe_dim(model: Any, config: Any) -> int:
     if text_config is not None and getattr(text_config, "hidden_size", None):
         return int(text_config.hidden_size)
     raise ModelError("cannot tell the embedding size of this model")
+
+
+def _visual_dim_of_config(location: str, *, is_default: bool) -> int:
+    """:func:`_visual_dim` from a model's configuration alone."""
+    from indexer.core.models.towers import EFFICIENTNET_MODEL_TYPE, FEATURE_DIM
+
+    if is_default:
+        return FEATURE_DIM
+    try:
+        if os.path.isdir(location):
+            with open(os.path.join(location, "config.json"), encoding="utf-8") as fh:
+                config = json.load(fh)
+            vision = (config.get("vision_config") or {}).get("model_type")
+        else:
+            from transformers import AutoConfig
+
+            vision = getattr(
+                getattr(AutoConfig.from_pretrained(location), "vision_config", None), "model_type", None
+            )
+    except (OSError, ValueError):
+        return 0  # loading the model reports the problem; until then: no visual vectors
+    return FEATURE_DIM if vision == EFFICIENTNET_MODEL_TYPE else 0
 
 
 def _visual_dim(model: Any) -> int:

@@ -1,0 +1,86 @@
+"""The photo viewer: a large, upright, aspect-correct view of one result, previous/next through the
+results (buttons, and the Left/Right keys), download of the original, its path to copy, Similar,
+and its metadata. Esc or the close button returns to the results; the photo is in the URL."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Sequence
+from pathlib import Path
+
+import streamlit as st
+
+from search import Hit
+from ui import state
+from ui.backend import UiBackend
+from ui.thumbnails import placeholder
+from ui.views import alt_text, meta_table
+
+
+def _neighbours(hits: Sequence[Hit], photo_id: int) -> tuple[int | None, int | None, int | None]:
+    """(previous id, next id, position) of a photo among the results (None where there is none)."""
+    ids = [h.id for h in hits]
+    if photo_id not in ids:
+        return None, None, None
+    at = ids.index(photo_id)
+    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None), at
+
+
+def _go(photo_id: int | None) -> None:
+    """Show another photo: the whole page reruns (a dialog's own rerun would keep its first photo)."""
+    if photo_id is not None:
+        state.show_detail(photo_id)
+        st.rerun()
+
+
+@st.dialog("Photo", width="large", on_dismiss=state.close_detail)
+def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit]) -> None:
+    scored = next((h for h in hits if h.id == photo_id), None)
+    hit = scored or backend.photo(photo_id)
+    if hit is None:
+        st.info("This photo is no longer in the collection.")
+        return
+    before, after, at = _neighbours(hits, photo_id)
+    with st.container(horizontal=True, vertical_alignment="center", key="viewer-nav"):
+        if st.button(
+            "Previous",
+            key="viewer-prev",
+            icon=":material/chevron_left:",
+            disabled=before is None,
+            help="Previous photo (←)",
+        ):
+            _go(before)
+        where = f"{at + 1} of {len(hits)} · " if at is not None else ""
+        st.markdown(f'<div class="dl-count">{where}{alt_text(hit)}</div>', unsafe_allow_html=True)
+        if st.button(
+            "Next",
+            key="viewer-next",
+            icon=":material/chevron_right:",
+            icon_position="right",
+            disabled=after is None,
+            help="Next photo (→)",
+        ):
+            _go(after)
+    left, right = st.columns([3, 2], gap="medium")
+    preview = backend.thumbnail(hit, preview=True)
+    left.image(
+        str(preview) if preview else placeholder(backend.config.thumb_px), width="stretch", alt=alt_text(hit)
+    )
+    with right:
+        st.markdown(meta_table(hit, scored is not None), unsafe_allow_html=True)
+        st.code(hit.path, language=None, wrap_lines=True)  # with a copy button
+        if st.button("Find similar photos", type="primary", icon=":material/image_search:", width="stretch"):
+            state.show_similar(hit.id)
+            st.rerun()
+        original = backend.original(hit)
+        if original is not None:
+            st.download_button(
+                "Download original",
+                data=lambda: original.read_bytes(),
+                file_name=Path(hit.path).name,
+                mime=mimetypes.guess_type(hit.path)[0] or "application/octet-stream",
+                icon=":material/download:",
+                width="stretch",
+                on_click="ignore",
+                key="viewer-download",
+            )
