@@ -51,8 +51,11 @@ search: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/dualens ui $(DATA_OPT) --port $(PORT)
 
+# the browser tests keep their screenshots (desktop and phone: query, viewer, empty state, filters) here
+SCREENSHOTS ?= $(CURDIR)/build/ui-screenshots
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	DUALENS_UI_SCREENSHOTS=$(SCREENSHOTS) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -407,3 +407,57 @@ def get_backend_hits(data: Path, text: str):  # type: ignore[no-untyped-def]
 
     with Searcher.open(data) as searcher:
         return searcher.search(text, k=PAGE)
+
+
+def test_the_url_restores_query_filters_and_the_viewed_photo(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    photo = _ids(at)[0]
+    at = _app(data, monkeypatch)
+    at.query_params.update({"q": "a red car", "place": "Paris", "photo": str(photo), "folder": "/nowhere"})
+    at.run()
+    _clean(at)
+    assert at.text_input(key="q").value == "a red car"
+    assert at.selectbox(key="f_place").value == "Paris"  # a folder the collection lacks is ignored
+    assert at.selectbox(key="f_folder").value == ""
+    assert len(_ids(at)) == 4  # every fifth of the 20 photos was taken in Paris
+    assert any(b.key == "viewer-next" for b in at.button)  # the viewer is open on that photo
+    assert at.query_params["place"] in ("Paris", ["Paris"])
+
+
+def test_a_filter_chip_removes_its_filter(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    assert not [b for b in at.button if b.key and b.key.startswith("chip-")]
+    at.selectbox(key="f_place").set_value("Paris").run()
+    _clean(at)
+    assert len(_ids(at)) == 4
+    (chip,) = [b for b in at.button if b.key and b.key.startswith("chip-")]
+    assert chip.label == "Place: Paris"
+    chip.click().run()
+    _clean(at)
+    assert at.selectbox(key="f_place").value == "" and len(_ids(at)) == PAGE
+
+
+def test_similar_leads_back_to_the_text_results(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    first = _ids(at)
+    at.button(key=f"similar-{first[0]}").click().run()
+    assert "Photos similar to" in _texts(at) and at.text_input(key="q").value == ""
+    at.button(key="back").click().run()
+    _clean(at)
+    assert at.text_input(key="q").value == "a red car" and _ids(at) == first
+
+
+def test_the_viewer_steps_through_the_results(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    ids = _ids(at)
+    at.button(key=f"details-{ids[0]}").click().run()
+    assert f"1 of {PAGE}" in _texts(at)
+    assert at.button(key="viewer-prev").disabled
+    at.button(key="viewer-next").click().run()
+    _clean(at)
+    assert f"2 of {PAGE}" in _texts(at)
+    assert at.query_params["photo"] in (str(ids[1]), [str(ids[1])])

@@ -18,6 +18,7 @@ CSS = """
 .dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
           text-overflow: ellipsis; margin-top: 0.15rem;}
 .dl-date {color: #5f6670; font-size: 0.75rem;}
+.st-key-chips button {border-radius: 999px; min-height: 1.9rem; padding: 0.1rem 0.75rem;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
 /* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
 @media (max-width: 640px) {

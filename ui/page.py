@@ -96,6 +96,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
         chrome.problem(str(exc))
         return
     views.context_bar(backend, current, page)
+    views.filter_chips(active)
     if not page.hits:
         views.no_results(current, active)
         return

@@ -41,6 +41,7 @@ _DETAIL = "dualens_detail"
 _UPLOAD_IMAGE = "dualens_upload_image"
 _UPLOAD_ERROR = "dualens_upload_error"
 _PARAMS_READ = "dualens_params_read"
+_PREVIOUS = "dualens_previous"  # the text search a Similar started from (its way back)
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,28 @@ def show_similar(photo_id: int) -> None:
     pid = parse_photo_id(photo_id)
     if pid is None:
         return
+    current = view()
+    if current.kind == "text":
+        st.session_state[_PREVIOUS] = current
     st.session_state[QUERY] = ""
     st.session_state[_DETAIL] = None
     _set_view(View(kind="similar", photo_id=pid, limit=config().page_size))
+
+
+def previous_search() -> View | None:
+    """The text search the current Similar view came from, if any."""
+    previous = st.session_state.get(_PREVIOUS)
+    return previous if isinstance(previous, View) and view().kind == "similar" else None
+
+
+def back_to_previous() -> None:
+    previous = previous_search()
+    if previous is None:
+        return
+    st.session_state[_PREVIOUS] = None
+    st.session_state[QUERY] = previous.text
+    st.session_state[_DETAIL] = None
+    _set_view(replace(previous, limit=config().page_size))
 
 
 def show_detail(photo_id: int) -> None:
@@ -141,6 +161,32 @@ def reset_filters() -> None:
     st.session_state[TYPES] = []
     st.session_state[MIN_MATCH] = "all"
     st.session_state[PLACE] = ALL_PLACES
+    reset_paging()
+
+
+_FILTER_KEYS = {"folder": (FOLDER, ALL_FOLDERS), "dates": (DATES, ()), "type": (TYPES, []),
+                "match": (MIN_MATCH, "all"), "place": (PLACE, ALL_PLACES)}  # fmt: skip
+
+
+def filter_chips(active: Filters) -> list[tuple[str, str]]:
+    """(name, label) of each filter in force, for the removable chips above the results."""
+    chips: list[tuple[str, str]] = []
+    if active.folder:
+        chips.append(("folder", f"Folder: {active.folder.rstrip('/').rpartition('/')[2] or active.folder}"))
+    if active.date_from or active.date_to:
+        chips.append(("dates", f"Taken {active.date_from or '…'} – {active.date_to or '…'}"))
+    if active.file_types:
+        chips.append(("type", "Type: " + ", ".join(active.file_types)))
+    if active.place:
+        chips.append(("place", f"Place: {active.place}"))
+    if active.min_match:
+        chips.append(("match", f"{active.min_match.capitalize()} matches"))
+    return chips
+
+
+def clear_filter(name: str) -> None:
+    key, value = _FILTER_KEYS[name]
+    st.session_state[key] = value
     reset_paging()
 
 

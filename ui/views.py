@@ -204,6 +204,24 @@ def context_bar(backend: UiBackend, view: state.View, page: ResultPage) -> None:
         st.button("Clear", key="clear", icon=":material/close:", type="tertiary", on_click=state.clear_search)
 
 
+def filter_chips(active: Filters) -> None:
+    """The filters in force as chips above the results; a click removes one."""
+    chips = state.filter_chips(active)
+    if not chips:
+        return
+    with st.container(horizontal=True, gap="small", key="chips"):
+        for name, label in chips:
+            st.button(
+                label,
+                key=f"chip-{name}",
+                icon=":material/close:",
+                icon_position="right",
+                on_click=state.clear_filter,
+                args=(name,),
+                help="Remove this filter",
+            )
+
+
 def _source_line(backend: UiBackend, source: Hit | None) -> None:
     if source is None:
         st.markdown('<p class="dl-context">Similar photos</p>', unsafe_allow_html=True)
@@ -215,6 +233,15 @@ def _source_line(backend: UiBackend, source: Hit | None) -> None:
         f'<p class="dl-context">Photos similar to <b>{_esc(Path(source.path).name)}</b></p>',
         unsafe_allow_html=True,
     )
+    previous = state.previous_search()
+    if previous is not None:
+        cols[1].button(
+            f"Back to results for “{previous.text}”",
+            key="back",
+            icon=":material/arrow_back:",
+            type="tertiary",
+            on_click=state.back_to_previous,
+        )
 
 
 def no_results(view: state.View, active: Filters) -> None:
@@ -280,7 +307,6 @@ def _card(backend: UiBackend, hit: Hit) -> None:
             icon=":material/image_search:",
             on_click=state.show_similar,
             args=(hit.id,),
-            width="stretch",
             help=f"Photos similar to {name}",
         )
         st.button(
