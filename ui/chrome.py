@@ -19,6 +19,8 @@ CSS = """
           text-overflow: ellipsis; margin-top: 0.15rem;}
 .dl-date {color: #5f6670; font-size: 0.75rem;}
 .st-key-chips button {border-radius: 999px; min-height: 1.9rem; padding: 0.1rem 0.75rem;}
+/* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
+[data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
 /* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
 @media (max-width: 640px) {
