@@ -347,6 +347,12 @@ class Searcher:
         found = self.collection.photos([int(id)])
         return Hit.from_photo(found[int(id)]) if int(id) in found else None
 
+    def count(self, filters: Filters | None = None) -> int:
+        """How many indexed photos a query with these filters ranks (its match band and minimum score
+        aside): the whole collection, or what its folder, dates, types and place allow."""
+        allowed = self._allowed_ids(filters) if filters is not None else None
+        return self._index.ntotal if allowed is None else len(allowed)
+
     def has_folder(self, folder: str) -> bool:
         """Whether any indexed photo lies below ``folder`` (absolute, or relative to a root)."""
         allowed = self._allowed_ids(Filters(folder=folder))

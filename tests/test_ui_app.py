@@ -56,7 +56,7 @@ def _ids(at: AppTest) -> list[int]:
 
 
 def _names(at: AppTest) -> list[str]:
-    return re.findall(r'class="dl-name" title="([^"]+)"', " ".join(m.value for m in at.markdown))
+    return re.findall(r'class="dl-name[^"]*" title="([^"]+)"', " ".join(m.value for m in at.markdown))
 
 
 def _texts(at: AppTest) -> str:
@@ -121,7 +121,7 @@ def test_text_query_shows_thumbnails_with_scores_and_a_count(collection, monkeyp
     _clean(at)
     assert len(_ids(at)) == PAGE
     assert len(at.image) >= PAGE and all(img.value for img in at.image)
-    assert f"{PAGE}+ results" in _texts(at)
+    assert f"{PAGE} of 20 photos" in _texts(at)  # every photo is ranked: the count says of how many
     bands = re.findall(r'class="dl-band dl-band-(\w+)"', _texts(at))
     order = {"strong": 0, "good": 1, "weak": 2}
     assert len(bands) == PAGE and [order[b] for b in bands] == sorted(order[b] for b in bands)
@@ -421,6 +421,7 @@ def test_the_url_restores_query_filters_and_the_viewed_photo(collection, monkeyp
     assert at.selectbox(key="f_place").value == "Paris"  # a folder the collection lacks is ignored
     assert at.selectbox(key="f_folder").value == ""
     assert len(_ids(at)) == 4  # every fifth of the 20 photos was taken in Paris
+    assert "4 of 4 photos" in _texts(at)
     assert any(b.key == "viewer-next" for b in at.button)  # the viewer is open on that photo
     assert at.query_params["place"] in ("Paris", ["Paris"])
 
@@ -461,3 +462,14 @@ def test_the_viewer_steps_through_the_results(collection, monkeypatch) -> None:
     _clean(at)
     assert f"2 of {PAGE}" in _texts(at)
     assert at.query_params["photo"] in (str(ids[1]), [str(ids[1])])
+
+
+def test_cards_show_the_date_and_file_names_on_request(collection, monkeypatch) -> None:
+    data, _ = collection
+    at = _search(_app(data, monkeypatch).run(), "a red car")
+    markup = _texts(at)
+    assert 'class="dl-name dl-sr"' in markup  # read out, not shown
+    assert len(re.findall(r'class="dl-date">\d{4}-\d\d-\d\d<', markup)) == PAGE
+    at.toggle(key="show_names").set_value(True).run()
+    _clean(at)
+    assert 'class="dl-name dl-sr"' not in _texts(at) and len(_names(at)) == PAGE

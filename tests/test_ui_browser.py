@@ -206,7 +206,7 @@ def test_query_then_similar_in_a_real_browser(server: str, browser, tmp_path: Pa
     assert thumbs.count() >= PAGE_SIZE
     first = _result_names(page)
     assert len(first) == PAGE_SIZE
-    page.get_by_text("12+ results").wait_for()
+    page.get_by_text("12 of 30 photos").wait_for()
 
     source = first[0]
     page.get_by_role("button", name="Similar").first.click()
@@ -237,9 +237,16 @@ def test_similar_offers_the_way_back_and_browser_back_and_forward_restore_each_p
     page.goto(server)
     _results(page, "a red car")
     first = _result_names(page)
+    # each card's buttons name their photo; the focus follows the click to the new results
+    page.get_by_role("button", name=f"Similar to {first[0]}").wait_for()
+    page.get_by_role("button", name=f"View {first[0]}").wait_for()
     page.locator('[class*="st-key-similar-"] button:visible').first.click()
     _context(page, "Photos similar to").wait_for()
     assert "similar=" in page.url
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.classList.contains('dl-context')"
+        " && document.activeElement.innerText.includes('Photos similar to')"
+    )
     page.get_by_role("button", name=re.compile("Back to results for")).click()
     _context(page, "Results for").wait_for()
     page.wait_for_function("() => document.querySelector('.st-key-q input')?.value === 'a red car'")
@@ -303,6 +310,11 @@ def test_a_phone_gets_three_photos_a_row_and_a_reachable_search_box(
     _results(page, "a red car")
     assert _columns(page) >= 3
     _shot(page, "phone-query", tmp_path)
+    # sharp at the phone's pixel ratio: every thumbnail has at least as many pixels as it covers
+    assert page.evaluate(
+        '() => Array.from(document.querySelectorAll(\'[data-testid="stGrid"] [data-testid="stImage"] img\'))'
+        ".every(img => img.naturalWidth >= img.clientWidth * window.devicePixelRatio)"
+    )
     assert _axe_violations(page) == []
     page.locator('[class*="st-key-details-"] button:visible').first.click()
     page.get_by_role("dialog").get_by_text("1 of").wait_for()
@@ -337,8 +349,38 @@ def test_filters_come_from_the_url_and_an_empty_page_offers_a_reset(
     page.get_by_role("button", name="Reset filters").click()
     page.wait_for_function("() => document.querySelectorAll('.dl-name').length >= 12")
     phone = _page(browser, PHONE, scale=3)
+    phone.goto(f"{server}/?q=a+red+car&place=Paris")
+    phone.get_by_role("button", name="Place: Paris").wait_for()  # the filter, removable, above the results
+    _shot(phone, "phone-filters", tmp_path)
     phone.goto(f"{server}/?q=a+red+car&place=Paris&match=strong")
     phone.get_by_text("No photos match").wait_for()
     _shot(phone, "phone-empty", tmp_path)
     phone.close()
+    page.close()
+
+
+def test_an_upload_after_a_bad_file_replaces_it_and_shows_the_photo_searched_with(
+    server: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    bad, good = tmp_path / "broken.jpg", tmp_path / "mine.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(good, quality=90)
+    page = _page(browser)
+    page.goto(server)
+    _results(page, "a red car")
+    before = _result_names(page)
+    page.get_by_text("Search with a photo instead").click()
+    chooser = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    chooser.set_input_files(str(bad))
+    page.get_by_text("not an image").wait_for()
+    assert _result_names(page) == before  # a failed upload leaves the results alone
+    chooser.set_input_files(str(good))
+    _context(page, "Photos like").wait_for()
+    page.wait_for_function("() => !document.body.innerText.includes('not an image')")
+    assert page.locator('[data-testid="stFileChip"]').count() == 1  # the bad file replaced, not kept
+    preview = page.locator('img[alt="your photo mine.jpg"]')
+    preview.wait_for()
+    assert preview.bounding_box()["width"] >= 120
     page.close()

@@ -58,6 +58,7 @@ class SearchRequest:
 class ResultPage:
     hits: list[Hit]
     has_more: bool
+    total: int | None = None  # photos the query ranked (the filters applied); None: not known
 
 
 class UiBackend(Protocol):
@@ -139,7 +140,10 @@ class Backend:
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
-        return ResultPage(hits=shown[:limit], has_more=len(hits) > limit)
+        total = self.searcher.count(request.filters) - (1 if request.kind == "similar" else 0)
+        return ResultPage(
+            hits=shown[:limit], has_more=len(hits) > limit, total=max(total, len(shown[:limit]))
+        )
 
     def safe_query(self, text: str) -> Query:
         """Parse the query language, replacing image paths by the ids of indexed photos.

@@ -18,6 +18,8 @@ CSS = """
 .dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
           text-overflow: ellipsis; margin-top: 0.15rem;}
 .dl-date {color: #5f6670; font-size: 0.75rem;}
+.dl-sr {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+        white-space: nowrap;}
 .st-key-chips button {border-radius: 999px; min-height: 1.9rem; padding: 0.1rem 0.75rem;}
 /* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
 [data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
@@ -56,7 +58,9 @@ def inject_css() -> None:
 # - Back and Forward: the page keeps its state in the URL (ui/state.py), so a history step reloads
 #   it and the URL's page comes back exactly;
 # - "/" focuses the search box (not while typing elsewhere), and the box has the focus on load;
-# - in the photo viewer, the Left and Right keys show the previous and the next photo.
+# - in the photo viewer, the Left and Right keys show the previous and the next photo;
+# - each card's buttons get an accessible name with their photo's, and the focus follows a Similar,
+#   a way back or a removed filter to the line that says what the results are.
 PAGE_SCRIPT = """
 <script>
 (() => {
@@ -72,6 +76,33 @@ PAGE_SCRIPT = """
     const button = step && !typing && document.querySelector(step);
     if (button && !button.disabled) { e.preventDefault(); button.click(); }
   });
+  // each card's buttons name their photo for screen readers ("Similar to IMG_1.jpg"), and after a
+  // click that changes the results the focus moves to the line that says what they are now
+  let pending = null;
+  document.addEventListener("click", (e) => {
+    const moves = '[class*="st-key-similar-"], .st-key-back, [class*="st-key-chip-"]';
+    const line = document.querySelector(".dl-context");
+    if (e.target.closest && e.target.closest(moves)) pending = line ? line.innerText : "";
+  }, true);
+  let queued = false;
+  const tidy = () => {
+    queued = false;
+    document.querySelectorAll('[class*="st-key-similar-"] button, [class*="st-key-details-"] button')
+      .forEach((b) => {
+        const name = b.closest(".stGridCell")?.querySelector(".dl-name")?.getAttribute("title");
+        const verb = b.closest('[class*="st-key-similar-"]') ? "Similar to" : "View";
+        const label = `${verb} ${name}`;
+        if (name && b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
+      });
+    const line = document.querySelector(".dl-context");
+    if (pending !== null && line && line.innerText !== pending) {
+      pending = null;
+      line.setAttribute("tabindex", "-1");
+      line.focus();
+    }
+  };
+  new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(tidy); } })
+    .observe(document.documentElement, {subtree: true, childList: true, characterData: true});
   const focusOnce = () => {
     const b = box();
     if (!b) return setTimeout(focusOnce, 100);

@@ -32,6 +32,7 @@ DATES = "f_dates"
 TYPES = "f_types"
 MIN_MATCH = "f_min_match"
 PLACE = "f_place"
+SHOW_NAMES = "show_names"  # file names on the cards (the date is always there)
 ALL_PLACES = ""
 MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""

@@ -73,6 +73,11 @@ def sidebar(stats: Stats, facets: Facets) -> None:
                 help="Where the photo was taken: the nearest town to its GPS position (offline).",
                 on_change=state.reset_paging,
             )
+        st.toggle(
+            "File names on the photos",
+            key=state.SHOW_NAMES,
+            help="Each photo shows its date; its file name too when this is on (screen readers hear both).",
+        )
         st.radio(
             "Show",
             list(state.MATCH_CHOICES),
@@ -188,19 +193,15 @@ def context_bar(backend: UiBackend, view: state.View, page: ResultPage) -> None:
             _source_line(backend, source)
         elif view.kind == "image":
             image = state.upload_image()
-            cols = st.columns([1, 9], vertical_alignment="center")
+            cols = st.columns([2, 8], vertical_alignment="center")
             if image is not None:
-                cols[0].image(image, width="stretch")
+                cols[0].image(image, width=160, alt=f"your photo {view.upload_name}")
             cols[1].markdown(
                 f'<p class="dl-context">Photos like <b>{_esc(view.upload_name)}</b></p>',
                 unsafe_allow_html=True,
             )
     with right, st.container(horizontal=True, horizontal_alignment="right", vertical_alignment="center"):
-        more = "+" if page.has_more else ""
-        n = len(page.hits)
-        st.markdown(
-            f'<div class="dl-count">{n}{more} result{"" if n == 1 else "s"}</div>', unsafe_allow_html=True
-        )
+        st.markdown(f'<div class="dl-count">{count_text(page)}</div>', unsafe_allow_html=True)
         st.button("Clear", key="clear", icon=":material/close:", type="tertiary", on_click=state.clear_search)
 
 
@@ -220,6 +221,14 @@ def filter_chips(active: Filters) -> None:
                 args=(name,),
                 help="Remove this filter",
             )
+
+
+def count_text(page: ResultPage) -> str:
+    """ "24 of 1,000 photos": shown, and how many the query ranked (filters applied)."""
+    n = len(page.hits)
+    if page.total is None:
+        return f"{n}{'+' if page.has_more else ''} result{'' if n == 1 else 's'}"
+    return f"{n} of {page.total:,} photo{'' if page.total == 1 else 's'}"
 
 
 def _source_line(backend: UiBackend, source: Hit | None) -> None:
@@ -335,7 +344,8 @@ def card_caption(hit: Hit) -> str:
     band = BAND_LABELS.get(hit.relevance)
     when = _date((hit.taken_at or hit.mtime).date())
     line = f'<div class="dl-band dl-band-{hit.relevance}">{band}</div>' if band else ""
-    return f'<div class="dl-name" title="{name}">{name}</div><div class="dl-date">{when}</div>{line}'
+    hidden = "" if st.session_state.get(state.SHOW_NAMES) else " dl-sr"
+    return f'<div class="dl-name{hidden}" title="{name}">{name}</div><div class="dl-date">{when}</div>{line}'
 
 
 def more_button(page: ResultPage) -> None:
