@@ -24,7 +24,7 @@ def test_ui_subcommand_defaults_to_localhost_8501_and_takes_data() -> None:
 
 def test_streamlit_command_is_headless_on_the_given_address_with_the_data_dir() -> None:
     argv = commands.streamlit_argv(Path("/data/dir"), "127.0.0.1", 8555, UiConfig(max_upload_bytes=5 << 20))
-    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(commands.APP)]
+    assert argv[:5] == [sys.executable, "-m", "ui.launch", "run", str(commands.APP)]
     for flag in (
         "--server.headless=true",
         "--server.address=127.0.0.1",
@@ -81,3 +81,38 @@ def test_a_taken_port_is_reported_before_anything_is_announced(
         with pytest.raises(UsageError, match="choose another port"):
             commands.run_ui(args)
     assert "serving" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_ui_server_loads_the_collection_at_start_before_any_visit(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from tests.helpers.ui_fixtures import build_collection, make_photos
+    from ui.launch import READY
+
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, n=3)
+    build_collection(data, photos, tiny_model_dir)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log = tmp_path / "server.log"
+    env = dict(os.environ, DUALENS_DATA=str(data), HF_HUB_OFFLINE="1")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            commands.streamlit_argv(data, "127.0.0.1", port), env=env, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while READY not in log.read_text(errors="replace") and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text(errors="replace")
+                time.sleep(0.3)
+            assert READY in log.read_text(errors="replace")  # no page was opened: loaded at start
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)

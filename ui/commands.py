@@ -71,7 +71,7 @@ def streamlit_argv(data_dir: Path, host: str, port: int, config: UiConfig | None
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "ui.launch",  # streamlit, with the collection loading from the start (ui/launch.py)
         "run",
         str(APP),
         "--server.headless=true",

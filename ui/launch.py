@@ -1,0 +1,51 @@
+"""``python -m ui.launch STREAMLIT-ARGS``: the web UI's server process (``dualens ui`` runs it).
+
+It starts loading the collection's backend (model, FAISS index, database) in a background thread
+at once, then runs Streamlit in this process. The first visitor therefore does not wait for the
+model from scratch: the page shows its loading state until the backend is ready (the page's
+``get_backend`` waits for the same cached load), and every later page finds it loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+log = logging.getLogger("dualens.ui")
+
+READY = "dualens: the collection is loaded"  # printed once the backend is ready (tests wait for it)
+
+
+def _data_dir(argv: list[str]) -> str | None:
+    rest = argv[argv.index("--") + 1 :] if "--" in argv else []
+    return rest[rest.index("--data") + 1] if "--data" in rest[:-1] else None
+
+
+def _warm(data: str | None) -> None:
+    import os
+
+    if os.environ.get("DUALENS_API_URL"):
+        return  # a client of a `dualens serve`: nothing to load here
+    try:
+        from indexer.core.settings import resolve_data_dir
+        from ui.page import get_backend
+
+        get_backend(str(resolve_data_dir(data)))
+    except Exception as exc:  # no collection yet, a damaged one: the page says so on the first visit
+        log.info("the collection was not loaded at start: %s", exc)
+        return
+    print(READY, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    threading.Thread(target=_warm, args=(_data_dir(args),), name="dualens-warm-up", daemon=True).start()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", *args]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
