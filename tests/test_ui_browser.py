@@ -275,7 +275,7 @@ def test_viewer_steps_with_the_arrow_keys_downloads_the_original_and_closes_with
     assert _columns(page) >= 6
     assert _axe_violations(page) == []
     names = _result_names(page)
-    page.locator('[class*="st-key-details-"] button:visible').first.click()
+    page.locator('[data-testid="stGrid"] [data-testid="stImage"] img').first.click()  # the thumbnail itself
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"1 of {len(names)}").wait_for()
     assert re.search(r"photo=\d+", page.url)

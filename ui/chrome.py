@@ -23,6 +23,7 @@ CSS = """
 .st-key-chips button {border-radius: 999px; min-height: 1.9rem; padding: 0.1rem 0.75rem;}
 /* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
 [data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
+[data-testid="stGrid"] [data-testid="stImage"] img {cursor: zoom-in;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
 /* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
 @media (max-width: 640px) {
@@ -79,6 +80,11 @@ PAGE_SCRIPT = """
   // each card's buttons name their photo for screen readers ("Similar to IMG_1.jpg"), and after a
   // click that changes the results the focus moves to the line that says what they are now
   let pending = null;
+  document.addEventListener("click", (e) => {  // a thumbnail opens the viewer, as its View button does
+    const thumb = e.target.closest && e.target.closest('[data-testid="stGrid"] [data-testid="stImage"]');
+    const view = thumb && thumb.closest(".stGridCell")?.querySelector('[class*="st-key-details-"] button');
+    if (view) { view.click(); return; }
+  });
   document.addEventListener("click", (e) => {
     const moves = '[class*="st-key-similar-"], .st-key-back, [class*="st-key-chip-"]';
     const line = document.querySelector(".dl-context");
