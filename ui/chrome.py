@@ -28,7 +28,7 @@ CSS = """
 /* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
 @media (max-width: 640px) {
   [data-testid="stGrid"] {grid-template-columns: repeat(3, minmax(0, 1fr)) !important;}
-  [class*="st-key-card-"] {flex-direction: column; gap: 0.1rem;}
+  [class*="st-key-card-"] {flex-wrap: nowrap; gap: 0.1rem;}
   [class*="st-key-card-"] button {padding: 0.1rem 0.2rem; min-height: 1.8rem;}
   [class*="st-key-card-"] button [data-testid="stMarkdownContainer"] {position: absolute; width: 1px;
       height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
