@@ -270,7 +270,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_index(args: argparse.Namespace) -> int:
-    from indexer.core.storage.collection import JOINT, Collection
+    from indexer.core.storage.collection import Collection
     from indexer.core.storage.compressed import parse_size
     from indexer.lock import collection_lock
     from indexer.ray_engine import RayOptions, RayShardExecutor, preflight, ray_session
@@ -290,7 +290,7 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
         if args.index or args.memory_budget:
             budget = parse_size(args.memory_budget) if args.memory_budget else None
             collection.choose_index(args.index or "auto", budget)
-        for space in sorted(collection.spaces(), key=lambda sp: sp is JOINT):  # the joint file last
+        for space in collection.spaces_to_save():
             if args.engine == "ray":
                 with ray_session(RayOptions(address=args.ray_address)) as ray:
                     index = collection.rebuild_index(RayShardExecutor(ray), space=space)

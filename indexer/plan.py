@@ -90,6 +90,11 @@ def make_plan(
     """``want_visual``: the model has visual vectors, so an indexed row without one (indexed by an
     older release) is embedded again: the visual vector cannot be derived from the joint one."""
     by_path = {r.path: r for r in existing}
+
+    def complete(row: ExistingRow) -> bool:
+        """Indexed with every vector the model gives: it may stay as it is and lend its vectors."""
+        return row.is_indexed and (row.has_visual or not want_visual)
+
     todo: list[WorkItem] = []
     unchanged = 0
     seen: set[str] = set()
@@ -98,14 +103,10 @@ def make_plan(
         row = by_path.get(f.path)
         if row is None:
             todo.append(WorkItem(f, None))
-        elif row.is_indexed and row.size == f.size and row.mtime_ns == f.mtime_ns:
-            if want_visual and not row.has_visual:
-                todo.append(WorkItem(f, row.id, was_indexed=True))  # no old_hash: decoded, embedded
-            else:
-                unchanged += 1
-        else:
-            keeps = row.is_indexed and (row.has_visual or not want_visual)  # a touched file keeps its vectors
-            todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if keeps else None))
+        elif complete(row) and row.size == f.size and row.mtime_ns == f.mtime_ns:
+            unchanged += 1
+        else:  # no old hash unless complete: a touched file keeps its vectors, others are embedded
+            todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if complete(row) else None))
     missing = [r for r in existing if r.path not in seen and _under(r.path, scan.roots)]
     blocked = (*scan.unreadable, *_emptied_roots(scan, existing))
     unreachable: list[ExistingRow] = []
@@ -115,9 +116,7 @@ def make_plan(
     # Only rows whose vector cannot change during this run may lend it: unchanged and missing rows.
     rewritten = {item.existing_id for item in todo}
     by_hash = {
-        r.content_hash: r.id
-        for r in existing
-        if r.is_indexed and r.content_hash and r.id not in rewritten and (r.has_visual or not want_visual)
+        r.content_hash: r.id for r in existing if complete(r) and r.content_hash and r.id not in rewritten
     }
     return Plan(
         todo=todo,

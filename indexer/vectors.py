@@ -66,10 +66,9 @@ def current_spaces(collection: Collection) -> dict[Space, bool]:
 def update_indexes(
     collection: Collection, was_current: dict[Space, bool], removed: Iterable[int], added: Iterable[int]
 ) -> None:
-    """Bring every space's file in line with the database: the visual one first, so that a searcher
-    that sees the new joint file (it watches that one) finds the visual file already saved."""
+    """Bring every space's file in line with the database, in ``Collection.spaces_to_save`` order."""
     removed_set, added_set = set(removed), set(added)
-    for space in sorted(collection.spaces(), key=lambda sp: sp is JOINT):
+    for space in collection.spaces_to_save():
         update_index(
             collection,
             was_current=was_current.get(space, False),

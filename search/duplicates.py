@@ -168,22 +168,13 @@ def distinct_shots_removed(collection: Collection, pairs: set[tuple[int, int]]) 
 
     A copy keeps its original's EXIF date taken (or has none: stripped); frames of a burst, alike as
     they look, were taken at different moments (seconds, or fractions of one in SubSecTime)."""
-    taken = _taken_at(collection, sorted({i for pair in pairs for i in pair}))
+    rows = collection.photos(sorted({i for pair in pairs for i in pair}))
+    taken = {i: p.taken_at for i, p in rows.items() if p.taken_at is not None}
     return [
         (a, b)
         for a, b in sorted(pairs)
         if taken.get(a) is None or taken.get(b) is None or taken[a] == taken[b]
     ]
-
-
-def _taken_at(collection: Collection, ids: list[int]) -> dict[int, datetime]:
-    out: dict[int, datetime] = {}
-    with collection.session() as s:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = select(Photo.id, Photo.taken_at).where(Photo.id.in_(chunk), Photo.taken_at.is_not(None))
-            out.update({int(i): t for i, t in s.execute(query) if t is not None})
-    return out
 
 
 def duplicate_id_groups(collection: Collection, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
@@ -223,6 +214,10 @@ def _date(photo: Photo) -> tuple[datetime, bool]:
     return datetime.fromtimestamp(photo.mtime_ns / 1e9, UTC).replace(tzinfo=None), False
 
 
+# why the keeper came first: the first part of _keeper_order where it beats the runner-up
+_REASONS = ("most pixels", "oldest", "largest file", "first by path", "first by path")
+
+
 def _keeper_order(photo: Photo) -> tuple[int, datetime, int, int, str]:
     """Most pixels, then the oldest, then the largest file (least recompressed), then the shortest path."""
     return (
@@ -237,14 +232,8 @@ def _keeper_order(photo: Photo) -> tuple[int, datetime, int, int, str]:
 def _group(photos: list[Photo], vectors: dict[Any, np.ndarray]) -> DuplicateGroup:
     ordered = sorted(photos, key=_keeper_order)
     keeper, runner_up = ordered[0], ordered[1]
-    if (keeper.width or 0) * (keeper.height or 0) > (runner_up.width or 0) * (runner_up.height or 0):
-        reason = "most pixels"
-    elif _date(keeper)[0] < _date(runner_up)[0]:
-        reason = "oldest"
-    elif keeper.size > runner_up.size:
-        reason = "largest file"
-    else:
-        reason = "first by path"
+    ranks = zip(_keeper_order(keeper), _keeper_order(runner_up), strict=True)
+    reason = next((why for why, (a, b) in zip(_REASONS, ranks, strict=True) if a != b), _REASONS[-1])
     kept = vectors.get(keeper.id)
     members = []
     for photo in ordered:

@@ -433,18 +433,13 @@ class Searcher:
 
     def _image_query(self, image: ImageRef) -> tuple[np.ndarray, VectorIndex]:
         """An image's vector for image-to-image search, and the index to search it in."""
-        if isinstance(image, str | os.PathLike):
-            indexed = self._indexed_photo(image)
-            if indexed is not None:
-                return self._stored_image_vector(int(indexed.id))
+        ref = self._image_ref(image)
+        if isinstance(ref, int):
+            return self._stored_image_vector(ref)
         space, index = self.similarity_index()
         if space is JOINT:
-            return self._image_vector(image), index
-        if not isinstance(image, Image.Image):
-            if not isinstance(image, str | os.PathLike):
-                raise QueryError(f"an image must be a path or an image, not {type(image).__name__}")
-            image = load_image(check_readable(image, self._roots, self.allow_external_files))
-        _, visual = self.encoder.embed_images_pair([image])
+            return self._checked(self.encoder.embed_images([ref]))[0], index
+        _, visual = self.encoder.embed_images_pair([ref])
         if visual is None or visual.shape[-1] != index.dim:
             raise ModelMismatchError(
                 f"the model {self.encoder.model_id} gives no {index.dim}-dimensional visual vectors; "
@@ -453,19 +448,25 @@ class Searcher:
         return visual[0], index
 
     def _image_vector(self, image: ImageRef | int) -> np.ndarray:
+        ref = self._image_ref(image)
+        if isinstance(ref, int):
+            return self.collection.vectors([ref])[0]
+        return self._checked(self.encoder.embed_images([ref]))[0]
+
+    def _image_ref(self, image: ImageRef | int) -> int | Image.Image:
+        """An image query as the id of an indexed photo (its stored vectors serve) or as pixels."""
         if isinstance(image, bool):
             raise QueryError("an image must be a photo id, a path or an image")
         if isinstance(image, int | np.integer):
-            return self.collection.vectors([int(image)])[0]
+            return int(image)
         if isinstance(image, Image.Image):
-            return self._checked(self.encoder.embed_images([image]))[0]
+            return image
         if not isinstance(image, str | os.PathLike):
             raise QueryError(f"an image must be a photo id, a path or an image, not {type(image).__name__}")
         indexed = self._indexed_photo(image)
         if indexed is not None:
-            return self.collection.vectors([indexed.id])[0]
-        path = check_readable(image, self._roots, self.allow_external_files)
-        return self._checked(self.encoder.embed_images([load_image(path)]))[0]
+            return int(indexed.id)
+        return load_image(check_readable(image, self._roots, self.allow_external_files))
 
     def _checked(self, vectors: np.ndarray) -> np.ndarray:
         if vectors.shape[-1] != self._index.dim and self._index.ntotal:

@@ -49,14 +49,23 @@ def _open_review(data: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     return at
 
 
+def _copy_boxes(at: AppTest) -> list:  # type: ignore[type-arg]
+    """The review page's checkbox of each copy."""
+    return [c for c in at.checkbox if c.key and c.key.startswith("dup-")]
+
+
+def _photos(original: Path) -> list[Path]:
+    return sorted(original.parents[1].rglob("*.jpg"))
+
+
 def test_review_page_moves_checked_copies_aside_and_undoes_it(
     world: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, original, copy = world
-    photos = sorted(p for p in original.parents[1].rglob("*.jpg"))
+    photos = _photos(original)
     at = _open_review(data, monkeypatch)
     assert "Group 1" in _texts(at) and "**Keep**" in _texts(at)
-    boxes = [c for c in at.checkbox if c.key and c.key.startswith("dup-")]
+    boxes = _copy_boxes(at)
     assert boxes and all(c.value for c in boxes)  # copies start checked
     # the tiny random model finds every photo alike; the byte-identical copy is labelled as such
     (identical,) = [c for c in boxes if "identical" in c.label]
@@ -84,9 +93,9 @@ def test_unchecked_copies_stay_in_place(
     world: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, original, _ = world
-    photos = sorted(p for p in original.parents[1].rglob("*.jpg"))
+    photos = _photos(original)
     at = _open_review(data, monkeypatch)
-    for box in [c for c in at.checkbox if c.key and c.key.startswith("dup-")]:
+    for box in _copy_boxes(at):
         box.uncheck()
     at.run()
     assert at.button(key="dup-move").disabled

@@ -11,7 +11,7 @@ import streamlit as st
 from indexer.core.errors import DualensError
 from search import DuplicateGroup, Member, undo
 from ui.backend import UiBackend
-from ui.views import placeholder
+from ui.views import file_size, placeholder
 
 MAX_GROUPS = 30  # shown at once; the CLI lists them all
 REVIEW = "dualens_review_duplicates"  # session key: the review page is open
@@ -20,17 +20,13 @@ _LAST_MANIFEST = "dualens_last_manifest"
 _DONE = "dualens_duplicates_done"
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
-
-
 def _member(backend: UiBackend, group: DuplicateGroup, m: Member) -> None:
     hit = backend.photo(m.id)
     thumb = backend.thumbnail(hit) if hit is not None else None
     name = Path(m.path).name
     st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", caption=name)
     when = f"{m.date:%Y-%m-%d} ({'taken' if m.date_taken else 'file date'})"
-    facts = f"{m.width}×{m.height} · {_size(m.size)} · {m.file_type} · {when}"
+    facts = f"{m.width}×{m.height} · {file_size(m.size)} · {m.file_type} · {when}"
     st.markdown(
         f'<div class="dl-name" title="{html.escape(m.path)}">{html.escape(facts)}</div>',
         unsafe_allow_html=True,
@@ -64,9 +60,9 @@ def render(backend: UiBackend, data_dir: str) -> None:
     if not groups:
         st.info("No duplicates: no two photos are copies of one another.", icon=":material/check:")
         return
-    copies = sum(len(g.copies) for g in groups)
+    copies = [m for g in groups for m in g.copies]
     st.caption(
-        f"{len(groups)} group(s), {copies} copies ({_size(sum(m.size for g in groups for m in g.copies))}). "
+        f"{len(groups)} group(s), {len(copies)} copies ({file_size(sum(m.size for m in copies))}). "
         "dualens never deletes: checked copies are moved to a quarantine folder, with a manifest to undo it."
         + (
             f" The first {MAX_GROUPS} groups are shown; `dualens duplicates` lists all."

@@ -155,18 +155,20 @@ def reset_paging() -> None:
     _set_view(replace(view(), limit=config().page_size))
 
 
-def reset_filters() -> None:
-    """Every sidebar filter back to "all" (the reset offered on an empty result page)."""
-    st.session_state[FOLDER] = ALL_FOLDERS
-    st.session_state[DATES] = ()
-    st.session_state[TYPES] = []
-    st.session_state[MIN_MATCH] = "all"
-    st.session_state[PLACE] = ALL_PLACES
-    reset_paging()
-
-
 _FILTER_KEYS = {"folder": (FOLDER, ALL_FOLDERS), "dates": (DATES, ()), "type": (TYPES, []),
                 "match": (MIN_MATCH, "all"), "place": (PLACE, ALL_PLACES)}  # fmt: skip
+
+
+def _clear(name: str) -> None:
+    key, value = _FILTER_KEYS[name]
+    st.session_state[key] = list(value) if isinstance(value, list) else value
+
+
+def reset_filters() -> None:
+    """Every sidebar filter back to "all" (the reset offered on an empty result page)."""
+    for name in _FILTER_KEYS:
+        _clear(name)
+    reset_paging()
 
 
 def filter_chips(active: Filters) -> list[tuple[str, str]]:
@@ -186,8 +188,7 @@ def filter_chips(active: Filters) -> list[tuple[str, str]]:
 
 
 def clear_filter(name: str) -> None:
-    key, value = _FILTER_KEYS[name]
-    st.session_state[key] = value
+    _clear(name)
     reset_paging()
 
 

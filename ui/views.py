@@ -370,7 +370,7 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
         ("Camera", " ".join(p for p in (hit.camera_make, hit.camera_model) if p) or "unknown"),
         *([("Place", hit.place)] if hit.place else []),
         ("Dimensions", f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown"),
-        ("File", f"{(hit.file_type or '').upper()} · {_size(hit.size)}"),
+        ("File", f"{(hit.file_type or '').upper()} · {file_size(hit.size)}"),
         ("Modified", _date(hit.mtime) or "unknown"),
     ]
     if with_scores:
@@ -393,7 +393,7 @@ def _date(value: date | datetime | None) -> str:
     return ""
 
 
-def _size(n: int | None) -> str:
+def file_size(n: int | None) -> str:
     if not n:
         return "?"
     if n < 1024 * 1024:

@@ -10,6 +10,7 @@ structure where Pillow can read it.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -79,12 +80,12 @@ def open_raw(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, int,
                 if not meta.taken_at and not meta.camera_model:
                     meta = _container_meta(data)
                 if meta.orientation == 1:
-                    meta = PhotoMeta(**{**meta.__dict__, "orientation": orientation})
+                    meta = replace(meta, orientation=orientation)
                 image = preview.convert("RGB")
             else:  # develop the sensor data; LibRaw turns it upright itself
                 rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
                 image = Image.fromarray(rgb)
-                meta = PhotoMeta(**{**_container_meta(data).__dict__, "orientation": 1})
+                meta = replace(_container_meta(data), orientation=1)
                 if orientation >= 5:
                     width, height = height, width
     except ImageError:

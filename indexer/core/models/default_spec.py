@@ -20,6 +20,23 @@ DEFAULT_ID_PREFIX = "dualens-default-"
 DEFAULT_MODEL_ID = "dualens-default-v4"
 CLIP_SUGGESTION = "openai/clip-vit-base-patch32"
 
+# The default model's vision tower (towers.py) and its visual vector: the tower's pooled features,
+# which it leaves in ``last_hidden_state`` (image-to-image search). Kept here, away from torch, so
+# the size of a model's visual vector is known without loading anything.
+EFFICIENTNET_MODEL_TYPE = "dualens_efficientnet_lite"
+FEATURE_DIM = 1280  # pooled features of every EfficientNet-Lite
+
+
+def visual_dim_of(vision_model_type: str | None) -> int:
+    """Size of the visual vector a model stores apart, by its vision tower's type: the default
+    model's tower has one; other models' joint image embedding serves (0)."""
+    return FEATURE_DIM if vision_model_type == EFFICIENTNET_MODEL_TYPE else 0
+
+
+def visual_output(output: Any) -> Any:
+    """The visual vectors in a vision tower's output (unnormalised, one row per image)."""
+    return output.last_hidden_state[:, 0]
+
 
 def model_hint(model_id: str | None) -> str | None:
     """What a user of the offline default model should know, or None for any other model."""

@@ -16,7 +16,7 @@ from PIL import Image
 
 from indexer.core.errors import ModelError
 from indexer.core.models import onnx_backend
-from indexer.core.models.default_spec import is_current
+from indexer.core.models.default_spec import FEATURE_DIM, is_current, visual_dim_of, visual_output
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
 from indexer.core.models.resolve import ResolvedModel, local_fingerprint, resolve_model
 from indexer.core.settings import BACKENDS
@@ -71,8 +71,7 @@ class _TorchEngine:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
             inputs = onnx_backend.image_inputs(tensor, state.patch_size)
             output = state.model.get_image_features(**inputs)
-            # the default model's tower leaves its pooled features in last_hidden_state (towers.py)
-            visual = _normalise(output.last_hidden_state[:, 0]) if state.visual_dim else None
+            visual = _normalise(visual_output(output)) if state.visual_dim else None
             return _normalise(_pooled(output)), visual
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -550,9 +549,7 @@ def _probe_dim(model: Any, config: Any) -> int:
 
 
 def _visual_dim_of_config(location: str, *, is_default: bool) -> int:
-    """:func:`_visual_dim` from a model's configuration alone."""
-    from indexer.core.models.towers import EFFICIENTNET_MODEL_TYPE, FEATURE_DIM
-
+    """The size of a model's visual vector from its configuration alone (no weights loaded)."""
     if is_default:
         return FEATURE_DIM
     try:
@@ -568,16 +565,13 @@ def _visual_dim_of_config(location: str, *, is_default: bool) -> int:
             )
     except (OSError, ValueError):
         return 0  # loading the model reports the problem; until then: no visual vectors
-    return FEATURE_DIM if vision == EFFICIENTNET_MODEL_TYPE else 0
+    return visual_dim_of(vision)
 
 
 def _visual_dim(model: Any) -> int:
-    """The default model's image tower carries its pooled EfficientNet features (towers.py); other
-    models' joint image embedding is their visual vector too (0: none stored apart)."""
-    from indexer.core.models.towers import EFFICIENTNET_MODEL_TYPE, FEATURE_DIM
-
+    """The size of a loaded model's visual vector (:func:`visual_dim_of` its vision tower's type)."""
     vision = getattr(getattr(model, "vision_model", None), "config", None)
-    return FEATURE_DIM if getattr(vision, "model_type", None) == EFFICIENTNET_MODEL_TYPE else 0
+    return visual_dim_of(getattr(vision, "model_type", None))
 
 
 def _pooled(output: Any) -> torch.Tensor:

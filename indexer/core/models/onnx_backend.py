@@ -33,6 +33,7 @@ import numpy as np
 
 from indexer.core import settings
 from indexer.core.errors import ModelError
+from indexer.core.models.default_spec import visual_output
 from indexer.core.models.preprocess import PreprocessConfig
 from indexer.core.vectors import l2_normalise
 
@@ -311,7 +312,7 @@ def _export_graphs(source: TorchModel, folder: Path) -> tuple[str, ...]:
             joint = torch.nn.functional.normalize(_pooled(output).float(), dim=-1)
             if not source.visual_dim:
                 return (joint,)
-            visual = torch.nn.functional.normalize(output.last_hidden_state[:, 0].float(), dim=-1)
+            visual = torch.nn.functional.normalize(visual_output(output).float(), dim=-1)
             return joint, visual
 
     class TextTower(torch.nn.Module):
@@ -392,7 +393,7 @@ def reference_vectors(source: TorchModel) -> Reference:
         inputs = image_inputs(torch.from_numpy(pixels).to(device), source.preprocess.patch_size)
         image_output = model.get_image_features(**inputs)
         image = _pooled(image_output)
-        visual = image_output.last_hidden_state[:, 0] if source.visual_dim else None
+        visual = visual_output(image_output) if source.visual_dim else None
         text = _pooled(model.get_text_features(**{k: tokens[k].to(device) for k in names if k in tokens}))
     return Reference(
         pixels=pixels,

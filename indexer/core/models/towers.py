@@ -15,9 +15,9 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-EFFICIENTNET_MODEL_TYPE = "dualens_efficientnet_lite"
+from indexer.core.models.default_spec import EFFICIENTNET_MODEL_TYPE, FEATURE_DIM
+
 MEAN_BERT_MODEL_TYPE = "dualens_mean_pooled_bert"
-FEATURE_DIM = 1280  # pooled features of every EfficientNet-Lite
 GEM_POWER = 3.0  # generalised-mean pooling of the visual vector (Radenović et al., 2018)
 
 

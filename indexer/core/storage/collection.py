@@ -472,6 +472,11 @@ class Collection:
             visual = int(get_info(s, InfoKey.VISUAL_DIM) or 0)
         return (JOINT, VISUAL) if visual else (JOINT,)
 
+    def spaces_to_save(self) -> tuple[Space, ...]:
+        """:meth:`spaces` in the order their files are saved: the visual one first, so that a searcher
+        that sees a new joint file (the one it watches) finds the visual file already saved."""
+        return tuple(reversed(self.spaces()))
+
     def similarity_space(self) -> Space:
         """The space image-to-image search and duplicates use: visual when kept, else joint."""
         return self.spaces()[-1]
