@@ -168,3 +168,55 @@ def _module_database_env(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
         monkeypatch.delenv(DB_URL_ENV, raising=False)
     else:
         monkeypatch.setenv(DB_URL_ENV, url)
+
+
+# ------------------------------------------------------------------ LiT training (tests/test_quality_train*)
+NOUNS = ["cat", "dog", "car", "sky", "sea", "beach", "sunset", "mountain", "tree", "flower", "city", "boat"]
+COLOURS = ["red", "blue", "green"]
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """36 images of distinct solid colours (a tiny random ViT tells those apart), two captions each."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("captioned")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["image,caption"]
+    for i in range(36):
+        name = f"img{i:02d}.png"
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        Image.new("RGB", (48, 40), colour).save(root / "images" / name)
+        noun, colour = NOUNS[i % len(NOUNS)], COLOURS[i // len(NOUNS)]
+        rows += [f"{name},a {colour} {noun}", f"{name},the {noun} {colour}"]
+    (root / "captions.csv").write_text("\n".join(rows) + "\n")
+    return root / "images", root / "captions.csv"
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random ViT+BERT dual encoder initialised with a wide spread (initializer_range 0.2): with
+    the usual 0.02 a random BERT gives every caption nearly the same pooled output, so nothing is learnable.
+    """
+    import torch
+    from transformers import (
+        VisionTextDualEncoderConfig,
+        VisionTextDualEncoderModel,
+        VisionTextDualEncoderProcessor,
+        ViTImageProcessorPil,
+    )
+
+    from tests.helpers.tiny_models import IMAGE_SIZE, tiny_bert_config, tiny_bert_tokenizer, tiny_vit_config
+
+    torch.manual_seed(0)
+    tokenizer = tiny_bert_tokenizer()
+    vision, text = tiny_vit_config(), tiny_bert_config(len(tokenizer))
+    vision.initializer_range = text.initializer_range = 0.2
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(vision, text, projection_dim=16)
+    out = tmp_path_factory.mktemp("learnable-vtde")
+    VisionTextDualEncoderModel(config=config).eval().save_pretrained(out)
+    image_processor = ViTImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    return out

@@ -25,6 +25,7 @@ from indexer.core.errors import UsageError
 from indexer.core.settings import resolve_data_dir
 from indexer.quality.data import CaptionDataset, load_caption_dataset
 from indexer.quality.metrics import RetrievalMetrics, retrieval_metrics
+from indexer.quality.train_augment import aspect_views, prompt_twins
 from indexer.quality.train_config import TrainConfig
 from indexer.quality.train_distill import ZeroShotCheck, ZeroShotTeacher, anchor_prompts
 from indexer.quality.train_features import BaseModel, image_features, load_base, text_features
@@ -109,10 +110,18 @@ class _Trainer:
         cache = train_cache_dir(config.data)
         feats = image_features(base, dataset.images, cache, progress)
         self.image_feats = torch.from_numpy(feats).to(base.device)
+        self.train_idx, self.val_idx = split_images(len(dataset.images), config.val_fraction, config.seed)
+        self.views = self._aspect_views(cache)
         self.text_locked = config.unlock_text_layers == 0
         self.text_feats = (
             torch.from_numpy(text_features(base, dataset.captions, cache, progress)).to(base.device)
             if self.text_locked
+            else None
+        )
+        self.twins = prompt_twins(dataset.captions, config.seed) if config.caption_prompts > 0 else []
+        self.twin_feats = (
+            torch.from_numpy(text_features(base, self._train_twins(), cache, progress)).to(base.device)
+            if self.twins and self.text_locked
             else None
         )
         model = base.model
@@ -132,10 +141,9 @@ class _Trainer:
         if self.text_params:
             groups.append({"params": self.text_params, "lr": config.text_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-        self.train_idx, self.val_idx = split_images(len(dataset.images), config.val_fraction, config.seed)
         self.teacher: ZeroShotTeacher | None = None
         self.zero_shot: ZeroShotCheck | None = None
-        if config.distill > 0 or (self.text_locked and len(self.val_idx)):
+        if config.distill > 0 or len(self.val_idx):
             anchors = torch.from_numpy(text_features(base, anchor_prompts(), cache, progress)).to(base.device)
             if config.distill > 0:
                 self.teacher = ZeroShotTeacher(self.head, anchors, self.image_feats)
@@ -147,6 +155,45 @@ class _Trainer:
         self.caps_by_image = [np.flatnonzero(dataset.caption_image == i) for i in range(len(dataset.images))]
 
     # ---------------------------------------------------------------------------------- data
+    def _aspect_views(self, cache: Path) -> torch.Tensor | None:
+        """(1 + N, n_images, dim): the photos as given, then N stretched views of the training ones."""
+        if self.config.aspect_views == 0:
+            return None
+        paths = [self.data.images[i] for i in self.train_idx]
+        views = [self.image_feats]
+        for feats in aspect_views(self.base, paths, self.config.aspect_views, cache, self.progress):
+            view = self.image_feats.clone()  # held-out photos keep their one view
+            view[torch.from_numpy(self.train_idx).to(view.device)] = torch.from_numpy(feats).to(view.device)
+            views.append(view)
+        return torch.stack(views)
+
+    def _train_twins(self) -> list[str]:
+        """The prompt-style twin of every training caption (held-out captions are never twinned)."""
+        train_caps, _ = captions_of(self.data.caption_image, self.train_idx)
+        self.twin_row = np.full(len(self.data.captions), -1, dtype=np.int64)
+        self.twin_row[train_caps] = np.arange(len(train_caps))
+        return [self.twins[c] for c in train_caps]
+
+    def training_images(self, ids: torch.Tensor) -> torch.Tensor:
+        """Pooled image features for a step: one view per photo, drawn at random when there are views."""
+        if self.views is None:
+            return self.image_feats[ids]
+        pick = torch.from_numpy(self.rng.integers(0, len(self.views), len(ids))).to(ids.device)
+        return self.views[pick, ids]
+
+    def training_texts(self, caps: np.ndarray) -> torch.Tensor:
+        """Pooled text features for a step: each caption or, with --caption-prompts P, its twin."""
+        if not self.twins:
+            return self.pooled_texts(caps)
+        twin = self.rng.random(len(caps)) < self.config.caption_prompts
+        if self.twin_feats is None:  # unlocked text layers: through the tower
+            texts = [self.twins[c] if t else self.data.captions[c] for c, t in zip(caps, twin, strict=True)]
+            return self.base.pooled_text(texts)
+        feats = self.pooled_texts(caps).clone()
+        rows = torch.from_numpy(self.twin_row[caps[twin]]).to(feats.device)
+        feats[torch.from_numpy(twin).to(feats.device)] = self.twin_feats[rows]
+        return feats
+
     def batches(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Endless (epoch, image ids, caption ids): one random caption per image, no image twice a batch."""
         size = min(self.config.batch_size, len(self.train_idx))
@@ -171,8 +218,8 @@ class _Trainer:
     def step(self, images: np.ndarray, caps: np.ndarray) -> tuple[float, float]:
         self.optimizer.zero_grad(set_to_none=True)
         ids = torch.from_numpy(images).to(self.base.device)
-        img = self.head.image_embeds(self.image_feats[ids])
-        txt = self.head.text_embeds(self.pooled_texts(caps))
+        img = self.head.image_embeds(self.training_images(ids))
+        txt = self.head.text_embeds(self.training_texts(caps))
         loss = contrastive_loss(self.head.scale() * txt @ img.T)
         penalty = self.head.penalty() + self.text_penalty().to(loss.device)
         total = loss + self.config.init_decay * penalty
@@ -192,7 +239,14 @@ class _Trainer:
         txt = self.head.text_embeds(torch.cat(chunks))
         metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), self.val_targets)
         agreement = self.teacher.agreement(self.head, ids, img) if self.teacher else None
-        zero_shot = self.zero_shot.accuracy(self.head, self.image_feats) if self.zero_shot else None
+        zero_shot = None
+        if self.zero_shot is not None:
+            if not self.text_locked:  # the class prompts move with the unlocked text layers
+                prompts = anchor_prompts()
+                self.zero_shot.anchors = torch.cat(
+                    [self.base.pooled_text(prompts[s : s + 256]) for s in range(0, len(prompts), 256)]
+                )
+            zero_shot = self.zero_shot.accuracy(self.head, self.image_feats)
         return Validation(step, epoch, mean_recall(metrics), metrics, agreement, zero_shot)
 
     def snapshot(self) -> dict[str, Any]:

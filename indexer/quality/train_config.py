@@ -8,6 +8,8 @@ from pathlib import Path
 
 from indexer.core.errors import UsageError
 
+ASPECT_FACTORS = (4 / 3, 3 / 4)  # width/height a square training photo is stretched back to
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -27,6 +29,8 @@ class TrainConfig:
     feature_scale: float = 1.0  # fixed scale of the default tower's pooled features in the visual input
     train_logit_scale: bool = True
     unlock_text_layers: int = 0
+    caption_prompts: float = 0.0  # probability of a training caption's prompt-style twin
+    aspect_views: int = 0  # 0-2 stretched views of each training photo (4:3, 3:4)
     val_fraction: float = 0.2
     eval_every: int = 0  # steps between validations; 0 = once per epoch
     patience: int = 5  # validations without improvement before stopping
@@ -48,10 +52,12 @@ class TrainConfig:
             raise UsageError("--rank, --unlock-text-layers, --eval-every must be >= 0 and --patience >= 1")
         if self.lr <= 0 or self.text_lr <= 0 or self.init_decay < 0 or self.distill < 0:
             raise UsageError("learning rates must be positive, --init-decay and --distill non-negative")
-        if (self.distill > 0 or self.keep_zero_shot) and self.unlock_text_layers > 0:
-            raise UsageError(
-                "--distill and --keep-zero-shot need a locked text tower: drop --unlock-text-layers"
-            )
+        if self.distill > 0 and self.unlock_text_layers > 0:
+            raise UsageError("--distill needs a locked text tower: drop --unlock-text-layers")
+        if not 0.0 <= self.caption_prompts <= 1.0:
+            raise UsageError("--caption-prompts must be a probability in [0, 1]")
+        if not 0 <= self.aspect_views <= len(ASPECT_FACTORS):
+            raise UsageError(f"--aspect-views must be 0 to {len(ASPECT_FACTORS)}")
         if not 0 < self.feature_scale <= 1:
             raise UsageError("--feature-scale must be in (0, 1]")
 
@@ -106,6 +112,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--unlock-text-layers", type=int, default=0, metavar="N", help="also train the top N text layers"
     )
     p.add_argument(
+        "--caption-prompts",
+        type=float,
+        default=d.caption_prompts,
+        metavar="P",
+        help="use each training caption's prompt-style twin ('a photo of …') with probability P "
+        f"({d.caption_prompts}: off)",
+    )
+    p.add_argument(
+        "--aspect-views",
+        type=int,
+        default=d.aspect_views,
+        metavar="N",
+        help="square-resized training photos: also train on N views stretched back to 4:3 (1) and "
+        f"3:4 (2), one picked at random per photo and step ({d.aspect_views}: off)",
+    )
+    p.add_argument(
         "--val-fraction",
         type=float,
         default=d.val_fraction,
@@ -142,6 +164,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         feature_scale=args.feature_scale,
         train_logit_scale=not args.freeze_logit_scale,
         unlock_text_layers=args.unlock_text_layers,
+        caption_prompts=args.caption_prompts,
+        aspect_views=args.aspect_views,
         val_fraction=args.val_fraction,
         eval_every=args.eval_every,
         patience=args.patience,
