@@ -110,7 +110,7 @@ def run_build_default_model(args: argparse.Namespace) -> int:
 
 
 def run_export_default_head(args: argparse.Namespace) -> int:
-    from indexer.core.models.default_model import extract_head
+    from indexer.core.models.default_head import extract_head
 
     out = extract_head(args.model, args.name)  # None: the default head of the tower it was trained on
     print(f"saved the trained head of {args.model} to {out} ({out.stat().st_size / 1e6:.1f} MB)")

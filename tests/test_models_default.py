@@ -235,19 +235,19 @@ def test_a_trained_head_round_trips_through_the_package(
     import torch
     from transformers import AutoModel
 
-    import indexer.core.models.default_model as default_model
+    import indexer.core.models.default_head as default_head
     import indexer.core.models.default_spec as default_spec
 
     monkeypatch.setattr(default_spec, "HEADS", tmp_path / "heads")
-    saved = default_model.extract_head(tiny_model_dir, "trained")
+    saved = default_head.extract_head(tiny_model_dir, "trained")
     assert saved == tmp_path / "heads" / "trained.safetensors"
     model = AutoModel.from_pretrained(tiny_model_dir)
     with torch.no_grad():
-        for key in default_model.HEAD_KEYS:
+        for key in default_head.HEAD_KEYS:
             model.state_dict()[key].zero_()
-    default_model.apply_head(model, "trained")
+    default_head.apply_head(model, "trained")
     original = AutoModel.from_pretrained(tiny_model_dir).state_dict()
-    for key in default_model.HEAD_KEYS:
+    for key in default_head.HEAD_KEYS:
         assert torch.equal(model.state_dict()[key], original[key])
 
 
@@ -259,7 +259,7 @@ def test_a_head_trained_on_another_vision_tower_is_refused(
     from safetensors.torch import load_file, save_file
     from transformers import AutoModel
 
-    import indexer.core.models.default_model as default_model
+    import indexer.core.models.default_head as default_head
     import indexer.core.models.default_spec as default_spec
     from indexer.core.errors import ModelError
 
@@ -270,11 +270,11 @@ def test_a_head_trained_on_another_vision_tower_is_refused(
     config["vision_config"]["variant"] = "efficientnet-lite0"
     (trained / "config.json").write_text(json.dumps(config))
     save_file(load_file(str(tiny_model_dir / "model.safetensors")), str(trained / "model.safetensors"))
-    default_model.extract_head(trained, "lite0-head")
+    default_head.extract_head(trained, "lite0-head")
     digest = default_spec.head_digest("lite0-head")
     assert digest != "missing" and len(digest) == 16
     with pytest.raises(ModelError, match="trained on efficientnet-lite0"):
-        default_model.apply_head(AutoModel.from_pretrained(tiny_model_dir), "lite0-head")
+        default_head.apply_head(AutoModel.from_pretrained(tiny_model_dir), "lite0-head")
 
 
 def test_a_retrained_head_changes_the_default_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,3 +317,55 @@ def test_the_trained_head_moves_the_default_away_from_its_base(
     assert np.min(np.sum(trained * base, axis=1)) < 0.99
     weight = default_encoder._torch_state().model.visual_projection.weight.detach().float().numpy()
     assert np.abs(weight[:, 1000:]).max() > 0  # the feature columns were trained
+
+
+def test_trained_text_layers_ship_as_int8_deltas_and_load_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+    import json
+    from dataclasses import replace
+
+    import torch
+    from safetensors import safe_open
+
+    import indexer.core.models.default_head as default_head
+    import indexer.core.models.default_spec as default_spec
+    from indexer.core.models.default_model import compose_default_model
+
+    monkeypatch.setattr(default_spec, "HEADS", tmp_path / "heads")
+    model, _ = compose_default_model(replace(default_spec.DEFAULT_SPEC, head=""))
+    untrained = copy.deepcopy(model)
+    torch.manual_seed(0)
+    top = model.text_model.encoder.layer[-1]
+    with torch.no_grad():  # what --unlock-text-layers 1 and the projections' training change
+        for p in top.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        model.text_projection.weight.mul_(1.5)
+    trained = tmp_path / "trained"
+    model.save_pretrained(trained)
+    (trained / "dualens_train.json").write_text(json.dumps({"config": {"unlock_text_layers": 1}}))
+    saved = default_head.extract_head(trained, "with-text")
+    with safe_open(str(saved), framework="pt") as fh:
+        text_keys = {k for k in fh.keys() if k.startswith("text_model.")}  # noqa: SIM118
+        assert {fh.get_tensor(k).dtype for k in text_keys} == {torch.int8}
+    layer = len(model.text_model.encoder.layer) - 1
+    assert text_keys == {f"text_model.encoder.layer.{layer}.{name}" for name, _ in top.named_parameters()}
+    assert saved.stat().st_size < 1.3 * sum(p.numel() for p in top.parameters()) + 5e6  # int8, not float
+    default_head.apply_head(untrained, "with-text")
+    for key, value in model.state_dict().items():  # a change of up to ~0.05 rounds by under 2e-4
+        torch.testing.assert_close(untrained.state_dict()[key], value, atol=2e-4, rtol=0)
+
+
+def test_text_layers_trained_on_another_text_tower_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import indexer.core.models.default_head as default_head
+    from indexer.core.errors import ModelError
+
+    trained = tmp_path / "tiny-trained"
+    shutil.copytree(tiny_model_dir, trained)
+    (trained / "dualens_train.json").write_text(json.dumps({"config": {"unlock_text_layers": 1}}))
+    with pytest.raises(ModelError, match="not the default model's"):
+        default_head.extract_head(trained, "tiny")

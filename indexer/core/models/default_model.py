@@ -42,8 +42,6 @@ from indexer.core.models.default_spec import (
     DEFAULT_SPEC,
     MARKER_FILE,
     DefaultModelSpec,
-    default_head,
-    head_path,
     is_current,
 )
 from indexer.core.models.imagenet import imagenet_classes
@@ -151,59 +149,10 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
         model.text_projection.weight.copy_(shared)
         model.logit_scale.fill_(math.log(spec.logit_scale))
         if spec.head:
+            from indexer.core.models.default_head import apply_head
+
             apply_head(model, spec.head)
     return model.eval(), default_processor(tokenizer, spec)
-
-
-HEAD_KEYS = ("visual_projection.weight", "text_projection.weight", "logit_scale")
-
-
-def apply_head(model: Any, name: str) -> None:
-    """Load a trained head (both projections and the logit scale) shipped in the package; it must
-    have been trained on this model's vision tower."""
-    from safetensors import safe_open
-
-    path = head_path(name)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            trained_on = (fh.metadata() or {}).get("vision")
-            weights = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (not a dict)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"the default model's trained head {path} cannot be read: {exc}") from exc
-    vision = getattr(model.config.vision_config, "variant", None)
-    if trained_on is not None and trained_on != vision:
-        raise ModelError(f"the trained head {path} was trained on {trained_on}, not on {vision}")
-    state = model.state_dict()
-    for key in HEAD_KEYS:
-        if key not in weights or tuple(weights[key].shape) != tuple(state[key].shape):
-            raise ModelError(f"the trained head {path} does not fit the model ({key})")
-        state[key].copy_(weights[key].to(state[key].dtype))
-
-
-def extract_head(model_dir: str | Path, name: str | None = None) -> Path:
-    """Save the head of a model trained from a default-model base into the package, labelled with
-    the vision tower it was trained on."""
-    from safetensors.torch import load_file, save_file
-
-    weights = load_file(str(Path(model_dir) / "model.safetensors"))
-    missing = [key for key in HEAD_KEYS if key not in weights]
-    if missing:
-        raise ModelError(f"{model_dir} has no {missing[0]}: not a trained dual encoder")
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{model_dir} has no readable config.json: {exc}") from exc
-    vision = str(config.get("vision_config", {}).get("variant", ""))
-    if name is None:
-        if not vision:
-            raise ModelError(f"{model_dir} was not trained from a default-model base: give the head a --name")
-        name = default_head(vision)
-    out = head_path(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {key: weights[key].float().contiguous() for key in HEAD_KEYS}
-    save_file(tensors, str(out), metadata={"vision": vision} if vision else None)
-    out.chmod(0o644)  # shipped in the package: readable by every user
-    return out
 
 
 def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
