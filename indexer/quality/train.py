@@ -119,8 +119,13 @@ class _Trainer:
             else None
         )
         self.twins = prompt_twins(dataset.captions, config.seed) if config.caption_prompts > 0 else []
+        train_caps, _ = captions_of(dataset.caption_image, self.train_idx)  # held-out ones are never twinned
+        self.twin_row = np.full(len(dataset.captions), -1, dtype=np.int64)  # caption id -> row of twin_feats
+        self.twin_row[train_caps] = np.arange(len(train_caps))
         self.twin_feats = (
-            torch.from_numpy(text_features(base, self._train_twins(), cache, progress)).to(base.device)
+            torch.from_numpy(text_features(base, [self.twins[c] for c in train_caps], cache, progress)).to(
+                base.device
+            )
             if self.twins and self.text_locked
             else None
         )
@@ -166,13 +171,6 @@ class _Trainer:
             view[torch.from_numpy(self.train_idx).to(view.device)] = torch.from_numpy(feats).to(view.device)
             views.append(view)
         return torch.stack(views)
-
-    def _train_twins(self) -> list[str]:
-        """The prompt-style twin of every training caption (held-out captions are never twinned)."""
-        train_caps, _ = captions_of(self.data.caption_image, self.train_idx)
-        self.twin_row = np.full(len(self.data.captions), -1, dtype=np.int64)
-        self.twin_row[train_caps] = np.arange(len(train_caps))
-        return [self.twins[c] for c in train_caps]
 
     def training_images(self, ids: torch.Tensor) -> torch.Tensor:
         """Pooled image features for a step: one view per photo, drawn at random when there are views."""
