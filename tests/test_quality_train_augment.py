@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,10 +14,10 @@ from PIL import Image
 from indexer.core.errors import UsageError
 from indexer.core.models import PreprocessConfig
 from indexer.quality.train import fit
-from indexer.quality.train_augment import PROMPT_TEMPLATES, aspect_pixels, prompt_style, prompt_twins
+from indexer.quality.train_augment import PROMPT_TEMPLATES, prompt_style, prompt_twins
 from indexer.quality.train_config import TrainConfig
 from indexer.quality.train_distill import anchor_prompts
-from indexer.quality.train_features import load_base, text_features
+from indexer.quality.train_features import image_pixels, load_base, text_features
 
 CLASSES = ["goldfish", "tabby", "hammerhead", "tench", "tiger shark", "Persian cat"]
 
@@ -62,7 +61,7 @@ def test_an_aspect_view_stretches_the_square_back_before_the_centre_crop(
     # CLIP-style preprocessing (shortest edge 32, centre crop 32): a 4:3 stretch crops the sides away,
     # a 3:4 stretch the top and bottom, exactly as for a real landscape or portrait photo
     cfg = PreprocessConfig((32, 32), 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), Image.Resampling.BILINEAR, 1 / 255)
-    pixels = aspect_pixels(_striped(tmp_path / "s.png"), SimpleNamespace(preprocess=cfg), factor)  # type: ignore[arg-type]
+    pixels = image_pixels(_striped(tmp_path / "s.png"), cfg, factor)
     red = (pixels[0] > 0.8) & (pixels[2] < 0.2)
     blue = (pixels[2] > 0.8) & (pixels[0] < 0.2)
     assert bool(red[:, 0].all()) is red_kept and bool(red.any()) is red_kept

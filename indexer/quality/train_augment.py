@@ -19,14 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from indexer.core.imaging import open_image
-from indexer.core.models.preprocess import preprocess_image
-from indexer.quality.cache import VectorCache, image_key
 from indexer.quality.train_config import ASPECT_FACTORS
-from indexer.quality.train_features import IMAGE_BATCH, BaseModel
+from indexer.quality.train_features import BaseModel, image_features
 
 PROMPT_TEMPLATES = ("a photo of {}.", "a picture of {}.", "an image of {}.")
 
@@ -48,38 +43,8 @@ def prompt_twins(captions: Sequence[str], seed: int) -> list[str]:
     return [prompt_style(c, PROMPT_TEMPLATES[k]) for c, k in zip(captions, picks, strict=True)]
 
 
-def aspect_pixels(path: Path, base: BaseModel, factor: float) -> np.ndarray:
-    """The model's pixels for ``path`` after stretching it to ``factor`` times its width."""
-    cfg = base.preprocess
-    picture = open_image(path, name=f"image {path}", min_side=max(cfg.draft_size()))
-    width = max(1, round(picture.width * factor))
-    return preprocess_image(picture.image, cfg, original_size=(width, picture.height))
-
-
-def aspect_features(
-    base: BaseModel, paths: Sequence[Path], factor: float, cache_dir: Path | None, progress: bool = False
-) -> np.ndarray:
-    """(n, vision_dim) pooled image-tower outputs of the ``factor`` view, through the on-disk cache."""
-
-    def compute(todo: list[Path]) -> np.ndarray:
-        out = []
-        bar = tqdm(total=len(todo), desc=f"aspect {factor:.2f} view (once)", unit="img", disable=not progress)
-        for start in range(0, len(todo), IMAGE_BATCH):
-            chunk = todo[start : start + IMAGE_BATCH]
-            pixels = np.stack([aspect_pixels(p, base, factor) for p in chunk])
-            with torch.inference_mode():
-                pooled = base.model.vision_model(pixel_values=torch.from_numpy(pixels).to(base.device))
-            out.append(pooled.pooler_output.float().cpu().numpy())
-            bar.update(len(chunk))
-        bar.close()
-        return np.concatenate(out)
-
-    cache = VectorCache(cache_dir, base.fingerprint, f"vision-pooled-aspect{factor:.4f}")
-    return cache.get_or_compute(list(paths), image_key, compute)
-
-
 def aspect_views(
     base: BaseModel, paths: Sequence[Path], n: int, cache_dir: Path | None, progress: bool = False
 ) -> list[np.ndarray]:
     """The first ``n`` aspect views (:data:`ASPECT_FACTORS`) of ``paths``."""
-    return [aspect_features(base, paths, f, cache_dir, progress) for f in ASPECT_FACTORS[:n]]
+    return [image_features(base, paths, cache_dir, progress, aspect=f) for f in ASPECT_FACTORS[:n]]

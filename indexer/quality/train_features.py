@@ -18,8 +18,9 @@ import torch
 from tqdm import tqdm
 
 from indexer.core.errors import ModelError
+from indexer.core.imaging import open_image
 from indexer.core.models import PreprocessConfig
-from indexer.core.models.preprocess import picture_pixels
+from indexer.core.models.preprocess import picture_pixels, preprocess_image
 from indexer.core.models.resolve import resolve_model
 from indexer.quality.cache import VectorCache, image_key, model_fingerprint, text_key
 
@@ -108,29 +109,42 @@ def _max_length(tokenizer: Any, config: Any) -> int:
     return min(limits) if limits else 77
 
 
-def _pixels(path: Path, cfg: PreprocessConfig) -> np.ndarray:
-    """Exactly the pixels the indexer embeds for this file."""
-    return picture_pixels(path, cfg, name=f"image {path}")[1]
+def image_pixels(path: Path, cfg: PreprocessConfig, aspect: float = 1.0) -> np.ndarray:
+    """Exactly the pixels the indexer embeds for this file; with ``aspect`` ≠ 1, as if it were
+    ``aspect`` times as wide (``--aspect-views``: a square-resized photo stretched back)."""
+    if aspect == 1.0:
+        return picture_pixels(path, cfg, name=f"image {path}")[1]
+    picture = open_image(path, name=f"image {path}", min_side=max(cfg.draft_size()))
+    width = max(1, round(picture.width * aspect))
+    return preprocess_image(picture.image, cfg, original_size=(width, picture.height))
 
 
 def image_features(
-    base: BaseModel, paths: Sequence[Path], cache_dir: Path | None, progress: bool = False
+    base: BaseModel,
+    paths: Sequence[Path],
+    cache_dir: Path | None,
+    progress: bool = False,
+    aspect: float = 1.0,
 ) -> np.ndarray:
-    """(n, vision_dim) pooled outputs of the locked image tower, through the on-disk cache."""
+    """(n, vision_dim) pooled outputs of the locked image tower, through the on-disk cache (one cache
+    per ``aspect``, see :func:`image_pixels`)."""
+    view = "" if aspect == 1.0 else f"aspect {aspect:.2f} view, "
 
     def compute(todo: list[Path]) -> np.ndarray:
         out = []
-        bar = tqdm(total=len(todo), desc="image features (once)", unit="img", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"image features ({view}once)", unit="img", disable=not progress)
         for start in range(0, len(todo), IMAGE_BATCH):
             chunk = todo[start : start + IMAGE_BATCH]
-            pixels = torch.from_numpy(np.stack([_pixels(p, base.preprocess) for p in chunk])).to(base.device)
+            pixels = np.stack([image_pixels(p, base.preprocess, aspect) for p in chunk])
             with torch.inference_mode():
-                out.append(base.model.vision_model(pixel_values=pixels).pooler_output.float().cpu().numpy())
+                pooled = base.model.vision_model(pixel_values=torch.from_numpy(pixels).to(base.device))
+            out.append(pooled.pooler_output.float().cpu().numpy())
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(out)
 
-    cache = VectorCache(cache_dir, base.fingerprint, "vision-pooled")
+    namespace = "vision-pooled" if aspect == 1.0 else f"vision-pooled-aspect{aspect:.4f}"
+    cache = VectorCache(cache_dir, base.fingerprint, namespace)
     return cache.get_or_compute(list(paths), image_key, compute)
 
 
