@@ -239,11 +239,9 @@ class _Trainer:
         agreement = self.teacher.agreement(self.head, ids, img) if self.teacher else None
         zero_shot = None
         if self.zero_shot is not None:
-            if not self.text_locked:  # the class prompts move with the unlocked text layers
-                prompts = anchor_prompts()
-                self.zero_shot.anchors = torch.cat(
-                    [self.base.pooled_text(prompts[s : s + 256]) for s in range(0, len(prompts), 256)]
-                )
+            if not self.text_locked:  # the class prompts move with the unlocked text layers (no cache)
+                anchors = text_features(self.base, anchor_prompts(), None)
+                self.zero_shot.anchors = torch.from_numpy(anchors).to(self.base.device)
             zero_shot = self.zero_shot.accuracy(self.head, self.image_feats)
         return Validation(step, epoch, mean_recall(metrics), metrics, agreement, zero_shot)
 
