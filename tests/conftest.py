@@ -178,21 +178,13 @@ COLOURS = ["red", "blue", "green"]
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """36 images of distinct solid colours (a tiny random ViT tells those apart), two captions each."""
-    import numpy as np
-    from PIL import Image
+    from tests.helpers.training import write_captioned
 
-    root = tmp_path_factory.mktemp("captioned")
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
-    rows = ["image,caption"]
-    for i in range(36):
-        name = f"img{i:02d}.png"
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        Image.new("RGB", (48, 40), colour).save(root / "images" / name)
+    def captions(i: int) -> list[str]:
         noun, colour = NOUNS[i % len(NOUNS)], COLOURS[i // len(NOUNS)]
-        rows += [f"{name},a {colour} {noun}", f"{name},the {noun} {colour}"]
-    (root / "captions.csv").write_text("\n".join(rows) + "\n")
-    return root / "images", root / "captions.csv"
+        return [f"a {colour} {noun}", f"the {noun} {colour}"]
+
+    return write_captioned(tmp_path_factory.mktemp("captioned"), 36, (48, 40), 0, captions)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,12 @@ from indexer.quality.train import captions_of, fit, split_images, train
 from indexer.quality.train_config import TrainConfig
 from indexer.quality.train_head import LiTHead, ResidualProjection
 from indexer.quality.train_save import save_trained
+from tests.helpers.training import lit_config
 from ui.cli import main
 
 
 def _config(captioned, base_dir, out: Path, **kw) -> TrainConfig:
-    base = {"batch_size": 12, "seed": 0, "data": out.parent / "data"}
-    return TrainConfig(
-        images=captioned[0], captions=captioned[1], out=out, base=str(base_dir), **{**base, **kw}
-    )
+    return lit_config(*captioned, base_dir, out, **kw)
 
 
 def _losses(log_file: Path) -> list[float]:

@@ -15,16 +15,11 @@ from indexer.core.errors import UsageError
 from indexer.core.models import PreprocessConfig
 from indexer.quality.train import fit
 from indexer.quality.train_augment import PROMPT_TEMPLATES, prompt_style, prompt_twins
-from indexer.quality.train_config import TrainConfig
 from indexer.quality.train_distill import anchor_prompts
 from indexer.quality.train_features import image_pixels, load_base, text_features
+from tests.helpers.training import lit_config, write_captioned
 
 CLASSES = ["goldfish", "tabby", "hammerhead", "tench", "tiger shark", "Persian cat"]
-
-
-def _config(images: Path, captions: Path, base: Path, out: Path, **kw) -> TrainConfig:
-    defaults = {"batch_size": 12, "seed": 0, "data": out.parent / "data"}
-    return TrainConfig(images=images, captions=captions, out=out, base=str(base), **{**defaults, **kw})
 
 
 def test_prompt_style_wraps_a_caption_as_a_query_would_read():
@@ -69,15 +64,15 @@ def test_an_aspect_view_stretches_the_square_back_before_the_centre_crop(
 
 
 def test_augmentation_options_are_checked():
-    config = _config(Path(), Path(), Path(), Path("out"), caption_prompts=1.5)
+    config = lit_config(Path(), Path(), Path(), Path("out"), caption_prompts=1.5)
     with pytest.raises(UsageError, match="caption-prompts"):
         config.validate()
     with pytest.raises(UsageError, match="aspect-views"):
-        _config(Path(), Path(), Path(), Path("out"), aspect_views=3).validate()
+        lit_config(Path(), Path(), Path(), Path("out"), aspect_views=3).validate()
 
 
 def test_training_draws_views_and_twins_for_training_photos_only(captioned, base_dir, tmp_path):
-    config = _config(*captioned, base_dir, tmp_path / "out", val_fraction=0.25, steps=6, lr=1e-2,
+    config = lit_config(*captioned, base_dir, tmp_path / "out", val_fraction=0.25, steps=6, lr=1e-2,
                      aspect_views=2, caption_prompts=0.5)  # fmt: skip
     trainer, result = fit(config)
     views = trainer.views
@@ -102,24 +97,18 @@ def test_training_draws_views_and_twins_for_training_photos_only(captioned, base
 @pytest.fixture(scope="module")
 def class_captioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """24 solid-colour photos whose captions name ImageNet classes (a held-out zero-shot set)."""
-    root = tmp_path_factory.mktemp("class-captioned")
-    (root / "images").mkdir()
-    rng = np.random.default_rng(1)
-    rows = ["image,caption"]
-    for i in range(24):
-        name = f"img{i:02d}.png"
-        Image.new("RGB", (40, 40), tuple(int(c) for c in rng.integers(0, 256, 3))).save(
-            root / "images" / name
-        )
-        rows += [f"{name},a {CLASSES[i % len(CLASSES)]} swims by", f"{name},one {CLASSES[i % len(CLASSES)]}"]
-    (root / "captions.csv").write_text("\n".join(rows) + "\n")
-    return root / "images", root / "captions.csv"
+
+    def captions(i: int) -> list[str]:
+        name = CLASSES[i % len(CLASSES)]
+        return [f"a {name} swims by", f"one {name}"]
+
+    return write_captioned(tmp_path_factory.mktemp("class-captioned"), 24, (40, 40), 1, captions)
 
 
 def test_keep_zero_shot_with_unlocked_text_layers_re_embeds_the_class_prompts(
     class_captioned, base_dir, tmp_path
 ):
-    config = _config(*class_captioned, base_dir, tmp_path / "out", val_fraction=0.5, steps=8,
+    config = lit_config(*class_captioned, base_dir, tmp_path / "out", val_fraction=0.5, steps=8,
                      eval_every=4, text_lr=1e-1, lr=1e-2, unlock_text_layers=1, keep_zero_shot=True,
                      keep_last=True)  # fmt: skip
     trainer, result = fit(config)
