@@ -12,7 +12,7 @@ from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.imaging import file_type, is_image_name, open_image, supported_extensions, to_rgb
 from indexer.decode import Decoded, DecodeOptions, DecodeTask, decode_file
 from indexer.quality.evaluate import EvalOptions, embed_image_files
-from indexer.quality.train_features import _pixels as training_pixels
+from indexer.quality.train_features import image_pixels as training_pixels
 from search.images import load_image
 from tests.helpers.fake_encoder import FAKE_PREPROCESS, FakeEncoder
 from tests.helpers.images import Exif, pattern, save_jpeg, save_png16, write_truncated_jpeg
