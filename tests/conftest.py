@@ -173,6 +173,7 @@ def _module_database_env(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 # ------------------------------------------------------------------ LiT training (tests/test_quality_train*)
 NOUNS = ["cat", "dog", "car", "sky", "sea", "beach", "sunset", "mountain", "tree", "flower", "city", "boat"]
 COLOURS = ["red", "blue", "green"]
+CLASSES = ["goldfish", "tabby", "hammerhead", "tench", "tiger shark", "Persian cat"]  # ImageNet names
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,16 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image_processor = ViTImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def class_captioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """24 solid-colour photos whose captions name ImageNet classes (a held-out zero-shot set)."""
+
+    def captions(i: int) -> list[str]:
+        name = CLASSES[i % len(CLASSES)]
+        return [f"a {name} swims by", f"one {name}"]
+
+    from tests.helpers.training import write_captioned
+
+    return write_captioned(tmp_path_factory.mktemp("class-captioned"), 24, (40, 40), 1, captions)

@@ -17,9 +17,7 @@ from indexer.quality.train import fit
 from indexer.quality.train_augment import PROMPT_TEMPLATES, prompt_style, prompt_twins
 from indexer.quality.train_distill import anchor_prompts
 from indexer.quality.train_features import image_pixels, load_base, text_features
-from tests.helpers.training import lit_config, write_captioned
-
-CLASSES = ["goldfish", "tabby", "hammerhead", "tench", "tiger shark", "Persian cat"]
+from tests.helpers.training import lit_config
 
 
 def test_prompt_style_wraps_a_caption_as_a_query_would_read():
@@ -92,17 +90,6 @@ def test_training_draws_views_and_twins_for_training_photos_only(captioned, base
     records = [json.loads(line) for line in result.log_file.read_text().splitlines()]
     losses = [r["loss"] for r in records if r["event"] == "step"]
     assert len(losses) == 6 and all(np.isfinite(losses))
-
-
-@pytest.fixture(scope="module")
-def class_captioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """24 solid-colour photos whose captions name ImageNet classes (a held-out zero-shot set)."""
-
-    def captions(i: int) -> list[str]:
-        name = CLASSES[i % len(CLASSES)]
-        return [f"a {name} swims by", f"one {name}"]
-
-    return write_captioned(tmp_path_factory.mktemp("class-captioned"), 24, (40, 40), 1, captions)
 
 
 def test_keep_zero_shot_with_unlocked_text_layers_re_embeds_the_class_prompts(

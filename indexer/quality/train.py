@@ -82,19 +82,24 @@ class TrainResult:
     log_file: Path
     history: list[Validation] = field(default_factory=list)
     kept_last: bool = False
+    wise: Validation | None = None  # the saved weight-space ensemble (--wise-ft), validated
+    wise_rejected: bool = False  # it failed --keep-zero-shot's check: the trained state was saved instead
 
     def summary(self) -> str:
         early = " (early stop)" if self.stopped_early else ""
         early += "; saved the LAST state (--keep-last)" if self.kept_last else ""
         lines = [f"saved {self.out} after {self.steps} steps{early}"]
         if self.before is not None and self.best is not None:
-            for name, v in (("before", self.before), (f"best (step {self.best.step})", self.best)):
+            rows = [("before", self.before), (f"best (step {self.best.step})", self.best)]
+            if self.wise is not None:
+                rows.append(("WiSE-FT" + (" REJECTED" if self.wise_rejected else ""), self.wise))
+            for name, v in rows:
                 t, i = v.metrics.text_to_image, v.metrics.image_to_text
                 agree = f"  zero-shot agreement {v.agreement:5.1f}%" if v.agreement is not None else ""
                 if v.zero_shot is not None:
                     agree += f"  zero-shot top-1/5 {v.zero_shot[0]:5.1f} {v.zero_shot[1]:5.1f}"
                 lines.append(
-                    f"validation {name:>16}: text→image R@1/5/10 {t.recall_at_1:5.1f} {t.recall_at_5:5.1f} "
+                    f"validation {name:>17}: text→image R@1/5/10 {t.recall_at_1:5.1f} {t.recall_at_5:5.1f} "
                     f"{t.recall_at_10:5.1f}  image→text {i.recall_at_1:5.1f} {i.recall_at_5:5.1f} "
                     f"{i.recall_at_10:5.1f}  mean {v.score:5.2f}{agree}"
                 )
@@ -257,6 +262,11 @@ class _Trainer:
         for p, saved in zip(self.text_params, state["text"], strict=True):
             p.copy_(saved)
 
+    def interpolate(self, alpha: float) -> None:
+        """Every trained parameter to ``base + alpha * (current - base)``: a weight-space ensemble."""
+        self.head.interpolate(alpha)
+        self.text_penalty.interpolate(alpha)
+
 
 def zero_shot_kept(v: Validation, before: Validation | None) -> bool:
     """Held-out zero-shot top-1 and top-5 at least the base model's (``--keep-zero-shot``)."""
@@ -362,6 +372,32 @@ def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str])
     if before is not None and not trainer.config.keep_last:
         trainer.restore(best_state)  # the best validated state (the base model if nothing beat it)
     best_step = best.step if best else step
+    result = TrainResult(Path(), step, best, before, stopped, Path(), history, trainer.config.keep_last)
+    if trainer.config.wise_ft < 1.0:
+        result.wise, result.wise_rejected = weight_space_ensemble(trainer, best_step, before)
+        if result.wise is not None:
+            record = _validation_record(result.wise, None) | {
+                "event": "wise_ft",
+                "alpha": trainer.config.wise_ft,
+            }
+            _log(fh, record | {"rejected": result.wise_rejected})
     _log(fh, {"event": "end", "steps": step, "stopped_early": stopped, "best_step": best_step})
-    kept_last = trainer.config.keep_last
-    return TrainResult(Path(), step, best, before, stopped, Path(), history, kept_last)
+    return result
+
+
+def weight_space_ensemble(
+    trainer: _Trainer, step: int, before: Validation | None
+) -> tuple[Validation | None, bool]:
+    """Interpolate the trained state toward the base model (WiSE-FT, ``--wise-ft ALPHA``) and validate
+    it. With ``--keep-zero-shot`` an ensemble that fails the held-out zero-shot check is undone."""
+    trained = trainer.snapshot()
+    trainer.interpolate(trainer.config.wise_ft)
+    v = trainer.validate(step, step / trainer.steps_per_epoch())
+    rejected = v is not None and trainer.config.keep_zero_shot and not zero_shot_kept(v, before)
+    if rejected:
+        log.warning(
+            "--wise-ft %g fails the held-out zero-shot check: saving the trained state",
+            trainer.config.wise_ft,
+        )
+        trainer.restore(trained)
+    return v, rejected

@@ -31,6 +31,7 @@ class TrainConfig:
     unlock_text_layers: int = 0
     caption_prompts: float = 0.0  # probability of a training caption's prompt-style twin
     aspect_views: int = 0  # 0-2 stretched views of each training photo (4:3, 3:4)
+    wise_ft: float = 1.0  # save base + alpha * (trained - base) (WiSE-FT); 1 = the trained state itself
     val_fraction: float = 0.2
     eval_every: int = 0  # steps between validations; 0 = once per epoch
     patience: int = 5  # validations without improvement before stopping
@@ -60,6 +61,8 @@ class TrainConfig:
             raise UsageError(f"--aspect-views must be 0 to {len(ASPECT_FACTORS)}")
         if not 0 < self.feature_scale <= 1:
             raise UsageError("--feature-scale must be in (0, 1]")
+        if not 0 < self.wise_ft <= 1:
+            raise UsageError("--wise-ft must be in (0, 1]")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +131,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         f"3:4 (2), one picked at random per photo and step ({d.aspect_views}: off)",
     )
     p.add_argument(
+        "--wise-ft",
+        type=float,
+        default=d.wise_ft,
+        metavar="ALPHA",
+        help="save the weight-space ensemble base + ALPHA × (trained − base) of every trained parameter "
+        f"(WiSE-FT: keeps more of what the base knew outside the training photos) ({d.wise_ft}: off)",
+    )
+    p.add_argument(
         "--val-fraction",
         type=float,
         default=d.val_fraction,
@@ -166,6 +177,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         unlock_text_layers=args.unlock_text_layers,
         caption_prompts=args.caption_prompts,
         aspect_views=args.aspect_views,
+        wise_ft=args.wise_ft,
         val_fraction=args.val_fraction,
         eval_every=args.eval_every,
         patience=args.patience,

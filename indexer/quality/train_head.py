@@ -62,6 +62,11 @@ class ResidualProjection(nn.Module):
         """Squared distance from the base weight, relative to the base weight's squared norm."""
         return self.delta().pow(2).sum() / self.weight0.pow(2).sum().clamp(min=1e-12)
 
+    @torch.no_grad()
+    def shrink(self, alpha: float) -> None:
+        """``delta <- alpha * delta``: the weight becomes ``W0 + alpha * (W - W0)``."""
+        (self.up if self.rank > 0 else self.full).mul_(alpha)
+
 
 class LiTHead(nn.Module):
     """Both projections and the logit scale of a dual encoder, as trainable residuals."""
@@ -79,6 +84,7 @@ class LiTHead(nn.Module):
         self.visual = ResidualProjection(visual, rank, seed=1, input_scale=image_scale)
         self.text = ResidualProjection(text, rank, seed=2)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale)), requires_grad=train_scale)
+        self.logit_scale0 = float(logit_scale)
 
     def image_embeds(self, pooled: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.visual(pooled), dim=-1)
@@ -91,6 +97,13 @@ class LiTHead(nn.Module):
 
     def penalty(self) -> torch.Tensor:
         return self.visual.penalty() + self.text.penalty()
+
+    @torch.no_grad()
+    def interpolate(self, alpha: float) -> None:
+        """Move every trained parameter to ``base + alpha * (trained - base)`` (WiSE-FT)."""
+        self.visual.shrink(alpha)
+        self.text.shrink(alpha)
+        self.logit_scale.copy_(self.logit_scale0 + alpha * (self.logit_scale - self.logit_scale0))
 
 
 def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
@@ -138,6 +151,12 @@ class InitialWeightPenalty:
         self.params = params
         self.initial = [p.detach().clone() for p in params]
         self.norms = [p0.pow(2).sum().clamp(min=1e-12) for p0 in self.initial]
+
+    @torch.no_grad()
+    def interpolate(self, alpha: float) -> None:
+        """``p <- p0 + alpha * (p - p0)`` for every unlocked parameter (WiSE-FT)."""
+        for p, p0 in zip(self.params, self.initial, strict=True):
+            p.copy_(p0 + alpha * (p - p0))
 
     def __call__(self) -> torch.Tensor:
         if not self.params:

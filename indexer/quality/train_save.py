@@ -78,6 +78,8 @@ class RunSummary(Protocol):
     stopped_early: bool
     before: Any
     best: Any
+    wise: Any
+    wise_rejected: bool
 
 
 def save_trained(base: BaseModel, head: LiTHead, config: TrainConfig, result: RunSummary) -> None:
@@ -95,4 +97,7 @@ def save_trained(base: BaseModel, head: LiTHead, config: TrainConfig, result: Ru
         "before": asdict(result.before) if result.before else None,
         "best": asdict(result.best) if result.best else None,
     }
+    if config.wise_ft < 1.0:
+        wise = asdict(result.wise) if result.wise else None
+        meta["wise_ft"] = {"alpha": config.wise_ft, "validation": wise, "rejected": result.wise_rejected}
     (config.out / META_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
