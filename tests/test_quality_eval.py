@@ -125,17 +125,23 @@ def test_second_evaluation_reuses_cached_image_and_text_vectors(tmp_path: Path, 
     assert second_encoder.images_embedded == 0 and second_encoder.texts_embedded == 0
 
 
-def test_touching_an_image_invalidates_its_cached_vector(tmp_path: Path, captioned):
+def test_an_edited_photo_is_embedded_again_and_a_touched_or_copied_one_is_not(tmp_path: Path, captioned):
+    import os
+    import shutil
+
     ds = load_caption_dataset(*captioned)
     options = EvalOptions(cache_dir=tmp_path / "cache")
     evaluate_retrieval(ColourEncoder(), ds, options)
-    _write_images(captioned[0], ["b.png"])
-    import os
-
-    os.utime(ds.images[1], ns=(1, 1))
+    copy = tmp_path / "copied-images"
+    shutil.copytree(captioned[0], copy)  # new paths and mtimes, same photos
+    os.utime(ds.images[0], ns=(1, 1))
+    Image.new("RGB", (20, 24), (9, 200, 30)).save(ds.images[1])
     encoder = ColourEncoder()
     evaluate_retrieval(encoder, ds, options)
-    assert encoder.images_embedded == 1
+    assert encoder.images_embedded == 1  # only the edited photo
+    encoder = ColourEncoder()
+    evaluate_retrieval(encoder, load_caption_dataset(copy, captioned[1]), options)
+    assert encoder.images_embedded == 0
 
 
 def test_prompt_ensemble_is_the_normalised_mean_of_prompt_vectors():

@@ -1,4 +1,4 @@
-"""On-disk cache of per-image vectors, keyed by (model fingerprint, image path, mtime, size).
+"""On-disk cache of per-image vectors, keyed by (model fingerprint, image content).
 
 Evaluation embeds the same images again and again (one model, several prompt sets; before and
 after training); the cache makes the second run cost only the text side. One ``.npz`` file per
@@ -46,8 +46,13 @@ PIXELS_VERSION = "imaging-1"
 
 
 def image_key(path: Path) -> str:
-    st = path.stat()
-    return f"{PIXELS_VERSION}|{path.resolve()}|{st.st_mtime_ns}|{st.st_size}"
+    """The photo's bytes, not its path or mtime: a data set that is copied, moved or touched keeps
+    its cached vectors (reading a thousand photos to hash them takes well under a second)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"{PIXELS_VERSION}|{path.stat().st_size}|{digest.hexdigest()}"
 
 
 def text_key(text: str) -> str:
