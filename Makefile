@@ -107,7 +107,7 @@ train: $(STAMP)
 # VISION=efficientnet-lite0 trains the fast variant's own head.
 TRAIN_SET ?= ../shared/datasets/flickr8k-train
 VISION ?= efficientnet-lite2
-TRAIN_RECIPE ?= --keep-zero-shot --feature-scale 0.1 --batch-size 256 --unlock-text-layers 4
+TRAIN_RECIPE ?= --keep-zero-shot --feature-scale 0.1 --batch-size 256 --unlock-text-layers 4 --wise-ft 0.5
 train-default: $(STAMP)
 	$(BIN)/dualens build-default-model --vision $(VISION) --features --head '' --out data/models/default-v4-base-$(VISION)
 	$(BIN)/dualens train --base data/models/default-v4-base-$(VISION) --images $(TRAIN_SET)/images \

@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
             measure(f"(b) {DEFAULT_MODEL_ID} (default): Lite2 + trained head", None, work),
         ]
         if "--lite0" in argv:
-            rows.append(measure("(c) v4 fast variant: Lite0 + its trained head", LITE0, work))
+            rows.append(measure("(c) the fast variant: Lite0 + its trained head", LITE0, work))
     columns = ("R@1", 5), ("R@5", 5), ("R@10", 5), ("med", 4), ("i2t@10", 6), ("top1", 5), ("top5", 5)
     print(f"{'model':58} " + " ".join(f"{name:>{width}}" for name, width in columns) + "  img/s")
     for r in rows:

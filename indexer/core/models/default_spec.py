@@ -17,7 +17,7 @@ from indexer.core.models.preprocess import PreprocessConfig
 # prompts, projections, preprocessing) and update DEFAULT_SPEC_FINGERPRINT with it; a directory
 # built by an older version is rebuilt on first use.
 DEFAULT_ID_PREFIX = "dualens-default-"
-DEFAULT_MODEL_ID = "dualens-default-v4.1"  # v4.1: the head also trains the top four text layers
+DEFAULT_MODEL_ID = "dualens-default-v4.2"  # v4.2: the head is a weight-space ensemble (WiSE-FT, alpha 0.5)
 CLIP_SUGGESTION = "openai/clip-vit-base-patch32"
 
 # The default model's vision tower (towers.py) and its visual vector: the tower's pooled features,
@@ -50,7 +50,7 @@ def model_hint(model_id: str | None) -> str | None:
     )
 
 
-DEFAULT_SPEC_FINGERPRINT = "957420a13c136580"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
+DEFAULT_SPEC_FINGERPRINT = "4820e2348283ea59"  # spec_fingerprint() of DEFAULT_SPEC + DEFAULT_PREPROCESS
 
 
 @dataclass(frozen=True)
