@@ -376,11 +376,8 @@ def _run(trainer: _Trainer, total: int, every: int, per_epoch: int, fh: IO[str])
     if trainer.config.wise_ft < 1.0:
         result.wise, result.wise_rejected = weight_space_ensemble(trainer, best_step, before)
         if result.wise is not None:
-            record = _validation_record(result.wise, None) | {
-                "event": "wise_ft",
-                "alpha": trainer.config.wise_ft,
-            }
-            _log(fh, record | {"rejected": result.wise_rejected})
+            wise = {"event": "wise_ft", "alpha": trainer.config.wise_ft, "rejected": result.wise_rejected}
+            _log(fh, _validation_record(result.wise, None) | wise)
     _log(fh, {"event": "end", "steps": step, "stopped_early": stopped, "best_step": best_step})
     return result
 
