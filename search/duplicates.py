@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
 from indexer.core.errors import UsageError
-from indexer.core.storage.collection import Collection, indexed_vector_chunks
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.collection import Collection
+from indexer.core.storage.schema import Photo
+from indexer.core.storage.search_reads import shared_content_hashes, vector_chunks
 from indexer.core.storage.vector_index import VectorIndex
 
 # Cosine at or above which two photos are near-duplicates: the best F1 of a sweep over the edited
@@ -143,18 +143,7 @@ def near_pairs(
 
 def _exact_pairs(collection: Collection) -> Iterator[tuple[int, int]]:
     """Pairs of indexed photos with the same content hash (first id with each other one)."""
-    with collection.session() as s:
-        shared = (
-            select(Photo.content_hash)
-            .where(Photo.status == PhotoStatus.INDEXED, Photo.content_hash.is_not(None))
-            .group_by(Photo.content_hash)
-            .having(func.count() > 1)
-        )
-        rows = s.execute(
-            select(Photo.content_hash, Photo.id)
-            .where(Photo.status == PhotoStatus.INDEXED, Photo.content_hash.in_(shared))
-            .order_by(Photo.content_hash, Photo.id)
-        ).all()
+    rows = shared_content_hashes(collection)
     first: dict[str | None, int] = {}
     for content, photo_id in rows:
         if content in first:
@@ -186,8 +175,8 @@ def duplicate_id_groups(collection: Collection, threshold: float = DEFAULT_THRES
     for a, b in _exact_pairs(collection):
         groups.join(a, b)
     if index.ntotal:
-        with collection.snapshot() as s:
-            pairs = set(near_pairs(indexed_vector_chunks(s, index.dim, space=space), index, threshold))
+        with vector_chunks(collection, index.dim, space) as chunks:
+            pairs = set(near_pairs(chunks, index, threshold))
         for a, b in distinct_shots_removed(collection, pairs):
             groups.join(a, b)
     return groups.groups()

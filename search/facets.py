@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from indexer.core.storage.collection import Collection
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.search_reads import date_range, folder_rows, place_counts
 
 MAX_FOLDER_OPTIONS = 2000
 MAX_PLACE_OPTIONS = 500
@@ -46,18 +44,7 @@ class PlaceOption:
 
 def read_places(collection: Collection) -> tuple[PlaceOption, ...]:
     """The countries, then the cities, the indexed photos were taken in, most photos first."""
-    options: list[PlaceOption] = []
-    with collection.session() as session:
-        for column in (Photo.place_country, Photo.place_city):
-            n = func.count(Photo.id)
-            rows = session.execute(
-                select(column, n)
-                .where(Photo.status == PhotoStatus.INDEXED, column.is_not(None), column != "")
-                .group_by(column)
-                .order_by(n.desc(), column)
-            )
-            options += [PlaceOption(str(name), int(count)) for name, count in rows]
-    return tuple(options[:MAX_PLACE_OPTIONS])
+    return tuple(PlaceOption(name, count) for name, count in place_counts(collection)[:MAX_PLACE_OPTIONS])
 
 
 def read_facets(collection: Collection) -> Facets:
@@ -66,25 +53,16 @@ def read_facets(collection: Collection) -> Facets:
     counts: dict[str, int] = {}
     roots: dict[str, str] = {}
     types: set[str] = set()
-    with collection.session() as session:
-        rows = session.execute(
-            select(Photo.path, Photo.root, Photo.file_type).where(Photo.status == PhotoStatus.INDEXED)
-        )
-        for path, root, file_type in rows:
-            types.add((file_type or "").lower())
-            _count_folders(Path(path).parent, Path(root), counts, roots)
-        first, last = session.execute(
-            select(func.min(Photo.taken_at), func.max(Photo.taken_at)).where(
-                Photo.status == PhotoStatus.INDEXED
-            )
-        ).one()
-        mtime_lo, mtime_hi = session.execute(
-            select(func.min(Photo.mtime_ns), func.max(Photo.mtime_ns)).where(
-                Photo.status == PhotoStatus.INDEXED
-            )
-        ).one()
-    dates = [d.date() for d in (first, last) if d is not None]
-    dates += [datetime.fromtimestamp(ns / 1e9).date() for ns in (mtime_lo, mtime_hi) if ns is not None]
+    for path, root, file_type in folder_rows(collection):
+        types.add(file_type.lower())
+        _count_folders(Path(path).parent, Path(root), counts, roots)
+    span = date_range(collection)
+    dates = [d.date() for d in (span.first_taken, span.last_taken) if d is not None]
+    dates += [
+        datetime.fromtimestamp(ns / 1e9).date()
+        for ns in (span.first_mtime_ns, span.last_mtime_ns)
+        if ns is not None
+    ]
     folders = tuple(
         FolderOption(path=folder, label=_folder_label(folder, roots[folder]), count=n)
         for folder, n in sorted(counts.items())[:MAX_FOLDER_OPTIONS]

@@ -1,7 +1,8 @@
 """Search filters: folder prefix, date range (EXIF date, falling back to mtime), file type, min score.
 
-Folder, date and type narrow the candidate set *before* the vector search (an SQL query gives the
-allowed ids, FAISS searches only those), so the top-k is the true top-k of the filtered photos
+Folder, date, type and place narrow the candidate set *before* the vector search (storage turns
+them, as a :class:`~indexer.core.storage.search_reads.PhotoFilter`, into the allowed ids; FAISS
+searches only those), so the top-k is the true top-k of the filtered photos
 also with an approximate index. The minimum score applies to the cosine of each hit.
 """
 
@@ -13,15 +14,11 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from indexer.core.errors import UsageError
-from indexer.core.storage.schema import Photo, PhotoStatus
-from indexer.core.text import to_stored
+from indexer.core.storage.search_reads import PhotoFilter
 
 # user spellings -> the file_type the indexer stores
 MATCH_LEVELS = ("good", "strong")  # --min-match: hide weaker bands of a text query's hits
@@ -101,57 +98,58 @@ def _exists(path: Path, *, folder: bool = False) -> bool:
         return False
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min)
+class RootsRule:
+    """Which photos a search may return or rank by: those whose real path (symlinks resolved) lies
+    inside one of the collection's roots (resolved too; a root that vanished stands for itself).
 
-
-def _ns(moment: datetime) -> int:
-    """Local naive datetime -> epoch nanoseconds (mtime is compared in local time, like EXIF).
-
-    Clamped to the int64 range of the column: year 1 and year 9999 are valid filter dates.
+    What is served equals what may be read: a photo that a symlink inside a root pulled in from
+    elsewhere is neither a hit nor a query term. Answers are remembered per path for this rule's life
+    (a new rule comes with every newly loaded index), so a page costs a few ``stat`` calls at most.
     """
+
+    _REMEMBERED = 100_000
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = tuple(dict.fromkeys(_real(Path(root)) for root in roots))
+        self._inside: dict[str, bool] = {}
+
+    def allows(self, path: str) -> bool:
+        known = self._inside.get(path)
+        if known is None:
+            if len(self._inside) >= self._REMEMBERED:
+                self._inside.clear()
+            known = self._inside[path] = self._resolves_inside(path)
+        return known
+
+    def _resolves_inside(self, raw: str) -> bool:
+        if not raw or "\x00" in raw or not os.path.isabs(raw):
+            return False
+        try:
+            real = Path(raw).resolve(strict=False)
+        except (OSError, RuntimeError):  # a loop of symlinks, a name the system refuses: not readable
+            return False
+        return any(real.is_relative_to(root) for root in self.roots)
+
+
+def _real(path: Path) -> Path:
+    """The path with symlinks resolved as far as they exist; the normalised path when unresolvable."""
     try:
-        ns = int(moment.timestamp() * 1_000_000_000)
-    except (ValueError, OverflowError):  # before year 1 once shifted to UTC, or past the platform's range
-        ns = -(2**63) if moment.year < 1970 else 2**63 - 1
-    return max(-(2**63), min(2**63 - 1, ns))
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError):  # a loop of symlinks, a name the system refuses
+        return Path(os.path.normpath(path))
 
 
-def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[bool] | None:
-    """EXIF date in range, or no EXIF date and mtime in range (both bounds inclusive days)."""
-    if date_from is None and date_to is None:
-        return None
-    taken: list[ColumnElement[bool]] = [Photo.taken_at.is_not(None)]
-    mtime: list[ColumnElement[bool]] = [Photo.taken_at.is_(None)]
-    if date_from is not None:
-        start = _start_of(date_from)
-        taken.append(Photo.taken_at >= start)
-        mtime.append(Photo.mtime_ns >= _ns(start))
-    if date_to is not None:
-        end = _start_of(date_to) + timedelta(days=1)
-        taken.append(Photo.taken_at < end)
-        mtime.append(Photo.mtime_ns < _ns(end))
-    return or_(and_(*taken), and_(*mtime))
-
-
-def allowed_ids_statement(filters: Filters, roots: Sequence[Path]) -> Select[Any]:
-    """SELECT of the ids of indexed photos that pass the folder, date, type and place filters."""
-    clauses: list[ColumnElement[bool]] = [Photo.status == PhotoStatus.INDEXED]
-    if filters.folder:
-        prefixes = folder_prefixes(filters.folder, roots)
-        # substr equality, not LIKE: SQLite's LIKE ignores case and would let /a/Cats match /a/cats
-        stored = [to_stored(p) for p in prefixes]  # compared as the database holds the paths
-        clauses.append(or_(*(func.substr(Photo.path, 1, len(p)) == p for p in stored)))
-    when = date_clause(filters.date_from, filters.date_to)
-    if when is not None:
-        clauses.append(when)
-    if filters.file_types:
-        clauses.append(Photo.file_type.in_(filters.file_types))
-    if filters.place:
-        name = filters.place.lower()
-        columns = (Photo.place_city, Photo.place_region, Photo.place_country)
-        clauses.append(or_(*(func.lower(column) == name for column in columns)))
-    return select(Photo.id).where(*clauses)
+def photo_filter(filters: Filters, roots: Sequence[Path]) -> PhotoFilter:
+    """The storage-side spec of the folder, date, type and place filters (the folder resolved to
+    absolute path prefixes against ``roots``)."""
+    prefixes = tuple(folder_prefixes(filters.folder, roots)) if filters.folder else ()
+    return PhotoFilter(
+        path_prefixes=prefixes,
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+        file_types=filters.file_types,
+        place=filters.place,
+    )
 
 
 _DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")

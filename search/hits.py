@@ -8,22 +8,7 @@ from typing import Any
 
 from indexer.core.places import Place
 from indexer.core.storage.schema import Photo
-
-HIT_COLUMNS = (
-    Photo.id,
-    Photo.path,
-    Photo.width,
-    Photo.height,
-    Photo.taken_at,
-    Photo.camera_make,
-    Photo.camera_model,
-    Photo.file_type,
-    Photo.size,
-    Photo.mtime_ns,
-    Photo.place_city,
-    Photo.place_region,
-    Photo.place_country,
-)
+from indexer.core.storage.search_reads import HIT_COLUMNS  # noqa: F401  (the columns of a hit row)
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,25 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.settings import default_backend
-from indexer.core.storage.collection import JOINT, Collection, CollectionStats, InfoKey, Space, get_info
+from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
 from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.search_reads import (
+    allowed_ids,
+    hit_rows,
+    model_fingerprint,
+    stored_index_generation,
+)
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from indexer.core.vectors import l2_normalise
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.facets import Facets, read_facets
-from search.filters import Filters, allowed_ids_statement
-from search.hits import HIT_COLUMNS, Hit
+from search.filters import Filters, RootsRule, photo_filter
+from search.hits import Hit
 from search.images import check_readable, load_image
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import Relevance
@@ -43,7 +48,7 @@ from search.threads import query_thread_count, query_threads
 
 log = logging.getLogger(__name__)
 
-MAX_REFETCH = 4  # over-fetch rounds when rows were deleted after the index snapshot
+REFETCH_GROWTH = 4  # over-fetch factor per round when candidates were deleted or lie outside the roots
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
 MAX_K = 10_000
 MAX_OFFSET = 1_000_000
@@ -95,6 +100,7 @@ class Searcher:
         self.allow_external_files = allow_external_files
         self._stats = collection.info()
         self._roots = list(self._stats.roots)
+        self._rule = RootsRule(self._roots)  # what may be returned or ranked by
         self._reload_lock = threading.Lock()
         self._scores: ScoreModel | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -198,9 +204,8 @@ class Searcher:
             signature = file_signature(self.collection.paths.vector_index)
             if signature is not None and signature == self._index_signature:
                 return False
-            with self.collection.session() as session:
-                saved = get_info(session, InfoKey.INDEX_GENERATION)
-            if saved is None or int(saved) <= self._index.generation:
+            saved = stored_index_generation(self.collection)
+            if saved is None or saved <= self._index.generation:
                 return False
             try:
                 index = self.collection.read_index_file()
@@ -225,6 +230,7 @@ class Searcher:
                 self._scores = None
             self._encoder, self._index, self._stats = encoder, index, stats
             self._roots = list(stats.roots)
+            self._rule = RootsRule(self._roots)
             return True
 
     def warm_up(self) -> None:
@@ -316,7 +322,7 @@ class Searcher:
     ) -> list[Hit]:
         """Photos like an indexed photo (by id or path), from its stored (visual) vector."""
         _check_paging(k, offset)
-        photo_id = self._photo_id(photo)
+        photo_id = self._available(self._photo_id(photo))
         vector, index = self._stored_image_vector(photo_id)
         exclude = {photo_id} if exclude_self else set()
         with query_threads():
@@ -418,7 +424,7 @@ class Searcher:
     def _term_image_vector(self, term: Term) -> np.ndarray:
         value = term.value
         if isinstance(value, int):
-            return self.collection.vectors([value])[0]
+            return self.collection.vectors([self._available(value)])[0]
         return self._image_vector(value)
 
     def _stored_image_vector(self, photo_id: int) -> tuple[np.ndarray, VectorIndex]:
@@ -458,14 +464,14 @@ class Searcher:
         if isinstance(image, bool):
             raise QueryError("an image must be a photo id, a path or an image")
         if isinstance(image, int | np.integer):
-            return int(image)
+            return self._available(int(image))
         if isinstance(image, Image.Image):
             return image
         if not isinstance(image, str | os.PathLike):
             raise QueryError(f"an image must be a photo id, a path or an image, not {type(image).__name__}")
         indexed = self._indexed_photo(image)
         if indexed is not None:
-            return int(indexed.id)
+            return self._available(int(indexed.id))
         return load_image(check_readable(image, self._roots, self.allow_external_files))
 
     def _checked(self, vectors: np.ndarray) -> np.ndarray:
@@ -502,14 +508,19 @@ class Searcher:
             )
         return int(found.id)
 
+    def _available(self, photo_id: int) -> int:
+        """``photo_id``, unless it is an indexed photo outside the roots (a symlink pointing out):
+        then NotFoundError, as for an unknown photo. Photos that cannot be served rank nothing."""
+        row = hit_rows(self.collection, [photo_id]).get(photo_id)
+        if row is not None and not self._rule.allows(row.path):
+            raise NotFoundError(f"photo {photo_id} is not an indexed photo of this collection")
+        return photo_id
+
     # ------------------------------------------------------------------ ranking
     def _allowed_ids(self, filters: Filters) -> np.ndarray | None:
         if not filters.restricts_candidates:
             return None
-        statement = allowed_ids_statement(filters, self._roots)
-        with self.collection.session() as session:
-            ids = session.scalars(statement).all()
-        return np.fromiter(ids, dtype=np.int64, count=len(ids))
+        return allowed_ids(self.collection, photo_filter(filters, self._roots))
 
     def _search_vector(
         self,
@@ -526,14 +537,15 @@ class Searcher:
         if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []
         n_fetch = max(offset + k, MIN_CANDIDATES) + len(exclude)
-        for _ in range(MAX_REFETCH):
+        while True:
             pairs, rows, exhausted = self._live_candidates(index, vector, n_fetch, allowed, exclude)
-            # Rows deleted since this index snapshot was written are skipped and the page is filled
-            # from the next candidates: the ranking equals the new state's (deletions never change
-            # the other photos' scores), never a page with holes.
+            # Rows deleted since this index snapshot was written, and photos outside the roots, are
+            # skipped and the page is filled from the next candidates: the ranking equals that of
+            # the photos that may be served (skipping never changes the other photos' scores), never
+            # a page with holes. Past the index's size a round is exhausted, so this ends.
             if exhausted or len(pairs) >= offset + k:
                 break
-            n_fetch *= 4
+            n_fetch = min(n_fetch * REFETCH_GROWTH, index.ntotal + len(exclude) + 1)
         if not pairs:
             return []
         cosines = np.array([s for _, s in pairs], dtype=np.float64)
@@ -562,22 +574,20 @@ class Searcher:
         allowed: np.ndarray | None,
         exclude: set[int] | frozenset[int],
     ) -> tuple[list[tuple[int, float]], dict[int, Any], bool]:
-        """Top ``n_fetch`` (id, cosine) pairs whose rows still exist, their rows, and whether the
-        index has no further candidates."""
+        """Top ``n_fetch`` (id, cosine) pairs whose rows still exist and lie inside the roots, their
+        rows, and whether the index has no further candidates."""
         result = index.search(vector.reshape(1, -1), n_fetch, allowed)
         found = [(int(i), float(s)) for i, s in zip(result.ids[0], result.scores[0], strict=True) if i >= 0]
         exhausted = len(found) < n_fetch
         candidates = [(pid, score) for pid, score in found if pid not in exclude]
         rows = self._metadata([pid for pid, _ in candidates])
-        return [(pid, score) for pid, score in candidates if pid in rows], rows, exhausted
+        allows = self._rule.allows
+        kept = [(pid, score) for pid, score in candidates if pid in rows and allows(rows[pid].path)]
+        return kept, rows, exhausted
 
     def _metadata(self, ids: list[int]) -> dict[int, Any]:
         """Metadata rows of indexed photos by id, in one Core query."""
-        if not ids:
-            return {}
-        statement = select(*HIT_COLUMNS).where(Photo.id.in_(ids), Photo.status == PhotoStatus.INDEXED)
-        with self.collection.engine.connect() as conn:
-            return {int(row.id): row for row in conn.execute(statement)}
+        return hit_rows(self.collection, ids)
 
 
 def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
@@ -588,8 +598,7 @@ def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
 
 def _fingerprint_differs(collection: Collection, encoder: DualEncoder) -> bool:
     """Whether the collection recorded a content hash of its model that this encoder's files lack."""
-    with collection.session() as session:
-        stored = get_info(session, InfoKey.MODEL_FINGERPRINT)
+    stored = model_fingerprint(collection)
     return stored is not None and stored != encoder.fingerprint
 
 

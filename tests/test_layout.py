@@ -126,3 +126,16 @@ def test_the_command_line_registers_its_commands_with_plain_imports() -> None:
     source = (ROOT / "ui" / "cli.py").read_text(encoding="utf-8")
     assert "importlib" not in source and "__import__" not in source
     assert _graph()[ENTRY_POINT] >= COMMAND_MODULES
+
+
+def test_no_module_of_search_imports_sqlalchemy() -> None:
+    """search/ composes no SQL: it reads through indexer/core/storage/search_reads.py."""
+    offenders = []
+    for path in sorted((ROOT / "search").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(n == "sqlalchemy" or n.startswith("sqlalchemy.") for n in names):
+                offenders.append(path.relative_to(ROOT).as_posix())
+    assert offenders == []

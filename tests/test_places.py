@@ -11,7 +11,8 @@ from indexer.core.places import GEOCODER, Geocoder, Place
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
 from indexer.pipeline import IndexOptions, run_index
-from search.filters import Filters, allowed_ids_statement
+from indexer.core.storage.search_reads import allowed_ids_statement
+from search.filters import Filters, photo_filter
 from search.hits import HIT_COLUMNS, Hit
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import Exif, save_jpeg
@@ -58,7 +59,7 @@ def _places(c: Collection) -> dict[str, tuple[str | None, str | None]]:
 
 def _filtered(c: Collection, place: str) -> set[str]:
     with c.session() as s:
-        ids = s.scalars(allowed_ids_statement(Filters(place=place), c.info().roots)).all()
+        ids = s.scalars(allowed_ids_statement(photo_filter(Filters(place=place), c.info().roots))).all()
         return {Path(p).name for p in s.scalars(select(Photo.path).where(Photo.id.in_(ids)))}
 
 
