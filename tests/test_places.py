@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from indexer.core.places import GEOCODER, Geocoder, Place
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
-from indexer.pipeline import IndexOptions, run_index
 from indexer.core.storage.search_reads import allowed_ids_statement
+from indexer.pipeline import IndexOptions, run_index
 from search.filters import Filters, photo_filter
 from search.hits import HIT_COLUMNS, Hit
 from tests.helpers.fake_encoder import FakeEncoder

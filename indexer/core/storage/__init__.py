@@ -5,7 +5,7 @@ SQLAlchemy) and the FAISS vector index derived from it."""
 from indexer.core.storage import compressed as _compressed  # noqa: F401
 
 # What search reads, named for what it needs (search/ composes no SQL).
-from indexer.core.storage.search_reads import (  # noqa: E402
+from indexer.core.storage.search_reads import (
     HIT_COLUMNS,
     DateRange,
     PhotoFilter,
