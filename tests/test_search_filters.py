@@ -142,3 +142,10 @@ def test_index_report_measures_recall_of_the_ivf_index(ivf_world):
     assert report.description.kind is IndexKind.IVF
     assert report.n_queries == 50 and report.n_indexed == N
     assert 0.95 <= report.recall_at_10 <= 1.0
+
+
+def test_a_date_range_to_the_last_representable_day_has_no_upper_bound(ivf_world):
+    searcher, _, photos = ivf_world
+    assert searcher.count(Filters(date_to=date(9999, 12, 31))) == N
+    since = Filters(date_from=date(2019, 1, 1), date_to=date(9999, 12, 31))
+    assert searcher.count(since) == sum((p.taken_at or p.mtime).date() >= date(2019, 1, 1) for p in photos)
