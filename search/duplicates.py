@@ -219,7 +219,7 @@ class Pixels:
 def pixels_of(path: str) -> Pixels | None:
     """The thumbnails of one photo file; None when it cannot be read now."""
     try:
-        image = open_image(path, name=printable(path), min_side=64).image
+        image = open_image(path, name=printable(path), min_side=256).image
     except ImageError:
         return None
     box = Image.Resampling.BOX
