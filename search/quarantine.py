@@ -123,9 +123,13 @@ def _move(source: Path, target: Path) -> None:
     try:
         os.rename(source, target)
     except OSError as exc:
-        if exc.errno != errno.EXDEV or source.is_symlink():
+        if exc.errno != errno.EXDEV:
             raise
-        _copy_then_rename(source, target)
+        if source.is_symlink():  # a link is moved as a link, as shutil.move does
+            os.symlink(os.readlink(source), target)
+            os.unlink(source)
+        else:
+            _copy_then_rename(source, target)
 
 
 def _clean_partial(target: Path) -> None:

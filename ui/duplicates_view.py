@@ -38,7 +38,7 @@ def _member(backend: UiBackend, group: DuplicateGroup, m: Member) -> None:
         same = "identical" if m.exact else ("same pixels" if m.sure else f"similar {m.similarity:.2f}: look")
         if m.linked:
             same = "a link leads to it"
-        st.checkbox(f"Move aside ({same})", value=m.sure, key=f"dup-{m.id}", help=m.path)
+        st.checkbox(f"Move aside ({same})", value=m.sure, key=f"dup-{m.id}", help=m.path, disabled=m.linked)
 
 
 def render(backend: UiBackend, data_dir: str) -> None:

@@ -89,26 +89,31 @@ def test_quarantine_never_moves_the_target_of_a_link_it_keeps(tmp_path: Path) ->
     assert moved.read_bytes() == original.read_bytes()
 
 
+def test_a_copy_that_another_link_leads_to_is_listed_but_never_moved(tmp_path: Path) -> None:
+    """Two real copies, each the target of a link: whichever is not kept would leave a link dangling."""
+    root, data = tmp_path / "photos", tmp_path / "data"
+    first = save_jpeg(root / "2019" / "IMG_1.jpg", seed=1)
+    second = root / "backup" / "IMG_1.jpg"
+    second.parent.mkdir()
+    second.write_bytes(first.read_bytes())
+    (root / "fav").mkdir()
+    (root / "fav" / "a.jpg").symlink_to(first)
+    (root / "fav" / "b.jpg").symlink_to(second)
+    _index(data, root, FakeEncoder(visual_dim=6))
+    with Collection.open(data) as c:
+        (group,) = find_duplicates(c)
+    assert {Path(m.path).parent.name for m in group.members} == {"2019", "backup"}  # links resolved
+    assert [(m.linked, m.sure) for m in group.copies] == [(True, False)]
+    argv = ["duplicates", "--data", str(data), "--quarantine", str(tmp_path / "q"), "--include-similar"]
+    assert main(argv) == 0
+    assert (root / "fav" / "a.jpg").exists() and (root / "fav" / "b.jpg").exists()
+    assert _quarantined_files(tmp_path / "q") == []
+
+
 # --- item 14: look-alikes that are not copies ---------------------------------------------------
 
-_WORDS = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "photo",
-    "page",
-    "lorem",
-    "ipsum",
-    "dolor",
-    "sit",
-    "amet",
-    "data",
-    "image",
-    "vector",
-    "search",
-]
+_WORDS = ["the", "of", "and", "to", "in", "photo", "page", "lorem",
+          "ipsum", "dolor", "sit", "amet", "data", "image", "vector", "search"]  # fmt: skip
 
 
 def _text_page(seed: int) -> Image.Image:
