@@ -13,7 +13,7 @@ from indexer.core.errors import UsageError
 from indexer.core.text import printable
 
 if TYPE_CHECKING:
-    from search.duplicates import DuplicateGroup
+    from search.duplicates import DuplicateGroup, Member
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -40,7 +40,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--quarantine",
         metavar="DIR",
         default=None,
-        help="move every copy but the suggested keeper into DIR, with a manifest that --undo restores",
+        help="move the sure copies (identical content or pixels) into DIR, with a manifest that --undo "
+        "restores",
+    )
+    p.add_argument(
+        "--include-similar",
+        action="store_true",
+        help="with --quarantine: also move the copies that are only similar (review the list first)",
     )
     p.add_argument("--undo", metavar="MANIFEST", default=None, help="move the photos of a quarantine back")
     p.set_defaults(func=run_duplicates)
@@ -54,14 +60,19 @@ def run_duplicates(args: argparse.Namespace) -> int:
     from search.quarantine import undo
 
     if args.undo:
-        if args.quarantine or args.json or args.csv:
+        if args.quarantine or args.json or args.csv or args.include_similar:
             raise UsageError("--undo takes no other option")
         report = undo(Path(args.undo))
         for line in report.skipped:
             print(f"not restored: {printable(line)}", file=sys.stderr)
         restored = len(report.restored)
+        if not restored and not report.skipped:
+            print("nothing to undo: every photo of this quarantine is in its place")
+            return 0
         print(f"restored {restored} photo(s); run `dualens index` to add them back to the collection")
         return 0 if not report.skipped else 1
+    if args.include_similar and not args.quarantine:
+        raise UsageError("--include-similar goes with --quarantine DIR")
     return _find(args)
 
 
@@ -80,21 +91,28 @@ def _find(args: argparse.Namespace) -> int:
     elif args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["group", "role", "id", "path", "size", "width", "height", "date", "date_taken",
-                         "file_type", "similarity", "exact"])  # fmt: skip
+                         "file_type", "similarity", "exact", "sure"])  # fmt: skip
         for n, group in enumerate(groups, 1):
             for m in group.members:
                 role = "keep" if m is group.keeper else "copy"
-                writer.writerow([n, role, m.id, m.path, m.size, m.width, m.height, m.date.isoformat(),
-                                 m.date_taken, m.file_type, f"{m.similarity:.4f}", m.exact])  # fmt: skip
+                writer.writerow([n, role, m.id, printable(m.path), m.size, m.width, m.height,
+                                 m.date.isoformat(), m.date_taken, printable(m.file_type),
+                                 f"{m.similarity:.4f}", m.exact, m.sure])  # fmt: skip
     else:
         _print_groups(groups)
     if args.quarantine and groups:
-        files = [
-            Expected(rows[m.id].path, rows[m.id].size, rows[m.id].mtime_ns) for g in groups for m in g.copies
-        ]
+        chosen = [m for g in groups for m in g.copies if m.sure or (args.include_similar and not m.linked)]
+        files = [Expected(rows[m.id].path, rows[m.id].size, rows[m.id].mtime_ns) for m in chosen]
         report = move_aside(files, Path(args.quarantine), roots)
         for line in report.skipped:
             print(f"not moved: {printable(line)}", file=sys.stderr)
+        left = sum(len(g.copies) for g in groups) - len(chosen)
+        if left:
+            print(
+                f"left {left} copies in place that are only similar or that a link leads to: review them "
+                "(--include-similar moves the similar ones too)",
+                file=sys.stderr,
+            )
         print(
             f"moved {len(report.moved)} copies to {printable(str(report.manifest.parent))}; undo with "
             f"`dualens duplicates --undo {printable(str(report.manifest))}`; run `dualens index` to update "
@@ -103,6 +121,14 @@ def _find(args: argparse.Namespace) -> int:
         )
         return 0 if not report.skipped else 1
     return 0
+
+
+def _likeness(m: Member) -> str:
+    if m.linked:
+        return "  a link leads to it: not moved"
+    if m.exact:
+        return "  identical"
+    return f"  {'same pixels' if m.sure else 'similar: review'} ({m.similarity:.3f})"
 
 
 def _print_groups(groups: list[DuplicateGroup]) -> None:
@@ -115,15 +141,11 @@ def _print_groups(groups: list[DuplicateGroup]) -> None:
         for m in group.members:
             role = "keep" if m is group.keeper else "copy"
             when = f"{m.date:%Y-%m-%d %H:%M} ({'taken' if m.date_taken else 'file date'})"
-            same = (
-                ""
-                if m is group.keeper
-                else ("  identical" if m.exact else f"  similarity {m.similarity:.3f}")
-            )
+            same = "" if m is group.keeper else _likeness(m)
             print(f"  {role}  {printable(m.path)}  {m.width}x{m.height}  {_megabytes(m.size)}  {when}{same}")
     copies = sum(len(g.copies) for g in groups)
     size = sum(m.size for g in groups for m in g.copies)
     print(
         f"{len(groups)} group(s), {copies} copies ({_megabytes(size)}); nothing was changed. "
-        "Export with --json or --csv; move the copies aside with --quarantine DIR"
+        "Export with --json or --csv; move the sure copies aside with --quarantine DIR"
     )

@@ -3,11 +3,15 @@
 ``quarantine`` writes its manifest (every planned move) before it moves anything, and rewrites it
 after each move, so ``undo`` restores what was moved even after a run that was killed half-way.
 Neither direction ever overwrites a file: a name taken in the quarantine gets a suffix, and a photo
-whose original place is occupied again is left in the quarantine (and said so).
+whose original place is occupied again is left in the quarantine (and said so). Across disks a
+file is copied to a hidden partial name, flushed, renamed into place and only then removed: no
+truncated copy ever carries the photo's name, and ``undo`` removes what a killed move left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -69,18 +73,82 @@ def _free_name(path: Path, taken: set[Path]) -> Path:
     return candidate
 
 
+PARTIAL = ".dualens-partial"  # suffix of a copy being written across disks (hidden: never indexed)
+
+
+def partial_name(target: Path) -> Path:
+    """Where a copy to ``target`` is written before it is renamed into place."""
+    return target.with_name(f".{target.name}{PARTIAL}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform without directory descriptors
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _copy_then_rename(source: Path, target: Path) -> None:
+    """Copy across disks: into a hidden partial file, flushed to disk, renamed to ``target``; then the
+    source is removed. A failure (disk full) removes the partial file; a kill leaves only the partial
+    file, which ``undo`` recognises; ``target`` is never a truncated copy."""
+    partial = partial_name(target)
+    try:
+        with open(source, "rb") as src, open(partial, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        shutil.copystat(source, partial, follow_symlinks=False)
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(f"{target} exists")
+        os.rename(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    os.unlink(source)
+
+
 def _move(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target`` (never over a file); across disks, a safe copy then delete."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() or target.is_symlink():
         raise FileExistsError(f"{target} exists")
-    shutil.move(os.fspath(source), os.fspath(target))  # a rename, or copy + delete across disks
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        if source.is_symlink():  # a link is moved as a link, as shutil.move does
+            os.symlink(os.readlink(source), target)
+            os.unlink(source)
+        else:
+            _copy_then_rename(source, target)
+
+
+def _clean_partial(target: Path) -> None:
+    """Remove a partial copy that a killed move left next to ``target``."""
+    with contextlib.suppress(OSError):
+        partial_name(target).unlink(missing_ok=True)
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    """Whether ``folder`` lies in ``root``, symlinks of both resolved."""
+    real, real_root = folder.resolve(), root.resolve()
+    return real == real_root or real_root in real.parents
 
 
 def move_aside(files: Sequence[Expected], folder: Path, roots: Sequence[Path] = ()) -> QuarantineReport:
     """Move ``files`` into a new run folder under ``folder``, keeping their paths below it."""
     folder = Path(os.path.abspath(os.path.expanduser(folder)))
     for root in roots:
-        if folder == root or root in folder.parents:
+        if _inside(folder, Path(root)):
             raise UsageError(
                 f"the quarantine folder {folder} is inside the indexed folder {root}: the next "
                 "`dualens index` would index the copies again; choose a folder outside it"
@@ -137,17 +205,56 @@ def read_manifest(path: Path) -> list[Entry]:
         raise UsageError(f"the quarantine manifest {path} is damaged ({exc})") from exc
 
 
+def _leftover_copy(entry: Entry, original: Path, quarantined: Path) -> bool:
+    """Whether ``quarantined`` is this entry's own copy, whole or truncated, of a file still in place
+    and unchanged: what a cross-disk move leaves when it is stopped (or, before the partial files,
+    failed) before it removed the original."""
+    if entry.moved or not _is_restored(entry, original) or quarantined.is_symlink():
+        return False
+    try:
+        if quarantined.stat().st_size > entry.size:
+            return False
+        with open(original, "rb") as a, open(quarantined, "rb") as b:
+            while chunk := b.read(1 << 20):
+                if a.read(len(chunk)) != chunk:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def _is_restored(entry: Entry, original: Path) -> bool:
+    """Whether the file at ``original`` is the one this entry moved (put back by an earlier undo)."""
+    try:
+        st = original.stat()
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns)
+
+
 def undo(manifest: Path) -> UndoReport:
-    """Move every quarantined file of a manifest back to where it was (never over another file)."""
+    """Move every quarantined file of a manifest back to where it was (never over another file).
+
+    Safe to run again: a photo already back in place is skipped without a word, the partial copies a
+    killed cross-disk move left are removed, and so is a complete quarantine copy of a file that was
+    never removed from its place (a move killed between the copy and the delete)."""
+    path = Path(os.path.expanduser(manifest))
+    entries = read_manifest(path)
     report = UndoReport()
-    for entry in read_manifest(manifest):
+    for entry in entries:
         original, quarantined = Path(entry.original), Path(entry.quarantined)
+        _clean_partial(quarantined)
+        _clean_partial(original)
+        there = original.exists() or original.is_symlink()
         if not (quarantined.exists() or quarantined.is_symlink()):
-            if not entry.moved and original.exists():
-                continue  # never moved (skipped, or the run was stopped first)
+            if there and (not entry.moved or _is_restored(entry, original)):
+                continue  # never moved (skipped, or the run was stopped first), or already put back
             report.skipped.append(f"{entry.original}: not in the quarantine ({entry.quarantined})")
             continue
-        if original.exists() or original.is_symlink():
+        if there and _leftover_copy(entry, original, quarantined):
+            quarantined.unlink()  # a copy of a move stopped before it removed the original
+            continue
+        if there:
             report.skipped.append(f"{entry.original}: a file is there again; left {quarantined} as is")
             continue
         try:
@@ -156,4 +263,11 @@ def undo(manifest: Path) -> UndoReport:
             report.skipped.append(f"{entry.original}: {getattr(exc, 'strerror', None) or exc}")
             continue
         report.restored.append(entry.original)
+        entry.moved = False
+        with contextlib.suppress(OSError):  # read-only: the next undo knows the photo by its size and time
+            _write_manifest(_manifest_file(path), entries)
     return report
+
+
+def _manifest_file(path: Path) -> Path:
+    return path / MANIFEST_NAME if path.is_dir() else path

@@ -200,7 +200,7 @@ class Backend:
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
         """Move these photos (ids of duplicate copies; paths from the database, never the browser)."""
         rows = self.searcher.collection.photos(photo_ids)
-        copies = {m.id for g in self.duplicates() for m in g.copies}
+        copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # never break a link
         chosen = [
             rows[i] for i in photo_ids if i in rows and i in copies and self.guard.inside_roots(rows[i].path)
         ]

@@ -34,8 +34,11 @@ def _member(backend: UiBackend, group: DuplicateGroup, m: Member) -> None:
     if m is group.keeper:
         st.markdown(f"**Keep** ({group.reason})")
     else:
-        same = "identical" if m.exact else f"similarity {m.similarity:.2f}"
-        st.checkbox(f"Move aside ({same})", value=True, key=f"dup-{m.id}", help=m.path)
+        # only sure copies start checked: a photo that is merely similar may be another shot
+        same = "identical" if m.exact else ("same pixels" if m.sure else f"similar {m.similarity:.2f}: look")
+        if m.linked:
+            same = "a link leads to it"
+        st.checkbox(f"Move aside ({same})", value=m.sure, key=f"dup-{m.id}", help=m.path, disabled=m.linked)
 
 
 def render(backend: UiBackend, data_dir: str) -> None:
@@ -84,7 +87,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
         key=FOLDER,
         help="Checked copies are moved into a new folder inside this one, keeping their paths.",
     )
-    chosen = [m.id for g in shown for m in g.copies if st.session_state.get(f"dup-{m.id}", True)]
+    chosen = [m.id for g in shown for m in g.copies if st.session_state.get(f"dup-{m.id}", m.sure)]
     if st.button(
         f"Move {len(chosen)} checked copies aside", key="dup-move", type="primary", disabled=not chosen
     ):
