@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -181,6 +182,7 @@ def _decode_elsewhere(data: bytes, max_pixels: int, timeout: float, max_memory: 
 
 def _decode_child(send: Connection, data: bytes, max_pixels: int, max_memory: int) -> None:
     """In the child: limit the memory, decode, send (ok, mode, size) and the pixels, or the error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's: it kills this child
     _limit_memory(max_memory)
     try:
         image = open_image(data, name=_UPLOAD, max_pixels=max_pixels).image
