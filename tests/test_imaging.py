@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,16 @@ def test_a_jpeg_of_countless_marker_segments_is_refused_before_decoding() -> Non
     with pytest.raises(ImageError) as refused:
         check_decode_cost(data)
     assert refused.value.kind is ImageProblem.TOO_SLOW
+
+
+@pytest.mark.parametrize("filler", [b"\xff", b"\xff\x00", b"\xff\xd0", b"\x00"])
+def test_the_decode_cost_check_takes_linear_time_on_any_bytes(filler: bytes) -> None:
+    photo = _progressive((64, 48))
+    sos = photo.index(b"\xff\xda")
+    scan_start = sos + 2 + int.from_bytes(photo[sos + 2 : sos + 4], "big")
+    body = filler * ((4 << 20) // len(filler))  # inside the first scan's entropy-coded data
+    data = photo[:scan_start] + body + b"\x00" + photo[scan_start:]
+    start = time.perf_counter()
+    found = jpeg_scans(data)
+    assert time.perf_counter() - start < 2.0  # ~0.2 s; a search that backtracked would take hours
+    assert found is not None and found.scans >= 1

@@ -68,9 +68,10 @@ Source = str | os.PathLike[str] | bytes | IO[bytes]
 MAX_JPEG_SCANS = 200
 MAX_JPEG_SEGMENTS = 10_000  # real files have a few dozen (two per scan at most): the walk stays short
 _JPEG_SOI = b"\xff\xd8"
-# a marker: 0xFF (fill bytes may repeat it), then anything but a stuffed 0x00 or a restart marker
-# (RSTn lives inside entropy-coded data): searching for it skips a scan's data in one C call
-_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+# a marker: 0xFF, then anything but a stuffed 0x00, a restart marker (RSTn lives inside entropy-coded
+# data) or another 0xFF (a fill byte: the marker follows it). Searching for it skips a scan's data in
+# one C call; the pattern has no repetition, so the search stays linear on any bytes.
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_NO_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RSTn: no length field
 _JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
