@@ -10,6 +10,7 @@ module that calls it (worker processes are forked: they inherit the replacement)
 from __future__ import annotations
 
 import io
+import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -191,8 +192,6 @@ def test_the_ray_engine_s_decode_gives_up_on_a_slow_file_after_the_timeout(
     start = time.monotonic()
     out = decode_batch(batch, DecodeOptions(FAKE_PREPROCESS, timeout=1.0), frozenset())
     assert time.monotonic() - start < 5.0
-    import pickle
-
     results = [pickle.loads(r) for r in out["result"]]
     assert isinstance(results[0], DecodeFailure) and results[0].kind is ImageProblem.TOO_SLOW
     assert all(isinstance(r, Decoded) for r in results[1:])
