@@ -10,6 +10,7 @@ width and height are the original ones after orientation. A file that cannot be 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.exif import PhotoMeta
 from indexer.core.imaging import read_file
-from indexer.core.limits import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
+from indexer.core.limits import DEFAULT_DECODE_TIMEOUT, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
 from indexer.core.models.preprocess import PreprocessConfig, picture_pixels
 
 HASH_BYTES = 16
@@ -33,6 +34,7 @@ class DecodeOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     transfer_dtype: str = "float16"  # halves the bytes sent back from worker processes
+    timeout: float = DEFAULT_DECODE_TIMEOUT  # wall-clock seconds one file may take (--decode-timeout)
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,39 @@ def decode_file(
     except ImageError as exc:
         return DecodeFailure(task.item_no, exc.kind, exc.detail, facts, took())
     return Decoded(task.item_no, facts, width, height, meta, pixels, took())
+
+
+def too_slow(item_no: int, timeout: float) -> DecodeFailure:
+    """The failure of a file whose decoding went past ``timeout`` seconds."""
+    detail = f"decoding took more than {timeout:g} s"
+    return DecodeFailure(item_no, FailureKind.TOO_SLOW, detail, None, timeout)
+
+
+def decode_file_within(
+    task: DecodeTask,
+    opts: DecodeOptions,
+    known_hashes: frozenset[str] = frozenset(),
+) -> DecodeResult:
+    """:func:`decode_file` in this process, given up after ``opts.timeout`` seconds on the wall clock.
+
+    For callers that have no decoder process to kill (``--workers 0``, a Ray task): the decode runs
+    on a daemon thread (Pillow's decoders release the GIL) and a file that is not done in time is
+    recorded as too slow; its decode is abandoned and ends on its own in the background (the decode
+    cost checks bound it), or with the process.
+    """
+    outcome: list[DecodeResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(decode_file(task, opts, known_hashes))
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name=f"decode-{task.item_no}", daemon=True)
+    worker.start()
+    worker.join(opts.timeout)
+    if not outcome:
+        return too_slow(task.item_no, opts.timeout)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]

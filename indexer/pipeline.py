@@ -235,7 +235,9 @@ def run_index(
 
 def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _Timer) -> None:
     plan = state.plan
-    opts = DecodeOptions(cfg=encoder.preprocess_config, max_pixels=options.max_pixels)
+    opts = DecodeOptions(
+        cfg=encoder.preprocess_config, max_pixels=options.max_pixels, timeout=options.decode_timeout
+    )
     tasks = (DecodeTask(i, item.file.path, item.old_hash) for i, item in enumerate(plan.todo))
     pixels: list[tuple[WorkItem, Decoded]] = []
     ops: list[WriteOp] = []
@@ -296,7 +298,9 @@ def _process_on_ray(
     from indexer.ray_engine import EmbedSpec, embedded_results, ray_session
 
     plan = state.plan
-    opts = DecodeOptions(cfg=encoder.preprocess_config, max_pixels=options.max_pixels)
+    opts = DecodeOptions(
+        cfg=encoder.preprocess_config, max_pixels=options.max_pixels, timeout=options.decode_timeout
+    )
     tasks = [DecodeTask(i, item.file.path, item.old_hash) for i, item in enumerate(plan.todo)]
     batch_size = options.batch_size or DEFAULT_BATCH_SIZE
     spec = EmbedSpec(

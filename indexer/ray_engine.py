@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from indexer.core.errors import ModelError, UsageError
-from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file
+from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file_within
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,10 @@ def _pack(result: DecodeResult) -> bytes:
 def decode_batch(
     batch: dict[str, np.ndarray], opts: DecodeOptions, known: frozenset[str]
 ) -> dict[str, np.ndarray]:
-    """Decode one batch of files: a pickled result per file and a pixel array (zeros if not decoded)."""
+    """Decode one batch of files: a pickled result per file and a pixel array (zeros if not decoded).
+
+    Each file is given up after ``opts.timeout`` seconds on the wall clock (recorded as too slow).
+    """
     from indexer.core.imaging import register_optional_plugins
 
     register_optional_plugins()
@@ -170,7 +173,8 @@ def decode_batch(
     for n, (item_no, path, old_hash) in enumerate(
         zip(batch["item_no"], batch["path"], batch["old_hash"], strict=True)
     ):
-        result = decode_file(DecodeTask(int(item_no), str(path), str(old_hash) or None), opts, known)
+        task = DecodeTask(int(item_no), str(path), str(old_hash) or None)
+        result = decode_file_within(task, opts, known)
         if isinstance(result, Decoded):
             pixels[n] = result.pixels
         results.append(_pack(result))

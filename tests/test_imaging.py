@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,15 @@ import pytest
 from PIL import Image
 
 from indexer.core.errors import ImageError, ImageProblem
-from indexer.core.imaging import file_type, is_image_name, open_image, supported_extensions, to_rgb
+from indexer.core.imaging import (
+    check_decode_cost,
+    file_type,
+    is_image_name,
+    jpeg_scans,
+    open_image,
+    supported_extensions,
+    to_rgb,
+)
 from indexer.decode import Decoded, DecodeOptions, DecodeTask, decode_file
 from indexer.quality.evaluate import EvalOptions, embed_image_files
 from indexer.quality.train_features import image_pixels as training_pixels
@@ -101,3 +111,62 @@ def test_the_date_taken_keeps_exif_fractions_of_a_second(tmp_path: Path) -> None
     exif.get_ifd(0x8769)[0x9291] = "garbage"
     pattern((32, 24), seed=1).save(path, "JPEG", exif=exif.tobytes())
     assert open_image(path).meta.taken_at == taken.replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- the decode cost of a JPEG
+def _progressive(size: tuple[int, int], claimed: tuple[int, int] | None = None) -> bytes:
+    """A progressive RGB JPEG (Pillow writes 10 scans), its frame header optionally claiming ``claimed``."""
+    buf = io.BytesIO()
+    pattern(size, seed=5).save(buf, "JPEG", progressive=True, quality=85)
+    data = buf.getvalue()
+    if claimed is not None:
+        sof = data.index(b"\xff\xc2")
+        width, height = claimed
+        data = data[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[sof + 9 :]
+    return data
+
+
+@pytest.mark.parametrize("claimed", [(4000, 3000), (8000, 6000), (16000, 11000)])
+def test_ordinary_progressive_photos_pass_the_decode_cost_check(claimed: tuple[int, int]) -> None:
+    data = _progressive((64, 48), claimed)  # 12, 48 and 176 megapixels with Pillow's 10 scans
+    found = jpeg_scans(data)
+    assert found is not None and (found.scans, found.width, found.height) == (10, *claimed)
+    check_decode_cost(data)
+
+
+def test_a_real_progressive_photo_decodes() -> None:
+    data = _progressive((640, 480))
+    assert open_image(data).image.size == (640, 480)
+
+
+def test_scans_of_an_embedded_thumbnail_and_after_the_image_are_not_counted() -> None:
+    photo, thumbnail = _progressive((64, 48)), _progressive((16, 12))
+    app1 = b"Exif\x00\x00" + thumbnail * 30  # 300 scans inside one APP1 segment
+    assert len(app1) < 65_000
+    data = photo[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + photo[2:]
+    data += thumbnail * 30  # and 300 more after the image's EOI (a second MPO frame, a video)
+    found = jpeg_scans(data)
+    assert found is not None and found.scans == 10 and (found.width, found.height) == (64, 48)
+    check_decode_cost(data)
+    assert open_image(data).image.size == (64, 48)
+
+
+def test_a_jpeg_of_countless_marker_segments_is_refused_before_decoding() -> None:
+    photo = _progressive((64, 48))
+    data = photo[:2] + b"\xff\xfe\x00\x02" * 50_000 + photo[2:]  # 50,000 empty comments
+    with pytest.raises(ImageError) as refused:
+        check_decode_cost(data)
+    assert refused.value.kind is ImageProblem.TOO_SLOW
+
+
+@pytest.mark.parametrize("filler", [b"\xff", b"\xff\x00", b"\xff\xd0", b"\x00"])
+def test_the_decode_cost_check_takes_linear_time_on_any_bytes(filler: bytes) -> None:
+    photo = _progressive((64, 48))
+    sos = photo.index(b"\xff\xda")
+    scan_start = sos + 2 + int.from_bytes(photo[sos + 2 : sos + 4], "big")
+    body = filler * ((4 << 20) // len(filler))  # inside the first scan's entropy-coded data
+    data = photo[:scan_start] + body + b"\x00" + photo[scan_start:]
+    start = time.perf_counter()
+    found = jpeg_scans(data)
+    assert time.perf_counter() - start < 2.0  # ~0.2 s; a search that backtracked would take hours
+    assert found is not None and found.scans >= 1

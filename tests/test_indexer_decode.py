@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 import indexer.core.models.preprocess as preprocess_module
+import indexer.decode as decode_module
 import indexer.decode_pool as pool_module
 from indexer.decode import (
     Decoded,
@@ -21,6 +23,7 @@ from indexer.decode import (
     KnownContent,
     content_hash,
     decode_file,
+    decode_file_within,
 )
 from indexer.decode_pool import DecoderPool
 from tests.helpers.fake_encoder import FAKE_PREPROCESS
@@ -212,3 +215,42 @@ def test_a_file_that_kills_its_worker_is_isolated_and_recorded(tmp_path: Path, m
     assert sorted(results) == list(range(7))
     assert isinstance(results[3], DecodeFailure) and results[3].kind == FailureKind.CRASHED
     assert all(isinstance(results[i], Decoded) for i in results if i != 3)
+
+
+def _stuck_on_names(*names: str):  # type: ignore[no-untyped-def]
+    def decode(task: DecodeTask, opts: DecodeOptions, known: frozenset[str] = frozenset()):  # type: ignore[no-untyped-def]
+        if Path(task.path).name in names:
+            time.sleep(30)  # in a forked worker: until the pool kills it
+        return decode_file(task, opts, known)
+
+    return decode
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to slow the workers down")
+@pytest.mark.timeout(60)
+def test_files_stuck_in_two_workers_at_once_are_both_too_slow_and_the_rest_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "decode_file", _stuck_on_names("1.jpg", "4.jpg"))
+    paths = [save_jpeg(tmp_path / f"{i}.jpg", seed=i) for i in range(8)]
+    tasks = [DecodeTask(i, str(p)) for i, p in enumerate(paths)]
+    with DecoderPool(OPTS, workers=2, chunk_size=2, decode_timeout=1.0) as pool:
+        results = {r.item_no: r for r in pool.decode(tasks)}
+    assert sorted(results) == list(range(8))
+    slow = sorted(i for i, r in results.items() if isinstance(r, DecodeFailure))
+    assert slow == [1, 4] and all(results[i].kind is FailureKind.TOO_SLOW for i in slow)  # type: ignore[union-attr]
+    assert all(isinstance(results[i], Decoded) for i in results if i not in slow)
+
+
+def test_decode_file_within_returns_the_decode_and_raises_what_the_decoder_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_jpeg(tmp_path / "a.jpg")
+    assert isinstance(decode_file_within(DecodeTask(0, str(path)), OPTS), Decoded)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in a decoder")
+
+    monkeypatch.setattr(decode_module, "decode_file", broken)
+    with pytest.raises(RuntimeError, match="a bug in a decoder"):
+        decode_file_within(DecodeTask(0, str(path)), OPTS)

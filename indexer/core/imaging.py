@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from PIL import Image, UnidentifiedImageError, features
 
 from indexer.core.errors import ImageError, ImageProblem
 from indexer.core.exif import PhotoMeta, read_meta
-from indexer.core.limits import DEFAULT_MAX_PIXELS
+from indexer.core.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCAN_PIXELS
 from indexer.core.raw import RAW_EXTENSIONS, open_raw, raw_available
 
 # extension -> file_type stored in the database (and used by search filters)
@@ -60,11 +61,20 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
 
-# A progressive JPEG is decoded once per scan: encoders write about 10, while a few hundred bytes per
-# scan let a small file demand minutes of CPU (a decode bomb). libjpeg-turbo's tools cap it too.
+# A progressive JPEG is decoded once per scan, each scan over every block of the image: encoders
+# write about 10 scans, while a few hundred bytes per scan let a small file demand minutes of CPU (a
+# decode bomb). The cost is bounded by scans x pixels (MAX_JPEG_SCAN_PIXELS) and, for tiny images,
+# by the scan count (libjpeg-turbo's tools cap it too).
 MAX_JPEG_SCANS = 200
+MAX_JPEG_SEGMENTS = 10_000  # real files have a few dozen (two per scan at most): the walk stays short
 _JPEG_SOI = b"\xff\xd8"
-_JPEG_SOS = b"\xff\xda"  # start of scan; inside entropy-coded data 0xFF is always stuffed (0xFF00)
+# a marker: 0xFF, then anything but a stuffed 0x00, a restart marker (RSTn lives inside entropy-coded
+# data) or another 0xFF (a fill byte: the marker follows it). Searching for it skips a scan's data in
+# one C call; the pattern has no repetition, so the search stays linear on any bytes.
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_NO_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RSTn: no length field
+_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 
 
 def heif_available() -> bool:
@@ -219,15 +229,76 @@ def _unreadable(name: str, exc: OSError) -> ImageError:
     return ImageError(f"{name} cannot be read ({detail})", kind=ImageProblem.UNREADABLE, detail=detail)
 
 
+@dataclass(frozen=True)
+class JpegScans:
+    """What the first image of a JPEG file asks of the decoder: its scans and its frame size."""
+
+    scans: int
+    width: int
+    height: int
+    segments: int  # marker segments walked (stops early past MAX_JPEG_SEGMENTS)
+
+    @property
+    def pixel_passes(self) -> int:
+        """Scans x pixels: what a decoder works through (each scan visits every block)."""
+        return self.scans * self.width * self.height
+
+
+def jpeg_scans(data: bytes) -> JpegScans | None:
+    """The scans and frame size of the JPEG image ``data`` starts with (None: not a JPEG).
+
+    Walks the marker segments by their lengths, skips each scan's entropy-coded data to the next
+    marker and stops at the first EOI: a thumbnail inside an APP segment and whatever follows the
+    image (the video of a motion photo, the second frame of an MPO) are not counted. Bytes that are
+    no marker where one is due are skipped to the next marker, as libjpeg does.
+    """
+    if not data.startswith(_JPEG_SOI):
+        return None
+    scans = width = height = segments = 0
+    pos, end = 2, len(data)
+    while segments <= MAX_JPEG_SEGMENTS:
+        found = _JPEG_MARKER.search(data, pos)
+        if found is None:
+            break
+        marker, pos = found[1][0], found.end()
+        segments += 1
+        if marker == _JPEG_EOI:
+            break
+        if marker in _JPEG_NO_LENGTH:
+            continue
+        if marker in _JPEG_SOF and pos + 7 <= end:
+            height = max(height, int.from_bytes(data[pos + 3 : pos + 5], "big"))
+            width = max(width, int.from_bytes(data[pos + 5 : pos + 7], "big"))
+        elif marker == _JPEG_SOS:
+            scans += 1  # its entropy-coded data runs to the next marker: the next search skips it
+        pos += max(2, int.from_bytes(data[pos : pos + 2], "big"))
+    return JpegScans(scans, width, height, segments)
+
+
 def check_decode_cost(data: bytes, name: str = "the image") -> None:
-    """Refuse files whose decoding would take unbounded time before decoding starts."""
-    if data.startswith(_JPEG_SOI):
-        scans = data.count(_JPEG_SOS)
-        if scans > MAX_JPEG_SCANS:
-            detail = f"a JPEG with {scans} scans (at most {MAX_JPEG_SCANS}): a decode bomb"
-            raise ImageError(
-                f"{name} would take too long to decode ({detail})", kind=ImageProblem.TOO_SLOW, detail=detail
-            )
+    """Refuse a file whose decoding would take unbounded time, before decoding starts.
+
+    A JPEG is refused above ``MAX_JPEG_SCANS`` scans, above ``MAX_JPEG_SCAN_PIXELS`` scans x pixels
+    (a 12-megapixel progressive photo with 10 scans is 0.12 billion) or above ``MAX_JPEG_SEGMENTS``
+    marker segments; only the image up to its EOI counts.
+    """
+    found = jpeg_scans(data)
+    if found is None:
+        return
+    if found.segments > MAX_JPEG_SEGMENTS:
+        detail = f"a JPEG with more than {MAX_JPEG_SEGMENTS} marker segments: a decode bomb"
+    elif found.scans > MAX_JPEG_SCANS:
+        detail = f"a JPEG with {found.scans} scans (at most {MAX_JPEG_SCANS}): a decode bomb"
+    elif found.pixel_passes > MAX_JPEG_SCAN_PIXELS:
+        detail = (
+            f"a {found.width}x{found.height} JPEG with {found.scans} scans, "
+            f"{found.pixel_passes / 1e9:.1f} billion pixel passes "
+            f"(at most {MAX_JPEG_SCAN_PIXELS / 1e9:g}): a decode bomb"
+        )
+    else:
+        return
+    message = f"{name} would take too long to decode ({detail})"
+    raise ImageError(message, kind=ImageProblem.TOO_SLOW, detail=detail)
 
 
 def _decode(image: Image.Image, name: str, max_pixels: int, min_side: int | None) -> Picture:
