@@ -22,9 +22,21 @@ import platformdirs
 from indexer.core.errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-IS_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "indexer").is_dir()
-# The data directory used without --data or $DUALENS_DATA: data/ in a checkout, else the platform's.
-DEFAULT_DATA = PROJECT_ROOT / "data" if IS_CHECKOUT else platformdirs.user_data_path("dualens")
+
+
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` (the folder above the ``indexer`` package) is dualens' source tree, not an
+    installation's site-packages: pyproject.toml lies beside the packages only in a checkout."""
+    return (root / "pyproject.toml").is_file() and (root / "indexer").is_dir()
+
+
+def platform_default_data(root: Path = PROJECT_ROOT) -> Path:
+    """The data directory used without --data or $DUALENS_DATA: ``data/`` in a checkout (what
+    ``make index`` fills), else the platform's user data directory (never site-packages)."""
+    return root / "data" if is_checkout(root) else platformdirs.user_data_path("dualens", appauthor=False)
+
+
+DEFAULT_DATA = platform_default_data()
 PROJECT_DATA = DEFAULT_DATA  # its older name
 
 DATA_ENV = "DUALENS_DATA"
