@@ -111,9 +111,11 @@ def _fresh_install(tmp_path: Path) -> Path:
             text=True,
         ).stdout.strip()
     )
-    (target / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    wheel = next(wheels.glob("dualens-*.whl"))  # installed by the new virtualenv's own interpreter
-    subprocess.run([venv / "bin" / "python", *pip[1:], "install", "-q", "--no-deps", wheel], **quiet)
+    wheel = next(wheels.glob("dualens-*.whl"))
+    # pip --python: the new interpreter sees only its own site-packages while it installs (this
+    # virtualenv's editable dualens is never touched), and the dualens script runs the new interpreter
+    subprocess.run([*pip, "--python", venv / "bin" / "python", "install", "-q", "--no-deps", wheel], **quiet)
+    (target / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after installing
     return venv / "bin"
 
 
@@ -121,9 +123,12 @@ def _fresh_install(tmp_path: Path) -> Path:
 def test_an_installed_wheel_indexes_into_the_platform_data_dir_not_site_packages(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
+    from importlib.metadata import distribution
+
     from tests.helpers.ui_fixtures import make_photos
 
     bin_dir = _fresh_install(tmp_path)
+    assert distribution("dualens").files  # this virtualenv's own dualens was left installed
     photos, xdg = tmp_path / "photos", tmp_path / "xdg"
     make_photos(photos, n=3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUALENS_") and k != "PYTHONPATH"}
