@@ -118,9 +118,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be between 1 and {MAX_SERVE_WORKERS}, not {args.workers}")
     settings = _settings(args)
     data_dir = settings.data_dir
-    with Searcher.open(
-        data_dir, backend=settings.backend, db_url=settings.db_url
-    ):  # a bad --db: one line now
+    # no collection, a database that does not answer: one line now, not in each worker
+    with Searcher.open(data_dir, backend=settings.backend, db_url=settings.db_url):
         pass
     if args.api_key_file:
         read_api_key(args.api_key_file)
