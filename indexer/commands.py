@@ -10,26 +10,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from indexer.core import options as opts
 from indexer.core.errors import UsageError
-from indexer.core.settings import add_backend_argument
 from indexer.core.text import printable
 
 if TYPE_CHECKING:
     from indexer.pipeline import IndexOptions, IndexSummary
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -49,53 +35,47 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument(
         "--model", default=None, help="model directory, hub id or 'default' (default: the collection's)"
     )
-    p.add_argument(
+    opts.add_count(
+        p,
         "--batch-size",
-        type=_positive,
-        default=None,
+        high=opts.MAX_BATCH,
         help=f"images per inference batch (default {DEFAULT_BATCH_SIZE}; on a GPU, from its free memory)",
     )
-    p.add_argument(
+    opts.add_count(
+        p,
         "--workers",
-        type=_non_negative,
-        default=None,
+        low=0,
+        high=opts.MAX_WORKERS,
         help="local engine: decoder processes (default: from the cores; 0: in-process); "
         "ray engine: embedding actors (default: one per GPU, else one)",
     )
-    p.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local: this machine's processes; ray: decode and embed on a Ray cluster (docs/scale-out.md)",
-    )
-    p.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        default=None,
-        help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start Ray on this machine",
+    opts.add_engine(
+        p,
+        "local: this machine's processes; ray: decode and embed on a Ray cluster (docs/scale-out.md)",
+        "Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start Ray on this machine",
     )
     p.add_argument(
         "--gpus-per-worker",
-        type=float,
+        type=opts.float_in(0, 64),
         default=0.0,
         metavar="G",
         help="GPUs per embedding actor of the ray engine (e.g. 1, or 0.5 for two per GPU; default 0: CPU)",
     )
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for inference")
-    p.add_argument(
+    opts.add_count(p, "--threads", high=opts.MAX_THREADS, help="CPU threads for inference")
+    opts.add_count(
+        p,
         "--max-pixels",
-        type=_positive,
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse images above this many pixels (decompression bombs; default {DEFAULT_MAX_PIXELS})",
     )
     p.add_argument(
         "--decode-timeout",
-        type=float,
+        type=opts.float_in(0, 1e6, low_open=True),
         default=DEFAULT_DECODE_TIMEOUT,
         metavar="SECONDS",
         help=f"record a file as failed when decoding it takes longer (default {DEFAULT_DECODE_TIMEOUT:g})",
     )
-    add_backend_argument(p)
+    opts.add_backend(p)
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -104,11 +84,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="keep indexing: after each burst of changes under the folders, until Ctrl-C",
     )
     p.add_argument(
-        "--debounce", type=float, default=2.0, metavar="S", help="--watch: quiet seconds before a run (2)"
+        "--debounce",
+        type=opts.float_in(0, 3600),
+        default=2.0,
+        metavar="S",
+        help="--watch: quiet seconds before a run (2)",
     )
     p.add_argument(
         "--rescan-every",
-        type=float,
+        type=opts.float_in(0, 1e7, low_open=True),
         default=600.0,
         metavar="S",
         help="--watch: a full rescan at least every S seconds, events or not (600)",
@@ -119,16 +103,16 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="also remove the photos of folders that cannot be read or are empty (e.g. a disk not mounted); "
         "by default they are kept",
     )
-    p.set_defaults(func=cmd_index)
+    p.set_defaults(func=cmd_index, names_collection=True)
 
     p = subparsers.add_parser(
         "check", parents=[common], help="verify that the database and the vector index agree exactly"
     )
-    p.set_defaults(func=cmd_check)
+    p.set_defaults(func=cmd_check, names_collection=True)
 
     p = subparsers.add_parser("errors", parents=[common], help="list the files that could not be indexed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_errors)
+    p.set_defaults(func=cmd_errors, names_collection=True)
 
     p = subparsers.add_parser(
         "rebuild-index",
@@ -145,19 +129,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="SIZE",
         help="RAM for the index, e.g. 8G (default: 1/4 of RAM)",
     )
-    p.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="where an IVF-PQ build adds its shards: this machine's processes, or Ray tasks",
+    opts.add_engine(
+        p,
+        "where an IVF-PQ build adds its shards: this machine's processes, or Ray tasks",
+        "Ray cluster to join (HOST:PORT or auto; the data directory on storage every node shares)",
     )
-    p.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        default=None,
-        help="Ray cluster to join (HOST:PORT or auto; the data directory on storage every node shares)",
-    )
-    p.set_defaults(func=cmd_rebuild_index)
+    p.set_defaults(func=cmd_rebuild_index, names_collection=True)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -191,7 +168,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     if args.watch:
         return _watch(args, options)
-    _report(run_index(args.data, args.dirs, options))
+    _report(run_index(args.settings.data_dir, args.dirs, options, db_url=args.settings.db_url))
     return 0
 
 
@@ -230,7 +207,7 @@ def _watch(args: argparse.Namespace, options: IndexOptions) -> int:
         signal.signal(sig, request_stop)
     try:
         settings = WatchOptions(debounce_s=args.debounce, rescan_s=args.rescan_every)
-        watch(args.data, args.dirs, options, settings, report, stop)
+        watch(args.settings.data_dir, args.dirs, options, settings, report, stop, db_url=args.settings.db_url)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -242,7 +219,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from indexer.check import check_collection
     from indexer.core.storage.collection import Collection
 
-    with Collection.open(args.data) as collection:
+    with Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection:
         report = check_collection(collection)
     for line in report.lines():
         print(line)
@@ -255,7 +232,10 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
     from indexer.core.storage.schema import Photo, PhotoStatus
 
-    with Collection.open(args.data) as collection, collection.session() as s:
+    with (
+        Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection,
+        collection.session() as s,
+    ):
         rows = s.execute(
             select(Photo.path, Photo.error).where(Photo.status == PhotoStatus.ERROR).order_by(Photo.path)
         ).all()
@@ -281,7 +261,7 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
         preflight(RayOptions(address=args.ray_address))  # Ray missing, an address that does not answer
 
     with (
-        Collection.open(args.data) as collection,
+        Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection,
         collection_lock(collection.paths),
         collection.indexer_lock(),
     ):

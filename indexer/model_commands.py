@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from indexer.core import options as opts
 from indexer.core.models.default_spec import VISION_TOWERS
 
 
@@ -20,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
             "the packaged all-MiniLM-L6-v2 text tower. It is also built automatically on first use."
         ),
     )
-    default.add_argument("--out", metavar="DIR", default=None, help="default: data/models/default")
+    default.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="default: $DUALENS_DEFAULT_MODEL_DIR, else models/default in the default data directory",
+    )
     default.add_argument("--force", action="store_true", help="rebuild even if it is up to date")
     default.add_argument(
         "--template",
@@ -77,7 +83,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     compose.add_argument("--vision", required=True, metavar="MODEL", help="vision model: hub id or dir")
     compose.add_argument("--text", required=True, metavar="MODEL", help="text model: hub id or dir")
     compose.add_argument("--out", required=True, metavar="DIR", help="directory to save the model into")
-    compose.add_argument("--projection-dim", type=int, default=512, metavar="N")
+    opts.add_count(
+        compose, "--projection-dim", high=65_536, default=512, metavar="N", help="projection size (512)"
+    )
     compose.add_argument("--seed", type=int, default=0, help="seed of the random projections")
     compose.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     compose.set_defaults(func=run_build_model)
@@ -86,11 +94,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run_build_default_model(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from indexer.core import settings
     from indexer.core.models.default_model import is_current, rebuild_default_model
     from indexer.core.models.default_spec import DEFAULT_SPEC, default_head
 
-    out = Path(args.out).expanduser().resolve() if args.out else settings.default_model_dir()
+    out = Path(args.out).expanduser().resolve() if args.out else args.settings.default_model_dir
     spec = DEFAULT_SPEC
     if args.template:
         spec = replace(spec, prompt_templates=tuple(args.template))

@@ -90,29 +90,32 @@ def watch(
     settings: WatchOptions,
     report: Callable[[IndexSummary], None],
     stop: threading.Event,
+    *,
+    db_url: str | None = None,
 ) -> None:
     """Index ``dirs`` now, then again after each burst of changes, until ``stop`` is set. A failed
-    first run raises; a later one is reported through ``log`` and retried at the next change."""
+    first run raises; a later one is reported through ``log`` and retried at the next change.
+    ``db_url``: the collection's database, as for :func:`~indexer.pipeline.run_index`."""
     from watchdog.observers import Observer
 
     if options.engine != "local":
         raise UsageError("--watch works with the local engine")
     if settings.debounce_s < 0 or settings.rescan_s <= 0:
         raise UsageError("--debounce must be >= 0 and --rescan-every > 0 seconds")
-    roots = normalise_roots(dirs) if dirs else _collection_roots(data)
+    roots = normalise_roots(dirs) if dirs else _collection_roots(data, db_url)
     changes = _Changes(CollectionPaths.from_option(data).root)
     observer = Observer()
     for root in roots:
         observer.schedule(changes, str(root), recursive=True)  # type: ignore[arg-type]
     observer.start()  # before the first run: a change made while it scans starts the next run
     try:
-        report(run_index(data, dirs, options))
+        report(run_index(data, dirs, options, db_url=db_url))
         while not stop.is_set():
             changes.wait(settings.debounce_s, settings.rescan_s, stop)
             if stop.is_set():
                 break
             try:
-                report(run_index(data, roots, options))
+                report(run_index(data, roots, options, db_url=db_url))
             except DualensError as exc:  # e.g. another indexer holds the collection: try again later
                 log.warning("this run did not index: %s; trying again at the next change", exc)
     finally:
@@ -120,8 +123,8 @@ def watch(
         observer.join(timeout=10)
 
 
-def _collection_roots(data: str | os.PathLike[str] | None) -> tuple[str, ...]:
+def _collection_roots(data: str | os.PathLike[str] | None, db_url: str | None) -> tuple[str, ...]:
     from indexer.core.storage.collection import Collection
 
-    with Collection.open(data) as collection:
+    with Collection.open(data, db_url=db_url) as collection:
         return normalise_roots([str(r) for r in collection.roots()], missing_ok=True)

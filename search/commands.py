@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from indexer.core import options as opts
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.models import DualEncoder
-from indexer.core.settings import CollectionPaths, add_backend_argument
 from indexer.core.text import printable
 from search import duplicate_commands
 from search.filters import parse_date
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     p.add_argument("query", help=QUERY_HELP)
     _add_result_options(p)
-    p.set_defaults(func=run_search)
+    p.set_defaults(func=run_search, names_collection=True)
 
     p = subparsers.add_parser(
         "similar",
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("photo", help="an indexed photo's id or path, or any image file")
     _add_result_options(p)
     p.add_argument("--include-self", action="store_true", help="keep the photo itself in the results")
-    p.set_defaults(func=run_similar)
+    p.set_defaults(func=run_similar, names_collection=True)
 
     p = subparsers.add_parser("classify", parents=[common], help="zero-shot label probabilities for a photo")
     p.add_argument("photo", help="an image file (or an indexed photo's id)")
@@ -52,22 +52,23 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=None,
         help="model directory or hub id (default: the collection's model, else the offline default)",
     )
-    add_backend_argument(p)
+    opts.add_backend(p)
     p.set_defaults(func=run_classify)
 
     p = subparsers.add_parser(
         "index-info", parents=[common], help="vector index type, memory size and measured recall@10"
     )
-    p.add_argument("--queries", type=int, default=100, help="sampled queries for recall (default 100)")
+    opts.add_count(p, "--queries", high=100_000, default=100, help="sampled queries for recall (default 100)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run_index_info)
+    p.set_defaults(func=run_index_info, names_collection=True)
 
     duplicate_commands.register(subparsers, common)
 
 
 def _add_result_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
-    p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    from search.searcher import MAX_K, MAX_OFFSET
+
+    opts.add_paging(p, max_k=MAX_K, max_offset=MAX_OFFSET)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--folder", default=None, help="only photos below this folder (absolute or root-relative)")
     p.add_argument("--after", default=None, help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)")
@@ -88,7 +89,7 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
     )
-    add_backend_argument(p)
+    opts.add_backend(p)
 
 
 def _filters(args: argparse.Namespace) -> Filters:
@@ -110,8 +111,14 @@ def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
     from search.searcher import Searcher
 
     encoder = DualEncoder(args.model, backend=args.backend) if getattr(args, "model", None) else None
+    settings = args.settings
     searcher = Searcher.open(
-        args.data, encoder=encoder, allow_external_files=True, backend=args.backend, prefetch_text=text
+        settings.data_dir,
+        encoder=encoder,
+        allow_external_files=True,
+        backend=settings.backend,
+        prefetch_text=text,
+        db_url=settings.db_url,
     )
     folder = getattr(args, "folder", None)
     if folder and not searcher.has_folder(folder):
@@ -173,7 +180,12 @@ def run_classify(args: argparse.Namespace) -> int:
     results = None
     if args.model is None:
         try:
-            searcher = Searcher.open(args.data, allow_external_files=True, backend=args.backend)
+            searcher = Searcher.open(
+                args.settings.data_dir,
+                allow_external_files=True,
+                backend=args.settings.backend,
+                db_url=args.settings.db_url,
+            )
         except CollectionError:
             searcher = None
         if searcher is not None:
@@ -198,9 +210,9 @@ def run_index_info(args: argparse.Namespace) -> int:
 
     if args.queries < 1:
         raise UsageError("--queries must be at least 1")
-    with Searcher.open(args.data) as searcher:
+    with Searcher.open(args.settings.data_dir, db_url=args.settings.db_url) as searcher:
         report = searcher.index_report(n_queries=args.queries)
-    path = CollectionPaths.from_option(args.data).vector_index
+    path = args.settings.paths.vector_index
     size = path.stat().st_size if path.exists() else None
     if args.json:
         print_json(report_json(report, size))

@@ -113,3 +113,29 @@ def test_the_run_names_its_model_and_only_the_offline_default_gets_a_hint() -> N
     assert f"--model {CLIP_SUGGESTION}" in note
     assert IndexSummary(model_id="openai/clip-vit-base-patch32", indexed=3).notes() == []
     assert IndexSummary(model_id="dualens-default-v3").notes() == []  # nothing embedded: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["index", "--workers", "-1", "photos"], "--workers"),
+        (["index", "--batch-size", "0", "photos"], "--batch-size"),
+        (["index", "--threads", "0", "photos"], "--threads"),
+        (["index", "--gpus-per-worker", "-1", "photos"], "--gpus-per-worker"),
+        (["index", "--decode-timeout", "0", "photos"], "--decode-timeout"),
+        (["train", "--images", "i", "--captions", "c", "--out", "o", "--batch-size", "-1"], "--batch-size"),
+        (["train", "--images", "i", "--captions", "c", "--out", "o", "--patience", "0"], "--patience"),
+        (["eval", "--images", "i", "--captions", "c", "--batch-size", "0"], "--batch-size"),
+        (
+            ["build-model", "--vision", "v", "--text", "t", "--out", "o", "--projection-dim", "0"],
+            "--projection-dim",
+        ),
+    ],
+)
+def test_counts_and_sizes_out_of_range_are_refused_in_one_line_before_anything_runs(
+    argv: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--data", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"dualens: error: {flag} must be")
+    assert not (tmp_path / "data").exists()

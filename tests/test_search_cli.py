@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -143,6 +144,9 @@ def test_index_info_reports_type_memory_and_recall(capsys, cli_world):
         (["search", "   "], 2, "query is empty"),
         (["search", '#1 "cat"'], 2, "expected + or -"),
         (["search", "dog", "-k", "0"], 2, "k must be"),
+        (["search", "dog", "--offset", "-1"], 2, "--offset must be"),
+        (["similar", "1", "-k", "10001"], 2, "-k must be"),
+        (["index-info", "--queries", "0"], 2, "--queries must be"),
         (["search", "dog", "--after", "last week"], 2, "is not a date"),
         (["search", "dog", "--min-score", "3"], 2, "minimum score"),
         (["similar", "{image_dir}/broken.jpg"], 1, "damaged or unreadable"),
@@ -213,3 +217,21 @@ def test_text_hits_carry_a_match_band_and_nonsense_gets_no_good_matches(capsys, 
     assert {h["relevance"] for h in json.loads(out)["hits"]} <= {"good", "strong"}
     code, out, _ = run(capsys, "similar", "--data", str(data), str(cli_world[2][0]), "-k", "2")
     assert code == 0 and "match" not in out.splitlines()[0]  # image queries: no bands (another score scale)
+
+
+def test_search_without_data_says_on_stderr_which_collection_it_read(
+    capsys, cli_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.core import settings
+
+    data = cli_world[0]
+    monkeypatch.delenv(settings.DATA_ENV, raising=False)
+    monkeypatch.setattr(settings, "DEFAULT_DATA", data)  # the default data directory, as if installed
+    code, out, err = run(capsys, "search", "--json", "dog", "-k", "1")
+    assert code == 0 and json.loads(out)["hits"][0]["path"].endswith("dog.jpg")  # stdout stays JSON
+    expected = (
+        settings.shown_db_url(os.environ[settings.DB_URL_ENV]) if settings.DB_URL_ENV in os.environ else data
+    )
+    assert err == f"dualens: note: using the collection in {expected}\n"
+    code, _, err = run(capsys, "search", "--data", str(data), "dog", "-k", "1")
+    assert code == 0 and err == ""  # named by --data: nothing to say

@@ -116,3 +116,40 @@ def test_the_ui_server_loads_the_collection_at_start_before_any_visit(
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["serve", "--workers", "0"], "--workers"),
+        (["serve", "--workers", "65"], "--workers"),
+        (["serve", "--port", "0"], "--port"),
+        (["ui", "--port", "70000"], "--port"),
+        (["ui", "--port", "eighty"], "--port"),
+    ],
+)
+def test_server_counts_out_of_range_are_refused_in_one_line(
+    argv: list[str], flag: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ui.cli import main
+
+    monkeypatch.setattr(commands.os, "execve", lambda *a: pytest.fail("streamlit must not start"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"dualens: error: {flag} must be")
+
+
+def test_ui_hands_the_database_to_streamlit_in_its_environment_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    from indexer.core.settings import DB_URL_ENV
+    from ui.cli import main
+
+    seen: dict[str, dict[str, str]] = {}
+    monkeypatch.setattr(commands.os, "execve", lambda path, argv, env: seen.update(env=env))
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    url = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    assert main(["ui", "--data", str(tmp_path), "--db", url, "--port", "8601"]) == 0
+    assert seen["env"][DB_URL_ENV] == url and DB_URL_ENV not in os.environ

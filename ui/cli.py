@@ -2,7 +2,9 @@
 
 Library code raises :class:`~indexer.core.errors.DualensError`; this is the one place that turns
 such an error into a one-line message and an exit code, so a user never sees a traceback for a
-mistake of theirs.
+mistake of theirs. It is also where the settings are resolved, once (``--data``, ``--db``,
+``--backend``, then the environment, then the platform's defaults), into ``args.settings``: every
+command takes them from there, and no command writes them into the process environment.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Sequence
 
 from indexer import commands as index_commands
 from indexer import model_commands
-from indexer.core.errors import DualensError, UsageError
-from indexer.core.settings import DB_URL_ENV, DB_URL_HELP
+from indexer.core.errors import DualensError
+from indexer.core.options import Parser
+from indexer.core.options import common_options as common_options
+from indexer.core.settings import Settings, shown_db_url
 from indexer.quality import commands as quality_commands
 from search import commands as search_commands
 from ui import commands as ui_commands
@@ -32,22 +36,8 @@ COMMAND_MODULES = (
 )
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options every subcommand accepts."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data",
-        metavar="DIR",
-        default=None,
-        help="collection data directory (default: $DUALENS_DATA or data/ in the project)",
-    )
-    common.add_argument("--db", metavar="URL", default=None, help=DB_URL_HELP)
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    return common
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dualens",
         description="Find photos by describing them or by showing one.",
     )
@@ -70,14 +60,21 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
-    before = os.environ.get(DB_URL_ENV)
     try:
-        if args.db is not None:  # every command, and the processes it starts, use this database
-            if not args.db.strip():
-                raise UsageError("--db must be a database URL; it is empty")
-            os.environ[DB_URL_ENV] = args.db
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a mistake on the command line (2, said in one line)
+        return exc.code if isinstance(exc.code, int) else 2
+    _configure_logging(args.verbose)
+    try:
+        settings = Settings.resolve(args.data, args.db, getattr(args, "backend", None))
+        args.settings = settings
+        # the namespace carries the resolved values too, for the commands that read args.data
+        args.data, args.db = str(settings.data_dir), settings.db_url
+        if hasattr(args, "backend"):
+            args.backend = settings.backend
+        if getattr(args, "names_collection", False) and not settings.data_given:
+            where = shown_db_url(settings.db_url) if settings.db_url else settings.data_dir
+            print(f"dualens: note: using the collection in {where}", file=sys.stderr)
         return int(args.func(args) or 0)
     except DualensError as exc:
         print(f"dualens: error: {exc}", file=sys.stderr)
@@ -87,11 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    finally:  # main() may be called more than once in a process (tests, embedding programs)
-        if before is None:
-            os.environ.pop(DB_URL_ENV, None)
-        else:
-            os.environ[DB_URL_ENV] = before
 
 
 if __name__ == "__main__":

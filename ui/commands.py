@@ -2,7 +2,9 @@
 
 ``dualens ui [--data DIR] [--port 8501] [--host 127.0.0.1]`` serves the web UI with
 ``streamlit run ui/app.py``: headless, on localhost unless told otherwise, with the data
-directory passed both as a script argument and as ``$DUALENS_DATA``.
+directory passed both as a script argument and, with the other settings, in the server's
+environment (:meth:`~indexer.core.settings.Settings.child_environ`): the only way settings travel
+through the environment is to a child process.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import socket
 import sys
 from pathlib import Path
 
+from indexer.core import options as opts
 from indexer.core.errors import UsageError
-from indexer.core.settings import BACKEND_ENV, DATA_ENV, add_backend_argument, resolve_data_dir
-from search import Searcher, collection_exists
+from indexer.core.settings import Settings
+from search import Searcher
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
+MAX_SERVE_WORKERS = 64
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -30,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="open the web UI (Streamlit) on the collection",
         description="Serve the search UI for a collection in the browser.",
     )
-    parser.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    opts.add_port(parser, 8501)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -45,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument(
         "--api-key-file", default=None, metavar="PATH", help="with --api: the service's API key, in this file"
     )
-    add_backend_argument(parser)
+    opts.add_backend(parser)
     parser.set_defaults(func=run_ui)
 
     parser = subparsers.add_parser(
@@ -55,13 +59,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="A read-only HTTP JSON API over the collection (OpenAPI schema at /openapi.json, "
         "interactive docs at /docs). Several worker processes share the index files.",
     )
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    opts.add_port(parser, 8000)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    opts.add_count(
+        parser, "--workers", high=MAX_SERVE_WORKERS, default=1, help="server processes (default 1)"
+    )
     parser.add_argument(
         "--api-key-file", default=None, metavar="PATH", help="require the key in this file on every request"
     )
-    add_backend_argument(parser)
+    opts.add_backend(parser)
     parser.set_defaults(func=run_serve)
 
 
@@ -108,17 +114,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
-    if not 1 <= int(args.workers) <= 64:
-        raise UsageError(f"--workers must be between 1 and 64, not {args.workers}")
-    data_dir = resolve_data_dir(args.data)
-    with Searcher.open(data_dir, backend=args.backend):  # no collection, a bad --db: one line now
+    if not 1 <= int(args.workers) <= MAX_SERVE_WORKERS:
+        raise UsageError(f"--workers must be between 1 and {MAX_SERVE_WORKERS}, not {args.workers}")
+    settings = _settings(args)
+    data_dir = settings.data_dir
+    # no collection, a database that does not answer: one line now, not in each worker
+    with Searcher.open(data_dir, backend=settings.backend, db_url=settings.db_url):
         pass
     if args.api_key_file:
         read_api_key(args.api_key_file)
-        os.environ[API_KEY_FILE_ENV] = str(Path(args.api_key_file).resolve())
     _check_port_free(args.host, int(args.port))
-    os.environ[DATA_ENV] = str(data_dir)
-    os.environ[BACKEND_ENV] = args.backend
+    # uvicorn builds the app in this process or in its worker processes, from the environment
+    child = settings.child_environ(os.environ)
+    for name in set(os.environ) - set(child):
+        del os.environ[name]
+    os.environ.update(child)
+    if args.api_key_file:
+        os.environ[API_KEY_FILE_ENV] = str(Path(args.api_key_file).resolve())
     url = f"http://{args.host}:{args.port}"
     print(
         f"dualens: serving the API of {data_dir} at {url}  (docs: {url}/docs; Ctrl-C to stop)",
@@ -140,8 +152,9 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_ui(args: argparse.Namespace) -> int:
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
-    data_dir = resolve_data_dir(args.data)
-    env = dict(os.environ)
+    settings = _settings(args)
+    data_dir = settings.data_dir
+    env = settings.child_environ(os.environ)
     if args.api:
         _check_service(args.api, args.api_key_file)
         env[API_URL_ENV] = args.api
@@ -151,7 +164,7 @@ def run_ui(args: argparse.Namespace) -> int:
     else:
         if args.api_key_file:
             raise UsageError("--api-key-file goes with --api URL (the search service's key)")
-        if not collection_exists(str(data_dir)):
+        if not settings.paths.exists():
             print(
                 f"dualens: note: no collection in {data_dir} yet; the page will say how to make one",
                 file=sys.stderr,
@@ -159,8 +172,6 @@ def run_ui(args: argparse.Namespace) -> int:
         source = str(data_dir)
         env.pop(API_URL_ENV, None)
     _check_port_free(args.host, int(args.port))
-    env[DATA_ENV] = str(data_dir)
-    env[BACKEND_ENV] = args.backend
     print(f"dualens: serving {source} at http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -168,6 +179,17 @@ def run_ui(args: argparse.Namespace) -> int:
     # Replace this process: Ctrl-C and SIGTERM reach streamlit directly and no child is orphaned.
     os.execve(argv[0], argv, env)
     return 0  # not reached
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings ``dualens`` resolved (``args.settings``); resolved here for a namespace built
+    without it (a direct call)."""
+    given = getattr(args, "settings", None)
+    if isinstance(given, Settings):
+        return given
+    return Settings.resolve(
+        getattr(args, "data", None), getattr(args, "db", None), getattr(args, "backend", None)
+    )
 
 
 def _check_service(url: str, key_file: str | None) -> None:

@@ -42,12 +42,22 @@ class UiConfig:
 
 
 def read_api_key(path: str) -> str:
-    """The API key in a file (whitespace stripped); UsageError when unreadable or too short."""
+    """The API key in a file (whitespace around it stripped).
+
+    UsageError, one line, when the file is unreadable or not UTF-8 text, and when the key is too
+    short or not printable ASCII: HTTP headers carry ASCII, so such a key could never be sent.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             key = fh.read().strip()
     except OSError as exc:
         raise UsageError(f"cannot read the API key file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the API key file {path} is not UTF-8 text (byte {exc.start})") from exc
     if len(key) < 16:
         raise UsageError(f"the API key in {path} is too short (at least 16 characters)")
+    if not (key.isascii() and key.isprintable()):
+        raise UsageError(
+            f"the API key in {path} has characters an HTTP header cannot carry: use printable ASCII only"
+        )
     return key

@@ -8,8 +8,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from indexer.core import options as opts
 from indexer.core.errors import UsageError
-from indexer.core.settings import add_backend_argument
 from indexer.quality.metrics import RetrievalMetrics, ZeroShotMetrics
 
 
@@ -50,9 +50,9 @@ def _register_eval(subparsers: argparse._SubParsersAction, common: argparse.Argu
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk embedding cache")
-    p.add_argument("--batch-size", type=int, default=32, help="model batch size (default 32)")
+    opts.add_count(p, "--batch-size", high=opts.MAX_BATCH, default=32, help="model batch size (default 32)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
-    add_backend_argument(p)
+    opts.add_backend(p)
     p.set_defaults(func=run_eval)
 
 

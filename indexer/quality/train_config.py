@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.core.errors import UsageError
+from indexer.core.options import MAX_BATCH, int_in
 
 ASPECT_FACTORS = (4 / 3, 3 / 4)  # width/height a square training photo is stretched back to
 
@@ -74,13 +75,25 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--base", default=d.base, help="VisionTextDualEncoder/CLIP model to start from (default: default)"
     )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
-    length.add_argument("--steps", type=int, default=None, help="train for this many steps instead")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step ({d.batch_size})")
+    length.add_argument(
+        "--epochs", type=int_in(1, 1_000_000), default=d.epochs, help=f"maximum epochs (default {d.epochs})"
+    )
+    length.add_argument(
+        "--steps", type=int_in(1, 10**9), default=None, help="train for this many steps instead"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int_in(2, MAX_BATCH),
+        default=d.batch_size,
+        help=f"images per step ({d.batch_size})",
+    )
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the projections ({d.lr})")
     p.add_argument("--text-lr", type=float, default=d.text_lr, help=f"for unlocked text layers ({d.text_lr})")
     p.add_argument(
-        "--rank", type=int, default=d.rank, help=f"rank of the projection updates, 0 = full ({d.rank})"
+        "--rank",
+        type=int_in(0, 65_536),
+        default=d.rank,
+        help=f"rank of the projection updates, 0 = full ({d.rank})",
     )
     p.add_argument(
         "--init-decay",
@@ -112,7 +125,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--freeze-logit-scale", action="store_true", help="keep the base model's logit scale")
     p.add_argument(
-        "--unlock-text-layers", type=int, default=0, metavar="N", help="also train the top N text layers"
+        "--unlock-text-layers",
+        type=int_in(0, 1000),
+        default=0,
+        metavar="N",
+        help="also train the top N text layers",
     )
     p.add_argument(
         "--caption-prompts",
@@ -124,7 +141,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--aspect-views",
-        type=int,
+        type=int_in(0, len(ASPECT_FACTORS)),
         default=d.aspect_views,
         metavar="N",
         help="square-resized training photos: also train on N views stretched back to 4:3 (1) and "
@@ -145,9 +162,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help=f"images held out for validation / early stopping ({d.val_fraction})",
     )
     p.add_argument(
-        "--eval-every", type=int, default=0, metavar="STEPS", help="validate every STEPS (default: per epoch)"
+        "--eval-every",
+        type=int_in(0, 10**9),
+        default=0,
+        metavar="STEPS",
+        help="validate every STEPS (default: per epoch)",
     )
-    p.add_argument("--patience", type=int, default=d.patience, help="validations without improvement")
+    p.add_argument(
+        "--patience", type=int_in(1, 1_000_000), default=d.patience, help="validations without improvement"
+    )
     p.add_argument(
         "--keep-last",
         action="store_true",
