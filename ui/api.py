@@ -31,10 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexer.core.errors import DualensError, NotFoundError, UsageError
 from search import Filters, Hit
-from ui.backend import Backend, ResultPage, SearchRequest
+from ui.backend import Backend, RequestKind, ResultPage, SearchRequest
 from ui.config import UiConfig, read_api_key
 from ui.safety import decode_upload
 from ui.schema import (
+    MAX_K,
+    MAX_OFFSET,
     ErrorBody,
     FacetsOut,
     FilterParams,
@@ -50,8 +52,6 @@ from ui.schema import (
     error_code,
 )
 
-MAX_K = 200
-MAX_OFFSET = 10_000
 MAX_LABELS = 50
 ENVELOPE_BYTES = 64 * 1024  # multipart headers and the labels field, on top of the image itself
 
@@ -205,7 +205,7 @@ def _page(result: ResultPage, model: type[Page], k: int, offset: int, **extra: A
     return JSONResponse(page.model_dump(mode="json"))
 
 
-def _request(kind: Any, f: Filters, k: int, offset: int, **extra: Any) -> SearchRequest:
+def _request(kind: RequestKind, f: Filters, k: int, offset: int, **extra: Any) -> SearchRequest:
     return SearchRequest(kind, filters=f, limit=k, offset=offset, **extra)
 
 

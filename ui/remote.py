@@ -12,6 +12,7 @@ import io
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,9 +24,20 @@ from indexer.core.errors import CollectionError, DualensError, NotFoundError, Qu
 from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
-from ui.schema import ErrorBody, FacetsOut, FilterParams, Health, Page, StatsOut, Unauthorised, error_class
+from ui.schema import (
+    MAX_K,
+    ErrorBody,
+    FacetsOut,
+    FilterParams,
+    Health,
+    Page,
+    StatsOut,
+    Unauthorised,
+    error_class,
+)
 
 _Answer = TypeVar("_Answer", bound=BaseModel)
+Params = list[tuple[str, str]]
 
 API_URL_ENV = "DUALENS_API_URL"
 API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
@@ -92,7 +104,7 @@ class RemoteBackend:
             raise _error_for(response)
         return response
 
-    def _json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    def _json(self, path: str, params: Params | None = None) -> dict[str, Any]:
         return self._parsed(self._request("GET", path, params=params))
 
     def _parsed(self, response: httpx.Response) -> dict[str, Any]:
@@ -104,7 +116,7 @@ class RemoteBackend:
             raise CollectionError(f"the search service at {self.url} sent an unexpected answer")
         return body
 
-    def _read(self, model: type[_Answer], path: str, params: list[tuple[str, str]] | None = None) -> _Answer:
+    def _read(self, model: type[_Answer], path: str, params: Params | None = None) -> _Answer:
         return self._model(model, self._json(path, params))
 
     def _model(self, model: type[_Answer], body: dict[str, Any]) -> _Answer:
@@ -137,33 +149,41 @@ class RemoteBackend:
         return found
 
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage:
-        """One page of hits, as the service's Backend.run answers it (``has_more`` and ``total`` too)."""
+        """One page of hits, as the service's Backend.run answers it (``has_more`` and ``total`` too);
+        a page longer than the API's ``k`` limit is asked for in several requests."""
         limit = max(1, min(request.limit, self.config.max_results))
-        params = [
-            ("k", str(limit)),
-            ("offset", str(request.offset)),
-            *FilterParams.of(request.filters).params(),
-        ]
+        send = self._sender(request, image)
+        hits: list[Hit] = []
+        offset, more, total = request.offset, True, None
+        while more and len(hits) < limit:
+            k = min(MAX_K, limit - len(hits))
+            params = [("k", str(k)), ("offset", str(offset)), *FilterParams.of(request.filters).params()]
+            page = self._model(Page, send(params))
+            hits += [Hit.from_json(h) for h in page.hits]
+            offset, more, total = offset + k, page.has_more, page.total
+        return ResultPage(hits=hits[:limit], has_more=more, total=total)
+
+    def _sender(
+        self, request: SearchRequest, image: Image.Image | None
+    ) -> Callable[[Params], dict[str, Any]]:
+        """What asks the service for one page of ``request``, given the paging and filter parameters."""
         if request.kind == "text":
             if not request.text.strip():
                 raise QueryError("the query is empty; describe the photo you are looking for")
-            body = self._json("/search", [("q", request.text), *params])
-        elif request.kind == "similar":
+            return lambda params: self._json("/search", [("q", request.text), *params])
+        if request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
-            body = self._json(f"/similar/{int(request.photo_id)}", params)
-        elif request.kind == "image":
+            path = f"/similar/{int(request.photo_id)}"
+            return lambda params: self._json(path, params)
+        if request.kind == "image":
             if image is None:
                 raise QueryError("no uploaded photo")
             upload = io.BytesIO()
             image.convert("RGB").save(upload, format="JPEG", quality=95)
             files = {"image": ("upload.jpg", upload.getvalue(), "image/jpeg")}
-            body = self._parsed(self._request("POST", "/similar", params=params, files=files))
-        else:
-            raise QueryError(f"unknown request kind {request.kind!r}")
-        page = self._model(Page, body)
-        hits = [Hit.from_json(h) for h in page.hits]
-        return ResultPage(hits=hits[:limit], has_more=page.has_more, total=page.total)
+            return lambda params: self._parsed(self._request("POST", "/similar", params=params, files=files))
+        raise QueryError(f"unknown request kind {request.kind!r}")
 
     def photo(self, photo_id: int) -> Hit | None:
         try:

@@ -27,6 +27,9 @@ from indexer.core.errors import (
 )
 from search import Facets, Filters, FolderOption, PlaceOption, Stats, parse_date
 
+MAX_K = 200  # hits per request (`k`)
+MAX_OFFSET = 10_000  # hits a request may skip (`offset`)
+
 # ---------------------------------------------------------------------- errors
 
 
