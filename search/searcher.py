@@ -36,10 +36,12 @@ from indexer.core.storage.search_reads import (
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from indexer.core.vectors import l2_normalise
 from search.classify import PROMPT, classify_vector, clean_labels
+from search.duplicates import DuplicateGroup, find_duplicates
 from search.facets import Facets, read_facets
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
+from search.quarantine import Expected
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import Relevance
 from search.relevance import measure as measure_relevance
@@ -588,6 +590,26 @@ class Searcher:
     def _metadata(self, ids: list[int]) -> dict[int, Any]:
         """Metadata rows of indexed photos by id, in one Core query."""
         return hit_rows(self.collection, ids)
+
+    # ------------------------------------------------------------------ what front ends need
+    # The UI and the HTTP API reach the collection only through these (never its attributes).
+    def generation(self) -> int:
+        """The generation of the vector index served now: it changes when a newer index is loaded."""
+        return self._index.generation
+
+    def index_label(self) -> str:
+        """A few words on the vector index served now (its kind and size), for status pages."""
+        return self._index.describe().label
+
+    def duplicates(self) -> list[DuplicateGroup]:
+        """Every group of exact copies and near-duplicates in the collection, largest groups first."""
+        return find_duplicates(self.collection)
+
+    def files_to_move(self, ids: Sequence[int]) -> dict[int, Expected]:
+        """Path, size and mtime of these photos as stored (unknown ids left out): a quarantine moves a
+        file only while it is still the file the collection knows."""
+        rows = self.collection.photos([int(i) for i in ids])
+        return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
 
 
 def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:

@@ -108,7 +108,7 @@ def test_bad_uploads_are_refused(api: httpx.Client) -> None:
     _error(api.post("/similar", files={"image": ("x.jpg", b"not an image", "image/jpeg")}), 422)
     _error(api.post("/similar"), 422)
     big = b"\xff" * (20 * 1024 * 1024 + 10)
-    _error(api.post("/similar", files={"image": ("big.jpg", big, "image/jpeg")}), 422)
+    _error(api.post("/similar", files={"image": ("big.jpg", big, "image/jpeg")}), 413)  # too large: 413
 
 
 def test_files_outside_the_roots_are_never_served(api: httpx.Client, api_world: tuple[Path, Path]) -> None:
@@ -174,3 +174,12 @@ def test_the_openapi_schema_survives_fuzzing_without_a_server_error(api: httpx.C
     assert failures == []
     assert len(operations) >= 9 and len(statuses) >= 5 * len(operations)
     assert {200, 422} <= set(statuses)  # both accepted and refused requests were sent
+
+
+def test_result_pages_carry_the_total_and_whether_more_follow(api: httpx.Client) -> None:
+    first = api.get("/search", params={"q": "a photo", "k": 5}).json()
+    assert (first["total"], first["has_more"]) == (12, True)
+    last = api.get("/search", params={"q": "a photo", "k": 5, "offset": 10}).json()
+    assert (len(last["hits"]), last["total"], last["has_more"]) == (2, 12, False)
+    similar = api.get(f"/similar/{first['hits'][0]['id']}", params={"k": 3}).json()
+    assert similar["total"] == 11 and similar["has_more"] is True  # the photo itself left out

@@ -135,3 +135,44 @@ def test_ui_with_an_unreachable_or_bad_api_is_one_line(capsys: pytest.CaptureFix
     assert "not an http:// or https:// URL" in capsys.readouterr().err
     assert main(["ui", "--api-key-file", "k"]) == 2
     assert "goes with --api" in capsys.readouterr().err
+
+
+def test_a_remote_page_longer_than_the_api_k_limit_is_fetched_in_several_requests(
+    pair: tuple[Backend, RemoteBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local, remote = pair
+    monkeypatch.setattr("ui.remote.MAX_K", 4)  # 10 hits: requests of 4, 4 and 2
+    request = SearchRequest("text", text="a photo", limit=10)
+    a, b = local.run(request), remote.run(request)
+    assert _ids(b) == _ids(a) and len(_ids(b)) == 10
+    assert (b.has_more, b.total) == (a.has_more, a.total) and b.total is not None
+
+
+def test_the_api_answers_pages_with_the_page_s_total(pair: tuple[Backend, RemoteBackend]) -> None:
+    """Page and API go through the same request path: the API's pages carry `total` and `has_more`."""
+    local, remote = pair
+    for request in (
+        SearchRequest("text", text="a photo", limit=5),
+        SearchRequest("text", text="a photo", filters=Filters(folder="beach"), limit=50),
+    ):
+        a, b = local.run(request), remote.run(request)
+        assert (b.total, b.has_more) == (a.total, a.has_more) and b.total is not None
+
+
+def test_a_remote_request_beyond_the_api_k_limit_is_not_refused(api_server: Server) -> None:
+    remote = RemoteBackend(api_server.url, UiConfig(max_results=480), api_key=KEY)
+    try:  # the page's "Show more" asks for up to max_results hits; the API takes at most 200 a request
+        assert len(remote.run(SearchRequest("text", text="a photo", limit=300)).hits) == 12
+    finally:
+        remote.close()
+
+
+def test_every_error_the_api_answers_is_read_back_as_its_own_class() -> None:
+    from indexer.core.errors import ImageError, NotFoundError
+    from ui.schema import CLIENT_ERRORS, UploadTooLarge, error_class, error_code
+
+    for cls in CLIENT_ERRORS:
+        assert error_class(cls.http_status, error_code(cls)) is cls
+    assert error_class(422, "bad_request") is ImageError and error_class(413, "too_large") is UploadTooLarge
+    assert (NotFoundError.http_status, QueryError.http_status, CollectionError.http_status) == (404, 400, 503)
+    assert error_class(422, "invalid_request") is None  # a request that fails validation: no typed error

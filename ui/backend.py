@@ -20,7 +20,6 @@ from PIL import Image
 from indexer.core.errors import QueryError
 from search import (
     DuplicateGroup,
-    Expected,
     Facets,
     Filters,
     Hit,
@@ -30,7 +29,6 @@ from search import (
     Stats,
     Term,
     TermKind,
-    find_duplicates,
     move_aside,
     parse_query,
 )
@@ -45,13 +43,15 @@ RequestKind = Literal["text", "similar", "image"]
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """What the user asked for. ``photo_id`` is a database id, never a path."""
+    """What the user asked for, from the page or the HTTP API. ``photo_id`` is a database id, never
+    a path; ``offset`` hits are skipped, then ``limit`` are shown."""
 
     kind: RequestKind
     text: str = ""
     photo_id: int | None = None
     filters: Filters = field(default_factory=Filters)
     limit: int = 24
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,13 @@ class Backend:
         return self.searcher.stats()
 
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage:
-        """Run a request; one extra hit is fetched to know whether "Show more" has anything."""
+        """Run a request (the page's and the HTTP API's one path); one extra hit is fetched to know
+        whether "Show more" has anything."""
         limit = max(1, min(request.limit, self.config.max_results))
-        k = limit + 1
+        k, offset = limit + 1, request.offset
         if request.kind == "text":
-            hits = self.searcher.search(self.safe_query(request.text), k=k, filters=request.filters)
+            query = self.safe_query(request.text)
+            hits = self.searcher.search(query, k=k, offset=offset, filters=request.filters)
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
@@ -132,11 +134,11 @@ class Backend:
                 raise QueryError(
                     f"photo {request.photo_id} is not available; choose a photo from the results"
                 )
-            hits = self.searcher.similar(int(request.photo_id), k=k, filters=request.filters)
+            hits = self.searcher.similar(int(request.photo_id), k=k, offset=offset, filters=request.filters)
         elif request.kind == "image":
             if image is None:
                 raise QueryError("no uploaded photo")
-            hits = self.searcher.search_image(image, k=k, filters=request.filters)
+            hits = self.searcher.search_image(image, k=k, offset=offset, filters=request.filters)
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
@@ -176,6 +178,14 @@ class Backend:
         spec = self.preview_spec if preview else self.grid_spec
         return self.thumbnails.get(hit.id, hit.path, spec)
 
+    def index_label(self) -> str:
+        """A few words on the vector index served now, for status pages."""
+        return self.searcher.index_label()
+
+    def classify(self, image: Image.Image | int, labels: list[str]) -> list[tuple[str, float]]:
+        """Zero-shot label probabilities of an uploaded image or an indexed photo (by id)."""
+        return self.searcher.classify(image, labels)
+
     def facets(self) -> Facets:
         """Folders, file types and dates the sidebar filters offer (cached per index generation)."""
         return self.searcher.facets()
@@ -189,22 +199,20 @@ class Backend:
 
     def duplicates(self) -> list[DuplicateGroup]:
         """Groups of copies inside the roots, found once per index generation."""
-        generation = self.searcher.index.generation
+        generation = self.searcher.generation()
         cached = self._duplicates
         if cached is None or cached[0] != generation:
-            groups = find_duplicates(self.searcher.collection)
+            groups = self.searcher.duplicates()
             kept = [g for g in groups if all(self.guard.inside_roots(m.path) for m in g.members)]
             cached = self._duplicates = (generation, kept)
         return [g for g in (_present(g) for g in cached[1]) if g is not None]
 
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
         """Move these photos (ids of duplicate copies; paths from the database, never the browser)."""
-        rows = self.searcher.collection.photos(photo_ids)
+        known = self.searcher.files_to_move(photo_ids)
         copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # never break a link
-        chosen = [
-            rows[i] for i in photo_ids if i in rows and i in copies and self.guard.inside_roots(rows[i].path)
-        ]
-        files = [Expected(p.path, p.size, p.mtime_ns) for p in chosen]
+        chosen = [i for i in photo_ids if i in known and i in copies]
+        files = [known[i] for i in chosen if self.guard.inside_roots(known[i].path)]
         return move_aside(files, folder, self.searcher.roots())
 
     def close(self) -> None:

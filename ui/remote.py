@@ -12,24 +12,32 @@ import io
 import os
 import tempfile
 import threading
-from datetime import date, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from PIL import Image
+from pydantic import BaseModel, ValidationError
 
-from indexer.core.errors import (
-    CollectionError,
-    DualensError,
-    ImageError,
-    NotFoundError,
-    QueryError,
-    UsageError,
-)
-from search import DuplicateGroup, Facets, Filters, FolderOption, Hit, PlaceOption, QuarantineReport, Stats
+from indexer.core.errors import CollectionError, DualensError, NotFoundError, QueryError, UsageError
+from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
+from ui.schema import (
+    MAX_K,
+    ErrorBody,
+    FacetsOut,
+    FilterParams,
+    Health,
+    Page,
+    StatsOut,
+    Unauthorised,
+    error_class,
+)
+
+_Answer = TypeVar("_Answer", bound=BaseModel)
+Params = list[tuple[str, str]]
 
 API_URL_ENV = "DUALENS_API_URL"
 API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
@@ -40,38 +48,18 @@ _LOCAL_ONLY = (
 )
 
 
-def filter_params(filters: Filters) -> list[tuple[str, str]]:
-    """The API's query parameters for a set of filters."""
-    params: list[tuple[str, str]] = []
-    if filters.folder:
-        params.append(("folder", str(filters.folder)))
-    if filters.date_from:
-        params.append(("after", filters.date_from.isoformat()))
-    if filters.date_to:
-        params.append(("before", filters.date_to.isoformat()))
-    params += [("type", t) for t in filters.file_types]
-    if filters.min_score is not None:
-        params.append(("min_score", repr(float(filters.min_score))))
-    if filters.min_match:
-        params.append(("min_match", filters.min_match))
-    if filters.place:
-        params.append(("place", filters.place))
-    return params
-
-
 def _error_for(response: httpx.Response) -> DualensError:
-    """The typed error a JSON error answer stands for."""
+    """The typed error a JSON error answer stands for (ui/schema.py's table, read backwards)."""
     try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
+        error = ErrorBody.model_validate(response.json()).error
+        code, message = error.code, error.message
+    except (ValueError, ValidationError):
         code, message = "", f"the search service answered HTTP {response.status_code}"
-    if response.status_code == 401:
-        return UsageError(f"the search service refused the API key: {message}")
-    if response.status_code == 404:
-        return NotFoundError(message)
-    if response.status_code == 422 and code == "bad_request":  # the service could not read the image
-        return ImageError(message)
+    found = error_class(response.status_code, code)
+    if found is Unauthorised:
+        return Unauthorised(f"the search service refused the API key: {message}")
+    if found is not None and found is not CollectionError:
+        return found(message)
     if 400 <= response.status_code < 500:
         return QueryError(message)
     return CollectionError(f"the search service failed: {message}")
@@ -116,16 +104,31 @@ class RemoteBackend:
             raise _error_for(response)
         return response
 
-    def _json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-        body = self._request("GET", path, params=params).json()
+    def _json(self, path: str, params: Params | None = None) -> dict[str, Any]:
+        return self._parsed(self._request("GET", path, params=params))
+
+    def _parsed(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             raise CollectionError(f"the search service at {self.url} sent an unexpected answer")
         return body
 
+    def _read(self, model: type[_Answer], path: str, params: Params | None = None) -> _Answer:
+        return self._model(model, self._json(path, params))
+
+    def _model(self, model: type[_Answer], body: dict[str, Any]) -> _Answer:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise CollectionError(f"the search service at {self.url} sent an unexpected answer") from exc
+
     # ------------------------------------------------------------------ the Backend interface
     def refresh(self) -> bool:
         """Whether the service's index generation changed since the last call."""
-        generation = int(self._json("/health")["generation"])
+        generation = self._read(Health, "/health").generation
         with self._lock:
             changed = self._generation is not None and generation != self._generation
             if changed or self._generation is None:
@@ -134,58 +137,53 @@ class RemoteBackend:
         return changed
 
     def stats(self) -> Stats:
-        s = self._json("/stats")
-        last = s.get("last_indexed_at")
-        return Stats(
-            n_indexed=int(s["photos"]),
-            n_failed=int(s["failed"]),
-            model_id=s.get("model"),
-            dim=s.get("dim"),
-            generation=int(s["generation"]),
-            last_indexed_at=datetime.fromisoformat(last) if last else None,
-            roots=tuple(Path(r) for r in s.get("roots", ())),
-            n_pending=int(s.get("pending") or 0),
-        )
+        return self._read(StatsOut, "/stats").to_stats()
 
     def facets(self) -> Facets:
         with self._lock:
             if self._facets is not None:
                 return self._facets
-        f = self._json("/facets")
-        found = Facets(
-            folders=tuple(FolderOption(**option) for option in f["folders"]),
-            file_types=tuple(f["file_types"]),
-            first_date=date.fromisoformat(f["first_date"]) if f.get("first_date") else None,
-            last_date=date.fromisoformat(f["last_date"]) if f.get("last_date") else None,
-            places=tuple(PlaceOption(**option) for option in f.get("places", [])),
-        )
+        found = self._read(FacetsOut, "/facets").to_facets()
         with self._lock:
             self._facets = found
         return found
 
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage:
-        """One page of hits; one extra hit is asked for to know whether "Show more" has anything."""
+        """One page of hits, as the service's Backend.run answers it (``has_more`` and ``total`` too);
+        a page longer than the API's ``k`` limit is asked for in several requests."""
         limit = max(1, min(request.limit, self.config.max_results))
-        params = [("k", str(limit + 1)), *filter_params(request.filters)]
+        send = self._sender(request, image)
+        hits: list[Hit] = []
+        offset, more, total = request.offset, True, None
+        while more and len(hits) < limit:
+            k = min(MAX_K, limit - len(hits))
+            params = [("k", str(k)), ("offset", str(offset)), *FilterParams.of(request.filters).params()]
+            page = self._model(Page, send(params))
+            hits += [Hit.from_json(h) for h in page.hits]
+            offset, more, total = offset + k, page.has_more, page.total
+        return ResultPage(hits=hits[:limit], has_more=more, total=total)
+
+    def _sender(
+        self, request: SearchRequest, image: Image.Image | None
+    ) -> Callable[[Params], dict[str, Any]]:
+        """What asks the service for one page of ``request``, given the paging and filter parameters."""
         if request.kind == "text":
             if not request.text.strip():
                 raise QueryError("the query is empty; describe the photo you are looking for")
-            body = self._json("/search", [("q", request.text), *params])
-        elif request.kind == "similar":
+            return lambda params: self._json("/search", [("q", request.text), *params])
+        if request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
-            body = self._json(f"/similar/{int(request.photo_id)}", params)
-        elif request.kind == "image":
+            path = f"/similar/{int(request.photo_id)}"
+            return lambda params: self._json(path, params)
+        if request.kind == "image":
             if image is None:
                 raise QueryError("no uploaded photo")
             upload = io.BytesIO()
             image.convert("RGB").save(upload, format="JPEG", quality=95)
             files = {"image": ("upload.jpg", upload.getvalue(), "image/jpeg")}
-            body = self._request("POST", "/similar", params=params, files=files).json()
-        else:
-            raise QueryError(f"unknown request kind {request.kind!r}")
-        hits = [Hit.from_json(h) for h in body["hits"]]
-        return ResultPage(hits=hits[:limit], has_more=len(hits) > limit)
+            return lambda params: self._parsed(self._request("POST", "/similar", params=params, files=files))
+        raise QueryError(f"unknown request kind {request.kind!r}")
 
     def photo(self, photo_id: int) -> Hit | None:
         try:

@@ -1,7 +1,8 @@
 """Typed errors. Library code raises these; the CLI and the UI decide how to show them.
 
 Every subclass of :class:`DualensError` is a *user-facing* condition: its message is one clear
-sentence that can be shown as is, without a traceback.
+sentence that can be shown as is, without a traceback. ``http_status`` is the status the HTTP API
+(``dualens serve``) answers it with, and the one its client (``dualens ui --api``) reads back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ class DualensError(Exception):
     """Base class of every error a user can cause or fix."""
 
     exit_code: int = 1
+    http_status: int = 400
 
 
 class UsageError(DualensError):
@@ -24,9 +26,13 @@ class UsageError(DualensError):
 class NotFoundError(DualensError):
     """A path, photo, model or collection that does not exist."""
 
+    http_status = 404
+
 
 class ModelError(DualensError):
     """A model that cannot be loaded or built."""
+
+    http_status = 503
 
 
 class ModelMismatchError(DualensError):
@@ -35,6 +41,8 @@ class ModelMismatchError(DualensError):
 
 class CollectionError(DualensError):
     """Missing, damaged or inconsistent collection state (database or vector index)."""
+
+    http_status = 503
 
 
 def is_storage_problem(exc: BaseException) -> bool:
@@ -59,6 +67,8 @@ class ImageProblem(enum.StrEnum):
 
 class ImageError(DualensError):
     """An image that cannot be read or decoded: ``kind`` says why, ``detail`` in a few words."""
+
+    http_status = 422
 
     def __init__(self, message: str, *, kind: ImageProblem = ImageProblem.CORRUPT, detail: str = "") -> None:
         super().__init__(message)
