@@ -334,7 +334,7 @@ def test_new_index_is_picked_up_without_restarting(tmp_path, monkeypatch, tiny_m
     shutil.rmtree(photos / "city")
     make_photos(tmp_path / "more", n=10, seed=1)
     shutil.copytree(tmp_path / "more" / "city", photos / "city2")
-    build_collection(data, photos, tiny_model_dir)
+    build_collection(data, photos, tiny_model_dir, None, "--prune")  # a folder gone: --prune confirms
     at.run()
     _clean(at)
     assert next(m for m in at.sidebar.metric if m.label == "Photos").value == str(3 + 5)
