@@ -228,9 +228,9 @@ def run_index(
         elif plan.todo:
             _process(state, encoder, options, timer)
         with timer.stage("write"):
-            removed = state.writer.sweep(plan.missing, state.claimed)
-            summary.removed = sum(r.id not in state.claimed for r in plan.missing)
-            summary.kept_unreachable, summary.unreachable_folders = plan.still_unreachable(state.claimed)
+            gone, summary.kept_unreachable, summary.unreachable_folders = plan.settle(state.claimed)
+            removed = state.writer.sweep(gone, state.claimed)
+            summary.removed = sum(r.id not in state.claimed for r in gone)
             state.removed.update(removed)
             update_indexes(collection, was_current, state.removed, state.added)
             summary.placed = collection.fill_places()  # new GPS positions, and those of older releases

@@ -13,6 +13,7 @@ its rows are kept unless ``prune``, and may still be claimed by moves (a renamed
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -53,10 +54,11 @@ class Plan:
     todo: list[WorkItem]
     unchanged: int
     missing: list[ExistingRow]
-    # rows whose file was not seen because its folder could not be read, or because its root was
-    # empty where it had photos (a disk not mounted): kept, never swept, unless --prune
+    # rows whose file was not seen because its folder could not be read, or because the folder
+    # vanished or came back empty where it had photos (a disk not mounted): kept unless --prune
     unreachable: list[ExistingRow] = field(default_factory=list)
     unreachable_folders: tuple[str, ...] = ()
+    emptied_folders: tuple[str, ...] = ()  # those of unreachable_folders that were listed, empty or gone
     known_failed: int = 0  # failed before, same size and mtime since: not read again
     # content hash -> id of an indexed row holding that content (for moves and duplicate reuse);
     # the runner adds the rows it writes
@@ -71,14 +73,21 @@ class Plan:
     def missing_hashes(self) -> frozenset[str]:
         return frozenset(r.content_hash for r in self.move_sources if r.is_indexed and r.content_hash)
 
-    def still_unreachable(self, claimed: set[int]) -> tuple[int, tuple[str, ...]]:
-        """The unreachable rows not taken over by a move, and the folders they are in (a folder
-        whose every row moved was renamed, not lost)."""
-        kept = [r for r in self.unreachable if r.id not in claimed]
-        folders = tuple(
-            f for f in self.unreachable_folders if _under_any(f, kept) or not _under_any(f, self.unreachable)
-        )
-        return len(kept), folders
+    def settle(self, claimed: set[int]) -> tuple[list[ExistingRow], int, tuple[str, ...]]:
+        """After the run's moves (``claimed`` rows): the rows to sweep, the number of rows kept
+        unreachable, and the folders that hold them. An emptied folder some of whose photos moved
+        was renamed, not lost: its other rows are swept too (photos deleted along with the rename)."""
+        blocked = set(self.unreachable_folders)
+        unreadable = blocked - set(self.emptied_folders)
+        moved_from = {f for r in self.unreachable if r.id in claimed for f in _folders_above(r.path, blocked)}
+        renamed = moved_from - unreadable
+        rest = [r for r in self.unreachable if r.id not in claimed]
+        swept = [r for r in rest if _in_folders(r.path, renamed) and not _in_folders(r.path, unreadable)]
+        gone = {r.id for r in swept}
+        kept = [r for r in rest if r.id not in gone]
+        holding = {f for r in kept for f in _folders_above(r.path, blocked)}
+        folders = tuple(f for f in self.unreachable_folders if f in holding or f not in moved_from)
+        return [*self.missing, *swept], len(kept), folders
 
 
 def load_existing(session: Session) -> list[ExistingRow]:
@@ -136,7 +145,8 @@ def make_plan(
         else:  # no old hash unless complete: a touched file keeps its vectors, others are embedded
             todo.append(WorkItem(f, row.id, row.is_indexed, row.content_hash if complete(row) else None))
     missing = [r for r in existing if r.path not in seen and _under(r.path, scan.roots)]
-    blocked = (*scan.unreadable, *_emptied_folders(scan, existing, missing))
+    emptied = [f for f in _emptied_folders(scan, existing, missing) if f not in scan.unreadable]
+    blocked = (*scan.unreadable, *emptied)
     unreachable: list[ExistingRow] = []
     if blocked and not prune:
         folders = set(blocked)
@@ -154,6 +164,7 @@ def make_plan(
         by_hash=by_hash,
         unreachable=unreachable,
         unreachable_folders=tuple(dict.fromkeys(blocked)),
+        emptied_folders=tuple(emptied),
         known_failed=known_failed,
     )
 
@@ -162,20 +173,20 @@ def _failed_unchanged(row: ExistingRow, f: ScannedFile) -> bool:
     return row.status == PhotoStatus.ERROR and row.size == f.size and row.mtime_ns == f.mtime_ns
 
 
-def _in_folders(path: str, folders: set[str]) -> bool:
-    """Whether ``path`` is below one of ``folders`` (a walk up its parents: cheap for many folders)."""
+def _folders_above(path: str, folders: set[str]) -> Iterator[str]:
+    """The ``folders`` that ``path`` is below (a walk up its parents: cheap for many folders)."""
     parent = os.path.dirname(path)
     while True:
         if parent in folders:
-            return True
+            yield parent
         up = os.path.dirname(parent)
         if up == parent:
-            return False
+            return
         parent = up
 
 
-def _under_any(folder: str, rows: list[ExistingRow]) -> bool:
-    return any(_under(r.path, (folder,)) for r in rows)
+def _in_folders(path: str, folders: set[str]) -> bool:
+    return next(_folders_above(path, folders), None) is not None
 
 
 def _emptied_folders(scan: ScanResult, existing: list[ExistingRow], missing: list[ExistingRow]) -> list[str]:
@@ -194,9 +205,10 @@ def _emptied_folders(scan: ScanResult, existing: list[ExistingRow], missing: lis
         while folder not in live and folder != f.root and len(folder) > len(f.root):
             live.add(folder)
             folder = os.path.dirname(folder)
+    unreadable = set(scan.unreadable)  # reported as such, not as emptied
     for row in missing:
         root = next((r for r in scan.roots if _under(row.path, (r,))), None)
-        if root is None or root in emptied:
+        if root is None or root in emptied or _in_folders(row.path, unreadable):
             continue
         top = None
         folder = os.path.dirname(row.path)

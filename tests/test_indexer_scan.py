@@ -118,3 +118,25 @@ def test_plan_does_not_read_a_failed_file_again_until_it_changes(tmp_path: Path)
     assert (plan.todo, plan.known_failed, plan.unchanged) == ([], 1, 0)
     touched = make_plan(scan(roots), [_row(3, failed, st.st_size, st.st_mtime_ns - 1, PhotoStatus.ERROR)])
     assert [i.existing_id for i in touched.todo] == [3] and touched.known_failed == 0
+
+
+def test_plan_keeps_a_folder_whose_every_photo_is_gone_but_sweeps_a_photo_deleted_beside_others(
+    tmp_path: Path,
+) -> None:
+    kept = save_jpeg(tmp_path / "keep" / "a.jpg", seed=1)
+    st = kept.stat()
+    existing = [
+        _row(1, kept, st.st_size, st.st_mtime_ns),
+        _row(2, tmp_path / "keep" / "gone.jpg", 10, 10),  # deleted beside a photo still there
+        _row(3, tmp_path / "disk" / "x" / "1.jpg", 10, 10),  # the whole of disk/ is gone
+        _row(4, tmp_path / "disk" / "x" / "2.jpg", 10, 10),
+        _row(5, tmp_path / "disk" / "3.jpg", 10, 10),
+    ]
+    scanned = scan(normalise_roots([tmp_path]))
+    plan = make_plan(scanned, existing)
+    assert [r.id for r in plan.missing] == [2] and [r.id for r in plan.unreachable] == [3, 4, 5]
+    assert plan.unreachable_folders == plan.emptied_folders == (str(tmp_path / "disk"),)  # the topmost
+    assert plan.settle({3}) == ([plan.missing[0], existing[3], existing[4]], 0, ())  # renamed: moves
+    assert plan.settle(set()) == (plan.missing, 3, (str(tmp_path / "disk"),))
+    pruned = make_plan(scanned, existing, prune=True)
+    assert [r.id for r in pruned.missing] == [2, 3, 4, 5] and pruned.unreachable == []

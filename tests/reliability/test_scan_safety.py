@@ -111,16 +111,18 @@ def test_1_a_folder_renamed_away_or_emptied_keeps_its_photos_until_prune(
 
 
 def test_1_a_folder_renamed_inside_the_root_is_moved_not_kept(tmp_path: Path, database: str | None) -> None:
-    """The guard of the rule above: a renamed folder looks emptied, but its photos moved."""
+    """The guard of the rule above: a renamed folder looks emptied, but its photos moved (and one
+    deleted with the rename is removed, not kept as if a disk were missing)."""
     photos, data = tmp_path / "photos", tmp_path / "data"
-    for i in range(3):
+    for i in range(4):
         save_jpeg(photos / "album" / f"p{i}.jpg", seed=i)
     save_jpeg(photos / "other.jpg", seed=9)
     _index(data, photos)
     before = _paths(data)
+    (photos / "album" / "p3.jpg").unlink()
     os.rename(photos / "album", photos / "album-2019")
     summary = _index(data, photos)
-    assert (summary.moved, summary.removed, summary.kept_unreachable, summary.indexed) == (3, 0, 0, 0)
+    assert (summary.moved, summary.removed, summary.kept_unreachable, summary.indexed) == (3, 1, 0, 0)
     assert summary.warnings() == []
     after = _paths(data)
     assert {after[str(photos / "album-2019" / f"p{i}.jpg")] for i in range(3)} == {
