@@ -98,6 +98,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="--watch: a full rescan at least every S seconds, events or not (600)",
     )
     p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="read the files that failed before again, even when they have not changed since",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="also remove the photos of folders that cannot be read or are empty (e.g. a disk not mounted); "
@@ -157,6 +162,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         reindex=args.reindex,
         progress=not args.no_progress,
         prune=args.prune,
+        retry_failed=args.retry_failed,
         decode_timeout=args.decode_timeout,
         backend=args.backend,
         engine=args.engine,
@@ -173,7 +179,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _report(summary: IndexSummary, *, quiet_if_unchanged: bool = False) -> None:
-    changed = summary.embedded or summary.moved or summary.removed or summary.failed or summary.reused
+    failed = summary.failed - summary.known_failed  # read this run and failed
+    changed = summary.embedded or summary.moved or summary.removed or failed or summary.reused
     if quiet_if_unchanged and not changed:
         return
     stamp = f"[{time.strftime('%H:%M:%S')}] " if quiet_if_unchanged else ""
@@ -186,14 +193,17 @@ def _report(summary: IndexSummary, *, quiet_if_unchanged: bool = False) -> None:
 
 
 def _watch(args: argparse.Namespace, options: IndexOptions) -> int:
-    """Index now, then after each burst of changes; Ctrl-C or SIGTERM stops between runs."""
+    """Index now, then after each burst of changes; Ctrl-C or SIGTERM stops at once, a run in flight
+    as plain ``index`` stops (its open batch rolled back, every committed one kept)."""
     from indexer.watch import WatchOptions, watch
 
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def request_stop(*_: object) -> None:
-        stop.set()
+        if not stop.is_set():  # the first signal interrupts; more while it unwinds do not
+            stop.set()
+            raise KeyboardInterrupt
 
     first = [True]
 
@@ -208,6 +218,8 @@ def _watch(args: argparse.Namespace, options: IndexOptions) -> int:
     try:
         settings = WatchOptions(debounce_s=args.debounce, rescan_s=args.rescan_every)
         watch(args.settings.data_dir, args.dirs, options, settings, report, stop, db_url=args.settings.db_url)
+    except KeyboardInterrupt:
+        pass  # the stop asked for
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -59,6 +59,7 @@ class IndexOptions:
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT  # seconds per file in the decoder processes
     backend: str = "auto"  # inference backend: auto, torch or onnx
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
+    retry_failed: bool = False  # read failed files again even when their size and mtime are unchanged
     engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
     ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
 
@@ -83,7 +84,8 @@ class IndexSummary:
     moved: int = 0  # renamed or moved: the row keeps its id and vector
     unchanged: int = 0
     removed: int = 0
-    failed: int = 0
+    failed: int = 0  # files in error after the run, those not read again (known_failed) included
+    known_failed: int = 0  # failed before, unchanged since: not read again (see --retry-failed)
     times: StageTimes = field(default_factory=StageTimes)
     model_id: str = ""
     kept_unreachable: int = 0  # photos kept although their folder could not be read (see --prune)
@@ -118,6 +120,7 @@ class IndexSummary:
             f"model {self.model_id}" if self.model_id else "model: none yet (no photo embedded)",
             f"indexed {self.indexed}, unchanged {self.unchanged}, updated {self.updated}, "
             f"moved {self.moved}, removed {self.removed}, failed {self.failed}"
+            + (f" ({self.known_failed} unchanged since, not read again)" if self.known_failed else "")
             + (f", reused {self.reused}" if self.reused else "")
             + (f", placed {self.placed}" if self.placed else ""),
             f"time {t.total:.2f}s: scan {t.scan:.2f}s, decode {t.decode:.2f}s waited "
@@ -207,12 +210,17 @@ def run_index(
             scanned = scan(roots, exclude=[collection.paths.root])
             with collection.session() as s:
                 plan = make_plan(
-                    scanned, load_existing(s), prune=options.prune, want_visual=encoder.visual_dim > 0
+                    scanned,
+                    load_existing(s),
+                    prune=options.prune,
+                    want_visual=encoder.visual_dim > 0,
+                    retry_failed=options.retry_failed,
                 )
         summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
         summary.model_id = encoder.model_id
+        summary.failed = summary.known_failed = plan.known_failed
         state = _RunState(plan, BatchWriter(collection, run), summary)
-        for row in plan.missing:
+        for row in plan.move_sources:  # a renamed folder's photos move, though the folder looks emptied
             if row.is_indexed and row.content_hash:
                 state.missing_by_hash.setdefault(row.content_hash, []).append(row.id)
         if plan.todo and options.engine == "ray":
@@ -220,10 +228,9 @@ def run_index(
         elif plan.todo:
             _process(state, encoder, options, timer)
         with timer.stage("write"):
-            removed = state.writer.sweep(plan.missing, state.claimed)
-            summary.removed = len(plan.missing) - len(state.claimed)
-            summary.kept_unreachable = len(plan.unreachable)
-            summary.unreachable_folders = plan.unreachable_folders
+            gone, summary.kept_unreachable, summary.unreachable_folders = plan.settle(state.claimed)
+            removed = state.writer.sweep(gone, state.claimed)
+            summary.removed = sum(r.id not in state.claimed for r in gone)
             state.removed.update(removed)
             update_indexes(collection, was_current, state.removed, state.added)
             summary.placed = collection.fill_places()  # new GPS positions, and those of older releases

@@ -1,8 +1,11 @@
 """Stage 1: find the photo files under the roots (a cheap stat walk; no file is opened).
 
 Recursive, hidden files and folders skipped, symlinks followed without looping (each directory is
-visited once, keyed by its device and inode). Paths are recorded as found below the root (the
-logical path, not the symlink target).
+visited once, keyed by its device and inode) as long as their target is inside the same root: a
+link that leads out of it is skipped (into another root: that root's own walk finds the files), so
+what is indexed is exactly what lies below the roots (to index a linked folder, add its target as
+a root). Paths are recorded as found below the root
+(the logical path, not the symlink target).
 """
 
 from __future__ import annotations
@@ -70,11 +73,19 @@ def normalise_roots(dirs: Sequence[str | os.PathLike[str]], *, missing_ok: bool 
     return tuple(str(p) for p in kept)
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _walk(
-    root: str, extensions: dict[str, str], visited: set[tuple[int, int]], excluded: set[tuple[int, int]]
+    root: str,
+    extensions: dict[str, str],
+    visited: set[tuple[int, int]],
+    excluded: set[tuple[int, int]],
 ) -> Iterator[ScannedFile | _Unreadable | None]:
     """Yield the photo files below ``root``; ``_Unreadable`` for a folder that cannot be listed and
-    None for one skipped on purpose (a symlink loop)."""
+    None for one skipped on purpose (a symlink loop, a link out of ``root``)."""
+    target_root = os.path.realpath(root)
     try:
         st = os.stat(root)
     except OSError:
@@ -97,7 +108,12 @@ def _walk(
                 continue
             try:
                 est = entry.stat(follow_symlinks=True)
+                outside = entry.is_symlink() and not _inside(os.path.realpath(entry.path), target_root)
             except OSError:  # dangling symlink, vanished entry, no permission
+                continue
+            if outside:
+                log.info("skipping %s: a link out of its indexed folder", printable(entry.path))
+                yield None
                 continue
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)

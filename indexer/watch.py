@@ -7,11 +7,13 @@ ordinary incremental ``run_index`` (path + mtime + size, content hash for moves,
 it keeps every guarantee of a manual run: crash-safe commits, one writer, a consistent index. A
 periodic full rescan (``rescan_s``) is the safety net for events the platform drops (network
 mounts, overflowing inotify queues). Events inside the data directory (thumbnails, the database) are
-ignored, so a collection stored under a watched folder does not index itself in a loop.
+ignored, so a collection stored under a watched folder does not index itself in a loop. A root that is
+deleted and created again, or replaced, is watched again (checked every ``ROOT_CHECK_S``) and indexed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -30,6 +32,7 @@ from indexer.scan import normalise_roots
 log = logging.getLogger(__name__)
 
 MAX_DELAY_S = 60.0  # changes that keep coming are indexed at least this often
+ROOT_CHECK_S = 1.0  # how often the roots are checked for having been deleted, replaced or moved
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class _Changes:
         relevant = [p for p in paths if p and not self._ignored(p)]
         if not relevant or not (event.is_directory or any(is_image_name(p) for p in relevant)):
             return
+        self.note()
+
+    def note(self) -> None:
+        """Count as a change now (a root watched again: what it holds was not followed)."""
         with self._cond:
             self._last = time.monotonic()
             self._first = self._first or self._last
@@ -105,22 +112,78 @@ def watch(
     roots = normalise_roots(dirs) if dirs else _collection_roots(data, db_url)
     changes = _Changes(CollectionPaths.from_option(data).root)
     observer = Observer()
-    for root in roots:
-        observer.schedule(changes, str(root), recursive=True)  # type: ignore[arg-type]
+    watches = _Watches(observer, changes, roots)
     observer.start()  # before the first run: a change made while it scans starts the next run
     try:
         report(run_index(data, dirs, options, db_url=db_url))
+        last_run = time.monotonic()
         while not stop.is_set():
-            changes.wait(settings.debounce_s, settings.rescan_s, stop)
+            until_rescan = last_run + settings.rescan_s - time.monotonic()
+            changed = changes.wait(settings.debounce_s, min(ROOT_CHECK_S, max(until_rescan, 0.0)), stop)
             if stop.is_set():
                 break
+            if watches.refresh():
+                changes.note()  # index what the new folder holds, after the debounce
+                continue
+            if not changed and time.monotonic() < last_run + settings.rescan_s:
+                continue
             try:
                 report(run_index(data, roots, options, db_url=db_url))
             except DualensError as exc:  # e.g. another indexer holds the collection: try again later
                 log.warning("this run did not index: %s; trying again at the next change", exc)
+            last_run = time.monotonic()
     finally:
         observer.stop()
         observer.join(timeout=10)
+
+
+class _Watches:
+    """One recursive watch per root, armed again when the root is replaced: inotify watches a folder,
+    not a path, so a root deleted and created again (or moved away) would otherwise go unwatched."""
+
+    def __init__(self, observer: Any, handler: _Changes, roots: Sequence[str]) -> None:
+        self._observer, self._handler = observer, handler
+        self._armed: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # root -> (watch, identity)
+        for root in roots:
+            self._arm(root)
+
+    def _arm(self, root: str) -> bool:
+        """Watch ``root`` afresh; False when it is not there (a later refresh tries again)."""
+        old_watch, _ = self._armed.pop(root, (None, None))
+        if old_watch is not None:
+            with contextlib.suppress(KeyError):  # already gone from the observer
+                self._observer.unschedule(old_watch)
+        identity = _identity(root)
+        self._armed[root] = (None, None)
+        if identity is None:
+            return False
+        try:
+            watch = self._observer.schedule(self._handler, root, recursive=True)
+        except OSError as exc:  # removed again meanwhile, or no watch left (inotify limits)
+            log.warning("cannot watch %s: %s; the periodic rescan still indexes it", root, exc)
+            return False
+        self._armed[root] = (watch, identity)
+        return True
+
+    def refresh(self) -> bool:
+        """Watch again every root deleted, replaced or moved since it was armed; True when one is
+        watched anew (what it holds now was not seen by the watch)."""
+        alive = {emitter.watch for emitter in self._observer.emitters if emitter.is_alive()}
+        rearmed = False
+        for root, (watch, identity) in list(self._armed.items()):
+            now = _identity(root)
+            if (watch is None and now is None) or (watch in alive and now == identity):
+                continue
+            rearmed |= self._arm(root)
+        return rearmed
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _collection_roots(data: str | os.PathLike[str] | None, db_url: str | None) -> tuple[str, ...]:

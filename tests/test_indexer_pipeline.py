@@ -144,8 +144,11 @@ def test_deleted_files_leave_database_and_index(tmp_path: Path) -> None:
     _index(data, root)
     (root / "album0" / "p0.jpg").unlink()
     shutil.rmtree(root / "album1")
-    summary = _index(data, root)
-    assert summary.removed == 4 and set(_rows(data)) == {"p2.jpg", "p4.jpg"}
+    summary = _index(data, root)  # a whole folder gone at once is kept (a disk unmounted?) ...
+    assert (summary.removed, summary.kept_unreachable) == (1, 3)
+    assert summary.unreachable_folders == (str(root / "album1"),)
+    summary = _index(data, root, prune=True)  # ... until --prune confirms it
+    assert summary.removed == 3 and set(_rows(data)) == {"p2.jpg", "p4.jpg"}
     with Collection.open(data) as c:
         assert c.load_index().ntotal == 2
     _assert_consistent(data)

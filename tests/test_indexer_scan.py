@@ -37,17 +37,28 @@ def test_scan_skips_hidden_folders_and_files(tmp_path: Path) -> None:
     assert _paths(scan(normalise_roots([tmp_path]))) == {"visible.jpg"}
 
 
-def test_scan_follows_symlinks_without_looping(tmp_path: Path) -> None:
+def test_scan_follows_symlinks_inside_the_root_without_looping(tmp_path: Path) -> None:
     root = tmp_path / "photos"
     save_jpeg(root / "album" / "a.jpg")
-    outside = tmp_path / "elsewhere"
-    save_jpeg(outside / "b.jpg")
-    os.symlink(outside, root / "linked")  # followed
+    save_jpeg(root / "other" / "c.jpg")
     os.symlink(root, root / "album" / "loop")  # a loop back to the root
     os.symlink(root / "album", root / "album-again")  # the same folder twice
+    os.symlink(root / "other" / "c.jpg", root / "c-link.jpg")  # a file link inside the root: followed
     result = scan(normalise_roots([root]))
-    assert sorted(_paths(result)) == ["a.jpg", "b.jpg"]
+    assert sorted(_paths(result)) == ["a.jpg", "c-link.jpg", "c.jpg"]
     assert result.skipped_dirs >= 1
+
+
+def test_scan_does_not_follow_links_out_of_the_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "photos", tmp_path / "elsewhere"
+    save_jpeg(root / "a.jpg")
+    save_jpeg(outside / "b.jpg")
+    os.symlink(outside, root / "linked")  # a folder link out of the root
+    os.symlink(outside / "b.jpg", root / "b-link.jpg")  # a file link out of the root
+    assert _paths(scan(normalise_roots([root]))) == {"a.jpg"}
+    # the target given as a root of its own is indexed there, under its own path, once
+    both = scan(normalise_roots([root, outside]))
+    assert sorted(f.path for f in both.files) == [str(outside / "b.jpg"), str(root / "a.jpg")]
 
 
 def test_scan_takes_several_roots_and_drops_nested_ones(tmp_path: Path) -> None:
@@ -87,7 +98,7 @@ def test_plan_sorts_files_into_unchanged_new_changed_and_missing(tmp_path: Path)
         _row(4, tmp_path / "gone.jpg", 10, 10),
         _row(5, tmp_path.parent / "other-root" / "x.jpg", 10, 10),  # not under the scanned root
     ]
-    plan = make_plan(scan(normalise_roots([tmp_path])), existing)
+    plan = make_plan(scan(normalise_roots([tmp_path])), existing, retry_failed=True)
     assert plan.unchanged == 1
     todo = {Path(i.file.path).name: i for i in plan.todo}
     assert set(todo) == {"changed.jpg", "failed-before.jpg", "new.jpg"}
@@ -97,3 +108,35 @@ def test_plan_sorts_files_into_unchanged_new_changed_and_missing(tmp_path: Path)
     assert [r.id for r in plan.missing] == [4]
     # only rows whose vector cannot change during the run lend it to moves and duplicates
     assert set(plan.by_hash.values()) == {1, 4, 5}
+
+
+def test_plan_does_not_read_a_failed_file_again_until_it_changes(tmp_path: Path) -> None:
+    failed = save_jpeg(tmp_path / "failed-before.jpg", seed=3)
+    st = failed.stat()
+    roots = normalise_roots([tmp_path])
+    plan = make_plan(scan(roots), [_row(3, failed, st.st_size, st.st_mtime_ns, PhotoStatus.ERROR)])
+    assert (plan.todo, plan.known_failed, plan.unchanged) == ([], 1, 0)
+    touched = make_plan(scan(roots), [_row(3, failed, st.st_size, st.st_mtime_ns - 1, PhotoStatus.ERROR)])
+    assert [i.existing_id for i in touched.todo] == [3] and touched.known_failed == 0
+
+
+def test_plan_keeps_a_folder_whose_every_photo_is_gone_but_sweeps_a_photo_deleted_beside_others(
+    tmp_path: Path,
+) -> None:
+    kept = save_jpeg(tmp_path / "keep" / "a.jpg", seed=1)
+    st = kept.stat()
+    existing = [
+        _row(1, kept, st.st_size, st.st_mtime_ns),
+        _row(2, tmp_path / "keep" / "gone.jpg", 10, 10),  # deleted beside a photo still there
+        _row(3, tmp_path / "disk" / "x" / "1.jpg", 10, 10),  # the whole of disk/ is gone
+        _row(4, tmp_path / "disk" / "x" / "2.jpg", 10, 10),
+        _row(5, tmp_path / "disk" / "3.jpg", 10, 10),
+    ]
+    scanned = scan(normalise_roots([tmp_path]))
+    plan = make_plan(scanned, existing)
+    assert [r.id for r in plan.missing] == [2] and [r.id for r in plan.unreachable] == [3, 4, 5]
+    assert plan.unreachable_folders == plan.emptied_folders == (str(tmp_path / "disk"),)  # the topmost
+    assert plan.settle({3}) == ([plan.missing[0], existing[3], existing[4]], 0, ())  # renamed: moves
+    assert plan.settle(set()) == (plan.missing, 3, (str(tmp_path / "disk"),))
+    pruned = make_plan(scanned, existing, prune=True)
+    assert [r.id for r in pruned.missing] == [2, 3, 4, 5] and pruned.unreachable == []

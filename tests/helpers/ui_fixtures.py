@@ -47,12 +47,14 @@ def make_photos(root: Path, n: int = 30, seed: int = 0) -> list[Path]:
     return paths
 
 
-def build_collection(data_dir: Path, photos_root: Path, model_dir: Path, db_url: str | None = None) -> None:
+def build_collection(
+    data_dir: Path, photos_root: Path, model_dir: Path, db_url: str | None = None, *extra: str
+) -> None:
     """Index ``photos_root`` into ``data_dir`` (its database at ``db_url``: None, the SQLite file)
-    with ``dualens index`` and the given model."""
+    with ``dualens index``, the given model and the ``extra`` options."""
     from ui.cli import main
 
     db = ["--db", db_url] if db_url else []
-    code = main(["index", "--data", str(data_dir), *db, "--model", str(model_dir), str(photos_root)])
+    code = main(["index", "--data", str(data_dir), *db, "--model", str(model_dir), *extra, str(photos_root)])
     if code != 0:
         raise RuntimeError(f"dualens index exited with {code}")
