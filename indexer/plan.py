@@ -2,7 +2,8 @@
 
 Only the database columns are compared (path, size, mtime_ns, status): an unchanged file is never
 opened. Rows below the scanned roots whose file was not seen are *missing*; they are deleted at the
-end of the run unless a new file with the same content hash claims them (a move).
+end of the run unless a new file with the same content hash claims them (a move). The rows come
+from ``PhotoRows.rows_to_plan``.
 """
 
 from __future__ import annotations
@@ -10,27 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.rows import ExistingRow
 from indexer.scan import ScannedFile, ScanResult
-
-
-@dataclass(frozen=True)
-class ExistingRow:
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    status: PhotoStatus
-    content_hash: str | None
-    has_vector: bool
-    has_visual: bool = False
-
-    @property
-    def is_indexed(self) -> bool:
-        return self.status == PhotoStatus.INDEXED and self.has_vector
 
 
 @dataclass(frozen=True)
@@ -59,25 +41,6 @@ class Plan:
     @property
     def missing_hashes(self) -> frozenset[str]:
         return frozenset(r.content_hash for r in self.missing if r.is_indexed and r.content_hash)
-
-
-def load_existing(session: Session) -> list[ExistingRow]:
-    stmt = select(
-        Photo.id,
-        Photo.path,
-        Photo.size,
-        Photo.mtime_ns,
-        Photo.status,
-        Photo.content_hash,
-        Photo.vector.is_not(None).label("has_vector"),
-        Photo.visual.is_not(None).label("has_visual"),
-    )
-    return [
-        ExistingRow(
-            r.id, r.path, r.size, r.mtime_ns, r.status, r.content_hash, bool(r.has_vector), bool(r.has_visual)
-        )
-        for r in session.execute(stmt)
-    ]
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:

@@ -124,4 +124,4 @@ def _collection_roots(data: str | os.PathLike[str] | None) -> tuple[str, ...]:
     from indexer.core.storage.collection import Collection
 
     with Collection.open(data) as collection:
-        return normalise_roots([str(r) for r in collection.roots()], missing_ok=True)
+        return normalise_roots([str(r) for r in collection.rows.roots()], missing_ok=True)

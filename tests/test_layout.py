@@ -126,3 +126,41 @@ def test_the_command_line_registers_its_commands_with_plain_imports() -> None:
     source = (ROOT / "ui" / "cli.py").read_text(encoding="utf-8")
     assert "importlib" not in source and "__import__" not in source
     assert _graph()[ENTRY_POINT] >= COMMAND_MODULES
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the modules ``path`` imports that are not relative."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _session_calls(path: Path) -> list[int]:
+    """Lines that open a database session (``x.session()``) or reach for an engine (``x.engine.y``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if call and node.func.attr == "session" and not node.args:  # type: ignore[union-attr]
+            lines.append(node.lineno)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+            if node.value.attr == "engine":  # collection.engine.connect(), .dialect, ...
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_indexer_reaches_the_database_only_through_storage() -> None:
+    """SQL is composed in ``indexer.core.storage`` alone: no other indexer module imports SQLAlchemy
+    or opens a session of its own."""
+    indexer = {name: path for name, path in _modules().items() if name.split(".")[0] == "indexer"}
+    outside = {n: p for n, p in indexer.items() if not n.startswith("indexer.core.storage")}
+    assert "indexer.pipeline" in outside and "indexer.core.storage.database" in indexer
+    storage = indexer["indexer.core.storage.rows"]
+    assert "sqlalchemy" in _third_party_imports(storage) and _session_calls(storage)  # the checks see
+    importing = sorted(n for n, p in outside.items() if "sqlalchemy" in _third_party_imports(p))
+    assert importing == []
+    sessions = sorted(f"{n}:{line}" for n, p in outside.items() for line in _session_calls(p))
+    assert sessions == []
