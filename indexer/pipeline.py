@@ -30,7 +30,6 @@ from indexer.core.models import DualEncoder
 from indexer.core.models.default_spec import model_hint
 from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
-from indexer.core.storage.database import InfoKey
 from indexer.core.storage.locks import exclusive_indexing
 from indexer.core.storage.runs import finish_run
 from indexer.core.text import printable
@@ -189,7 +188,7 @@ def run_index(
         with timer.stage("scan"):
             known_roots = [str(r) for r in collection.rows.roots()]
             roots = given or normalise_roots(known_roots, missing_ok=True)
-            recorded = collection.database.info_value(InfoKey.MODEL_ID)
+            recorded = collection.database.facts().model_id
             model = options.model or recorded or "default"
             if encoder is None:
                 encoder = make_encoder(model, options)

@@ -143,12 +143,11 @@ def _session_calls(path: Path) -> list[int]:
     """Lines that open a database session (``x.session()``) or reach for an engine (``x.engine.y``)."""
     lines = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-        if call and node.func.attr == "session" and not node.args:  # type: ignore[union-attr]
-            lines.append(node.lineno)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
-            if node.value.attr == "engine":  # collection.engine.connect(), .dialect, ...
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "session" and not node.args:
                 lines.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and getattr(node.value, "attr", None) == "engine":
+            lines.append(node.lineno)  # collection.engine.connect(), .dialect, ...
     return lines
 
 
