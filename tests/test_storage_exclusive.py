@@ -49,10 +49,9 @@ def _index(data: Path, photos: Path, db_url: str | None = None) -> int:
 @pytest.mark.sqlite_only
 def test_a_writer_refused_by_the_lock_file_creates_no_database(database: str | None, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with _lock_held_elsewhere(data):
-        with pytest.raises(CollectionError, match="another dualens indexer"):
-            with exclusive_indexing(data, create=True):
-                pass
+    with _lock_held_elsewhere(data), pytest.raises(CollectionError, match="another dualens indexer"):
+        with exclusive_indexing(data, create=True):
+            pass
     assert not (data / "dualens.sqlite").exists()
     with exclusive_indexing(data, create=True) as collection:  # free again once the holder is gone
         assert collection.info().n_indexed == 0
@@ -63,9 +62,8 @@ def test_a_missing_collection_is_reported_before_any_folder_is_made(
     database: str | None, tmp_path: Path
 ) -> None:
     data = tmp_path / "nothing"
-    with pytest.raises(CollectionError, match="no collection in"):
-        with exclusive_indexing(data):
-            pass
+    with pytest.raises(CollectionError, match="no collection in"), exclusive_indexing(data):
+        pass
     assert not data.exists()
     assert main(["rebuild-index", "--data", str(data)]) != 0
     assert not data.exists()
