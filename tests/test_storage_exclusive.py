@@ -49,9 +49,9 @@ def _index(data: Path, photos: Path, db_url: str | None = None) -> int:
 @pytest.mark.sqlite_only
 def test_a_writer_refused_by_the_lock_file_creates_no_database(database: str | None, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with _lock_held_elsewhere(data), pytest.raises(CollectionError, match="another dualens indexer"):
-        with exclusive_indexing(data, create=True):
-            pass
+    refused = pytest.raises(CollectionError, match="another dualens indexer")
+    with _lock_held_elsewhere(data), refused, exclusive_indexing(data, create=True):
+        pass
     assert not (data / "dualens.sqlite").exists()
     with exclusive_indexing(data, create=True) as collection:  # free again once the holder is gone
         assert collection.info().n_indexed == 0
