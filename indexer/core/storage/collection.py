@@ -94,9 +94,11 @@ class Collection:
     # ------------------------------------------------------------------ sessions (storage modules only)
     @property
     def engine(self) -> Engine:
+        """For modules of ``indexer.core.storage`` only (tests/test_layout.py keeps the indexer out)."""
         return self.database.engine
 
     def session(self) -> Session:
+        """For modules of ``indexer.core.storage`` only: everything else asks a named method."""
         return self.database.session()
 
     @contextmanager
