@@ -12,12 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
 
 from indexer.core.errors import CollectionError
-from indexer.core.storage.collection import JOINT, VISUAL, Collection, InfoKey, Space, get_info
+from indexer.core.storage.collection import Collection
 from indexer.core.storage.compressed import CompressedIndex
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.schema import PhotoStatus
+from indexer.core.storage.spaces import JOINT, VISUAL, Space
 
 MAX_LISTED = 5
 
@@ -104,13 +104,11 @@ class _SpaceRows:
 
 def _check_rows(collection: Collection, report: CheckReport) -> dict[Space, dict[int, bytes]]:
     """Read every row once; returns the vector blobs of the indexed rows, per space kept."""
-    with collection.session() as s, s.begin():
-        report.generation = int(get_info(s, InfoKey.GENERATION) or 0)
-        report.model_id = get_info(s, InfoKey.MODEL_ID)
-        report.dim = int(get_info(s, InfoKey.DIM) or 0)
-        report.visual_dim = int(get_info(s, InfoKey.VISUAL_DIM) or 0)
+    with collection.rows.vectors_for_check() as (facts, rows):
+        report.generation, report.model_id = facts.generation, facts.model_id
+        report.dim, report.visual_dim = facts.dim, facts.visual_dim
         joint, visual = _SpaceRows(report.dim), _SpaceRows(report.visual_dim)
-        for row in s.execute(select(Photo.id, Photo.status, Photo.vector, Photo.visual)):
+        for row in rows:
             indexed = row.status == PhotoStatus.INDEXED
             report.n_indexed += indexed
             report.n_failed += row.status == PhotoStatus.ERROR
@@ -132,7 +130,7 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
     name = "index" if space is JOINT else f"{space.name} index"
     dim = report.dim if space is JOINT else report.visual_dim
     try:
-        index = collection.read_index_file(space)
+        index = collection.indexes.read_file(space)
     except CollectionError as exc:
         if not blobs and not space.path(collection.paths).exists():
             return  # an empty collection needs no index file
@@ -193,7 +191,7 @@ def _check_codes(index: CompressedIndex, report: CheckReport, blobs: dict[int, b
 
 def check_collection(collection: Collection) -> CheckReport:
     report = CheckReport()
-    damage = collection.integrity_problems()
+    damage = collection.database.integrity_problems()
     if damage:  # the rows cannot be trusted, nor read safely
         report.problems.extend(f"database integrity check: {line}" for line in damage[:MAX_LISTED])
         report.problems.append("restore the database from a backup, or move it away and index again")

@@ -239,18 +239,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from indexer.core.storage.collection import Collection
-    from indexer.core.storage.schema import Photo, PhotoStatus
 
-    with (
-        Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection,
-        collection.session() as s,
-    ):
-        rows = s.execute(
-            select(Photo.path, Photo.error).where(Photo.status == PhotoStatus.ERROR).order_by(Photo.path)
-        ).all()
+    with Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection:
+        rows = collection.rows.failed_files()
     if args.json:
         json.dump([{"path": r.path, "error": r.error} for r in rows], sys.stdout, indent=2)
         print()
@@ -262,9 +254,8 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_index(args: argparse.Namespace) -> int:
-    from indexer.core.storage.collection import Collection
     from indexer.core.storage.compressed import parse_size
-    from indexer.lock import collection_lock
+    from indexer.core.storage.locks import exclusive_indexing
     from indexer.ray_engine import RayOptions, RayShardExecutor, preflight, ray_session
 
     if args.engine != "ray" and args.ray_address:
@@ -272,22 +263,17 @@ def cmd_rebuild_index(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         preflight(RayOptions(address=args.ray_address))  # Ray missing, an address that does not answer
 
-    with (
-        Collection.open(args.settings.data_dir, db_url=args.settings.db_url) as collection,
-        collection_lock(collection.paths),
-        collection.indexer_lock(),
-    ):
-        collection.ensure_intact()
-        collection.remove_stale_temp_files()
+    with exclusive_indexing(args.settings.data_dir, db_url=args.settings.db_url) as collection:
+        indexes = collection.indexes
         if args.index or args.memory_budget:
             budget = parse_size(args.memory_budget) if args.memory_budget else None
-            collection.choose_index(args.index or "auto", budget)
-        for space in collection.spaces_to_save():
+            indexes.choose(args.index or "auto", budget)
+        for space in indexes.spaces_to_save():
             if args.engine == "ray":
                 with ray_session(RayOptions(address=args.ray_address)) as ray:
-                    index = collection.rebuild_index(RayShardExecutor(ray), space=space)
+                    index = indexes.rebuild(RayShardExecutor(ray), space=space)
             else:
-                index = collection.rebuild_index(space=space)
+                index = indexes.rebuild(space=space)
             what = f"{index.ntotal} vectors (generation {index.generation}), {index.describe().label}"
             print(f"rebuilt {space.path(collection.paths)}: {what}")
     return 0

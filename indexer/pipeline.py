@@ -23,22 +23,22 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.alloc import keep_large_blocks_in_heap
-from indexer.collection_setup import record_model, record_roots
+from indexer.collection_setup import record_model
 from indexer.core.errors import UsageError
 from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_TIMEOUT, DEFAULT_MAX_PIXELS
 from indexer.core.models import DualEncoder
 from indexer.core.models.default_spec import model_hint
 from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
-from indexer.core.storage.collection import Collection, InfoKey, get_info, set_info, utcnow
+from indexer.core.storage.locks import exclusive_indexing
+from indexer.core.storage.runs import finish_run
 from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
-from indexer.lock import collection_lock
-from indexer.plan import Plan, WorkItem, load_existing, make_plan
+from indexer.geocode import fill_places
+from indexer.plan import Plan, WorkItem, make_plan
 from indexer.ray_engine import RayOptions
 from indexer.scan import normalise_roots, scan
-from indexer.vectors import current_spaces, update_indexes
 from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, WriteOp
 
 log = logging.getLogger(__name__)
@@ -187,35 +187,27 @@ def run_index(
         from indexer.ray_engine import preflight
 
         preflight(options.ray)
-    with (
-        collection_lock(paths),
-        Collection.open(data, create=bool(given), db_url=db_url) as collection,
-        collection.indexer_lock(),
-    ):
-        collection.ensure_intact()
-        collection.remove_stale_temp_files()
+    with exclusive_indexing(data, create=bool(given), db_url=db_url) as collection:
         with timer.stage("scan"):
-            known_roots = [str(r) for r in collection.roots()]
+            known_roots = [str(r) for r in collection.rows.roots()]
             roots = given or normalise_roots(known_roots, missing_ok=True)
-            with collection.session() as s:
-                recorded = get_info(s, InfoKey.MODEL_ID)
+            recorded = collection.database.facts().model_id
             model = options.model or recorded or "default"
             if encoder is None:
                 encoder = make_encoder(model, options)
             run = record_model(collection, encoder, reindex=options.reindex)
             if options.reindex:
                 roots = normalise_roots([*roots, *known_roots], missing_ok=True)
-            record_roots(collection, roots)
-            was_current = current_spaces(collection)
+            collection.rows.record_roots(roots)
+            was_current = collection.indexes.state()
             scanned = scan(roots, exclude=[collection.paths.root])
-            with collection.session() as s:
-                plan = make_plan(
-                    scanned,
-                    load_existing(s),
-                    prune=options.prune,
-                    want_visual=encoder.visual_dim > 0,
-                    retry_failed=options.retry_failed,
-                )
+            plan = make_plan(
+                scanned,
+                collection.rows.rows_to_plan(),
+                prune=options.prune,
+                want_visual=encoder.visual_dim > 0,
+                retry_failed=options.retry_failed,
+            )
         summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
         summary.model_id = encoder.model_id
         summary.failed = summary.known_failed = plan.known_failed
@@ -232,10 +224,9 @@ def run_index(
             removed = state.writer.sweep(gone, state.claimed)
             summary.removed = sum(r.id not in state.claimed for r in gone)
             state.removed.update(removed)
-            update_indexes(collection, was_current, state.removed, state.added)
-            summary.placed = collection.fill_places()  # new GPS positions, and those of older releases
-            with collection.session() as s, s.begin():
-                set_info(s, InfoKey.LAST_INDEXED_AT, utcnow().isoformat(timespec="seconds"))
+            collection.indexes.update(was_current, state.removed, state.added)
+            summary.placed = fill_places(collection)  # new GPS positions, and those of older releases
+            finish_run(collection.database)
     summary.times.total = time.perf_counter() - start
     return summary
 

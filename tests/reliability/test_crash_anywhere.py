@@ -236,7 +236,7 @@ def test_the_state_comparison_detects_lost_duplicated_and_changed_entries(
             s.delete(first)  # a lost file
         index = collection.load_index()
         index.add(np.array([10_000]), vector.reshape(1, -1))  # a vector without a row
-        collection.save_index(index)
+        collection.indexes.save(index)
     problems = state_differences(read_state(data), reference)
     assert any("lost" in p for p in problems)
     assert any("vector differs" in p for p in problems)

@@ -95,7 +95,7 @@ def _fake_index_code(data: Path, root: Path, *extra: str) -> list[str]:
 _HOLD_LOCK = (
     "import sys\n"
     "from indexer.core.settings import CollectionPaths\n"
-    "from indexer.lock import collection_lock\n"
+    "from indexer.core.storage.locks import collection_lock\n"
     "with collection_lock(CollectionPaths.from_option(sys.argv[1])):\n"
     "    print('held', flush=True)\n"
     "    sys.stdin.read()\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexer.writer as writer_module
+import indexer.core.storage.batches as writer_module
 from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.vector_index import VectorIndex
@@ -182,7 +182,7 @@ os.fsync = _fsync
 
 HANG_IN_THIRD_TRANSACTION = """
 import time
-import indexer.writer as _w
+import indexer.core.storage.batches as _w
 _real = _w.bump_generation
 _calls = []
 def _bump(session):

@@ -1,0 +1,242 @@
+"""A run's writes: each batch in ONE transaction, the generation bumped in it when the set of
+indexed vectors changes.
+
+A SIGKILL at any moment therefore loses at most the batch in flight: every committed row is
+complete (metadata + L2-normalised float32 vector), and the generation counter moves in the same
+transaction as the vectors, so the FAISS file can always tell whether it is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from indexer.core.errors import CollectionError, ModelMismatchError
+from indexer.core.storage.database import Database, InfoKey, bump_generation, get_info, set_info, utcnow
+from indexer.core.storage.rows import chunks
+from indexer.core.storage.schema import PLACE_FIELDS, Photo, PhotoStatus, vector_to_blob
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file's columns as the run found them. ``hashed``: its content was read, so ``content_hash``
+    replaces the stored one (a file only stat-ed keeps it)."""
+
+    path: str
+    root: str
+    file_type: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    hashed: bool = False
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What decoding found in an image."""
+
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+
+
+@dataclass(frozen=True)
+class NewVectors:
+    """Store freshly embedded vectors (in row ``row_id``, or a new row when None)."""
+
+    row_id: int | None
+    file: FileState
+    facts: PhotoFacts
+    vector: np.ndarray
+    visual: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CopiedVectors:
+    """Content already indexed in row ``source_id``: copy its vectors and metadata (``move``: the
+    source's file is gone, so that row itself takes the new path, keeping its id)."""
+
+    row_id: int | None
+    file: FileState
+    source_id: int
+    move: bool
+
+
+@dataclass(frozen=True)
+class KeptVectors:
+    """A file whose content did not change: only its file columns are updated."""
+
+    row_id: int | None
+    file: FileState
+
+
+@dataclass(frozen=True)
+class FailedRead:
+    row_id: int | None
+    file: FileState
+    reason: str
+
+
+RowWrite = NewVectors | CopiedVectors | KeptVectors | FailedRead
+
+
+@dataclass
+class BatchOutcome:
+    """What changed in the vector index, and the content hashes now indexed (for later reuse)."""
+
+    added_ids: list[int] = field(default_factory=list)
+    removed_ids: list[int] = field(default_factory=list)
+    new_hashes: dict[str, int] = field(default_factory=dict)
+
+
+_META_FIELDS = (
+    "width",
+    "height",
+    "taken_at",
+    "camera_make",
+    "camera_model",
+    "gps_lat",
+    "gps_lon",
+    *PLACE_FIELDS,
+)
+
+
+def _apply_file(photo: Photo, f: FileState, run: int) -> None:
+    photo.path, photo.root, photo.file_type = f.path, f.root, f.file_type
+    photo.size, photo.mtime_ns = f.size, f.mtime_ns
+    if f.hashed:
+        photo.content_hash = f.content_hash
+    photo.seen_run = run
+
+
+def _holds_vectors(photo: Photo) -> bool:
+    return photo.status == PhotoStatus.INDEXED and photo.vector is not None
+
+
+class RowWriter:
+    """Writes one run's batches (``run``: the number recorded as each row's ``seen_run``)."""
+
+    def __init__(self, database: Database, run: int) -> None:
+        self.database = database
+        self.run = run
+        self.dim: int | None = None
+
+    def _row(self, s: Session, row_id: int | None) -> Photo:
+        if row_id is not None:
+            photo = s.get(Photo, row_id)
+            if photo is not None:
+                return photo
+        photo = Photo(status=PhotoStatus.PENDING, seen_run=self.run)
+        s.add(photo)
+        return photo
+
+    def _check_dim(self, s: Session, dim: int) -> None:
+        if self.dim is None:
+            stored = get_info(s, InfoKey.DIM)
+            if stored is None:
+                set_info(s, InfoKey.DIM, dim)
+                self.dim = dim
+            else:
+                self.dim = int(stored)
+        if dim != self.dim:
+            raise ModelMismatchError(
+                f"the model gives {dim}-dimensional vectors but this collection holds {self.dim}-dimensional "
+                "ones; use another --data directory or `dualens index --reindex`"
+            )
+
+    def write(self, writes: Sequence[RowWrite]) -> BatchOutcome:
+        """Apply ``writes`` in one transaction. An existing row that held vectors and gets new ones,
+        or none, leaves the index (``removed_ids``); rows that get vectors enter it (``added_ids``)."""
+        out = BatchOutcome()
+        if not writes:
+            return out
+        now = utcnow()
+        added: list[tuple[Photo, str | None]] = []  # ids known after the flush (one INSERT for many rows)
+        with self.database.writing() as s:
+            for w in writes:
+                if w.row_id is not None and not isinstance(w, KeptVectors):
+                    existing = s.get(Photo, w.row_id)
+                    if existing is not None and _holds_vectors(existing):
+                        out.removed_ids.append(w.row_id)
+                if isinstance(w, NewVectors):
+                    added.append(self._write_new(s, w, now))
+                elif isinstance(w, CopiedVectors):
+                    added.extend(self._write_copied(s, w, now))
+                elif isinstance(w, KeptVectors):
+                    _apply_file(self._row(s, w.row_id), w.file, self.run)
+                else:
+                    self._write_failed(s, w, now)
+            s.flush()
+            for photo, content in added:
+                out.added_ids.append(photo.id)
+                if content:
+                    out.new_hashes[content] = photo.id
+            if out.added_ids or out.removed_ids:
+                bump_generation(s)
+        return out
+
+    def _write_new(self, s: Session, w: NewVectors, now: datetime) -> tuple[Photo, str | None]:
+        vector = np.asarray(w.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
+        self._check_dim(s, int(vector.shape[0]))
+        photo = self._row(s, w.row_id)
+        _apply_file(photo, w.file, self.run)
+        m = w.facts
+        photo.width, photo.height = m.width, m.height
+        photo.taken_at = m.taken_at
+        photo.camera_make, photo.camera_model = m.camera_make, m.camera_model
+        photo.gps_lat, photo.gps_lon = m.gps_lat, m.gps_lon
+        for name in PLACE_FIELDS:  # looked up again at the end of the run (the places stage)
+            setattr(photo, name, None)
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
+        photo.vector = vector_to_blob(vector)
+        photo.visual = None if w.visual is None else vector_to_blob(w.visual)
+        return photo, w.file.content_hash
+
+    def _write_copied(self, s: Session, w: CopiedVectors, now: datetime) -> list[tuple[Photo, str | None]]:
+        source = s.get(Photo, w.source_id)
+        if source is None or source.status != PhotoStatus.INDEXED or source.vector is None:
+            raise CollectionError(
+                f"photo {w.source_id} lost its vector while this run copied it; run `dualens index` again"
+            )
+        if w.move and w.row_id is None:
+            _apply_file(source, w.file, self.run)  # same row id, same vector
+            return []
+        photo = self._row(s, w.row_id)
+        _apply_file(photo, w.file, self.run)
+        for name in _META_FIELDS:
+            setattr(photo, name, getattr(source, name))
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
+        photo.vector, photo.visual = source.vector, source.visual
+        return [(photo, None)]
+
+    def _write_failed(self, s: Session, w: FailedRead, now: datetime) -> None:
+        photo = self._row(s, w.row_id)
+        _apply_file(photo, w.file, self.run)
+        photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, w.reason, now
+        photo.vector = photo.visual = None
+        photo.width = photo.height = None
+
+    def delete(self, ids: Sequence[int]) -> list[int]:
+        """Delete the rows ``ids`` in one transaction; returns those of them that were indexed."""
+        if not ids:
+            return []
+        with self.database.writing() as s:
+            removed: list[int] = []
+            for chunk in chunks(list(ids)):
+                held = select(Photo.id).where(
+                    Photo.id.in_(chunk), Photo.status == PhotoStatus.INDEXED, Photo.vector.is_not(None)
+                )
+                removed.extend(s.scalars(held))
+                s.execute(delete(Photo).where(Photo.id.in_(chunk)))
+            if removed:
+                bump_generation(s)
+        return removed
