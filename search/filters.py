@@ -117,6 +117,13 @@ def _ns(moment: datetime) -> int:
     return max(-(2**63), min(2**63 - 1, ns))
 
 
+def _end_of(day: date | None) -> datetime | None:
+    """The first moment after ``day`` (exclusive bound); None: no bound (the last day of year 9999)."""
+    if day is None or day == date.max:
+        return None
+    return _start_of(day + timedelta(days=1))
+
+
 def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[bool] | None:
     """EXIF date in range, or no EXIF date and mtime in range (both bounds inclusive days)."""
     if date_from is None and date_to is None:
@@ -127,8 +134,8 @@ def date_clause(date_from: date | None, date_to: date | None) -> ColumnElement[b
         start = _start_of(date_from)
         taken.append(Photo.taken_at >= start)
         mtime.append(Photo.mtime_ns >= _ns(start))
-    if date_to is not None:
-        end = _start_of(date_to) + timedelta(days=1)
+    end = _end_of(date_to)
+    if end is not None:
         taken.append(Photo.taken_at < end)
         mtime.append(Photo.mtime_ns < _ns(end))
     return or_(and_(*taken), and_(*mtime))

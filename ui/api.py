@@ -28,6 +28,7 @@ from indexer.core.errors import (
     UnsafePathError,
     UsageError,
 )
+from indexer.core.text import displayable
 from search import Filters, Hit, parse_date
 from ui.backend import Backend
 from ui.config import UiConfig, read_api_key
@@ -165,10 +166,14 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         shown = [h for h in hits if b.guard.inside_roots(h.path)]  # a symlink out shows nothing
         return JSONResponse({**extra, "k": k, "offset": offset, "hits": [h.to_json() for h in shown]})
 
-    @app.get("/health", tags=["service"])
-    def health() -> dict[str, Any]:
-        """Liveness: the collection opens and how many photos it holds (no API key needed)."""
-        stats = backend().stats()
+    @app.get("/health", tags=["service"], response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        """Liveness: the collection opens and how many photos it holds (no API key needed, so a
+        failure says nothing about the database: its URL and the driver's message need the key)."""
+        try:
+            stats = backend().stats()
+        except DualensError:
+            return _error(503, "unavailable", "the collection cannot be opened; see /stats (API key needed)")
         return {"status": "ok", "photos": stats.n_indexed, "generation": stats.generation}
 
     @app.get("/stats", tags=["service"], dependencies=guarded)
@@ -276,7 +281,7 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
             raise NotFoundError(f"photo {photo_id} is not available") from exc
         if not path.is_file():
             raise NotFoundError(f"photo {photo_id} cannot be read any more")
-        return FileResponse(path, filename=os.path.basename(path))
+        return FileResponse(path, filename=displayable(os.path.basename(path)))
 
     def close() -> None:
         if "backend" in state:

@@ -3,14 +3,18 @@
 Cache files live under ``<data>/thumbnails/<id % 256>/`` and are named by photo id, the
 original's mtime and size, and the thumbnail size, so an edited photo gets a fresh thumbnail and
 the stale one is removed. Files are written atomically (temporary file + rename), so concurrent
-sessions and crashes never leave a half-written thumbnail behind.
+sessions and crashes never leave a half-written thumbnail behind. A cache that cannot be written
+(disk full, read-only) never fails a request: the thumbnail is served uncached, from a private,
+bounded spill folder in the system temp dir.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +28,7 @@ from ui.safety import PathGuard
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
+SPILL_KEEP = 256  # uncached thumbnails kept per size while the cache cannot be written (then oldest go)
 PLACEHOLDER_COLOR = (236, 238, 241)
 
 
@@ -43,6 +48,7 @@ class ThumbnailCache:
     def __init__(self, directory: str | os.PathLike[str], guard: PathGuard) -> None:
         self.directory = Path(directory)
         self.guard = guard
+        self._spill_dir: Path | None = None  # where thumbnails go while the cache cannot be written
 
     def get(self, photo_id: int, path: str, spec: ThumbSpec) -> Path | None:
         """The cached thumbnail file, made on first use; None when the original cannot be shown."""
@@ -60,7 +66,29 @@ class ThumbnailCache:
         except DualensError as exc:  # a damaged or unreadable photo: show a placeholder, never a traceback
             log.warning("cannot make a thumbnail of %s: %s", real, exc)
             return None
-        self._write(target, image, photo_id, spec)
+        try:
+            self._write(target, image, photo_id, spec)
+        except OSError as exc:  # a full or read-only cache: serve this one uncached, never fail
+            log.warning("cannot cache the thumbnail of photo %s (%s); serving it uncached", photo_id, exc)
+            return self._spill(target.name, image, photo_id, spec)
+        return target
+
+    def _spill(self, name: str, image: Image.Image, photo_id: int, spec: ThumbSpec) -> Path | None:
+        """The thumbnail written to this cache's private spill folder in the system temp dir (made on
+        first use, removed with the cache; at most ``SPILL_KEEP`` files per size), or None when even
+        that cannot be written."""
+        try:
+            if self._spill_dir is None:
+                self._spill_dir = Path(tempfile.mkdtemp(prefix="dualens-thumbnails-"))
+                weakref.finalize(self, shutil.rmtree, self._spill_dir, True)
+            target = self._spill_dir / name
+            self._write(target, image, photo_id, spec)
+            kept = sorted(self._spill_dir.glob(f"*-{spec.tag}.jpg"), key=_mtime_or_zero)
+            for old in kept[:-SPILL_KEEP]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot write the thumbnail of photo %s anywhere: %s", photo_id, exc)
+            return None
         return target
 
     def _file(self, photo_id: int, mtime_ns: int, size: int, spec: ThumbSpec) -> Path:
@@ -80,6 +108,13 @@ class ThumbnailCache:
         for stale in target.parent.glob(f"{photo_id}-*-{spec.tag}.jpg"):
             if stale != target:
                 stale.unlink(missing_ok=True)
+
+
+def _mtime_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile by another request
+        return 0
 
 
 def render(path: Path, spec: ThumbSpec) -> Image.Image:

@@ -37,6 +37,10 @@ class CollectionError(DualensError):
     """Missing, damaged or inconsistent collection state (database or vector index)."""
 
 
+class ClusterError(DualensError):
+    """A compute cluster (Ray) that failed under a run; what was committed is kept, a re-run resumes."""
+
+
 def is_storage_problem(exc: BaseException) -> bool:
     """Whether an error is about the collection's stored state (a damaged database or index)."""
     return isinstance(exc, CollectionError)
