@@ -10,11 +10,12 @@ bounded spill folder in the system temp dir.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
 import tempfile
-import weakref
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,7 +49,6 @@ class ThumbnailCache:
     def __init__(self, directory: str | os.PathLike[str], guard: PathGuard) -> None:
         self.directory = Path(directory)
         self.guard = guard
-        self._spill_dir: Path | None = None  # where thumbnails go while the cache cannot be written
 
     def get(self, photo_id: int, path: str, spec: ThumbSpec) -> Path | None:
         """The cached thumbnail file, made on first use; None when the original cannot be shown."""
@@ -74,16 +74,13 @@ class ThumbnailCache:
         return target
 
     def _spill(self, name: str, image: Image.Image, photo_id: int, spec: ThumbSpec) -> Path | None:
-        """The thumbnail written to this cache's private spill folder in the system temp dir (made on
-        first use, removed with the cache; at most ``SPILL_KEEP`` files per size), or None when even
-        that cannot be written."""
+        """The thumbnail written to this process's private spill folder (see :func:`_spill_dir`; at
+        most ``SPILL_KEEP`` files per size), or None when even that cannot be written."""
         try:
-            if self._spill_dir is None:
-                self._spill_dir = Path(tempfile.mkdtemp(prefix="dualens-thumbnails-"))
-                weakref.finalize(self, shutil.rmtree, self._spill_dir, True)
-            target = self._spill_dir / name
+            folder = _spill_dir()
+            target = folder / name
             self._write(target, image, photo_id, spec)
-            kept = sorted(self._spill_dir.glob(f"*-{spec.tag}.jpg"), key=_mtime_or_zero)
+            kept = sorted(folder.glob(f"*-{spec.tag}.jpg"), key=_mtime_or_zero)
             for old in kept[:-SPILL_KEEP]:
                 old.unlink(missing_ok=True)
         except OSError as exc:
@@ -108,6 +105,20 @@ class ThumbnailCache:
         for stale in target.parent.glob(f"{photo_id}-*-{spec.tag}.jpg"):
             if stale != target:
                 stale.unlink(missing_ok=True)
+
+
+_SPILL: list[Path] = []  # this process's spill folder, once made
+_SPILL_LOCK = threading.Lock()
+
+
+def _spill_dir() -> Path:
+    """A private folder (mode 0700) in the system temp dir, made on first use and removed when the
+    process exits; one per process, so a response still reading a file never sees it go."""
+    with _SPILL_LOCK:
+        if not _SPILL:
+            _SPILL.append(Path(tempfile.mkdtemp(prefix="dualens-thumbnails-")))
+            atexit.register(shutil.rmtree, _SPILL[0], True)
+        return _SPILL[0]
 
 
 def _mtime_or_zero(path: Path) -> int:
