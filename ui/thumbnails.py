@@ -10,12 +10,12 @@ bounded spill folder in the system temp dir.
 
 from __future__ import annotations
 
-import atexit
+import contextlib
+import hashlib
 import logging
 import os
-import shutil
+import stat
 import tempfile
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -74,11 +74,12 @@ class ThumbnailCache:
         return target
 
     def _spill(self, name: str, image: Image.Image, photo_id: int, spec: ThumbSpec) -> Path | None:
-        """The thumbnail written to this process's private spill folder (see :func:`_spill_dir`; at
-        most ``SPILL_KEEP`` files per size), or None when even that cannot be written."""
+        """The thumbnail written to the user's private spill folder (see :func:`_spill_dir`; at most
+        ``SPILL_KEEP`` files per size), or None when even that cannot be written."""
         try:
             folder = _spill_dir()
-            target = folder / name
+            owner = hashlib.blake2b(str(self.directory).encode(errors="surrogateescape"), digest_size=4)
+            target = folder / f"{owner.hexdigest()}-{name}"  # ids of several collections never meet
             self._write(target, image, photo_id, spec)
             kept = sorted(folder.glob(f"*-{spec.tag}.jpg"), key=_mtime_or_zero)
             for old in kept[:-SPILL_KEEP]:
@@ -107,18 +108,17 @@ class ThumbnailCache:
                 stale.unlink(missing_ok=True)
 
 
-_SPILL: list[Path] = []  # this process's spill folder, once made
-_SPILL_LOCK = threading.Lock()
-
-
 def _spill_dir() -> Path:
-    """A private folder (mode 0700) in the system temp dir, made on first use and removed when the
-    process exits; one per process, so a response still reading a file never sees it go."""
-    with _SPILL_LOCK:
-        if not _SPILL:
-            _SPILL.append(Path(tempfile.mkdtemp(prefix="dualens-thumbnails-")))
-            atexit.register(shutil.rmtree, _SPILL[0], True)
-        return _SPILL[0]
+    """This user's private folder (mode 0700, checked: never a link or another user's folder) in the
+    system temp dir, shared by every dualens process of the user and bounded (``SPILL_KEEP``), so
+    nothing needs removing at exit and a response still reading a file never sees it go."""
+    folder = Path(tempfile.gettempdir()) / f"dualens-thumbnails-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise OSError(f"{folder} is not this user's private folder")
+    return folder
 
 
 def _mtime_or_zero(path: Path) -> int:
