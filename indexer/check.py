@@ -18,6 +18,7 @@ from indexer.core.storage.collection import Collection
 from indexer.core.storage.compressed import CompressedIndex
 from indexer.core.storage.schema import PhotoStatus
 from indexer.core.storage.spaces import JOINT, VISUAL, Space
+from indexer.core.vectors import non_unit_rows
 
 MAX_LISTED = 5
 
@@ -95,10 +96,12 @@ class _SpaceRows:
             matrix = np.frombuffer(b"".join(self.blobs[i] for i in ids), dtype=np.float32).reshape(
                 len(ids), -1
             )
-            norms = np.linalg.norm(matrix, axis=1)
-            bad_norm = [ids[i] for i in np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))]
+            bad_norm = [ids[i] for i in non_unit_rows(matrix)]
             if bad_norm:
-                found.append(f"{what}(s) not L2-normalised: ids {_ids_text(bad_norm)}")
+                found.append(
+                    f"{len(bad_norm)} damaged {what}(s) (not finite unit vectors): "
+                    f"ids {_ids_text(bad_norm)}; run `dualens index --reindex`"
+                )
         return found
 
 
@@ -171,7 +174,8 @@ def _check_index(collection: Collection, report: CheckReport, blobs: dict[int, b
         return
     ids, held = index.contents()  # flat and IVF-Flat store the vectors uncompressed
     stored = np.frombuffer(b"".join(blobs[int(i)] for i in ids), dtype=np.float32).reshape(len(ids), -1)
-    differ = sorted(ids[np.abs(held - stored).max(axis=1) > 1e-5].tolist())
+    with np.errstate(over="ignore", invalid="ignore"):  # a damaged row is reported once, above
+        differ = sorted(ids[np.abs(held - stored).max(axis=1) > 1e-5].tolist())
     if differ:
         report.problems.append(f"{name} vector(s) that differ from the database: ids {_ids_text(differ)}")
 

@@ -13,12 +13,14 @@ loses at most the batch in flight, and the next run resumes from what was commit
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import pickle
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.core.errors import ModelError, UsageError
+from indexer.core.errors import ClusterError, DualensError, ModelError, UsageError
 from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file_within
 
 log = logging.getLogger(__name__)
@@ -105,20 +107,43 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = options.address or "this machine"
             raise UsageError(f"cannot start Ray on {where}: {str(exc).strip().splitlines()[0]}") from exc
-    try:
-        # Ray's threads print the errors its workers push (tracebacks included) on stdout, and its
-        # C++ core writes notices straight to file descriptor 2; a failure reaches the user as one
-        # line through the exception instead. ``-v`` shows everything.
-        with redirect_stdout(_LogStream()), _quiet_native_stderr():
+    # Ray's threads print the errors its workers push (tracebacks, "(raylet) Task ... failed" notices
+    # of restarted actors, a dead raylet's last log lines) on stdout, until it is shut down, and its
+    # C++ core writes notices straight to file descriptor 2; a failure reaches the user as one line
+    # through the exception instead. ``-v`` shows everything.
+    with redirect_stdout(_LogStream()), _quiet_native_stderr():
+        try:
             yield ray
-    finally:
-        if started:
-            ray.shutdown()
+        finally:
+            if started:
+                ray.shutdown()
+
+
+# Ray's core ends the driver process at once (exit status 1, no Python code runs) when its raylet
+# dies; what it says then goes to fd 2. This watcher reads fd 2 while a session runs and, when that
+# pipe closes without the driver's "done" after something was said, tells the user in one line on
+# the real stderr.
+_DONE = b"\n[dualens: ray session done]\n"
+_WATCHER = r"""
+import os, sys
+done, seen = sys.argv[1].encode("latin-1"), b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    seen = (seen + chunk)[-65536:]
+if seen.strip() and done not in seen:  # killed with nothing said (SIGKILL by a person): silent
+    sys.stderr.write(
+        "dualens: error: Ray's core ended the run (a raylet or the cluster's head died); the batches "
+        "written are kept: run `dualens index` again to resume\n"
+    )
+"""
 
 
 @contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
-    """Point fd 2 at /dev/null while Python's own stderr (progress bar, logging) keeps the terminal."""
+    """Point fd 2 at a watcher (see ``_WATCHER``) while Python's own stderr (progress bar, logging)
+    keeps the terminal."""
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
@@ -128,18 +153,26 @@ def _quiet_native_stderr() -> Iterator[None]:
     except (OSError, ValueError, io.UnsupportedOperation):  # no real stderr (a test capture, a GUI)
         yield
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    watcher = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHER, _DONE.decode("latin-1")],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=saved, start_new_session=True,
+    )  # fmt: skip
+    assert watcher.stdin is not None
     original = sys.stderr
     try:
-        os.dup2(devnull, 2)
+        os.dup2(watcher.stdin.fileno(), 2)
         sys.stderr = os.fdopen(saved, "w", buffering=1, closefd=False)
         yield
     finally:
         sys.stderr.flush()
         sys.stderr = original
+        with contextlib.suppress(OSError):
+            os.write(2, _DONE)
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
+        watcher.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a child holding fd 2: it ends on EOF
+            watcher.wait(timeout=5)
 
 
 class _LogStream(io.TextIOBase):
@@ -284,9 +317,37 @@ def _default_workers(ray: Any, gpus_per_worker: float) -> int:
     return 1
 
 
-def _worker_error(exc: BaseException) -> ModelError:
+# Ray's errors for processes of the cluster that died (a killed raylet shows as any of them, by timing).
+_LOST = frozenset(
+    {
+        "LocalRayletDiedError", "NodeDiedError", "ActorDiedError", "ActorUnavailableError",
+        "ActorUnschedulableError", "WorkerCrashedError", "OwnerDiedError", "ObjectLostError",
+    }
+)  # fmt: skip
+
+
+def _cluster_lost(exc: BaseException) -> bool:
+    """Whether a Ray error (or one it wraps) says a process of the cluster died, not a task failed."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if getattr(seen, "actor_init_failed", False):  # an actor's __init__ raised: not a lost process
+            return False
+        if {t.__name__ for t in type(seen).__mro__} & _LOST or "raylet died" in str(seen).lower():
+            return True
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return False
+
+
+def _worker_error(exc: BaseException) -> DualensError:
     """A failure inside the cluster as one line (a worker that cannot load the model, above all)."""
     cause = getattr(exc, "cause", None) or exc
+    if _cluster_lost(exc):
+        return ClusterError(
+            "the Ray cluster lost a raylet or worker process during the run; the batches written are "
+            "kept: run `dualens index` again to resume"
+        )
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(exc))
     reason = re.sub(r"^[\w.]+(Error|Exception): ", "", reason)  # the exception's class name

@@ -34,7 +34,7 @@ from indexer.core.storage.search_reads import (
     stored_index_generation,
 )
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
-from indexer.core.vectors import l2_normalise
+from indexer.core.vectors import l2_normalise, non_unit_rows
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.duplicates import DuplicateGroup, find_duplicates
 from search.facets import Facets, read_facets
@@ -426,7 +426,7 @@ class Searcher:
     def _term_image_vector(self, term: Term) -> np.ndarray:
         value = term.value
         if isinstance(value, int):
-            return self.collection.vectors([self._available(value)])[0]
+            return _intact(self.collection.vectors([self._available(value)])[0], value)
         return self._image_vector(value)
 
     def _stored_image_vector(self, photo_id: int) -> tuple[np.ndarray, VectorIndex]:
@@ -436,8 +436,8 @@ class Searcher:
         if space is not JOINT:
             found, vectors = self.collection.indexed_vectors([photo_id], space=space)
             if len(found):
-                return vectors[0], index
-        return self.collection.vectors([photo_id])[0], self._index
+                return _intact(vectors[0], photo_id), index
+        return _intact(self.collection.vectors([photo_id])[0], photo_id), self._index
 
     def _image_query(self, image: ImageRef) -> tuple[np.ndarray, VectorIndex]:
         """An image's vector for image-to-image search, and the index to search it in."""
@@ -458,7 +458,7 @@ class Searcher:
     def _image_vector(self, image: ImageRef | int) -> np.ndarray:
         ref = self._image_ref(image)
         if isinstance(ref, int):
-            return self.collection.vectors([ref])[0]
+            return _intact(self.collection.vectors([ref])[0], ref)
         return self._checked(self.encoder.embed_images([ref]))[0]
 
     def _image_ref(self, image: ImageRef | int) -> int | Image.Image:
@@ -641,6 +641,16 @@ def _known_model(model_id: str) -> str:
             f"model (now {DEFAULT_MODEL_ID}); re-index it with `dualens index --model default --reindex`"
         )
     return model_id
+
+
+def _intact(vector: np.ndarray, photo_id: int) -> np.ndarray:
+    """A stored vector, checked: garbage bytes in the database are a clear error, not "no match"."""
+    if len(non_unit_rows(vector[None, :])):
+        raise CollectionError(
+            f"the stored vector of photo {photo_id} is damaged (not a finite unit vector); "
+            "run `dualens check`, then `dualens index --reindex`"
+        )
+    return vector
 
 
 def _check_paging(k: int, offset: int) -> None:

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexer.core.errors import DualensError, NotFoundError, UsageError
+from indexer.core.text import displayable
 from search import Filters, Hit
 from ui.backend import Backend, RequestKind, ResultPage, SearchRequest
 from ui.config import UiConfig, read_api_key
@@ -209,10 +210,15 @@ def _request(kind: RequestKind, f: Filters, k: int, offset: int, **extra: Any) -
     return SearchRequest(kind, filters=f, limit=k, offset=offset, **extra)
 
 
-@router.get("/health", tags=["service"])
-def health(b: TheBackend) -> Health:
-    """Liveness: the collection opens and how many photos it holds (no API key needed)."""
-    stats = b.stats()
+@router.get("/health", tags=["service"], response_model=None)
+def health(request: Request) -> Health | JSONResponse:
+    """Liveness: the collection opens and how many photos it holds (no API key needed, so a failure
+    says nothing about the database: its URL and the driver's message need the key, on /stats)."""
+    try:
+        stats = backend(request).stats()
+    except DualensError:
+        body = ErrorBody.of("unavailable", "the collection cannot be opened; see /stats (API key needed)")
+        return JSONResponse(body.model_dump(), status_code=503)
     return Health(photos=stats.n_indexed, generation=stats.generation)
 
 
@@ -318,7 +324,7 @@ def original(b: TheBackend, photo_id: int) -> FileResponse:
         raise NotFoundError(f"photo {photo_id} is not available")
     if not path.is_file():
         raise NotFoundError(f"photo {photo_id} cannot be read any more")
-    return FileResponse(path, filename=os.path.basename(path))
+    return FileResponse(path, filename=displayable(os.path.basename(path)))
 
 
 # ---------------------------------------------------------------------- errors

@@ -3,13 +3,18 @@
 Cache files live under ``<data>/thumbnails/<id % 256>/`` and are named by photo id, the
 original's mtime and size, and the thumbnail size, so an edited photo gets a fresh thumbnail and
 the stale one is removed. Files are written atomically (temporary file + rename), so concurrent
-sessions and crashes never leave a half-written thumbnail behind.
+sessions and crashes never leave a half-written thumbnail behind. A cache that cannot be written
+(disk full, read-only) never fails a request: the thumbnail is served uncached, from a private,
+bounded spill folder in the system temp dir.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +29,7 @@ from ui.safety import PathGuard
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
+SPILL_KEEP = 256  # uncached thumbnails kept per size while the cache cannot be written (then oldest go)
 PLACEHOLDER_COLOR = (236, 238, 241)
 
 
@@ -60,7 +66,27 @@ class ThumbnailCache:
         except DualensError as exc:  # a damaged or unreadable photo: show a placeholder, never a traceback
             log.warning("cannot make a thumbnail of %s: %s", real, exc)
             return None
-        self._write(target, image, photo_id, spec)
+        try:
+            self._write(target, image, photo_id, spec)
+        except OSError as exc:  # a full or read-only cache: serve this one uncached, never fail
+            log.warning("cannot cache the thumbnail of photo %s (%s); serving it uncached", photo_id, exc)
+            return self._spill(target.name, image, photo_id, spec)
+        return target
+
+    def _spill(self, name: str, image: Image.Image, photo_id: int, spec: ThumbSpec) -> Path | None:
+        """The thumbnail written to the user's private spill folder (see :func:`_spill_dir`; at most
+        ``SPILL_KEEP`` files per size), or None when even that cannot be written."""
+        try:
+            folder = _spill_dir()
+            owner = hashlib.blake2b(str(self.directory).encode(errors="surrogateescape"), digest_size=4)
+            target = folder / f"{owner.hexdigest()}-{name}"  # ids of several collections never meet
+            self._write(target, image, photo_id, spec)
+            kept = sorted(folder.glob(f"*-{spec.tag}.jpg"), key=_mtime_or_zero)
+            for old in kept[:-SPILL_KEEP]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot write the thumbnail of photo %s anywhere: %s", photo_id, exc)
+            return None
         return target
 
     def _file(self, photo_id: int, mtime_ns: int, size: int, spec: ThumbSpec) -> Path:
@@ -80,6 +106,26 @@ class ThumbnailCache:
         for stale in target.parent.glob(f"{photo_id}-*-{spec.tag}.jpg"):
             if stale != target:
                 stale.unlink(missing_ok=True)
+
+
+def _spill_dir() -> Path:
+    """This user's private folder (mode 0700, checked: never a link or another user's folder) in the
+    system temp dir, shared by every dualens process of the user and bounded (``SPILL_KEEP``), so
+    nothing needs removing at exit and a response still reading a file never sees it go."""
+    folder = Path(tempfile.gettempdir()) / f"dualens-thumbnails-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise OSError(f"{folder} is not this user's private folder")
+    return folder
+
+
+def _mtime_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile by another request
+        return 0
 
 
 def render(path: Path, spec: ThumbSpec) -> Image.Image:

@@ -45,6 +45,10 @@ class CollectionError(DualensError):
     http_status = 503
 
 
+class ClusterError(DualensError):
+    """A compute cluster (Ray) that failed under a run; what was committed is kept, a re-run resumes."""
+
+
 def is_storage_problem(exc: BaseException) -> bool:
     """Whether an error is about the collection's stored state (a damaged database or index)."""
     return isinstance(exc, CollectionError)

@@ -76,3 +76,9 @@ def printable(text: str) -> str:
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
     return "".join(out)
+
+
+def displayable(name: str) -> str:
+    """A file name as valid UTF-8 text to send (JSON, HTTP headers): undecodable bytes shown as
+    ``\\xe9``, everything else, control characters included, unchanged (identity on UTF-8 names)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

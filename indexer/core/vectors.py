@@ -15,6 +15,7 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def non_unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Positions of the rows that are not finite unit vectors."""
-    norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1), axis=1)
+    """Positions of the rows that are not finite unit vectors (garbage bytes among them: no warning)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1), axis=1)
     return np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > UNIT_TOLERANCE))

@@ -55,12 +55,20 @@ def _looks_like_path(raw: str) -> bool:
 FINGERPRINT_CACHE = ".dualens-fingerprint.json"
 
 
+def _stamp(root: Path, path: Path) -> list[str | int]:
+    """What changes whenever ``path``'s bytes may have changed (the fingerprint cache's key)."""
+    st = path.stat()
+    return [str(path.relative_to(root)), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def local_fingerprint(directory: str | os.PathLike[str]) -> str:
     """A content hash of a local model directory: every file's name, size and bytes.
 
     Retraining or rebuilding a model in place changes it; copying the model elsewhere does not. The
-    result is remembered next to the files (when the folder is writable) against their sizes and
-    modification times, so a large model is hashed once, not at every start.
+    result is remembered next to the files (when the folder is writable) against each file's size,
+    modification time, change time and inode, so a large model is hashed once, not at every start;
+    a file rewritten with its old size and mtime put back (``touch -r``) still has a new change
+    time (no user can set it), and a file replaced by a rename a new inode.
     """
     root = Path(directory)
     files = sorted(
@@ -68,7 +76,7 @@ def local_fingerprint(directory: str | os.PathLike[str]) -> str:
         for p in root.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
-    stamp = [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    stamp = [_stamp(root, p) for p in files]
     cache = root / FINGERPRINT_CACHE
     try:
         remembered = json.loads(cache.read_text(encoding="utf-8"))

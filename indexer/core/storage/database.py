@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer.core.errors import CollectionError
 from indexer.core.settings import PROJECT_DATA, CollectionPaths
 from indexer.core.storage.migrations import stored_revision, upgrade
+from indexer.core.storage.redact import redact
 from indexer.core.storage.schema import (
     CollectionInfo,
     damaged_database,
@@ -29,6 +31,7 @@ from indexer.core.storage.schema import (
     install_error_translation,
     install_sqlite_pragmas,
     integrity_problems,
+    read_only_sqlite_uri,
 )
 
 
@@ -111,9 +114,9 @@ def no_collection(paths: CollectionPaths) -> CollectionError:
 
 
 def shown_url(url: str) -> str:
-    """A database URL to show: the password hidden."""
+    """A database URL to show: every spelling of a password hidden (userinfo, query, keywords)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return "(an unreadable URL)"
 
@@ -122,13 +125,18 @@ SERVER_DIALECTS = ("postgresql",)
 INDEXER_LOCK = 0x64756C6E_0002  # PostgreSQL advisory lock key: one indexer per collection database
 
 
+def _read_only_engine(uri: str) -> Engine:
+    """An engine that reads a SQLite file through ``uri`` (read-only: search works, writes fail)."""
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+
+
 def _make_engine(url: str) -> Engine:
     """An engine for ``url``; UsageError-like CollectionError for a URL dualens cannot use."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise CollectionError(
-            f"--db {url!r} is not a database URL (e.g. postgresql+psycopg://user@host/db)"
+            f"--db {redact(url)!r} is not a database URL (e.g. postgresql+psycopg://user@host/db)"
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "postgres":  # libpq's spelling
@@ -178,10 +186,12 @@ class Database:
                     f"cannot create the data folder {paths.root}: {exc.strerror or exc}"
                 ) from exc
         url = paths.database_url
+        read_only: str | None = None  # the URI of a SQLite file this process may not write
         if paths.uses_sqlite_file:
             inspect_sqlite_file(paths.database)  # before any connection could switch it to WAL
-        engine = _make_engine(url)
-        install_sqlite_pragmas(engine)
+            read_only = None if create else read_only_sqlite_uri(paths.database)
+        engine = _make_engine(url) if read_only is None else _read_only_engine(read_only)
+        install_sqlite_pragmas(engine, read_only=read_only is not None)
         install_error_translation(engine, paths.database if paths.uses_sqlite_file else shown_url(url))
         try:
             if not create:
@@ -194,7 +204,7 @@ class Database:
             raise
         except Exception as exc:  # a damaged file must be reported, never overwritten
             engine.dispose()
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
             raise CollectionError(f"cannot open the collection database {shown_url(url)}: {reason}") from exc
         return cls(paths, engine)
 

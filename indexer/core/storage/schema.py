@@ -9,6 +9,7 @@ it on both (``indexer.core.storage.migrations``).
 from __future__ import annotations
 
 import enum
+import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from indexer.core.errors import CollectionError
+from indexer.core.storage.redact import redact
 from indexer.core.text import from_stored, to_stored
 from indexer.core.vectors import non_unit_rows
 
@@ -156,14 +158,23 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:
+    # A read-only file: no journal-mode switch (it would be a write), the rest as for writers.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def install_sqlite_pragmas(engine: Engine) -> None:
-    """WAL, busy timeout, and real transactions: every read inside one transaction sees one snapshot."""
+def install_sqlite_pragmas(engine: Engine, *, read_only: bool = False) -> None:
+    """WAL, busy timeout, and real transactions: every read inside one transaction sees one snapshot
+    (``read_only``: a file dualens may not write, its journal mode left as it is)."""
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
 
 
@@ -178,6 +189,20 @@ def damaged_database(where: object, detail: str, *, untouched: bool) -> Collecti
         f"the collection database {where} is damaged ({detail}){written} it from a backup, "
         "or move it away and index the photos again"
     )
+
+
+def read_only_sqlite_uri(path: Path) -> str | None:
+    """The URI to read ``path`` through when this process may not write it (None: it may).
+
+    Opened ``mode=ro``, never switched to WAL; ``immutable`` too when its folder cannot be written
+    and it has no write-ahead log (so no writer can be at work: a writer needs the -wal file).
+    """
+    if not path.is_file() or (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return None
+    wal = path.with_name(path.name + "-wal")
+    live_log = wal.exists() and wal.stat().st_size > 0
+    mode = "mode=ro" if os.access(path.parent, os.W_OK) or live_log else "mode=ro&immutable=1"
+    return f"file:{quote(str(path))}?{mode}"
 
 
 def inspect_sqlite_file(path: Path) -> None:
@@ -215,8 +240,9 @@ def inspect_sqlite_file(path: Path) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The driver's first message line, any password in it hidden."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return redact(lines[0]) if lines else type(exc).__name__
 
 
 def _server_error(exc: BaseException, where: object) -> CollectionError | None:
