@@ -216,10 +216,57 @@ def _as_reader() -> dict[str, object]:
     return {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
 
 
+def _reader_can_run_python() -> bool:
+    """Whether that user can start this interpreter (a root-only pyenv under /root cannot be)."""
+    try:
+        run = subprocess.run([sys.executable, "-c", "pass"], capture_output=True, timeout=60, **_as_reader())  # type: ignore[call-overload]
+    except OSError:
+        return False
+    return run.returncode == 0
+
+
+@pytest.mark.sqlite_only
+def test_a_collection_this_process_may_not_write_is_searched_read_only_in_process(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    database: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same as below without a second user: the data folder and database are reported not
+    writable (as they are to a user without the permission), and SQLite's own read-only mode must
+    then keep every byte as it was (root's writes would otherwise succeed)."""
+    from indexer.core.storage import schema
+    from ui.cli import main
+
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, 6, seed=3)
+    index_in_process(data, [photos], tiny_model_dir)
+    database_file = data / "dualens.sqlite"
+    real_access = os.access
+
+    def access(path: object, mode: int, **kwargs: object) -> bool:
+        if mode & os.W_OK and Path(str(path)).resolve().is_relative_to(data.resolve()):
+            return False
+        return real_access(path, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schema.os, "access", access)
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    before = hashlib.sha256(database_file.read_bytes()).hexdigest()
+    listing = sorted(p.name for p in data.iterdir())
+    for argv in (["search", "a photo"], ["similar", "1"], ["check"]):
+        assert main([*argv, "--data", str(data)]) == 0, (argv, capsys.readouterr().err)
+    assert "read-only" not in capsys.readouterr().err
+    assert hashlib.sha256(database_file.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in data.iterdir()) == listing  # no -wal, no -shm
+
+
 @pytest.mark.sqlite_only
 def test_a_collection_that_cannot_be_written_is_searched_without_writing_a_byte(
     tiny_model_dir: Path, database: str | None
 ) -> None:
+    if not _reader_can_run_python():
+        pytest.skip("the unprivileged user cannot start this Python (the in-process test above covers it)")
     with tempfile.TemporaryDirectory(prefix="dualens-ro-") as name:  # outside pytest's private tmp
         base = Path(name)
         base.chmod(0o755)
