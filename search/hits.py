@@ -9,7 +9,6 @@ from typing import Any
 from indexer.core.places import Place
 from indexer.core.storage.schema import Photo
 from indexer.core.storage.search_reads import HIT_COLUMNS  # noqa: F401  (the columns of a hit row)
-from indexer.core.text import displayable
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,6 @@ class Hit:
 
     def to_json(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _FIELD_NAMES}  # flat: no asdict deep copy
-        out["path"] = displayable(self.path)  # a name that is not UTF-8 cannot be sent as it is
         for key in ("taken_at", "mtime"):
             value = out[key]
             out[key] = value.isoformat() if value is not None else None

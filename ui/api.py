@@ -198,12 +198,20 @@ guarded = [Depends(authorised)]
 router = APIRouter()
 
 
+class JSONAnswer(JSONResponse):
+    """JSON in ASCII: a file name that is not UTF-8 (lone surrogates, ``indexer/core/text.py``) travels
+    exactly, as ``\\udce9`` escapes any JSON parser reads back, instead of failing to encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _page(result: ResultPage, model: type[Page], k: int, offset: int, **extra: Any) -> JSONResponse:
     """A result page, serialised here: hits are plain JSON types already (``Hit.to_json``), so
     FastAPI's generic encoder (a recursive walk over every field of every hit) is skipped."""
     hits = [h.to_json() for h in result.hits]
     page = model(k=k, offset=offset, hits=hits, has_more=result.has_more, total=result.total, **extra)
-    return JSONResponse(page.model_dump(mode="json"))
+    return JSONAnswer(page.model_dump(mode="json"))
 
 
 def _request(kind: RequestKind, f: Filters, k: int, offset: int, **extra: Any) -> SearchRequest:
@@ -218,7 +226,7 @@ def health(request: Request) -> Health | JSONResponse:
         stats = backend(request).stats()
     except DualensError:
         body = ErrorBody.of("unavailable", "the collection cannot be opened; see /stats (API key needed)")
-        return JSONResponse(body.model_dump(), status_code=503)
+        return JSONAnswer(body.model_dump(), status_code=503)
     return Health(photos=stats.n_indexed, generation=stats.generation)
 
 
@@ -304,7 +312,7 @@ def _photo_or_404(b: Backend, photo_id: int) -> Hit:
 
 @router.get("/photos/{photo_id}", tags=["photos"], dependencies=guarded)
 def photo(b: TheBackend, photo_id: int) -> JSONResponse:
-    return JSONResponse(_photo_or_404(b, photo_id).to_json())
+    return JSONAnswer(_photo_or_404(b, photo_id).to_json())
 
 
 @router.get(
@@ -331,7 +339,7 @@ def original(b: TheBackend, photo_id: int) -> FileResponse:
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(ErrorBody.of(code, message).model_dump(), status_code=status)
+    return JSONAnswer(ErrorBody.of(code, message).model_dump(), status_code=status)
 
 
 def _dualens_error(_: Request, exc: Exception) -> JSONResponse:
@@ -360,6 +368,7 @@ def create_app(settings: ApiSettings, open_backend: Callable[[], Backend] | None
         summary="Find photos by describing them or by showing one.",
         version="1",
         openapi_tags=[{"name": "search"}, {"name": "photos"}, {"name": "service"}],
+        default_response_class=JSONAnswer,
     )
     app.state.settings = settings
     app.state.backend = _Shared(open_backend or (lambda: Backend.open(settings.data, settings.config)))
