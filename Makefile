@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-similar bench-gpu eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-cold bench-similar bench-gpu eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -74,6 +74,11 @@ bench-index: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_search
 	$(BIN)/python -m tests.bench.bench_backends search
+	$(BIN)/python -m tests.bench.bench_cold
+
+# new-process `dualens search|similar|check|--help` against the bare import of their libraries
+bench-cold: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_cold $(ARGS)
 
 N ?= 1000000
 bench-relevance: $(STAMP)

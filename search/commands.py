@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from indexer.core import options as opts
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
-from indexer.core.models import DualEncoder
 from indexer.core.text import printable
 from search import duplicate_commands
 from search.filters import parse_date
@@ -108,6 +107,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
+    from indexer.core.models import DualEncoder
     from search.searcher import Searcher
 
     encoder = DualEncoder(args.model, backend=args.backend) if getattr(args, "model", None) else None
@@ -170,6 +170,7 @@ def run_similar(args: argparse.Namespace) -> int:
 
 
 def run_classify(args: argparse.Namespace) -> int:
+    from indexer.core.models import DualEncoder
     from search.classify import classify_image, clean_labels
     from search.images import check_readable, load_image
     from search.render import format_labels, print_json

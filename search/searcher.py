@@ -8,6 +8,7 @@ composite queries), is searched in FAISS (restricted to the ids the filters allo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -49,6 +50,7 @@ from search.scoring import ScoreModel
 from search.threads import query_thread_count, query_threads
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFETCH_GROWTH = 4  # over-fetch factor per round when candidates were deleted or lie outside the roots
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
@@ -134,6 +136,8 @@ class Searcher:
         collection's model. The model's weights load lazily, on the first query that needs them.
         """
         collection = Collection.open(data, db_url=db_url)
+        # the index is read (and checked) while the encoder is set up and its text tower starts
+        loading = _in_background(lambda: _read_index(collection))
         try:
             stats = collection.info()
             if encoder is not None and stats.model_id and encoder.model_id != stats.model_id:
@@ -147,8 +151,13 @@ class Searcher:
                 _check_fingerprint(collection, encoder)
                 if prefetch_text:  # a text query: its tower loads while the index does
                     encoder.prefetch_text()
-            signature = file_signature(collection.paths.vector_index)  # before the read: never newer
-            index = collection.load_index()
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                loading()  # the read ends before the collection closes
+            collection.close()
+            raise
+        try:
+            signature, index = loading()
         except BaseException:
             collection.close()
             raise
@@ -610,6 +619,36 @@ class Searcher:
         file only while it is still the file the collection knows."""
         rows = self.collection.photos([int(i) for i in ids])
         return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
+
+
+def _read_index(collection: Collection) -> tuple[FileSignature | None, VectorIndex]:
+    """The collection's joint index and the signature of its file, taken before the read (never newer)."""
+    signature = file_signature(collection.paths.vector_index)
+    return signature, collection.load_index()
+
+
+def _in_background(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` in a thread; the function returned waits for it and returns its result, or
+    raises its error (a BaseException of the thread is raised in the caller, never lost)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the caller
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="dualens-open", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    return result
 
 
 def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:

@@ -267,6 +267,21 @@ def test_a_different_model_is_refused(world, tiny_model_dir):
         Searcher.open(data, encoder=DualEncoder(tiny_model_dir))
 
 
+def test_a_refused_open_waits_for_its_index_read_and_closes_the_collection(
+    world, tiny_model_dir, monkeypatch
+):
+    import threading
+
+    from indexer.core.storage.collection import Collection
+
+    closed = []
+    monkeypatch.setattr(Collection, "close", lambda self: closed.append(self))
+    with pytest.raises(ModelMismatchError):
+        Searcher.open(world[0], encoder=DualEncoder(tiny_model_dir))
+    assert len(closed) == 1
+    assert not any(t.name == "dualens-open" for t in threading.enumerate())
+
+
 def test_missing_collection_is_a_collection_error(tmp_path):
     with pytest.raises(CollectionError, match="no collection"):
         Searcher.open(tmp_path / "nothing")

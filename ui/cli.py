@@ -1,4 +1,5 @@
-"""The ``dualens`` command: one parser, subcommands contributed by indexer, quality, search and ui.
+"""The ``dualens`` command: one parser, subcommands contributed by indexer, quality, search and ui,
+imported only when chosen.
 
 Library code raises :class:`~indexer.core.errors.DualensError`; this is the one place that turns
 such an error into a one-line message and an exit code, so a user never sees a traceback for a
@@ -14,37 +15,73 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from indexer import commands as index_commands
-from indexer import model_commands
 from indexer.core.errors import DualensError
 from indexer.core.options import Parser
 from indexer.core.options import common_options as common_options
 from indexer.core.settings import Settings, shown_db_url
-from indexer.quality import commands as quality_commands
-from search import commands as search_commands
-from ui import commands as ui_commands
 
-# Each module exposes ``register(subparsers, common)`` and sets ``func`` on its subparsers; each is
-# light to import (no torch, no transformers): `dualens --help` stays fast.
-COMMAND_MODULES = (
-    model_commands,
-    index_commands,
-    search_commands,
-    quality_commands,
-    ui_commands,
-)
+# The subcommands each commands module registers, in `dualens --help` order. Only the module of the
+# command named on the command line is imported (a local search loads neither the web service's
+# client nor the model builders); `dualens --help` and a mistyped command import them all. Each
+# module is light to import: its commands' own imports sit in the functions that run them, and
+# tests/test_import_budget.py keeps it so.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "indexer.model_commands": ("build-default-model", "export-default-head", "build-model"),
+    "indexer.commands": ("index", "check", "errors", "rebuild-index"),
+    "search.commands": ("search", "similar", "classify", "index-info", "duplicates"),
+    "indexer.quality.commands": ("eval", "train"),
+    "ui.commands": ("ui", "serve"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    """Import one commands module of :data:`COMMANDS` (plain imports: tests/test_layout.py sees them).
+
+    Each exposes ``register(subparsers, common)``, which adds its subcommands and sets ``func``.
+    """
+    match name:
+        case "indexer.model_commands":
+            from indexer import model_commands
+
+            return model_commands
+        case "indexer.commands":
+            from indexer import commands
+
+            return commands
+        case "search.commands":
+            from search import commands as search_commands
+
+            return search_commands
+        case "indexer.quality.commands":
+            from indexer.quality import commands as quality_commands
+
+            return quality_commands
+        case "ui.commands":
+            from ui import commands as ui_commands
+
+            return ui_commands
+    raise KeyError(name)
+
+
+def module_of(command: str | None) -> str | None:
+    """The commands module that registers ``command``, None when no module does."""
+    return next((module for module, names in COMMANDS.items() if command in names), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``dualens`` parser: with ``command``, only the subcommands of the module that registers it
+    (enough to parse that command line); else, or when no module registers it, every subcommand."""
     parser = Parser(
         prog="dualens",
         description="Find photos by describing them or by showing one.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
-    for module in COMMAND_MODULES:
-        module.register(subparsers, common)
+    chosen = module_of(command)
+    for name in [chosen] if chosen else COMMANDS:
+        command_module(name).register(subparsers, common)
     return parser
 
 
@@ -59,7 +96,9 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the subcommand is the first word: every option is the subcommand's (common_options)
+    parser = build_parser(argv[0] if argv else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0), or a mistake on the command line (2, said in one line)

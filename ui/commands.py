@@ -18,9 +18,7 @@ from pathlib import Path
 from indexer.core import options as opts
 from indexer.core.errors import UsageError
 from indexer.core.settings import Settings
-from search import Searcher
 from ui.config import UiConfig, read_api_key
-from ui.remote import API_KEY_FILE_ENV, API_URL_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
 MAX_SERVE_WORKERS = 64
@@ -112,6 +110,9 @@ def _check_port_free(host: str, port: int) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from search import Searcher
+    from ui.remote import API_KEY_FILE_ENV
+
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     if not 1 <= int(args.workers) <= MAX_SERVE_WORKERS:
@@ -150,6 +151,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
+    from ui.remote import API_KEY_FILE_ENV, API_URL_ENV
+
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     settings = _settings(args)
