@@ -37,8 +37,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SERVER = r"""
 import json, os, sys, time
 import ui.cli
-ui.cli.build_parser()                       # imports every command module (torch, transformers, faiss...)
-import indexer.pipeline, indexer.check, indexer.core.models  # noqa: F401
+ui.cli.build_parser()                       # the parser (command modules are imported on use)
+import indexer.commands, indexer.model_commands, indexer.quality.commands, search.commands, ui.commands  # noqa: F401
+import search, indexer.pipeline, indexer.check, indexer.core.models  # noqa: F401
 import transformers.models.vision_text_dual_encoder.modeling_vision_text_dual_encoder  # noqa: F401
 import transformers.models.vit.modeling_vit, transformers.models.bert.modeling_bert  # noqa: F401
 try:  # transformers builds a table of ~1000 regexes on the first model load (1 s); children inherit it
