@@ -1,0 +1,89 @@
+"""Query understanding (search/understand.py): every row of tests/data/query_understanding.tsv, and the
+rules the table's rows stand for."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from search.understand import Understood, understand
+from tests.bench.bench_understanding import PLACES, TODAY, Row, as_intended, read_table
+
+ROWS = read_table()
+KNOWN_MISSES: frozenset[str] = frozenset()  # queries of the table the parser is allowed to get wrong
+
+
+def test_table_covers_four_languages_and_traps() -> None:
+    assert len(ROWS) >= 60
+    assert {r.lang for r in ROWS} == {"en", "de", "fr", "es"}
+    assert sum(r.trap for r in ROWS) >= 20
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.lang}:{r.query}" for r in ROWS])
+def test_table_row_is_understood_as_written(row: Row) -> None:
+    got = understand(row.query, PLACES, TODAY)
+    if row.query in KNOWN_MISSES:
+        pytest.xfail("a known miss of the table")
+    assert as_intended(row, got), got
+    if row.trap:
+        assert not got.found
+
+
+def test_query_without_date_or_place_is_returned_word_for_word() -> None:
+    got = understand("  a  dog on the beach ", PLACES, TODAY)
+    assert got == Understood(text="a dog on the beach")
+    assert got.summary() == ""
+
+
+def test_summary_names_after_before_and_place() -> None:
+    got = understand("sunset in Paris in summer 2019", PLACES, TODAY)
+    assert got.summary() == "after 2019-06-01, before 2019-08-31, place Paris"
+    assert got.text == "sunset"
+    assert got.to_json() == {
+        "text": "sunset",
+        "after": "2019-06-01",
+        "before": "2019-08-31",
+        "place": "Paris",
+        "phrases": ["in Paris", "in summer 2019"],
+    }
+
+
+def test_place_the_collection_lacks_stays_text() -> None:
+    got = understand("sunset in Tokyo", PLACES, TODAY)
+    assert got.text == "sunset in Tokyo" and got.place is None
+
+
+def test_only_first_date_phrase_is_understood_the_second_stays_text() -> None:
+    got = understand("beach in 2018 and snow in 2021", PLACES, TODAY)
+    assert (got.date_from, got.date_to) == (date(2018, 1, 1), date(2018, 12, 31))
+    assert "2021" in got.text
+
+
+def test_after_opens_the_range_past_the_period() -> None:
+    got = understand("beach after 2019", PLACES, TODAY)
+    assert (got.date_from, got.date_to, got.text) == (date(2020, 1, 1), None, "beach")
+
+
+def test_last_christmas_on_christmas_day_is_the_year_before() -> None:
+    got = understand("last christmas", PLACES, date(2024, 12, 25))
+    assert (got.date_from, got.date_to) == (date(2023, 12, 24), date(2023, 12, 26))
+
+
+def test_this_summer_is_the_current_years() -> None:
+    got = understand("lake this summer", PLACES, date(2024, 7, 10))
+    assert (got.date_from, got.date_to, got.text) == (date(2024, 6, 1), date(2024, 8, 31), "lake")
+
+
+def test_winter_of_a_year_runs_into_the_next_february() -> None:
+    got = understand("snow in winter 2023", PLACES, TODAY)
+    assert (got.date_from, got.date_to) == (date(2023, 12, 1), date(2024, 2, 29))
+
+
+def test_days_ago_in_german_is_one_day() -> None:
+    got = understand("Hund vor 3 Tagen", PLACES, TODAY)
+    assert (got.date_from, got.date_to, got.text) == (date(2024, 3, 12), date(2024, 3, 12), "Hund")
+
+
+def test_place_match_ignores_case_and_accents_and_reports_the_collection_name() -> None:
+    assert understand("atardecer en parís", PLACES, TODAY).place == "Paris"
