@@ -27,9 +27,12 @@ import calendar
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from search.filters import Filters
+from search.query import Query, Term, TermKind
 
 LANGUAGES = ("en", "de", "fr", "es")
 
@@ -126,8 +129,11 @@ class _Span:
     last: date
 
 
-def understand(text: str, places: Sequence[str] = (), today: date | None = None) -> Understood:
-    """The date range and place ``text`` names, and the rest of it (module docstring for the rules)."""
+def understand(
+    text: str, places: Sequence[str] = (), today: date | None = None, *, dates: bool = True
+) -> Understood:
+    """The date range (unless ``dates`` is False) and place ``text`` names, and the rest of it (module
+    docstring for the rules)."""
     today = today or date.today()
     stripped = " ".join(text.split())
     if not stripped:
@@ -135,7 +141,11 @@ def understand(text: str, places: Sequence[str] = (), today: date | None = None)
     removed: list[tuple[int, int]] = []
     date_from: date | None = None
     date_to: date | None = None
-    span = _own_date(stripped, today) or (_parsed_date(stripped, today) if _may_hold_date(stripped) else None)
+    span = None
+    if dates:
+        span = _own_date(stripped, today) or (
+            _parsed_date(stripped, today) if _may_hold_date(stripped) else None
+        )
     if span is not None:
         start = _absorb_connectors(stripped, span.start)
         direction, start = _direction(stripped, start)
@@ -409,3 +419,49 @@ def _rest(text: str, removed: list[tuple[int, int]]) -> str:
     if all(w in _FILLER or w in _CONNECTORS for w in words):
         return ""
     return rest
+
+
+# ------------------------------------------------------------------ a parsed query and its filters
+@dataclass(frozen=True)
+class Interpretation:
+    """A query with its when and where turned into filters. ``query`` is None when nothing but a date
+    and/or a place was asked ("2019", "Paris"): the filtered photos are then listed by date."""
+
+    query: Query | None
+    filters: Filters
+    understood: Understood | None  # None: nothing understood (the query is searched as given)
+
+
+def interpret(
+    query: Query, filters: Filters, places: Sequence[str], today: date | None = None
+) -> Interpretation:
+    """Understand the positive text terms of ``query`` (a plain query is one such term): the first date
+    and the first place found become filters. A filter the caller already set (dates, place) is not
+    read from the text, so what the text says about it stays text and is never silently dropped."""
+    want_dates = filters.date_from is None and filters.date_to is None
+    want_place = filters.place is None and query.place is None
+    terms: list[Term] = []
+    found: Understood | None = None
+    for term in query.terms:
+        if found is not None or term.kind is not TermKind.TEXT or term.weight <= 0:
+            terms.append(term)
+            continue
+        got = understand(str(term.value), places if want_place else (), today, dates=want_dates)
+        if not got.found:
+            terms.append(term)
+            continue
+        found = got
+        if got.text:
+            terms.append(Term.text(got.text, term.weight))
+    if found is None:
+        return Interpretation(query, filters, None)
+    narrowed = replace(
+        filters,
+        date_from=found.date_from if want_dates else filters.date_from,
+        date_to=found.date_to if want_dates else filters.date_to,
+        place=found.place or filters.place,
+    )
+    rest = Query(tuple(terms), place=query.place) if terms else None
+    if rest is None and query.place:
+        narrowed = replace(narrowed, place=query.place)
+    return Interpretation(rest, narrowed, found)
