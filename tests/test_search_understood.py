@@ -13,7 +13,7 @@ from sqlalchemy import update
 from indexer.core.errors import UsageError
 from indexer.core.models import DualEncoder
 from indexer.core.storage.schema import Photo
-from search import Filters, Searcher
+from search import Filters, Hit, Searcher
 from search.relevance import Relevance
 from tests.helpers.search_collection import FakePhoto, make_collection
 from ui.cli import main
@@ -113,7 +113,7 @@ def test_composite_queries_understand_their_text_terms_and_keep_the_others(world
     assert {h.id for h in hits} == {ids[0], ids[4]}
 
 
-def _dated(hit) -> datetime:  # type: ignore[no-untyped-def]
+def _dated(hit: Hit) -> datetime:
     return hit.taken_at or hit.mtime
 
 
@@ -141,7 +141,7 @@ def test_similar_sorted_by_date_is_its_ranking_newest_first(world) -> None:
     assert [_dated(h) for h in by_date] == sorted((_dated(h) for h in by_date), reverse=True)
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
