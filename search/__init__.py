@@ -12,6 +12,7 @@ from search.hits import Hit
 from search.quarantine import Expected, QuarantineReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
+from search.understand import Interpretation, Understood
 
 
 def collection_exists(data: str | None = None) -> bool:
@@ -27,6 +28,7 @@ __all__ = [
     "FolderOption",
     "Hit",
     "IndexReport",
+    "Interpretation",
     "Member",
     "PlaceOption",
     "QuarantineReport",
@@ -35,6 +37,7 @@ __all__ = [
     "Stats",
     "Term",
     "TermKind",
+    "Understood",
     "collection_exists",
     "find_duplicates",
     "move_aside",

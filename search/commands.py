@@ -170,10 +170,10 @@ def run_search(args: argparse.Namespace) -> int:
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
     filters = _filters(args)
     with _open_searcher(args, text=any(t.kind is TermKind.TEXT for t in query.terms)) as searcher:
-        hits, understood = searcher.search_understood(
+        hits, meant = searcher.search_understood(
             query, k=args.k, offset=args.offset, filters=filters, sort=args.sort, literal=args.literal
         )
-    return _print_hits(args, hits, str(query), understood)
+    return _print_hits(args, hits, str(query), meant.understood)
 
 
 def run_similar(args: argparse.Namespace) -> int:

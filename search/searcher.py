@@ -48,7 +48,7 @@ from search.relevance import Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.threads import query_thread_count, query_threads
-from search.understand import Interpretation, Understood, interpret
+from search.understand import Interpretation, interpret
 
 log = logging.getLogger(__name__)
 
@@ -397,16 +397,17 @@ class Searcher:
         sort: str = "relevance",
         literal: bool = False,
         today: date | None = None,
-    ) -> tuple[list[Hit], Understood | None]:
-        """:meth:`search` after :meth:`interpret` (unless ``literal``), and what was understood. A query
-        that was only a date and/or a place lists the photos those filters allow, newest first."""
+    ) -> tuple[list[Hit], Interpretation]:
+        """:meth:`search` after :meth:`interpret` (unless ``literal``), and the interpretation searched
+        (its ``understood`` is None when nothing was read from the text). A query that was only a date
+        and/or a place lists the photos those filters allow, newest first."""
         parsed = parse_query(query) if isinstance(query, str) else query
-        if literal:
-            return self.search(parsed, k, offset, filters, sort), None
-        meant = self.interpret(parsed, filters, today)
+        meant = Interpretation(parsed, filters or Filters(), None)
+        if not literal:
+            meant = self.interpret(parsed, filters, today)
         if meant.query is None:
-            return self.list_by_date(meant.filters, k, offset), meant.understood
-        return self.search(meant.query, k, offset, meant.filters, sort), meant.understood
+            return self.list_by_date(meant.filters, k, offset), meant
+        return self.search(meant.query, k, offset, meant.filters, sort), meant
 
     def list_by_date(self, filters: Filters | None = None, k: int = 20, offset: int = 0) -> list[Hit]:
         """The photos the filters allow (all of them without filters), newest first (date taken, else

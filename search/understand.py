@@ -111,6 +111,17 @@ class Understood:
             parts.append(f"place {self.place}")
         return ", ".join(parts)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Understood:
+        """The inverse of :meth:`to_json` (a service's answer read back by a client)."""
+        return cls(
+            text=str(data.get("text") or ""),
+            date_from=date.fromisoformat(data["after"]) if data.get("after") else None,
+            date_to=date.fromisoformat(data["before"]) if data.get("before") else None,
+            place=data.get("place") or None,
+            phrases=tuple(data.get("phrases") or ()),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "text": self.text,

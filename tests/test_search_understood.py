@@ -55,9 +55,9 @@ def _searcher(world: tuple[Path, DualEncoder, list[int]]) -> Searcher:
 def test_a_date_in_the_query_filters_and_leaves_the_description(world) -> None:
     ids = world[2]
     with _searcher(world) as s:
-        hits, understood = s.search_understood("dog in summer 2019", k=10, today=TODAY)
-        meant = s.interpret("dog in summer 2019", today=TODAY)
-    assert understood is not None and understood.summary() == "after 2019-06-01, before 2019-08-31"
+        hits, meant = s.search_understood("dog in summer 2019", k=10, today=TODAY)
+    assert meant.understood is not None
+    assert meant.understood.summary() == "after 2019-06-01, before 2019-08-31"
     assert {h.id for h in hits} == {ids[0], ids[4]}
     assert meant.query is not None and str(meant.query) == '"dog"'
 
@@ -65,18 +65,18 @@ def test_a_date_in_the_query_filters_and_leaves_the_description(world) -> None:
 def test_a_collection_place_in_the_query_filters(world) -> None:
     ids = world[2]
     with _searcher(world) as s:
-        hits, understood = s.search_understood("dog in paris", k=10, today=TODAY)
-    assert understood is not None and understood.summary() == "place Paris"
+        hits, meant = s.search_understood("dog in paris", k=10, today=TODAY)
+    assert meant.understood is not None and meant.understood.summary() == "place Paris"
     assert {h.id for h in hits} == {ids[0], ids[2]}
 
 
 def test_a_query_of_only_a_year_or_a_place_lists_photos_newest_first(world) -> None:
     ids = world[2]
     with _searcher(world) as s:
-        year, understood = s.search_understood("2019", k=10, today=TODAY)
+        year, meant = s.search_understood("2019", k=10, today=TODAY)
         place, _ = s.search_understood("Paris", k=10, today=TODAY)
         second, _ = s.search_understood("2019", k=1, offset=1, today=TODAY)
-    assert understood is not None and understood.text == ""
+    assert meant.understood is not None and meant.understood.text == "" and meant.query is None
     assert [h.id for h in year] == [ids[1], ids[4], ids[0]]
     assert [h.rank for h in year] == [1, 2, 3]
     assert [h.id for h in place] == [ids[2], ids[0]]  # no date taken: the file date (2021) counts
@@ -85,17 +85,16 @@ def test_a_query_of_only_a_year_or_a_place_lists_photos_newest_first(world) -> N
 
 def test_literal_search_reads_nothing_from_the_text(world) -> None:
     with _searcher(world) as s:
-        hits, understood = s.search_understood("dog in paris", k=10, literal=True, today=TODAY)
-    assert understood is None and len(hits) == len(PHOTOS)
+        hits, meant = s.search_understood("dog in paris", k=10, literal=True, today=TODAY)
+    assert meant.understood is None and len(hits) == len(PHOTOS)
 
 
 def test_a_filter_already_set_is_not_read_from_the_text(world) -> None:
     ids = world[2]
     with _searcher(world) as s:
-        meant = s.interpret("dog in Paris", Filters(place="Berlin"), today=TODAY)
-        hits, understood = s.search_understood("dog in Paris", k=10, filters=Filters(place="Berlin"))
+        hits, meant = s.search_understood("dog in Paris", k=10, filters=Filters(place="Berlin"))
     assert meant.understood is None and str(meant.query) == '"dog in Paris"'
-    assert understood is None and {h.id for h in hits} == {ids[1], ids[5]}
+    assert {h.id for h in hits} == {ids[1], ids[5]}
 
 
 def test_a_place_the_collection_lacks_stays_in_the_text(world) -> None:
