@@ -38,7 +38,7 @@ from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sam
 from indexer.core.vectors import l2_normalise
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.duplicates import DuplicateGroup, find_duplicates
-from search.facets import Facets, read_facets
+from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
@@ -113,6 +113,7 @@ class Searcher:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
+        self._places: tuple[int, tuple[str, ...]] | None = None
         self._relevance: tuple[tuple[int, str], Relevance] | None = None
         # image-to-image search's space and index, for the joint index's generation they match
         self._similarity: tuple[int, Space, VectorIndex] | None = None
@@ -384,8 +385,19 @@ class Searcher:
         """The query with its dates and this collection's places turned into filters
         (search/understand.py); nothing is read from the text for a filter already set."""
         parsed = parse_query(query) if isinstance(query, str) else query
-        places = [p.name for p in self.facets().places]
-        return interpret(parsed, filters or Filters(), places, today)
+        return interpret(parsed, filters or Filters(), self._place_names(), today)
+
+    def _place_names(self) -> tuple[str, ...]:
+        """The collection's cities and countries (one GROUP BY, not the whole facets pass), re-read
+        when the index changes."""
+        generation = self.collection.generation()
+        cached = self._facets
+        if cached is not None and cached[0] == generation:
+            return tuple(p.name for p in cached[1].places)
+        known = self._places
+        if known is None or known[0] != generation:
+            known = self._places = (generation, tuple(p.name for p in read_places(self.collection)))
+        return known[1]
 
     def search_understood(
         self,
