@@ -3,9 +3,14 @@ rules the table's rows stand for."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search.understand import Understood, understand
 from tests.bench.bench_understanding import PLACES, TODAY, Row, as_intended, read_table
@@ -87,3 +92,37 @@ def test_days_ago_in_german_is_one_day() -> None:
 
 def test_place_match_ignores_case_and_accents_and_reports_the_collection_name() -> None:
     assert understand("atardecer en parís", PLACES, TODAY).place == "Paris"
+
+
+_TIES = {"in", "on", "at", "from", "of", "im", "am", "an", "en", "à", "a", "au", "de", "el", "la", "le", "l"}
+_FILLERS = {"photos", "fotos"}
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"\w+", text)}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.lang}:{r.query}" for r in ROWS])
+def test_no_word_of_a_table_query_is_dropped(row: Row) -> None:
+    got = understand(row.query, PLACES, TODAY)
+    kept = _words(got.text) | set().union(*(_words(p) for p in got.phrases))
+    assert _words(row.query) - kept <= _TIES | _FILLERS
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("ab19 20-./:'éßx")), max_size=30) | st.text(max_size=30))
+def test_any_text_is_understood_without_error_and_keeps_its_words(text: str) -> None:
+    got = understand(text, PLACES, TODAY)
+    kept = _words(got.text) | set().union(*(_words(p) for p in got.phrases))
+    assert _words(text) - kept <= _TIES | _FILLERS
+    if got.date_from and got.date_to:
+        assert got.date_from <= got.date_to
+
+
+def test_a_query_without_digits_or_day_words_never_loads_dateparser() -> None:
+    code = (
+        "import sys; from search.understand import understand; "
+        "understand('dog on the beach in Paris last summer', ['Paris']); "
+        "sys.exit('dateparser' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
