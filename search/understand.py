@@ -14,11 +14,15 @@ Invariants:
 - A month name alone ("may", "march", "mars") is text; a season or "christmas" alone is text (they are
   visual); a bare year (1900-2100) is a date only when it ends the query or follows a preposition, and
   never next to a title word ("the novel 1984", "1984 book cover"); a place needs a preposition before
-  it ("in", "à", "en"...) and nothing but an end, a connector or a date after it, unless it is the whole
-  query ("Paris Hilton", "new york strip steak", "walk in nice weather" stay text).
+  it ("in", "to", "over", "à", "en", "nach"...) and nothing but an end, a connector or a date after
+  it, unless it is the whole query ("Paris Hilton", "new york strip steak", "walk in nice weather"
+  stay text).
 - Seasons are meteorological, northern hemisphere (winter Y = December Y to the end of February Y+1);
   Christmas is December 24-26; "last X" is the most recent X that has ended before today.
-- Only the first date phrase and the first place are understood; a second one stays in the text.
+- Only the first date phrase and the first place are understood; a second one stays in the text, except
+  a second date joined to the first by a range word ("between 2018 and 2020", "von Mai bis Juni 2019"
+  with both years, "desde 2018 hasta 2020"): the two make one range. "before / after / since X" (any of
+  the four languages) leaves the range open on one side.
 """
 
 from __future__ import annotations
@@ -68,7 +72,10 @@ _CONNECTORS = _words(
 _BEFORE = _words("before vor avant antes")
 _AFTER = _words("after nach après apres después despues")
 _SINCE = _words("since seit depuis desde")
-_PLACE_PREPOSITIONS = _words("in at near around im bei nahe à a au en dans près cerca")
+_PLACE_PREPOSITIONS = _words("in at near around to over im bei nahe nach à a au en dans près cerca")
+_RANGE_OPEN = _words("between zwischen entre desde depuis seit")  # "between 2018 and 2020"
+_JOINERS = _words("and to until till und bis et à au jusqu'à jusqu'au y a hasta")
+_RANGE_JOIN = re.compile(r"\s*(?:and|to|until|till|und|bis|et|à|au|jusqu'à|jusqu'au|y|a|hasta|-|–)\s*", re.I)
 _TITLE_WORDS = _words(
     "book novel film movie album song poster cover roman buch livre film película pelicula libro novela "
     "canción cancion chanson lied"
@@ -138,6 +145,7 @@ class _Span:
     end: int
     first: date
     last: date
+    joined: bool = False  # two dates joined by a range word: no "before" / "after" reading
 
 
 def understand(
@@ -152,14 +160,10 @@ def understand(
     removed: list[tuple[int, int]] = []
     date_from: date | None = None
     date_to: date | None = None
-    span = None
-    if dates:
-        span = _own_date(stripped, today) or (
-            _parsed_date(stripped, today) if _may_hold_date(stripped) else None
-        )
+    span = _first_date(stripped, today) if dates else None
     if span is not None:
         start = _absorb_connectors(stripped, span.start)
-        direction, start = _direction(stripped, start)
+        direction, start = (None, start) if span.joined else _direction(stripped, start)
         date_from, date_to = span.first, span.last
         if direction == "before":
             date_from, date_to = None, span.first - timedelta(days=1)
@@ -209,8 +213,27 @@ _WITH_YEAR = re.compile(
 )
 
 
-def _own_date(text: str, today: date) -> _Span | None:
-    """The first season / Christmas / last-this period phrase, resolved against ``today``."""
+def _first_date(text: str, today: date) -> _Span | None:
+    """The first date phrase (a phrase of the tables above before one of dateparser's), joined with
+    the next one when a range word joins them ("between 2018 and 2020", "von Mai 2019 bis Juni 2019")."""
+    own = _own_dates(text, today)
+    parsed = _parsed_dates(text, today) if _may_hold_date(text) else []
+    spans = own + [p for p in parsed if not any(p.start < o.end and o.start < p.end for o in own)]
+    if not spans:
+        return None
+    first = spans[0]
+    later = sorted((s for s in spans if s.start >= first.end), key=lambda s: s.start)
+    if later and later[0].last >= first.first and _RANGE_JOIN.fullmatch(text[first.end : later[0].start]):
+        words = _words_before(text, first.start)
+        start = first.start
+        if words and words[-1][0].lower() in _RANGE_OPEN and not text[words[-1].end() : start].strip():
+            start = words[-1].start()
+        return _Span(start, later[0].end, first.first, later[0].last, joined=True)
+    return first
+
+
+def _own_dates(text: str, today: date) -> list[_Span]:
+    """The season / Christmas / last-this period phrases, resolved against ``today``, in text order."""
     found: list[_Span] = []
     for pattern in (_MODIFIED_BEFORE, _MODIFIED_AFTER):
         for match in pattern.finditer(text):
@@ -222,7 +245,7 @@ def _own_date(text: str, today: date) -> _Span | None:
     for match in _WITH_YEAR.finditer(text):
         first, end = _occurrence(match["unit"].lower(), int(match["year"]))
         found.append(_Span(match.start(), match.end(), first, end))
-    return min(found, key=lambda s: s.start) if found else None
+    return sorted(found, key=lambda s: s.start)
 
 
 def _occurrence(unit: str, year: int) -> tuple[date, date]:
@@ -267,12 +290,13 @@ def _may_hold_date(text: str) -> bool:
     return any(c.isdigit() for c in text) or any(w.lower() in _DAY_WORDS for w in _WORD.findall(text))
 
 
-def _parsed_date(text: str, today: date) -> _Span | None:
-    """The first date dateparser finds that passes the conservative checks, as a day, month or year."""
+def _parsed_dates(text: str, today: date) -> list[_Span]:
+    """The dates dateparser finds that pass the conservative checks, as days, months or years."""
     from dateparser.search import search_dates
 
     settings = {"RELATIVE_BASE": datetime(today.year, today.month, today.day), "PREFER_DATES_FROM": "past"}
     found = search_dates(text, languages=list(LANGUAGES), settings=settings) or []
+    spans: list[_Span] = []
     cursor = 0
     for phrase, _ in found:
         start = text.find(phrase, cursor)
@@ -285,14 +309,14 @@ def _parsed_date(text: str, today: date) -> _Span | None:
             continue
         resolved = _period_of(text[start:end], today)
         if resolved is not None:
-            return _Span(start, end, *resolved)
-    return None
+            spans.append(_Span(start, end, *resolved))
+    return spans
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     """The span without tie words at either end ("in May 2019" -> "May 2019", "gestern im" -> "gestern")."""
     words = [m for m in _WORD.finditer(text, start, end)]
-    while words and words[0][0].lower() in _CONNECTORS:
+    while words and words[0][0].lower() in _CONNECTORS | _JOINERS:
         words.pop(0)
     while words and words[-1][0].lower() in _CONNECTORS:
         words.pop()
@@ -332,7 +356,7 @@ def _bare_year_is_date(text: str, start: int, end: int) -> bool:
     after = [w.lower() for w in _WORD.findall(text[end:])]
     if (before and before[-1] in _TITLE_WORDS) or (after and after[0] in _TITLE_WORDS):
         return False
-    tied = bool(before) and before[-1] in (_CONNECTORS | _BEFORE | _AFTER | _SINCE)
+    tied = bool(before) and before[-1] in (_CONNECTORS | _BEFORE | _AFTER | _SINCE | _RANGE_OPEN | _JOINERS)
     return not after or tied
 
 

@@ -126,3 +126,25 @@ def test_a_query_without_digits_or_day_words_never_loads_dateparser() -> None:
         "sys.exit('dateparser' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "first", "last"),
+    [
+        ("between 2018 and 2020 beach", "beach", date(2018, 1, 1), date(2020, 12, 31)),
+        ("Strand von Mai 2019 bis Juni 2019", "Strand", date(2019, 5, 1), date(2019, 6, 30)),
+        ("plage entre 2018 et 2020", "plage", date(2018, 1, 1), date(2020, 12, 31)),
+        ("playa desde 2018 hasta 2020", "playa", date(2018, 1, 1), date(2020, 12, 31)),
+        ("beach from summer 2018 to summer 2019", "beach", date(2018, 6, 1), date(2019, 8, 31)),
+    ],
+)
+def test_two_dates_joined_by_a_range_word_are_one_range(
+    query: str, text: str, first: date, last: date
+) -> None:
+    got = understand(query, PLACES, TODAY)
+    assert (got.text, got.date_from, got.date_to) == (text, first, last)
+
+
+def test_a_place_after_to_or_over_is_a_place() -> None:
+    assert understand("trip to Paris", PLACES, TODAY).summary() == "place Paris"
+    assert understand("sunset over Berlin", PLACES, TODAY).text == "sunset"
