@@ -5,7 +5,7 @@ This package's public names are what the UI and Python callers use; they never r
 
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import CollectionStats as Stats
-from search.duplicates import DuplicateGroup, Member, find_duplicates
+from search.duplicates import DuplicateGroup, Member, find_duplicates, newest_first
 from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
@@ -41,6 +41,7 @@ __all__ = [
     "collection_exists",
     "find_duplicates",
     "move_aside",
+    "newest_first",
     "parse_date",
     "parse_query",
     "undo",

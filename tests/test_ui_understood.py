@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_ui_app import PAGE, _app, _clean, _fresh_backends, _ids, _search, collection  # noqa: F401
+from tests.test_ui_duplicates import _open_review, _texts, world  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("_fresh_backends")
 
@@ -46,3 +47,14 @@ def test_a_query_that_is_only_a_year_lists_that_year_and_sorting_by_date_runs(
     _search(at, "a red car")
     _clean(at)
     assert not _understood_chips(at)
+
+
+def test_the_duplicates_review_follows_the_sort_control(
+    world: tuple[Path, Path, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data, *_ = world
+    at = _open_review(data, monkeypatch)
+    at.radio(key="f_sort").set_value("date").run()
+    _clean(at)
+    assert "Group 1" in _texts(at) and "**Keep**" in _texts(at)
