@@ -217,7 +217,9 @@ def _first_date(text: str, today: date) -> _Span | None:
     """The first date phrase (a phrase of the tables above before one of dateparser's), joined with
     the next one when a range word joins them ("between 2018 and 2020", "von Mai 2019 bis Juni 2019")."""
     own = _own_dates(text, today)
-    parsed = _parsed_dates(text, today) if _may_hold_date(text) else []
+    parsed = _plain_years(text)
+    if parsed is None:
+        parsed = _parsed_dates(text, today) if _may_hold_date(text) else []
     spans = own + [p for p in parsed if not any(p.start < o.end and o.start < p.end for o in own)]
     if not spans:
         return None
@@ -288,6 +290,34 @@ def _may_hold_date(text: str) -> bool:
     """Whether dateparser could find a date here that :func:`_plausible` accepts: every accepted phrase
     has a digit or is a day word, so other queries never load dateparser (a second of import time)."""
     return any(c.isdigit() for c in text) or any(w.lower() in _DAY_WORDS for w in _WORD.findall(text))
+
+
+_YEAR_TOKEN = re.compile(rf"(?<![\w.:/-]){_YEAR}(?![\w.:/-])")
+# words before a year that are never a month name: a year after one of them is the whole date
+_BEFORE_A_PLAIN_YEAR = _words(
+    "in im from since seit depuis desde en between zwischen entre and und et y to bis hasta before after "
+    "vor nach avant après apres antes después despues von aus during während pendant durante"
+)
+
+
+def _plain_years(text: str) -> list[_Span] | None:
+    """The years of a text whose only digits are years, each alone or after one of the words above ("dog
+    in 2019", "between 2018 and 2020"): what dateparser would find there, without loading it (its first
+    search compiles its locales for about a second). None when dateparser must look (any other digit, a
+    day word, or a word before a year that could be a month: "Mai 2019", "mayo de 2019")."""
+    years = list(_YEAR_TOKEN.finditer(text))
+    digits = sum(c.isdigit() for c in text)
+    if not years or digits != 4 * len(years) or any(w.lower() in _DAY_WORDS for w in _WORD.findall(text)):
+        return None
+    spans = []
+    for match in years:
+        before = _words_before(text, match.start())
+        if before and before[-1][0].lower() not in _BEFORE_A_PLAIN_YEAR:
+            return None
+        if _bare_year_is_date(text, match.start(), match.end()):
+            year = int(match[0])
+            spans.append(_Span(match.start(), match.end(), date(year, 1, 1), date(year, 12, 31)))
+    return spans
 
 
 def _parsed_dates(text: str, today: date) -> list[_Span]:

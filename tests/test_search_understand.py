@@ -148,3 +148,16 @@ def test_two_dates_joined_by_a_range_word_are_one_range(
 def test_a_place_after_to_or_over_is_a_place() -> None:
     assert understand("trip to Paris", PLACES, TODAY).summary() == "place Paris"
     assert understand("sunset over Berlin", PLACES, TODAY).text == "sunset"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["dog on the beach in 2019", "2019", "between 2018 and 2020 beach", "Fotos seit 2020", "1984 book cover",
+     "plage entre 2018 et 2020", "beach before 2015", "2001 a space odyssey poster", "dogs from 2015"],
+)  # fmt: skip
+def test_plain_years_are_read_as_dateparser_reads_them(query: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from search import understand as module
+
+    fast = understand(query, PLACES, TODAY)
+    monkeypatch.setattr(module, "_plain_years", lambda text: None)
+    assert understand(query, PLACES, TODAY) == fast
