@@ -99,6 +99,9 @@ bench-gpu: $(STAMP)
 bench-quality: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_quality $(ARGS)
 
+bench-understanding: $(STAMP)  # the query-understanding table: share parsed as intended, traps filtered
+	$(BIN)/python -m tests.bench.bench_understanding $(ARGS)
+
 eval: $(STAMP)
 	$(BIN)/dualens eval $(DATA_OPT) --images ../shared/datasets/flickr8k-1k/images --captions ../shared/datasets/flickr8k-1k/captions.csv
 	$(BIN)/dualens eval $(DATA_OPT) --images ../shared/datasets/imagenet-sample --labels-from-filenames

@@ -5,13 +5,14 @@ This package's public names are what the UI and Python callers use; they never r
 
 from indexer.core.settings import CollectionPaths
 from indexer.core.storage.collection import CollectionStats as Stats
-from search.duplicates import DuplicateGroup, Member, find_duplicates
+from search.duplicates import DuplicateGroup, Member, find_duplicates, newest_first
 from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
 from search.quarantine import Expected, QuarantineReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
+from search.understand import Interpretation, Understood
 
 
 def collection_exists(data: str | None = None) -> bool:
@@ -27,6 +28,7 @@ __all__ = [
     "FolderOption",
     "Hit",
     "IndexReport",
+    "Interpretation",
     "Member",
     "PlaceOption",
     "QuarantineReport",
@@ -35,9 +37,11 @@ __all__ = [
     "Stats",
     "Term",
     "TermKind",
+    "Understood",
     "collection_exists",
     "find_duplicates",
     "move_aside",
+    "newest_first",
     "parse_date",
     "parse_query",
     "undo",

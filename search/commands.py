@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from search.filters import Filters
     from search.hits import Hit
     from search.searcher import Searcher
+    from search.understand import Understood
 
 QUERY_HELP = (
     'text ("a dog on a beach"), or a composite of quoted texts and images with + and - and optional '
@@ -30,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     p.add_argument("query", help=QUERY_HELP)
     _add_result_options(p)
+    p.add_argument(
+        "--literal",
+        action="store_true",
+        help='take the query word for word: no dates or places read from it ("summer 2019", "in Paris")',
+    )
     p.set_defaults(func=run_search, names_collection=True)
 
     p = subparsers.add_parser(
@@ -80,6 +87,12 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-score", type=float, default=None, help="minimum cosine similarity, -1 to 1")
     p.add_argument(
+        "--sort",
+        choices=("relevance", "date"),
+        default="relevance",
+        help="date: newest first (date taken, else file date); a text query keeps its good and strong hits",
+    )
+    p.add_argument(
         "--min-match",
         choices=("good", "strong"),
         default=None,
@@ -129,11 +142,18 @@ def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
     return searcher
 
 
-def _print_hits(args: argparse.Namespace, hits: list[Hit], query: str) -> int:
+def _print_hits(
+    args: argparse.Namespace, hits: list[Hit], query: str, understood: Understood | None = None
+) -> int:
     from search.render import format_hits, print_json
 
+    if understood is not None:  # on stderr: --json output stays one JSON document
+        print(f"understood: {understood.summary()}", file=sys.stderr)
     if args.json:
-        print_json({"query": query, "k": args.k, "offset": args.offset, "hits": [h.to_json() for h in hits]})
+        page = {"query": query, "k": args.k, "offset": args.offset, "hits": [h.to_json() for h in hits]}
+        if understood is not None:
+            page["understood"] = understood.to_json()
+        print_json(page)
     else:
         print(format_hits(hits))
     return 0
@@ -150,8 +170,10 @@ def run_search(args: argparse.Namespace) -> int:
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
     filters = _filters(args)
     with _open_searcher(args, text=any(t.kind is TermKind.TEXT for t in query.terms)) as searcher:
-        hits = searcher.search(query, k=args.k, offset=args.offset, filters=filters)
-    return _print_hits(args, hits, str(query))
+        hits, meant = searcher.search_understood(
+            query, k=args.k, offset=args.offset, filters=filters, sort=args.sort, literal=args.literal
+        )
+    return _print_hits(args, hits, str(query), meant.understood)
 
 
 def run_similar(args: argparse.Namespace) -> int:
@@ -160,12 +182,12 @@ def run_similar(args: argparse.Namespace) -> int:
     exclude = not args.include_self
     with _open_searcher(args) as searcher:
         if _is_photo_id(ref):
-            hits = searcher.similar(int(ref), args.k, args.offset, filters, exclude_self=exclude)
+            hits = searcher.similar(int(ref), args.k, args.offset, filters, exclude, args.sort)
         else:
             try:
-                hits = searcher.similar(ref, args.k, args.offset, filters, exclude_self=exclude)
+                hits = searcher.similar(ref, args.k, args.offset, filters, exclude, args.sort)
             except NotFoundError:  # not indexed: embed the file itself
-                hits = searcher.search_image(ref, args.k, args.offset, filters)
+                hits = searcher.search_image(ref, args.k, args.offset, filters, args.sort)
     return _print_hits(args, hits, ref)
 
 

@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="with --quarantine: also move the copies that are only similar (review the list first)",
     )
     p.add_argument("--undo", metavar="MANIFEST", default=None, help="move the photos of a quarantine back")
+    p.add_argument(
+        "--sort",
+        choices=("relevance", "date"),
+        default="relevance",
+        help="relevance: largest groups first (default); date: the group with the newest photo first",
+    )
     p.set_defaults(func=run_duplicates)
 
 
@@ -78,12 +84,14 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 def _find(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
-    from search.duplicates import find_duplicates
+    from search.duplicates import find_duplicates, newest_first
     from search.quarantine import Expected, move_aside
     from search.render import print_json
 
     with Collection.open(args.data, db_url=args.db) as collection:
         groups = find_duplicates(collection, args.threshold)
+        if args.sort == "date":
+            groups = newest_first(groups)
         roots = collection.roots()
         rows = collection.photos([m.id for g in groups for m in g.copies])
     if args.json:

@@ -360,6 +360,12 @@ def duplicate_id_groups(collection: Collection, threshold: float = DEFAULT_THRES
     return _find(collection, threshold).groups
 
 
+def newest_first(groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
+    """The groups ordered by their newest photo (date taken, else file date), newest first; each
+    group keeps its members' order (the keeper first)."""
+    return sorted(groups, key=lambda g: max(m.date.replace(tzinfo=None) for m in g.members), reverse=True)
+
+
 def find_duplicates(collection: Collection, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
     """Every group of exact copies and near-duplicates in the collection, largest groups first.
 

@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sam
 from indexer.core.vectors import l2_normalise, non_unit_rows
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.duplicates import DuplicateGroup, find_duplicates
-from search.facets import Facets, read_facets
+from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
@@ -48,6 +49,7 @@ from search.relevance import Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.threads import query_thread_count, query_threads
+from search.understand import Interpretation, interpret
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +59,9 @@ MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least thi
 MAX_K = 10_000
 MAX_OFFSET = 1_000_000
 TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
+SORTS = ("relevance", "date")
+DATE_SORT_LIMIT = 2000  # a date-sorted text query: at most this many good and strong matches, newest first
+DATE_SORT_POOL = MIN_CANDIDATES  # a date-sorted ranking without bands (similar, images): its first hits
 
 PhotoRef = int | str | os.PathLike[str]
 ImageRef = Image.Image | str | os.PathLike[str]
@@ -110,6 +115,7 @@ class Searcher:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._facets: tuple[int, Facets] | None = None
+        self._places: tuple[int, tuple[str, ...]] | None = None
         self._relevance: tuple[tuple[int, str], Relevance] | None = None
         # image-to-image search's space and index, for the joint index's generation they match
         self._similarity: tuple[int, Space, VectorIndex] | None = None
@@ -261,10 +267,18 @@ class Searcher:
 
     # ------------------------------------------------------------------ queries
     def search(
-        self, query: str | Query, k: int = 20, offset: int = 0, filters: Filters | None = None
+        self,
+        query: str | Query,
+        k: int = 20,
+        offset: int = 0,
+        filters: Filters | None = None,
+        sort: str = "relevance",
     ) -> list[Hit]:
-        """Text or composite query (see search/query.py for the syntax)."""
+        """Text or composite query (see search/query.py for the syntax). ``sort="date"``: newest first
+        (date taken, else file date), of the good and strong matches only for a text query (weak ones
+        are left out), else of the first DATE_SORT_POOL of the ranking."""
         _check_paging(k, offset)
+        _check_sort(sort)
         parsed = parse_query(query) if isinstance(query, str) else query
         if not isinstance(parsed, Query):
             raise QueryError(f"a query must be text or a Query, not {type(query).__name__}")
@@ -276,14 +290,19 @@ class Searcher:
                 return []  # two different places: no photo is in both
             filters = replace(current, place=parsed.place)
         banded = all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms)
+        if banded and sort == "date":
+            filters = replace(filters or Filters(), min_match=(filters and filters.min_match) or "good")
         if banded and filters is not None and filters.min_match:
             bands = self.relevance()
             floor = bands.strong if filters.min_match == "strong" else bands.floor
             if floor > 1.0:  # no cosine reaches the band
                 return []
             filters = replace(filters, min_score=max(floor, filters.min_score or -1.0))
+        window = (0, DATE_SORT_LIMIT if banded else DATE_SORT_POOL) if sort == "date" else (offset, k)
         with query_threads():
-            hits = self._search_vector(self.embed_query(parsed), k, offset, filters)
+            hits = self._search_vector(self.embed_query(parsed), window[1], window[0], filters)
+        if sort == "date":
+            hits = _by_date(hits)[offset : offset + k]
         if hits and banded:
             bands = self.relevance()
             hits = [replace(h, relevance=bands.band(h.cosine).value) for h in hits]
@@ -330,26 +349,102 @@ class Searcher:
         offset: int = 0,
         filters: Filters | None = None,
         exclude_self: bool = True,
+        sort: str = "relevance",
     ) -> list[Hit]:
-        """Photos like an indexed photo (by id or path), from its stored (visual) vector."""
+        """Photos like an indexed photo (by id or path), from its stored (visual) vector;
+        ``sort="date"``: the first DATE_SORT_POOL of the ranking, newest first."""
         _check_paging(k, offset)
+        _check_sort(sort)
         photo_id = self._available(self._photo_id(photo))
         vector, index = self._stored_image_vector(photo_id)
         exclude = {photo_id} if exclude_self else set()
+        if sort == "date":
+            with query_threads():
+                pool = self._search_vector(vector, DATE_SORT_POOL, 0, filters, exclude=exclude, index=index)
+            return _by_date(pool)[offset : offset + k]
         with query_threads():
             return self._search_vector(vector, k, offset, filters, exclude=exclude, index=index)
 
     def search_image(
-        self, image: ImageRef, k: int = 20, offset: int = 0, filters: Filters | None = None
+        self,
+        image: ImageRef,
+        k: int = 20,
+        offset: int = 0,
+        filters: Filters | None = None,
+        sort: str = "relevance",
     ) -> list[Hit]:
         """Photos like an image (PIL image or file; an indexed file reuses its stored vector), in the
-        space of image-to-image search (:meth:`similarity_index`)."""
+        space of image-to-image search (:meth:`similarity_index`); ``sort`` as for :meth:`similar`."""
         _check_paging(k, offset)
+        _check_sort(sort)
         if self._index.ntotal == 0:
             return []
         with query_threads():
             vector, index = self._image_query(image)
+            if sort == "date":
+                return _by_date(self._search_vector(vector, DATE_SORT_POOL, 0, filters, index=index))[
+                    offset : offset + k
+                ]
             return self._search_vector(vector, k, offset, filters, index=index)
+
+    # ------------------------------------------------------------------ understood queries
+    def interpret(
+        self, query: str | Query, filters: Filters | None = None, today: date | None = None
+    ) -> Interpretation:
+        """The query with its dates and this collection's places turned into filters
+        (search/understand.py); nothing is read from the text for a filter already set."""
+        parsed = parse_query(query) if isinstance(query, str) else query
+        return interpret(parsed, filters or Filters(), self._place_names(), today)
+
+    def _place_names(self) -> tuple[str, ...]:
+        """The collection's cities and countries (one GROUP BY, not the whole facets pass), re-read
+        when the index changes."""
+        generation = self.collection.generation()
+        cached = self._facets
+        if cached is not None and cached[0] == generation:
+            return tuple(p.name for p in cached[1].places)
+        known = self._places
+        if known is None or known[0] != generation:
+            known = self._places = (generation, tuple(p.name for p in read_places(self.collection)))
+        return known[1]
+
+    def search_understood(
+        self,
+        query: str | Query,
+        k: int = 20,
+        offset: int = 0,
+        filters: Filters | None = None,
+        *,
+        sort: str = "relevance",
+        literal: bool = False,
+        today: date | None = None,
+    ) -> tuple[list[Hit], Interpretation]:
+        """:meth:`search` after :meth:`interpret` (unless ``literal``), and the interpretation searched
+        (its ``understood`` is None when nothing was read from the text). A query that was only a date
+        and/or a place lists the photos those filters allow, newest first."""
+        parsed = parse_query(query) if isinstance(query, str) else query
+        meant = Interpretation(parsed, filters or Filters(), None)
+        if not literal:
+            meant = self.interpret(parsed, filters, today)
+        if meant.query is None:
+            return self.list_by_date(meant.filters, k, offset), meant
+        return self.search(meant.query, k, offset, meant.filters, sort), meant
+
+    def list_by_date(self, filters: Filters | None = None, k: int = 20, offset: int = 0) -> list[Hit]:
+        """The photos the filters allow (all of them without filters), newest first (date taken, else
+        file date); scores are 0, ranks their place in that order."""
+        _check_paging(k, offset)
+        filters = filters or Filters()
+        allowed = self._allowed_ids(filters)
+        ids = self._index.ids() if allowed is None else allowed
+        rows = self._metadata([int(i) for i in ids])
+        hits = [
+            Hit.from_row(row, cosine=0.0, logit=0.0, probability=0.0, rank=0)
+            for row in rows.values()
+            if self._rule.allows(row.path)
+        ]
+        page = _by_date(hits)[offset : offset + k]
+        return [replace(hit, rank=offset + n + 1) for n, hit in enumerate(page)]
 
     def classify(self, image: ImageRef | int, labels: Sequence[str] | str) -> list[tuple[str, float]]:
         """Zero-shot label probabilities for an image, highest first ("a photo of a {label}.")."""
@@ -690,6 +785,16 @@ def _intact(vector: np.ndarray, photo_id: int) -> np.ndarray:
             "run `dualens check`, then `dualens index --reindex`"
         )
     return vector
+
+
+def _check_sort(sort: str) -> None:
+    if sort not in SORTS:
+        raise UsageError(f"sort by {' or '.join(SORTS)}, not {sort!r}")
+
+
+def _by_date(hits: list[Hit]) -> list[Hit]:
+    """Newest first by date taken (the file date when there is none); equal dates keep their order."""
+    return sorted(hits, key=lambda h: h.taken_at or h.mtime, reverse=True)
 
 
 def _check_paging(k: int, offset: int) -> None:

@@ -244,3 +244,23 @@ def test_alike_photos_without_dates_are_grouped(tmp_path: Path) -> None:
     with Collection.open(data) as c:
         (group,) = find_duplicates(c)
     assert {Path(m.path).name for m in group.members} == {"a.jpg", "b.jpg"}
+
+
+def test_sort_date_lists_the_group_with_the_newest_photo_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = tmp_path / "photos", tmp_path / "data"
+    old = save_jpeg(root / "old.jpg", seed=1)  # three copies, all from 2019: the larger group
+    new = save_jpeg(root / "new.jpg", seed=2)  # two copies, the newest from 2023
+    for name, source, year in [("old2.jpg", old, 2019), ("old3.jpg", old, 2019), ("new2.jpg", new, 2023)]:
+        (root / name).write_bytes(source.read_bytes())
+        _stamp(root / name, year)
+    _stamp(old, 2019)
+    _stamp(new, 2021)
+    _index(data, root, FakeEncoder(visual_dim=6))
+    keepers = {}
+    for sort in ("relevance", "date"):
+        assert main(["duplicates", "--data", str(data), "--json", "--sort", sort]) == 0
+        groups = json.loads(capsys.readouterr().out)["groups"]
+        keepers[sort] = [Path(g["members"][0]["path"]).name for g in groups]
+    assert keepers == {"relevance": ["old.jpg", "new.jpg"], "date": ["new.jpg", "old.jpg"]}

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +49,7 @@ from ui.schema import (
     SimilarPage,
     StatsOut,
     Unauthorised,
+    UnderstoodOut,
     UploadTooLarge,
     error_code,
 )
@@ -62,6 +63,11 @@ Text = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, descriptio
 K = Annotated[int, Query(ge=1, le=MAX_K, description="hits per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="hits to skip")]
 Labels = Annotated[str, Query(min_length=1, max_length=2000, description="comma-separated labels")]
+Sort = Annotated[
+    Literal["relevance", "date"],
+    Query(description="date: newest first (a text query keeps its good and strong matches)"),
+]
+Literally = Annotated[bool, Query(description="true: no dates or places read from the query")]
 NEEDS_KEY = "a valid API key is needed (Authorization: Bearer KEY)"
 
 
@@ -242,16 +248,29 @@ def facets(b: TheBackend) -> FacetsOut:
 
 
 @router.get("/search", tags=["search"], dependencies=guarded, response_model=SearchPage)
-def search(b: TheBackend, q: Text, f: FilterArgs, k: K = 20, offset: Offset = 0) -> JSONResponse:
-    """Photos matching a description or a composite query (`"beach" - "people"`, `#42 + "night"`)."""
-    return _page(b.run(_request("text", f, k, offset, text=q)), SearchPage, k, offset, query=q)
+def search(
+    b: TheBackend,
+    q: Text,
+    f: FilterArgs,
+    k: K = 20,
+    offset: Offset = 0,
+    sort: Sort = "relevance",
+    literal: Literally = False,
+) -> JSONResponse:
+    """Photos matching a description or a composite query (`"beach" - "people"`, `#42 + "night"`);
+    dates and places named in it become filters (`understood`), unless `literal=true`."""
+    result = b.run(_request("text", f, k, offset, text=q, sort=sort, literal=literal))
+    understood = UnderstoodOut.of(result.understood) if result.understood else None
+    return _page(result, SearchPage, k, offset, query=q, understood=understood)
 
 
 @router.get("/similar/{photo_id}", tags=["search"], dependencies=guarded, response_model=SimilarPage)
-def similar(b: TheBackend, photo_id: int, f: FilterArgs, k: K = 20, offset: Offset = 0) -> JSONResponse:
+def similar(
+    b: TheBackend, photo_id: int, f: FilterArgs, k: K = 20, offset: Offset = 0, sort: Sort = "relevance"
+) -> JSONResponse:
     """Photos like an indexed photo (the photo itself left out)."""
     _photo_or_404(b, photo_id)  # inside the roots, or not available
-    result = b.run(_request("similar", f, k, offset, photo_id=photo_id))
+    result = b.run(_request("similar", f, k, offset, photo_id=photo_id, sort=sort))
     return _page(result, SimilarPage, k, offset, photo_id=photo_id)
 
 
@@ -272,9 +291,10 @@ def similar_upload(
     f: FilterArgs,
     k: K = 20,
     offset: Offset = 0,
+    sort: Sort = "relevance",
 ) -> JSONResponse:
     """Photos like an uploaded image (never stored)."""
-    result = b.run(_request("image", f, k, offset), image=_uploaded(image, b.config))
+    result = b.run(_request("image", f, k, offset, sort=sort), image=_uploaded(image, b.config))
     return _page(result, Page, k, offset)
 
 

@@ -29,6 +29,7 @@ from search import (
     Stats,
     Term,
     TermKind,
+    Understood,
     move_aside,
     parse_query,
 )
@@ -52,6 +53,8 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     limit: int = 24
     offset: int = 0
+    sort: Literal["relevance", "date"] = "relevance"
+    literal: bool = False  # text: no dates or places read from the query (search/understand.py)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class ResultPage:
     hits: list[Hit]
     has_more: bool
     total: int | None = None  # photos the query ranked (the filters applied); None: not known
+    understood: Understood | None = None  # text: the dates and place read from the query, if any
 
 
 class UiBackend(Protocol):
@@ -121,10 +125,14 @@ class Backend:
         """Run a request (the page's and the HTTP API's one path); one extra hit is fetched to know
         whether "Show more" has anything."""
         limit = max(1, min(request.limit, self.config.max_results))
-        k, offset = limit + 1, request.offset
+        k, offset, sort, filters = limit + 1, request.offset, request.sort, request.filters
+        understood = None
         if request.kind == "text":
             query = self.safe_query(request.text)
-            hits = self.searcher.search(query, k=k, offset=offset, filters=request.filters)
+            hits, meant = self.searcher.search_understood(
+                query, k=k, offset=offset, filters=filters, sort=sort, literal=request.literal
+            )
+            filters, understood = meant.filters, meant.understood
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
@@ -134,17 +142,22 @@ class Backend:
                 raise QueryError(
                     f"photo {request.photo_id} is not available; choose a photo from the results"
                 )
-            hits = self.searcher.similar(int(request.photo_id), k=k, offset=offset, filters=request.filters)
+            hits = self.searcher.similar(
+                int(request.photo_id), k=k, offset=offset, filters=filters, sort=sort
+            )
         elif request.kind == "image":
             if image is None:
                 raise QueryError("no uploaded photo")
-            hits = self.searcher.search_image(image, k=k, offset=offset, filters=request.filters)
+            hits = self.searcher.search_image(image, k=k, offset=offset, filters=filters, sort=sort)
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
-        total = self.searcher.count(request.filters) - (1 if request.kind == "similar" else 0)
+        total = self.searcher.count(filters) - (1 if request.kind == "similar" else 0)
         return ResultPage(
-            hits=shown[:limit], has_more=len(hits) > limit, total=max(total, len(shown[:limit]))
+            hits=shown[:limit],
+            has_more=len(hits) > limit,
+            total=max(total, len(shown[:limit])),
+            understood=understood,
         )
 
     def safe_query(self, text: str) -> Query:

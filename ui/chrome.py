@@ -20,7 +20,8 @@ CSS = """
 .dl-date {color: #5f6670; font-size: 0.75rem;}
 .dl-sr {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
         white-space: nowrap;}
-.st-key-chips button {border-radius: 999px; min-height: 1.9rem; padding: 0.1rem 0.75rem;}
+.st-key-chips button, .st-key-chips-understood button {border-radius: 999px; min-height: 1.9rem;
+        padding: 0.1rem 0.75rem;}
 /* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
 [data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
 [data-testid="stGrid"] [data-testid="stImage"] img {cursor: zoom-in;}

@@ -9,7 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from indexer.core.errors import DualensError
-from search import DuplicateGroup, Member, undo
+from search import DuplicateGroup, Member, newest_first, undo
+from ui import state
 from ui.backend import UiBackend
 from ui.views import file_size, placeholder
 
@@ -63,6 +64,8 @@ def render(backend: UiBackend, data_dir: str) -> None:
     if not groups:
         st.info("No duplicates: no two photos are copies of one another.", icon=":material/check:")
         return
+    if st.session_state.get(state.SORT) == "date":  # the sidebar's Sort: the newest photo's group first
+        groups = newest_first(groups)
     copies = [m for g in groups for m in g.copies]
     st.caption(
         f"{len(groups)} group(s), {len(copies)} copies ({file_size(sum(m.size for m in copies))}). "

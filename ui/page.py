@@ -97,6 +97,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
         return
     views.context_bar(backend, current, page)
     views.filter_chips(active)
+    views.understood_chips(page.understood)
     if not page.hits:
         views.no_results(current, active)
         return

@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from indexer.core.errors import CollectionError, DualensError, NotFoundError, QueryError, UsageError
-from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats
+from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats, Understood
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
 from ui.schema import (
@@ -154,14 +154,18 @@ class RemoteBackend:
         limit = max(1, min(request.limit, self.config.max_results))
         send = self._sender(request, image)
         hits: list[Hit] = []
-        offset, more, total = request.offset, True, None
+        offset, more, total, understood = request.offset, True, None, None
+        wanted = [("sort", request.sort)] + ([("literal", "true")] if request.literal else [])
         while more and len(hits) < limit:
             k = min(MAX_K, limit - len(hits))
             params = [("k", str(k)), ("offset", str(offset)), *FilterParams.of(request.filters).params()]
-            page = self._model(Page, send(params))
+            answer = send(params + wanted)
+            page = self._model(Page, answer)
             hits += [Hit.from_json(h) for h in page.hits]
             offset, more, total = offset + k, page.has_more, page.total
-        return ResultPage(hits=hits[:limit], has_more=more, total=total)
+            if isinstance(answer.get("understood"), dict):
+                understood = Understood.from_json(answer["understood"])
+        return ResultPage(hits=hits[:limit], has_more=more, total=total, understood=understood)
 
     def _sender(
         self, request: SearchRequest, image: Image.Image | None

@@ -25,7 +25,7 @@ from indexer.core.errors import (
     QueryError,
     UsageError,
 )
-from search import Facets, Filters, FolderOption, PlaceOption, Stats, parse_date
+from search import Facets, Filters, FolderOption, PlaceOption, Stats, Understood, parse_date
 
 MAX_K = 200  # hits per request (`k`)
 MAX_OFFSET = 10_000  # hits a request may skip (`offset`)
@@ -240,8 +240,25 @@ class Page(BaseModel):
     total: int | None = None
 
 
+class UnderstoodOut(BaseModel):
+    """What a text query said about when and where (search/understand.py): those became filters;
+    ``text`` is the visual description searched ("" when the query was only a date or a place)."""
+
+    text: str
+    after: str | None = None  # YYYY-MM-DD, inclusive
+    before: str | None = None
+    place: str | None = None
+    phrases: list[str] = []
+    summary: str = ""  # "after 2019-06-01, before 2019-08-31, place Paris"
+
+    @classmethod
+    def of(cls, understood: Understood) -> UnderstoodOut:
+        return cls(**understood.to_json(), summary=understood.summary())
+
+
 class SearchPage(Page):
     query: str
+    understood: UnderstoodOut | None = None  # None: nothing read from the query (or literal=true)
 
 
 class SimilarPage(Page):

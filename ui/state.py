@@ -16,7 +16,7 @@ import streamlit as st
 from PIL import Image
 
 from indexer.core.errors import ImageError
-from search import Facets, Filters, FolderOption, PlaceOption
+from search import Facets, Filters, FolderOption, PlaceOption, Understood
 from ui.backend import SearchRequest
 from ui.config import UiConfig
 from ui.safety import decode_upload, parse_photo_id
@@ -33,6 +33,9 @@ TYPES = "f_types"
 MIN_MATCH = "f_min_match"
 PLACE = "f_place"
 SHOW_NAMES = "show_names"  # file names on the cards (the date is always there)
+LITERAL = "f_literal"  # on: no dates or places read from the query text
+SORT = "f_sort"  # "relevance" or "date"
+SORT_CHOICES = {"relevance": "Best match", "date": "Newest first"}
 ALL_PLACES = ""
 MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""
@@ -185,6 +188,24 @@ def filter_chips(active: Filters) -> list[tuple[str, str]]:
     if active.min_match:
         chips.append(("match", f"{active.min_match.capitalize()} matches"))
     return chips
+
+
+def understood_chips(understood: Understood | None) -> list[tuple[str, str]]:
+    """(name, label) of the filters read from the query text; removing one searches it literally."""
+    if understood is None:
+        return []
+    chips: list[tuple[str, str]] = []
+    if understood.date_from or understood.date_to:
+        chips.append(("when", f"Taken {understood.date_from or '…'} – {understood.date_to or '…'}"))
+    if understood.place:
+        chips.append(("where", f"In {understood.place}"))
+    return chips
+
+
+def read_literally() -> None:
+    """Search the query word for word: the understood dates and places go back into the description."""
+    st.session_state[LITERAL] = True
+    reset_paging()
 
 
 def clear_filter(name: str) -> None:
@@ -386,4 +407,6 @@ def request_for(current: View, active_filters: Filters) -> SearchRequest | None:
         photo_id=current.photo_id,
         filters=active_filters,
         limit=current.limit,
+        sort="date" if st.session_state.get(SORT) == "date" else "relevance",
+        literal=bool(st.session_state.get(LITERAL)),
     )

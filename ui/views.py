@@ -16,7 +16,7 @@ import streamlit as st
 from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
-from search import Facets, Filters, Hit, Stats
+from search import Facets, Filters, Hit, Stats, Understood
 from ui import state
 from ui.backend import ResultPage, UiBackend
 from ui.thumbnails import placeholder
@@ -73,6 +73,22 @@ def sidebar(stats: Stats, facets: Facets) -> None:
                 help="Where the photo was taken: the nearest town to its GPS position (offline).",
                 on_change=state.reset_paging,
             )
+        st.radio(
+            "Sort",
+            list(state.SORT_CHOICES),
+            key=state.SORT,
+            format_func=lambda choice: state.SORT_CHOICES[choice],
+            horizontal=True,
+            help="Newest first: by date taken (else file date); descriptions keep good and strong matches.",
+            on_change=state.reset_paging,
+        )
+        st.toggle(
+            "Literal query",
+            key=state.LITERAL,
+            help='Off: dates and places in the query ("beach in summer 2019", "sunset in Paris") become '
+            "filters. On: the query is searched word for word.",
+            on_change=state.reset_paging,
+        )
         st.toggle(
             "File names on the photos",
             key=state.SHOW_NAMES,
@@ -220,6 +236,23 @@ def filter_chips(active: Filters) -> None:
                 on_click=state.clear_filter,
                 args=(name,),
                 help="Remove this filter",
+            )
+
+
+def understood_chips(understood: Understood | None) -> None:
+    """The dates and place read from the query, as chips; a click searches the query word for word."""
+    chips = state.understood_chips(understood)
+    if not chips:
+        return
+    with st.container(horizontal=True, gap="small", key="chips-understood"):
+        for name, label in chips:
+            st.button(
+                label,
+                key=f"chip-understood-{name}",
+                icon=":material/close:",
+                icon_position="right",
+                on_click=state.read_literally,
+                help="Understood from your query; remove to search its words literally",
             )
 
 
