@@ -43,14 +43,24 @@ NASTY = [
 def test_literal_escapes_every_markdown_character_and_reads_back_as_the_text(text: str) -> None:
     shown = literal(text)
     # every character Markdown or Streamlit reads is backslash-escaped …
-    assert not re.search(r"(?<!\\)[\[\]()*_`~#:$<>&@|!]", shown.replace("\\\\", ""))
+    assert not re.search(r"(?<!\\)([\[\]*_`~$<>&|!]|:(?=\S))", shown.replace("\\\\", ""))
     # … and the text reads back exactly, once the escapes and the invisible joiners are taken out
     assert re.sub(r"\\(.)", r"\1", shown.replace("\u2060", "")) == text
 
 
 def test_literal_keeps_urls_and_addresses_from_being_linked() -> None:
     shown = literal("see http://login.example.invalid/ or www.example.com or me@example.com")
-    assert "\\:\u2060\\/" in shown and "www\u2060\\." in shown and "\u2060\\@" in shown
+    assert "\\:\u2060//" in shown and "www\u2060." in shown and "\u2060@" in shown
+
+
+@pytest.mark.parametrize("text", ["# title", "- item", "+ item", "12. item", "> quote"])
+def test_literal_keeps_a_line_from_becoming_a_heading_list_or_quote(text: str) -> None:
+    assert re.match(r"^(\\[#+>-]|\d+\\\.)", literal(text))
+
+
+def test_literal_leaves_plain_words_as_they_are() -> None:
+    assert literal("Place: Paris") == "Place: Paris"
+    assert literal("Taken 2021-06-01 – 2021-06-02") == "Taken 2021-06-01 – 2021-06-02"
 
 
 def test_literal_puts_a_message_on_one_line() -> None:

@@ -12,12 +12,13 @@ import streamlit as st
 
 from indexer.core.text import printable
 
-# what Markdown, GitHub's autolinks and Streamlit's own syntax (:red[…], :material/icon:, $math$) read
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:=&/@\"'^])")
-
+# what Markdown and Streamlit (:red[…], :material/icon:, $math$) read anywhere in a line, and at
+# its start (a heading, a quote, a list)
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>&~$|!]|:(?=\S))")
+_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 # Streamlit links any URL, www. address or e-mail address in Markdown text, escaped or not: an
 # invisible word joiner inside "://", after "www" and before "@" keeps them text
-_AUTOLINK = re.compile(r"(?<=:)(?=\\/)|(?<=www)(?=\\\.)|(?=\\@)", re.IGNORECASE)
+_AUTOLINK = re.compile(r"(?<=:)(?=/)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
 _JOINER = "\u2060"
 
 
@@ -27,7 +28,8 @@ def literal(text: object) -> str:
     or tooltip: on one line, undecodable bytes and control characters escaped (``printable``), and
     each character Markdown would read backslash-escaped, so nothing becomes a link, bold or HTML."""
     one_line = printable(str(text).replace("\r", " ").replace("\n", " "))
-    return _AUTOLINK.sub(_JOINER, _MARKDOWN.sub(r"\\\1", one_line))
+    escaped = _MARKDOWN.sub(r"\\\1", _AUTOLINK.sub(_JOINER, one_line))
+    return _LINE_START.sub(lambda m: m[1] + (m[2] + "\\" if m[2][0].isdigit() else "\\" + m[2]), escaped)
 
 
 CSS = """
