@@ -6,7 +6,31 @@ heavy modules (torch, transformers, FAISS) are still being imported on a fresh s
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
+
+from indexer.core.text import printable
+
+# what Markdown and Streamlit (:red[…], :material/icon:, $math$) read anywhere in a line, and at
+# its start (a heading, a quote, a list)
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>&~$|!]|:(?=\S))")
+_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
+# Streamlit links any URL, www. address or e-mail address in Markdown text, escaped or not: an
+# invisible word joiner inside "://", after "www" and before "@" keeps them text
+_AUTOLINK = re.compile(r"(?<=:)(?=/)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
+_JOINER = "\u2060"
+
+
+def literal(text: object) -> str:
+    """``text`` as Markdown that shows it exactly, for every user-supplied string (query, file,
+    folder and place names, EXIF text, messages quoting them) in a message, caption, button label
+    or tooltip: on one line, undecodable bytes and control characters escaped (``printable``), and
+    each character Markdown would read backslash-escaped, so nothing becomes a link, bold or HTML."""
+    one_line = printable(str(text).replace("\r", " ").replace("\n", " "))
+    escaped = _MARKDOWN.sub(r"\\\1", _AUTOLINK.sub(_JOINER, one_line))
+    return _LINE_START.sub(lambda m: m[1] + (m[2] + "\\" if m[2][0].isdigit() else "\\" + m[2]), escaped)
+
 
 CSS = """
 <style>
@@ -61,8 +85,12 @@ def inject_css() -> None:
 #   it and the URL's page comes back exactly;
 # - "/" focuses the search box (not while typing elsewhere), and the box has the focus on load;
 # - in the photo viewer, the Left and Right keys show the previous and the next photo;
-# - each card's buttons get an accessible name with their photo's, and the focus follows a Similar,
-#   a way back or a removed filter to the line that says what the results are.
+# - Enter in a date field applies the dates typed (Streamlit applies them when its calendar closes,
+#   which Esc does: Enter is passed on as an Esc);
+# - Esc closes the photo viewer wherever the focus is (a click on a thumbnail leaves it on the page);
+# - each card's buttons get an accessible name with their photo's, and the focus follows a Similar
+#   (the grid's or the viewer's), a way back or a removed filter to the line that says what the
+#   results are (scrolled into view), and a Clear to the search box.
 PAGE_SCRIPT = """
 <script>
 (() => {
@@ -77,19 +105,34 @@ PAGE_SCRIPT = """
     const step = {ArrowLeft: ".st-key-viewer-prev button", ArrowRight: ".st-key-viewer-next button"}[e.key];
     const button = step && !typing && document.querySelector(step);
     if (button && !button.disabled) { e.preventDefault(); button.click(); }
+    const dialog = e.key === "Escape" && document.querySelector('[data-testid="stDialog"] [role="dialog"]');
+    const close = dialog && !dialog.contains(document.activeElement)
+      && dialog.querySelector('button[aria-label="Close"]');
+    if (close) { e.preventDefault(); close.click(); }
   });
+  document.addEventListener("keydown", (e) => {
+    const field = e.key === "Enter" && e.target.closest && e.target.closest('[data-testid="stDateInput"]');
+    if (!field || e.target.getAttribute("role") !== "spinbutton") return;
+    e.preventDefault();
+    e.stopPropagation();
+    const esc = {key: "Escape", code: "Escape", keyCode: 27, bubbles: true, cancelable: true};
+    e.target.dispatchEvent(new KeyboardEvent("keydown", esc));
+  }, true);
   // each card's buttons name their photo for screen readers ("Similar to IMG_1.jpg"), and after a
   // click that changes the results the focus moves to the line that says what they are now
   let pending = null;
+  let settle = null;
   document.addEventListener("click", (e) => {  // a thumbnail opens the viewer, as its View button does
     const thumb = e.target.closest && e.target.closest('[data-testid="stGrid"] [data-testid="stImage"]');
     const view = thumb && thumb.closest(".stGridCell")?.querySelector('[class*="st-key-details-"] button');
-    if (view) { view.click(); return; }
+    if (view) { view.focus(); view.click(); return; }
   });
   document.addEventListener("click", (e) => {
-    const moves = '[class*="st-key-similar-"], .st-key-back, [class*="st-key-chip-"]';
+    const moves = '[class*="st-key-similar-"], .st-key-back, .st-key-viewer-similar, [class*="st-key-chip-"]';
     const line = document.querySelector(".dl-context");
-    if (e.target.closest && e.target.closest(moves)) pending = line ? line.innerText : "";
+    const clear = e.target.closest && e.target.closest(".st-key-clear");
+    if (clear || (e.target.closest && e.target.closest(moves)))
+      pending = {clear: !!clear, line, text: line ? line.innerText : ""};
   }, true);
   let queued = false;
   const tidy = () => {
@@ -102,12 +145,30 @@ PAGE_SCRIPT = """
         if (name && b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
       });
     const line = document.querySelector(".dl-context");
-    if (pending !== null && line && line.innerText !== pending) {
+    if (pending && pending.clear && !document.querySelector(".st-key-clear") && box()) {
       pending = null;
-      line.setAttribute("tabindex", "-1");
-      line.focus();
+      settle = {find: box, until: performance.now() + 2000};
+    } else if (pending && !pending.clear && line
+               && (line !== pending.line || line.innerText !== pending.text)) {
+      const text = line.innerText;
+      pending = null;
+      settle = {find: () => Array.from(document.querySelectorAll(".dl-context"))
+        .find((l) => l.innerText === text), until: performance.now() + 2000};
+      line.scrollIntoView({block: "center"});
     }
+    keep();
   };
+  // the target keeps the focus while the page settles (a closing viewer, a redrawn line)
+  const keep = () => {
+    const target = settle && performance.now() < settle.until && settle.find();
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (target && (lost || !settle.given) && document.activeElement !== target) {
+      if (!target.matches("input, button")) target.setAttribute("tabindex", "-1");
+      target.focus({preventScroll: true});
+    }
+    if (settle) settle.given = true;
+  };
+  document.addEventListener("focusout", () => setTimeout(keep, 0));
   new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(tidy); } })
     .observe(document.documentElement, {subtree: true, childList: true, characterData: true});
   const focusOnce = () => {
@@ -138,7 +199,7 @@ def header() -> None:
 
 def no_collection(data_dir: str) -> None:
     st.info(
-        f"There is no photo collection in `{data_dir}` yet.\n\n"
+        f"There is no photo collection in {literal(data_dir)} yet.\n\n"
         "Index a folder of photos first, for example `make index DIR=~/Pictures` "
         "(or `dualens index --data DIR PHOTOS`), then reload this page.",
         icon=":material/photo_library:",
@@ -147,7 +208,7 @@ def no_collection(data_dir: str) -> None:
 
 def broken_collection(message: str) -> None:
     st.error(
-        f"The collection cannot be opened: {message}\n\n"
+        f"The collection cannot be opened: {literal(message)}\n\n"
         "`dualens check` tells what is wrong; `dualens rebuild-index` rebuilds a damaged index.",
         icon=":material/error:",
     )
@@ -161,7 +222,7 @@ def empty_collection() -> None:
 
 
 def problem(message: str) -> None:
-    st.warning(message, icon=":material/error:")
+    st.warning(literal(message), icon=":material/error:")
 
 
 def unexpected() -> None:

@@ -13,9 +13,9 @@ import streamlit as st
 
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
-from search import collection_exists
+from search import Filters, collection_exists
 from ui import chrome, duplicates_view, state, viewer, views
-from ui.backend import Backend, UiBackend
+from ui.backend import Backend, SearchRequest, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
 
@@ -89,6 +89,11 @@ def render(backend: UiBackend, data_dir: str) -> None:
     if request is None:
         views.welcome()
         return
+    with st.container(key=state.results_key(request)):  # another search: the old photos go at once
+        results(backend, current, active, request)
+
+
+def results(backend: UiBackend, current: state.View, active: Filters, request: SearchRequest) -> None:
     try:
         with st.spinner("Searching…"):
             page = backend.run(request, image=state.upload_image())
@@ -102,7 +107,9 @@ def render(backend: UiBackend, data_dir: str) -> None:
         views.no_results(current, active)
         return
     views.result_grid(backend, page.hits, current.text if current.kind == "text" else "")
-    views.more_button(page)
+    more = state.can_show_more(page.has_more)
+    views.more_button(more, capped=page.has_more and not more)
+    state.advance_detail([h.id for h in page.hits])
     detail = state.detail_id()
     if detail is not None:
-        viewer.viewer(backend, detail, page.hits)
+        viewer.viewer(backend, detail, page.hits, more)

@@ -46,6 +46,7 @@ _UPLOAD_IMAGE = "dualens_upload_image"
 _UPLOAD_ERROR = "dualens_upload_error"
 _PARAMS_READ = "dualens_params_read"
 _PREVIOUS = "dualens_previous"  # the text search a Similar started from (its way back)
+_ADVANCE = "dualens_advance"  # the viewer's photo whose Next loaded the next page (then shown after it)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ def _set_view(new: View) -> None:
     _sync_query_params(new)
 
 
+def _start(new: View) -> None:
+    """Show another search: the viewer closes first, so its photo never follows into the new URL."""
+    st.session_state[_DETAIL] = None
+    st.session_state[_ADVANCE] = None
+    _set_view(new)
+
+
 def detail_id() -> int | None:
     value = st.session_state.get(_DETAIL)
     return value if isinstance(value, int) else None
@@ -99,10 +107,9 @@ def upload_error() -> str | None:
 def on_query() -> None:
     text = str(st.session_state.get(QUERY) or "").strip()[: config().query_max_chars]
     if text:
-        _set_view(View(kind="text", text=text, limit=config().page_size))
+        _start(View(kind="text", text=text, limit=config().page_size))
     else:
-        _set_view(View(limit=config().page_size))
-    st.session_state[_DETAIL] = None
+        _start(View(limit=config().page_size))
 
 
 def run_example(text: str) -> None:
@@ -118,8 +125,7 @@ def show_similar(photo_id: int) -> None:
     if current.kind == "text":
         st.session_state[_PREVIOUS] = current
     st.session_state[QUERY] = ""
-    st.session_state[_DETAIL] = None
-    _set_view(View(kind="similar", photo_id=pid, limit=config().page_size))
+    _start(View(kind="similar", photo_id=pid, limit=config().page_size))
 
 
 def previous_search() -> View | None:
@@ -134,8 +140,7 @@ def back_to_previous() -> None:
         return
     st.session_state[_PREVIOUS] = None
     st.session_state[QUERY] = previous.text
-    st.session_state[_DETAIL] = None
-    _set_view(replace(previous, limit=config().page_size))
+    _start(replace(previous, limit=config().page_size))
 
 
 def show_detail(photo_id: int) -> None:
@@ -148,10 +153,30 @@ def close_detail() -> None:
     _sync_query_params()
 
 
+def can_show_more(has_more: bool) -> bool:
+    """Whether "Show more" can add photos: the search has more, and the page is below its cap
+    (``max_results``; at the cap the button did nothing)."""
+    return has_more and view().limit < config().max_results
+
+
 def show_more() -> None:
     cfg = config()
     current = view()
     _set_view(replace(current, limit=min(current.limit + cfg.page_size, cfg.max_results)))
+
+
+def next_page_from(photo_id: int) -> None:
+    """The viewer's Next on the last photo shown: load the next page, then show the photo after it."""
+    st.session_state[_ADVANCE] = parse_photo_id(photo_id)
+    show_more()
+
+
+def advance_detail(ids: list[int]) -> None:
+    """After :func:`next_page_from`'s rerun: the viewer moves to the photo after the one it was on."""
+    start = st.session_state.get(_ADVANCE)
+    st.session_state[_ADVANCE] = None
+    if isinstance(start, int) and start in ids and ids.index(start) + 1 < len(ids):
+        show_detail(ids[ids.index(start) + 1])
 
 
 def reset_paging() -> None:
@@ -231,35 +256,29 @@ def active_filters(active: Filters) -> list[str]:
 
 def clear_search() -> None:
     st.session_state[QUERY] = ""
-    st.session_state[_DETAIL] = None
-    _set_view(View(limit=config().page_size))
+    _start(View(limit=config().page_size))
 
 
 def on_upload() -> None:
-    """Decode the uploaded file in memory; a bad file leaves a friendly message, nothing else."""
+    """Decode the uploaded file in memory; a bad file leaves a friendly message, nothing else: the
+    results shown (those of an earlier upload too) and the photo they came from stay. An emptied
+    box (the file removed, or the moment between a file and the one replacing it) changes nothing."""
     uploaded = st.session_state.get(UPLOAD)
     st.session_state[_UPLOAD_ERROR] = None
     if uploaded is None:
-        st.session_state[_UPLOAD_IMAGE] = None
-        if view().kind == "image":
-            _set_view(View(limit=config().page_size))
         return
     cfg = config()
     data = uploaded.getvalue()
     try:
         image = decode_upload(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_upload_pixels)
     except ImageError as exc:
-        st.session_state[_UPLOAD_IMAGE] = None
         st.session_state[_UPLOAD_ERROR] = str(exc)
-        if view().kind == "image":
-            _set_view(View(limit=cfg.page_size))
         return
     image.thumbnail((UPLOAD_KEEP_PX, UPLOAD_KEEP_PX), Image.Resampling.LANCZOS)
     st.session_state[_UPLOAD_IMAGE] = image
     st.session_state[QUERY] = ""
-    st.session_state[_DETAIL] = None
     name = str(getattr(uploaded, "name", "") or "your photo")[:120]
-    _set_view(View(kind="image", upload_name=name, limit=cfg.page_size))
+    _start(View(kind="image", upload_name=name, limit=cfg.page_size))
 
 
 def search_upload() -> None:
@@ -270,8 +289,7 @@ def search_upload() -> None:
     uploaded = st.session_state.get(UPLOAD)
     name = str(getattr(uploaded, "name", "") or current.upload_name or "your photo")[:120]
     st.session_state[QUERY] = ""
-    st.session_state[_DETAIL] = None
-    _set_view(View(kind="image", upload_name=name, limit=config().page_size))
+    _start(View(kind="image", upload_name=name, limit=config().page_size))
 
 
 # ---- the URL: what is shown, so that a link, a reload, Back and Forward give the same page ----
@@ -294,7 +312,10 @@ def read_query_params_once(facets: Facets) -> None:
     elif text:
         st.session_state[QUERY] = text
         st.session_state[_VIEW] = View(kind="text", text=text, limit=config().page_size)
-    st.session_state[_DETAIL] = parse_photo_id(params.get("photo"))
+    # a photo opens over the results of a query or a Similar only (an upload is not in the URL)
+    st.session_state[_DETAIL] = parse_photo_id(params.get("photo")) if similar is not None or text else None
+    if "photo" in params and st.session_state[_DETAIL] is None:
+        del st.query_params["photo"]
     _restore_filters(params, facets)
 
 
@@ -338,7 +359,7 @@ def url_params(new: View | None = None) -> dict[str, str]:
     elif current.kind == "similar" and current.photo_id is not None:
         wanted["similar"] = str(current.photo_id)
     detail = st.session_state.get(_DETAIL)
-    if isinstance(detail, int) and current.kind != "none":
+    if isinstance(detail, int) and current.kind in ("text", "similar"):  # the URL can restore these
         wanted["photo"] = str(detail)
     folder, place, match = (st.session_state.get(k) for k in (FOLDER, PLACE, MIN_MATCH))
     if folder:
@@ -396,6 +417,22 @@ def _date_range(value: Any) -> tuple[date | None, date | None]:
         if len(picked) >= 2:
             return min(picked[:2]), max(picked[:2])
     return None, None
+
+
+_SHOWN = "dualens_shown"  # (what the results on the page answer, the paging left out; their number)
+
+
+def results_key(request: SearchRequest) -> str:
+    """The key of the container of the results: the same while they answer the same search (a "Show
+    more", a rerun with the viewer open), another for another search, so the page drops the stale
+    photos at once instead of leaving them, one by one, under the new heading while it runs."""
+    answers = (replace(request, limit=0), id(upload_image()) if request.kind == "image" else None)
+    shown = st.session_state.get(_SHOWN)
+    number = shown[1] if isinstance(shown, tuple) else 0
+    if not isinstance(shown, tuple) or shown[0] != answers:
+        number += 1
+        st.session_state[_SHOWN] = (answers, number)
+    return f"results-{number}"
 
 
 def request_for(current: View, active_filters: Filters) -> SearchRequest | None:

@@ -1,6 +1,7 @@
 """The photo viewer: a large, upright, aspect-correct view of one result, previous/next through the
-results (buttons, and the Left/Right keys), download of the original, its path to copy, Similar,
-and its metadata. Esc or the close button returns to the results; the photo is in the URL."""
+results (buttons, and the Left/Right keys; Next on the last photo shown loads the next page),
+download of the original, its path to copy, Similar, and its metadata. Esc or the close button
+returns to the results; the photo is in the URL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from search import Hit
 from ui import state
 from ui.backend import UiBackend
 from ui.thumbnails import placeholder
-from ui.views import alt_text, meta_table
+from ui.views import _esc, alt_text, meta_table
 
 
 def _neighbours(hits: Sequence[Hit], photo_id: int) -> tuple[int | None, int | None, int | None]:
@@ -34,7 +35,8 @@ def _go(photo_id: int | None) -> None:
 
 
 @st.dialog("Photo", width="large", on_dismiss=state.close_detail)
-def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit]) -> None:
+def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit], more: bool = False) -> None:
+    """``more``: the search has photos after ``hits`` that "Show more" can load."""
     scored = next((h for h in hits if h.id == photo_id), None)
     hit = scored or backend.photo(photo_id)
     if hit is None:
@@ -51,15 +53,18 @@ def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit]) -> None:
         ):
             _go(before)
         where = f"{at + 1} of {len(hits)} · " if at is not None else ""
-        st.markdown(f'<div class="dl-count">{where}{alt_text(hit)}</div>', unsafe_allow_html=True)
+        st.markdown(f'<div class="dl-count">{where}{_esc(alt_text(hit))}</div>', unsafe_allow_html=True)
         if st.button(
             "Next",
             key="viewer-next",
             icon=":material/chevron_right:",
             icon_position="right",
-            disabled=after is None,
+            disabled=after is None and not (more and at is not None),
             help="Next photo (→)",
         ):
+            if after is None:
+                state.next_page_from(photo_id)
+                st.rerun()
             _go(after)
     left, right = st.columns([3, 2], gap="medium")
     preview = backend.thumbnail(hit, preview=True)
@@ -69,7 +74,13 @@ def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit]) -> None:
     with right:
         st.markdown(meta_table(hit, scored is not None), unsafe_allow_html=True)
         st.code(hit.path, language=None, wrap_lines=True)  # with a copy button
-        if st.button("Find similar photos", type="primary", icon=":material/image_search:", width="stretch"):
+        if st.button(
+            "Find similar photos",
+            key="viewer-similar",
+            type="primary",
+            icon=":material/image_search:",
+            width="stretch",
+        ):
             state.show_similar(hit.id)
             st.rerun()
         original = backend.original(hit)

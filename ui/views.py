@@ -1,6 +1,8 @@
 """Rendering: sidebar, search bar, result grid and detail dialog (messages: ui/chrome.py).
 
-Text that comes from file names is HTML-escaped before it reaches ``unsafe_allow_html`` markup.
+Every user-supplied string (query, file, folder and place names, EXIF text) is shown literally: it
+is HTML-escaped (``_esc``) in ``unsafe_allow_html`` markup, and Markdown-escaped
+(``chrome.literal``) in messages, captions, button labels and tooltips.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood
 from ui import state
 from ui.backend import ResultPage, UiBackend
+from ui.chrome import literal
 from ui.thumbnails import placeholder
 
 EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
@@ -113,13 +116,13 @@ def collection_status(stats: Stats) -> None:
     right.metric("Failed", f"{int(stats.n_failed):,}")
     model = str(stats.model_id or "unknown")
     lines = [
-        f"**Model** `{Path(model).name if model.startswith('/') else model}`",
+        f"**Model** {literal(Path(model).name if model.startswith('/') else model)}",
         f"**Last indexed** {_when(stats.last_indexed_at)}",
     ]
     roots = [Path(str(r)).name or str(r) for r in (stats.roots or [])]
     if roots:
         lines.append(
-            "**Folders** " + ", ".join(f"`{r}`" for r in roots[:5]) + (" …" if len(roots) > 5 else "")
+            "**Folders** " + ", ".join(literal(r) for r in roots[:5]) + (" …" if len(roots) > 5 else "")
         )
     st.caption("  \n".join(lines))
     hint = model_hint(stats.model_id)
@@ -178,7 +181,7 @@ def search_bar() -> None:
         )
         error = state.upload_error()
         if error:
-            st.warning(error, icon=":material/broken_image:")
+            st.warning(literal(error), icon=":material/broken_image:")
         elif state.upload_image() is not None and state.view().kind != "image":
             st.button("Search with this photo again", key="reupload", on_click=state.search_upload)
 
@@ -229,7 +232,7 @@ def filter_chips(active: Filters) -> None:
     with st.container(horizontal=True, gap="small", key="chips"):
         for name, label in chips:
             st.button(
-                label,
+                literal(label),
                 key=f"chip-{name}",
                 icon=":material/close:",
                 icon_position="right",
@@ -278,7 +281,7 @@ def _source_line(backend: UiBackend, source: Hit | None) -> None:
     previous = state.previous_search()
     if previous is not None:
         cols[1].button(
-            f"Back to results for “{previous.text}”",
+            f"Back to results for “{literal(previous.text)}”",
             key="back",
             icon=":material/arrow_back:",
             type="tertiary",
@@ -293,7 +296,7 @@ def no_results(view: state.View, active: Filters) -> None:
         st.info(f"No photos match {what}.", icon=":material/search_off:")
         return
     st.info(
-        f"No photos match {what} with these filters: {_esc('; '.join(used))}.",
+        f"No photos match {what} with these filters: {literal('; '.join(used))}.",
         icon=":material/search_off:",
     )
     st.button(
@@ -311,7 +314,7 @@ def result_grid(backend: UiBackend, hits: Sequence[Hit], text: str = "") -> None
     weak = [h for h in hits if h.relevance == "weak"]
     if not good:
         st.warning(
-            f"No good matches for **{_esc(text)}**: nonsense queries find photos as close as these. "
+            f"No good matches for **{literal(text)}**: nonsense queries find photos as close as these. "
             "Try other words, or a photo (Similar or upload).",
             icon=":material/search_off:",
         )
@@ -349,7 +352,7 @@ def _card(backend: UiBackend, hit: Hit) -> None:
             icon=":material/image_search:",
             on_click=state.show_similar,
             args=(hit.id,),
-            help=f"Photos similar to {name}",
+            help=f"Photos similar to {literal(name)}",
         )
         st.button(
             "View",
@@ -358,7 +361,7 @@ def _card(backend: UiBackend, hit: Hit) -> None:
             icon=":material/open_in_full:",
             on_click=state.show_detail,
             args=(hit.id,),
-            help=f"Open {name} larger, with its details",
+            help=f"Open {literal(name)} larger, with its details",
         )
 
 
@@ -381,8 +384,15 @@ def card_caption(hit: Hit) -> str:
     return f'<div class="dl-name{hidden}" title="{name}">{name}</div><div class="dl-date">{when}</div>{line}'
 
 
-def more_button(page: ResultPage) -> None:
-    if not page.has_more:
+def more_button(more: bool, capped: bool = False) -> None:
+    """ "Show more" while it can add photos (``state.can_show_more``); at the page's cap with more
+    photos left (``capped``), a note on how to reach them instead of a button that does nothing."""
+    if capped:
+        st.caption(
+            f"The best {state.config().max_results:,} photos are shown: describe what you look for "
+            "more closely, or use the filters, to reach the others."
+        )
+    if not more:
         return
     with st.container(horizontal=True, horizontal_alignment="center"):
         st.button("Show more", key="more", icon=":material/expand_more:", on_click=state.show_more)
