@@ -9,7 +9,7 @@ from search.duplicates import DuplicateGroup, Member, find_duplicates
 from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
-from search.quarantine import Expected, QuarantineReport, move_aside, undo
+from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
 
@@ -35,6 +35,7 @@ __all__ = [
     "Stats",
     "Term",
     "TermKind",
+    "UndoReport",
     "collection_exists",
     "find_duplicates",
     "move_aside",
