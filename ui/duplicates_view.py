@@ -33,6 +33,20 @@ def close_review() -> None:
     st.query_params.clear()
 
 
+def sidebar_button() -> None:
+    """The way in (on the search page) or out (on the review page), in the sidebar."""
+    if is_open():
+        st.button("Back to search", key="dup-leave", icon=":material/search:", on_click=close_review)
+    else:
+        st.button(
+            "Review duplicates",
+            key="dup-open",
+            icon=":material/content_copy:",
+            on_click=open_review,
+            help="Copies of the same photo, to move aside",
+        )
+
+
 def shown_path(path: str, roots: list[Path]) -> str:
     """A photo's path as the user knows it: below its root's name ("photos/trip/a.jpg"), not the
     server's absolute path; the path itself when no root holds it."""
@@ -114,15 +128,16 @@ def render(backend: UiBackend, data_dir: str) -> None:
         st.info("No duplicates: no two photos are copies of one another.", icon=":material/check:")
         return
     copies = [m for g in groups for m in g.copies]
-    st.caption(
+    summary = (
         f"{len(groups)} group(s), {len(copies)} copies ({file_size(sum(m.size for m in copies))}). "
         "dualens never deletes: checked copies are moved to a quarantine folder, with a manifest to undo it."
         + (
-            f" The first {MAX_GROUPS} groups are shown; `dualens duplicates` lists all."
+            f" The first {MAX_GROUPS} groups are shown; dualens duplicates lists all."
             if len(groups) > MAX_GROUPS
             else ""
         )
     )
+    st.markdown(f'<p class="dl-facts">{html.escape(summary)}</p>', unsafe_allow_html=True)  # readable contrast
     shown = groups[:MAX_GROUPS]
     roots = [Path(str(r)) for r in (backend.stats().roots or [])]
     for n, group in enumerate(shown, 1):

@@ -75,17 +75,11 @@ def render(backend: UiBackend, data_dir: str) -> None:
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()
         return
+    with st.sidebar:
+        duplicates_view.sidebar_button()
     if duplicates_view.is_open():
         duplicates_view.render(backend, data_dir)
         return
-    with st.sidebar:
-        st.button(
-            "Review duplicates",
-            key="dup-open",
-            icon=":material/content_copy:",
-            on_click=duplicates_view.open_review,
-            help="Copies of the same photo, to move aside",
-        )
     views.search_bar()
     current = state.view()
     active = state.filters(facets.folders, facets.file_types, facets.places)
