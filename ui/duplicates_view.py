@@ -137,7 +137,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
             else ""
         )
     )
-    st.markdown(f'<p class="dl-facts">{html.escape(summary)}</p>', unsafe_allow_html=True)  # readable contrast
+    st.markdown(f'<p class="dl-facts">{html.escape(summary)}</p>', unsafe_allow_html=True)
     shown = groups[:MAX_GROUPS]
     roots = [Path(str(r)) for r in (backend.stats().roots or [])]
     for n, group in enumerate(shown, 1):
