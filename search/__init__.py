@@ -9,7 +9,7 @@ from search.duplicates import DuplicateGroup, Member, find_duplicates, newest_fi
 from search.facets import Facets, FolderOption, PlaceOption
 from search.filters import Filters, parse_date
 from search.hits import Hit
-from search.quarantine import Expected, QuarantineReport, move_aside, undo
+from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
 from search.understand import Interpretation, Understood
@@ -38,6 +38,7 @@ __all__ = [
     "Term",
     "TermKind",
     "Understood",
+    "UndoReport",
     "collection_exists",
     "find_duplicates",
     "move_aside",

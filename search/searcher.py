@@ -27,6 +27,7 @@ from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundErr
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.settings import default_backend
+from indexer.core.storage import set_aside
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.search_reads import (
@@ -714,6 +715,15 @@ class Searcher:
         file only while it is still the file the collection knows."""
         rows = self.collection.photos([int(i) for i in ids])
         return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
+
+    def take_out(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Remove these photos (just moved aside) from the collection at once; their former rows, for
+        :meth:`put_back`. Searches skip them from now on; the next `dualens index` rebuilds the index."""
+        return set_aside.take_out(self.collection, ids)
+
+    def put_back(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Restore rows :meth:`take_out` returned (their files are back); the ids restored."""
+        return set_aside.put_back(self.collection, rows)
 
 
 def _read_index(collection: Collection) -> tuple[FileSignature | None, VectorIndex]:

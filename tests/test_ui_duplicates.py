@@ -43,8 +43,9 @@ def _texts(at: AppTest) -> str:
 
 def _open_review(data: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("DUALENS_DATA", str(data))
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.toggle(key="dualens_review_duplicates").set_value(True).run()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["view"] = "duplicates"  # the review page is in the URL
+    at.run()
     assert not at.exception, at.exception
     return at
 

@@ -85,7 +85,7 @@ def test_remote_errors_are_typed_sentences(api_server: Server) -> None:
     with pytest.raises(UsageError, match="refused the API key"):
         RemoteBackend.open(api_server.url, UiConfig(), api_key="x" * 24)
     with pytest.raises(
-        CollectionError, match=r"cannot reach the search service at http://127\.0\.0\.1:9 .*dualens serve"
+        CollectionError, match=r"the dualens service at http://127\.0\.0\.1:9 is not answering.*dualens serve"
     ):
         RemoteBackend.open("http://127.0.0.1:9", UiConfig())
 
@@ -122,7 +122,7 @@ def test_the_page_says_when_the_service_is_down(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(API_URL_ENV, "http://127.0.0.1:9")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
-    assert any("cannot reach the search service" in str(e.value) for e in [*at.error, *at.warning, *at.info])
+    assert any("is not answering" in str(e.value) for e in [*at.error, *at.warning, *at.info])
 
 
 def test_ui_with_an_unreachable_or_bad_api_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,7 +130,10 @@ def test_ui_with_an_unreachable_or_bad_api_is_one_line(capsys: pytest.CaptureFix
 
     assert main(["ui", "--api", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("dualens: error: cannot reach the search service") and err.count("\n") == 1
+    assert (
+        err.startswith("dualens: error: the dualens service at http://127.0.0.1:9 is not answering")
+        and err.count("\n") == 1
+    )
     assert main(["ui", "--api", "ftp://x"]) == 2
     assert "not an http:// or https:// URL" in capsys.readouterr().err
     assert main(["ui", "--api-key-file", "k"]) == 2

@@ -30,8 +30,10 @@ from search import (
     Term,
     TermKind,
     Understood,
+    UndoReport,
     move_aside,
     parse_query,
+    undo,
 )
 from ui.config import UiConfig
 from ui.safety import PathGuard, UnsafePathError
@@ -80,6 +82,7 @@ class UiBackend(Protocol):
     def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport: ...
+    def undo(self, manifest: Path) -> UndoReport: ...
     def close(self) -> None: ...
 
 
@@ -95,6 +98,9 @@ class Backend:
         self.grid_spec = ThumbSpec(config.thumb_px, square=True)
         self.preview_spec = ThumbSpec(config.preview_px, square=False)
         self._duplicates: tuple[int, list[DuplicateGroup]] | None = None
+        # rows of the photos each quarantine (by manifest) took out of the collection, for its undo
+        self._set_aside: dict[str, list[dict[str, object]]] = {}
+        self._n_set_aside = 0  # of them, still counted by the index served now
 
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None, config: UiConfig | None = None) -> Backend:
@@ -114,6 +120,7 @@ class Backend:
         with self._lock:
             reloaded = bool(self.searcher.reload_if_stale())
             if reloaded:
+                self._n_set_aside = 0  # a newer index no longer holds them
                 self.guard = PathGuard(self.searcher.roots())
                 self.thumbnails = ThumbnailCache(self.searcher.thumbnail_dir, self.guard)
             return reloaded
@@ -153,6 +160,8 @@ class Backend:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
         total = self.searcher.count(filters) - (1 if request.kind == "similar" else 0)
+        if not filters.restricts_candidates:  # the index's size still counts the set-aside photos
+            total -= self._n_set_aside
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,
@@ -225,8 +234,27 @@ class Backend:
         known = self.searcher.files_to_move(photo_ids)
         copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # never break a link
         chosen = [i for i in photo_ids if i in known and i in copies]
-        files = [known[i] for i in chosen if self.guard.inside_roots(known[i].path)]
-        return move_aside(files, folder, self.searcher.roots())
+        files = {i: known[i] for i in chosen if self.guard.inside_roots(known[i].path)}
+        report = move_aside(list(files.values()), folder, self.searcher.roots())
+        moved = {e.original for e in report.moved}
+        rows = self.searcher.take_out([i for i, f in files.items() if f.path in moved])
+        with self._lock:
+            self._set_aside[str(report.manifest)] = rows
+            self._n_set_aside += len(rows)
+        return report
+
+    def undo(self, manifest: Path) -> UndoReport:
+        """Put a quarantine's photos back in their places, and into the collection at once where this
+        server took them out (otherwise the next `dualens index` adds them again)."""
+        report = undo(manifest)
+        restored = set(report.restored)
+        with self._lock:
+            rows = self._set_aside.pop(str(manifest), [])
+        back = self.searcher.put_back([r for r in rows if r["path"] in restored])
+        with self._lock:
+            self._n_set_aside = max(0, self._n_set_aside - len(back))
+            self._set_aside.setdefault(str(manifest), []).extend(r for r in rows if r["path"] not in restored)
+        return report
 
     def close(self) -> None:
         self.searcher.close()

@@ -42,6 +42,8 @@ CSS = """
 .dl-name {font-weight: 600; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
           text-overflow: ellipsis; margin-top: 0.15rem;}
 .dl-date {color: #5f6670; font-size: 0.75rem;}
+.dl-path {font-weight: 600; font-size: 0.85rem; overflow-wrap: anywhere; margin-top: 0.15rem;}
+.dl-facts {color: #4b5260; font-size: 0.8rem; overflow-wrap: anywhere;}
 .dl-sr {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
         white-space: nowrap;}
 .st-key-chips button, .st-key-chips-understood button {border-radius: 999px; min-height: 1.9rem;
@@ -59,8 +61,8 @@ CSS = """
       height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
   .dl-name, .dl-band {font-size: 0.7rem;}
 }
-.dl-band-strong {color: #2b8a3e;}
-.dl-band-good {color: #5c7cfa;}
+.dl-band-strong {color: #1e6b30;}
+.dl-band-good {color: #3b5bdb;}
 .dl-band-weak {color: #5f6670;}
 .dl-divider {margin: 1.2rem 0 0.6rem 0; padding-top: 0.6rem; border-top: 1px dashed #ced4da;
              color: #6b7280; font-size: 0.9rem;}
@@ -68,6 +70,10 @@ CSS = """
 .dl-count {color: #6b7280; font-size: 0.9rem; white-space: nowrap;}
 [data-testid="stDialog"] [data-testid="stImage"] img {max-height: 72vh; width: auto; max-width: 100%;
     object-fit: contain;}
+/* the viewer's "Actual size": the photo pixel for pixel, scrolled inside a frame */
+.st-key-viewer-actual-frame {max-height: 72vh; overflow: auto;}
+.st-key-viewer-actual-frame [data-testid="stImage"], .st-key-viewer-actual-frame [data-testid="stImage"] * {
+    max-width: none !important; max-height: none !important;}
 .dl-meta {width: 100%; font-size: 0.88rem; border-collapse: collapse;}
 .dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
 .dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}

@@ -9,52 +9,116 @@ from pathlib import Path
 import streamlit as st
 
 from indexer.core.errors import DualensError
-from search import DuplicateGroup, Member, newest_first, undo
+from search import DuplicateGroup, Member, newest_first
 from ui import state
 from ui.backend import UiBackend
 from ui.views import file_size, placeholder
 
 MAX_GROUPS = 30  # shown at once; the CLI lists them all
-REVIEW = "dualens_review_duplicates"  # session key: the review page is open
+VIEW_PARAM, VIEW = "view", "duplicates"  # the review page is ?view=duplicates: Back and links work
 FOLDER = "dup_folder"
 _LAST_MANIFEST = "dualens_last_manifest"
 _DONE = "dualens_duplicates_done"
 
 
-def _member(backend: UiBackend, group: DuplicateGroup, m: Member) -> None:
+def is_open() -> bool:
+    """Whether the URL asks for the review page."""
+    return st.query_params.get(VIEW_PARAM) == VIEW
+
+
+def open_review() -> None:
+    st.query_params.from_dict({VIEW_PARAM: VIEW})
+
+
+def close_review() -> None:
+    st.query_params.clear()
+
+
+def sidebar_button() -> None:
+    """The way in (on the search page) or out (on the review page), in the sidebar."""
+    if is_open():
+        st.button("Back to search", key="dup-leave", icon=":material/search:", on_click=close_review)
+    else:
+        st.button(
+            "Review duplicates",
+            key="dup-open",
+            icon=":material/content_copy:",
+            on_click=open_review,
+            help="Copies of the same photo, to move aside",
+        )
+
+
+def shown_path(path: str, roots: list[Path]) -> str:
+    """A photo's path as the user knows it: below its root's name ("photos/trip/a.jpg"), not the
+    server's absolute path; the path itself when no root holds it."""
+    for root in sorted(roots, key=lambda r: -len(str(r))):
+        try:
+            rel = Path(path).relative_to(root)
+        except ValueError:
+            continue
+        return f"{root.name or root}/{rel.as_posix()}"
+    return path
+
+
+def why(m: Member) -> str:
+    """Why a copy is in its keeper's group, in words."""
+    if m.exact:
+        return "exact copy: the same file, byte for byte"
+    if m.sure:
+        return "same pixels: resized or re-encoded"
+    return f"similar content (similarity {m.similarity:.2f}): look before moving it"
+
+
+def _member(backend: UiBackend, group: DuplicateGroup, m: Member, roots: list[Path]) -> None:
     hit = backend.photo(m.id)
     thumb = backend.thumbnail(hit) if hit is not None else None
-    name = Path(m.path).name
-    st.image(str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", caption=name)
+    where = shown_path(m.path, roots)
+    role = "kept photo" if m is group.keeper else "copy"
+    st.image(
+        str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", alt=f"{where}, {role}"
+    )
     when = f"{m.date:%Y-%m-%d} ({'taken' if m.date_taken else 'file date'})"
-    facts = f"{m.width}×{m.height} · {file_size(m.size)} · {m.file_type} · {when}"
+    facts = [f"{m.width}×{m.height}", file_size(m.size), m.file_type.upper(), when]
     st.markdown(
-        f'<div class="dl-name" title="{html.escape(m.path)}">{html.escape(facts)}</div>',
+        f'<div class="dl-path" title="{html.escape(m.path)}">{html.escape(where)}</div>'
+        f'<div class="dl-facts">{" · ".join(html.escape(f) for f in facts)}</div>',
         unsafe_allow_html=True,
     )
     if m is group.keeper:
         st.markdown(f"**Keep** ({group.reason})")
-    else:
-        # only sure copies start checked: a photo that is merely similar may be another shot
-        same = "identical" if m.exact else ("same pixels" if m.sure else f"similar {m.similarity:.2f}: look")
-        if m.linked:
-            same = "a link leads to it"
-        st.checkbox(f"Move aside ({same})", value=m.sure, key=f"dup-{m.id}", help=m.path, disabled=m.linked)
+        return
+    st.markdown(f'<div class="dl-facts dl-why">{html.escape(why(m))}</div>', unsafe_allow_html=True)
+    # only sure copies start checked: a photo that is merely similar may be another shot
+    same = "identical" if m.exact else ("same pixels" if m.sure else f"similar {m.similarity:.2f}: look")
+    if m.linked:
+        same = "a link leads to it"
+    st.checkbox(f"Move aside ({same})", value=m.sure, key=f"dup-{m.id}", help=m.path, disabled=m.linked)
 
 
 def render(backend: UiBackend, data_dir: str) -> None:
+    st.button(
+        "Back to search",
+        key="dup-close",
+        icon=":material/arrow_back:",
+        type="tertiary",
+        on_click=close_review,
+    )
     st.subheader("Duplicates", anchor=False)
     done = st.session_state.pop(_DONE, None)
     if done:
         st.success(done, icon=":material/check_circle:")
     last = st.session_state.get(_LAST_MANIFEST)
     if last and st.button("Undo the last move", key="dup-undo", icon=":material/undo:"):
-        undone = undo(Path(last))
+        try:
+            undone = backend.undo(Path(last))
+        except DualensError as exc:
+            st.error(str(exc))
+            return
         st.session_state.pop(_LAST_MANIFEST, None)
-        note = f"Put back {len(undone.restored)} photo(s)."
+        note = f"Put back {len(undone.restored)} photo(s): they are in the collection again."
         if undone.skipped:
             note += " Not restored: " + "; ".join(undone.skipped[:3])
-        st.session_state[_DONE] = note + " Run `dualens index` to add them back to the collection."
+        st.session_state[_DONE] = note
         st.rerun()
     try:
         groups = backend.duplicates()
@@ -67,23 +131,26 @@ def render(backend: UiBackend, data_dir: str) -> None:
     if st.session_state.get(state.SORT) == "date":  # the sidebar's Sort: the newest photo's group first
         groups = newest_first(groups)
     copies = [m for g in groups for m in g.copies]
-    st.caption(
+    summary = (
         f"{len(groups)} group(s), {len(copies)} copies ({file_size(sum(m.size for m in copies))}). "
         "dualens never deletes: checked copies are moved to a quarantine folder, with a manifest to undo it."
         + (
-            f" The first {MAX_GROUPS} groups are shown; `dualens duplicates` lists all."
+            f" The first {MAX_GROUPS} groups are shown; dualens duplicates lists all."
             if len(groups) > MAX_GROUPS
             else ""
         )
     )
+    st.markdown(f'<p class="dl-facts">{html.escape(summary)}</p>', unsafe_allow_html=True)
     shown = groups[:MAX_GROUPS]
+    roots = [Path(str(r)) for r in (backend.stats().roots or [])]
     for n, group in enumerate(shown, 1):
         kind = "exact copies" if group.exact else "near-duplicates"
-        st.markdown(f"**Group {n}**: {len(group.members)} photos, {kind}")
+        reasons = sorted({why(m).partition(":")[0] for m in group.copies})
+        st.markdown(f"**Group {n}**: {len(group.members)} photos, {kind} ({'; '.join(reasons)})")
         grid = st.grid("auto", min_column_width=180, gap="small", border=True)
         for m in group.members:
             with grid.cell():
-                _member(backend, group, m)
+                _member(backend, group, m, roots)
     folder = st.text_input(
         "Quarantine folder",
         value=str(Path(data_dir) / "quarantine"),
@@ -104,5 +171,5 @@ def render(backend: UiBackend, data_dir: str) -> None:
         note = f"Moved {len(report.moved)} photo(s) to {where} (manifest: {report.manifest.name})."
         if report.skipped:
             note += " Not moved: " + "; ".join(report.skipped[:3])
-        st.session_state[_DONE] = note + " Run `dualens index` to update the collection."
+        st.session_state[_DONE] = note + " They are out of the collection now; Undo puts them back."
         st.rerun()

@@ -76,10 +76,8 @@ def render(backend: UiBackend, data_dir: str) -> None:
         chrome.empty_collection()
         return
     with st.sidebar:
-        st.toggle(
-            "Review duplicates", key=duplicates_view.REVIEW, help="Copies of the same photo, to move aside"
-        )
-    if st.session_state.get(duplicates_view.REVIEW):
+        duplicates_view.sidebar_button()
+    if duplicates_view.is_open():
         duplicates_view.render(backend, data_dir)
         return
     views.search_bar()

@@ -9,6 +9,7 @@ errors the page already shows; an unreachable service is one sentence, never a t
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from indexer.core.errors import CollectionError, DualensError, NotFoundError, QueryError, UsageError
-from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats, Understood
+from search import DuplicateGroup, Facets, Hit, QuarantineReport, Stats, Understood, UndoReport
 from ui.backend import ResultPage, SearchRequest
 from ui.config import UiConfig
 from ui.schema import (
@@ -36,6 +37,7 @@ from ui.schema import (
     error_class,
 )
 
+log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer", bound=BaseModel)
 Params = list[tuple[str, str]]
 
@@ -60,9 +62,15 @@ def _error_for(response: httpx.Response) -> DualensError:
         return Unauthorised(f"the search service refused the API key: {message}")
     if found is not None and found is not CollectionError:
         return found(message)
+    # anything else (a request the service's validation refused, a server fault) is a fault of this
+    # page or of the service, never the user's: its raw text goes to the log, one sentence to the page
+    log.warning("the search service answered HTTP %s: %s", response.status_code, message)
     if 400 <= response.status_code < 500:
-        return QueryError(message)
-    return CollectionError(f"the search service failed: {message}")
+        return QueryError(
+            f"the search service could not answer this request (HTTP {response.status_code}); "
+            "try another search or reload the page"
+        )
+    return CollectionError(f"the search service failed (HTTP {response.status_code}); try again in a moment")
 
 
 class RemoteBackend:
@@ -97,8 +105,10 @@ class RemoteBackend:
         except httpx.TimeoutException as exc:
             raise CollectionError(f"the search service at {self.url} did not answer in time") from exc
         except httpx.HTTPError as exc:
+            log.warning("cannot reach the search service at %s: %s", self.url, exc)
             raise CollectionError(
-                f"cannot reach the search service at {self.url} ({exc}); is `dualens serve` running there?"
+                f"the dualens service at {self.url} is not answering; check that `dualens serve` is "
+                "running there, then reload this page"
             ) from exc
         if response.status_code >= 400:
             raise _error_for(response)
@@ -220,6 +230,9 @@ class RemoteBackend:
         raise UsageError(_LOCAL_ONLY)
 
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
+        raise UsageError(_LOCAL_ONLY)
+
+    def undo(self, manifest: Path) -> UndoReport:
         raise UsageError(_LOCAL_ONLY)
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ SORT_CHOICES = {"relevance": "Best match", "date": "Newest first"}
 ALL_PLACES = ""
 MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""
+_FOLDER_NAMES = "dualens_folder_names"  # session key: folder path -> its name below its root
 
 _VIEW = "dualens_view"
 _DETAIL = "dualens_detail"
@@ -203,7 +204,7 @@ def filter_chips(active: Filters) -> list[tuple[str, str]]:
     """(name, label) of each filter in force, for the removable chips above the results."""
     chips: list[tuple[str, str]] = []
     if active.folder:
-        chips.append(("folder", f"Folder: {active.folder.rstrip('/').rpartition('/')[2] or active.folder}"))
+        chips.append(("folder", f"Folder: {folder_name(active.folder)}"))
     if active.date_from or active.date_to:
         chips.append(("dates", f"Taken {active.date_from or '…'} – {active.date_to or '…'}"))
     if active.file_types:
@@ -242,7 +243,7 @@ def active_filters(active: Filters) -> list[str]:
     """The filters in force, in words (shown when they leave nothing)."""
     out: list[str] = []
     if active.folder:
-        out.append(f"folder {active.folder}")
+        out.append(f"folder {folder_name(active.folder)}")
     if active.date_from or active.date_to:
         out.append(f"dates {active.date_from or '…'} to {active.date_to or '…'}")
     if active.file_types:
@@ -320,9 +321,11 @@ def read_query_params_once(facets: Facets) -> None:
 
 
 def _restore_filters(params: Any, facets: Facets) -> None:
-    folder = str(params.get("folder") or "")
-    if folder in {f.path for f in facets.folders}:
-        st.session_state[FOLDER] = folder
+    _remember_folder_names(facets.folders)
+    folder = str(params.get("folder") or "")  # its name below its root ("photos/2024"), never a path
+    by_name = {f.label: f.path for f in reversed(facets.folders)}  # the first folder of a name wins
+    if folder in by_name:
+        st.session_state[FOLDER] = by_name[folder]
     types = [t for t in str(params.get("type") or "").split(",") if t in facets.file_types]
     if types:
         st.session_state[TYPES] = types
@@ -363,7 +366,7 @@ def url_params(new: View | None = None) -> dict[str, str]:
         wanted["photo"] = str(detail)
     folder, place, match = (st.session_state.get(k) for k in (FOLDER, PLACE, MIN_MATCH))
     if folder:
-        wanted["folder"] = str(folder)
+        wanted["folder"] = folder_name(str(folder))
     if st.session_state.get(TYPES):
         wanted["type"] = ",".join(st.session_state[TYPES])
     if place:
@@ -391,6 +394,7 @@ def filters(
     folders: tuple[FolderOption, ...], file_types: tuple[str, ...], places: tuple[PlaceOption, ...] = ()
 ) -> Filters:
     """Filters from the sidebar widgets, each value checked against what the collection offers."""
+    _remember_folder_names(folders)
     folder = st.session_state.get(FOLDER)
     place = st.session_state.get(PLACE)
     allowed = {option.path for option in folders}
@@ -405,6 +409,17 @@ def filters(
         min_match=match if match in ("good", "strong") else None,
         place=place if place in {option.name for option in places} else None,
     )
+
+
+def _remember_folder_names(folders: tuple[FolderOption, ...]) -> None:
+    st.session_state[_FOLDER_NAMES] = {f.path: f.label for f in folders}
+
+
+def folder_name(path: str) -> str:
+    """What a folder is called in the URL, the chips and the messages: its root's name and the path
+    below it ("photos/2024/trip"), never the server's absolute path."""
+    names = st.session_state.get(_FOLDER_NAMES) or {}
+    return str(names.get(path) or path.rstrip("/").rpartition("/")[2] or path)
 
 
 def _date_range(value: Any) -> tuple[date | None, date | None]:

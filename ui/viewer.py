@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from search import Hit
 from ui import state
@@ -32,6 +33,21 @@ def _go(photo_id: int | None) -> None:
     if photo_id is not None:
         state.show_detail(photo_id)
         st.rerun()
+
+
+def _photo(column: DeltaGenerator, backend: UiBackend, hit: Hit) -> None:
+    """The photo never larger than it is (a small original is not blown up), fitted to the column;
+    "Actual size" shows the original itself pixel for pixel, scrolled inside its frame."""
+    with column:
+        actual = st.toggle("Actual size (1:1)", key="viewer-actual", help="One photo pixel per screen pixel")
+        preview = backend.thumbnail(hit, preview=True)
+        shown = (backend.original(hit) if actual else None) or preview
+        with st.container(key="viewer-actual-frame" if actual else "viewer-fit-frame"):
+            st.image(
+                str(shown) if shown else placeholder(backend.config.thumb_px),
+                width="content",
+                alt=alt_text(hit),
+            )
 
 
 @st.dialog("Photo", width="large", on_dismiss=state.close_detail)
@@ -67,10 +83,7 @@ def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit], more: bool = 
                 st.rerun()
             _go(after)
     left, right = st.columns([3, 2], gap="medium")
-    preview = backend.thumbnail(hit, preview=True)
-    left.image(
-        str(preview) if preview else placeholder(backend.config.thumb_px), width="stretch", alt=alt_text(hit)
-    )
+    _photo(left, backend, hit)
     with right:
         st.markdown(meta_table(hit, scored is not None), unsafe_allow_html=True)
         st.code(hit.path, language=None, wrap_lines=True)  # with a copy button

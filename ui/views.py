@@ -410,7 +410,7 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
             if hit.taken_at
             else ("File date", f"{_date(hit.mtime)} (the photo records no date taken)")
         ),
-        ("Camera", " ".join(p for p in (hit.camera_make, hit.camera_model) if p) or "unknown"),
+        ("Camera", camera_text(hit.camera_make, hit.camera_model)),
         *([("Place", hit.place)] if hit.place else []),
         ("Dimensions", f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown"),
         ("File", f"{(hit.file_type or '').upper()} · {file_size(hit.size)}"),
@@ -426,6 +426,14 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
         ]
     body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="dl-meta">{body}</table>'
+
+
+def camera_text(make: str | None, model: str | None) -> str:
+    """Make and model, the make said once: EXIF models often repeat it ("Canon" + "Canon EOS 10D")."""
+    make, model = (make or "").strip(), (model or "").strip()
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return " ".join(p for p in (make, model) if p) or "unknown"
 
 
 def _date(value: date | datetime | None) -> str:

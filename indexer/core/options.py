@@ -9,6 +9,7 @@ before anything starts. Defaults that come from the environment (``--data``, ``-
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
 from collections.abc import Callable
@@ -65,7 +66,22 @@ class Parser(argparse.ArgumentParser):
         checked = re.match(r"argument ([^:]+): (must be .*)", message)
         if checked:  # "argument -w/--workers: must be ..." -> "--workers must be ..."
             message = f"{checked[1].split('/')[-1]} {checked[2]}"
+        message = _with_suggestion(message)
         self.exit(2, f"dualens: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's "invalid choice" message in one short line, with the closest choice suggested
+    (``unknown command 'serach'; did you mean `search`?``) instead of the list of every choice."""
+    found = re.match(r"argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not found:
+        return message
+    what, given = found[1].split("/")[-1], found[2]
+    choices = re.findall(r"'([^']*)'", found[3])
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    name = "command" if what == "COMMAND" else f"choice for {what}"
+    hint = f"did you mean `{close[0]}`?" if close else f"choose from {', '.join(choices)}"
+    return f"unknown {name} {given!r}; {hint}"
 
 
 positive = int_in(1)

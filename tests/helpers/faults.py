@@ -38,7 +38,8 @@ _SERVER = r"""
 import json, os, sys, time
 import ui.cli
 ui.cli.build_parser()                       # the parser (command modules are imported on use)
-import indexer.commands, indexer.model_commands, indexer.quality.commands, search.commands, ui.commands  # noqa: F401
+import indexer.commands, indexer.model_commands, indexer.quality.commands  # noqa: F401
+import search.commands, ui.commands  # noqa: F401
 import search, indexer.pipeline, indexer.check, indexer.core.models  # noqa: F401
 import transformers.models.vision_text_dual_encoder.modeling_vision_text_dual_encoder  # noqa: F401
 import transformers.models.vit.modeling_vit, transformers.models.bert.modeling_bert  # noqa: F401
