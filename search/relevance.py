@@ -48,8 +48,8 @@ FLOOR_QUANTILE = 0.9
 STRONG_MARGIN = 3.0
 TOP_SCORES = 100  # the query's best cosines over the collection a hit is compared with
 MIN_SCORES = 20  # fewer photos: no distribution to stand out of
-Z_GOOD = 3.0
-Z_STRONG = 5.0
+Z_GOOD = 6.0
+Z_STRONG = 7.0
 # what a stored calibration depends on (its z constants are applied when it is read)
 RULE = f"nonsense{BACKGROUND_QUERIES}-q{FLOOR_QUANTILE}-m{STRONG_MARGIN}"
 _ONSETS = ("b", "bl", "br", "d", "dr", "f", "fl", "g", "gr", "k", "kr", "l", "m", "n", "p", "pl", "pr",
