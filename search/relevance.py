@@ -48,6 +48,9 @@ FLOOR_QUANTILE = 0.9
 STRONG_MARGIN = 3.0
 TOP_SCORES = 100  # the query's best cosines over the collection a hit is compared with
 MIN_SCORES = 20  # fewer photos: no distribution to stand out of
+# On flickr8k-train's validation split (1,418 photos, 7,090 captions, one right photo each) strong
+# is 100 % right from z 6.5 (5 hits) and 7 (4 hits); z 6/7 labels 19 hits good or better, 74 % right.
+# Captions rarely single out one photo for this model: most of their hits stay weak.
 Z_GOOD = 6.0
 Z_STRONG = 7.0
 # what a stored calibration depends on (its z constants are applied when it is read)
