@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-cold bench-similar bench-gpu eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-understanding bench-similar bench-gpu eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -83,6 +83,9 @@ bench-cold: $(STAMP)
 N ?= 1000000
 bench-relevance: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_relevance
+
+bench-bands: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_bands $(if $(SELECT),--select)
 
 bench-similar: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_similar $(ARGS)

@@ -28,6 +28,7 @@ from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
 from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
 from indexer.core.settings import default_backend
 from indexer.core.storage import set_aside
+from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.search_reads import (
@@ -46,7 +47,7 @@ from search.hits import Hit
 from search.images import check_readable, load_image
 from search.quarantine import Expected
 from search.query import Query, Term, TermKind, parse_query
-from search.relevance import Relevance
+from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.threads import query_thread_count, query_threads
@@ -291,38 +292,58 @@ class Searcher:
                 return []  # two different places: no photo is in both
             filters = replace(current, place=parsed.place)
         banded = all(t.kind is TermKind.TEXT and t.weight > 0 for t in parsed.terms)
+        index = self._index  # one snapshot for the bands and the hits
         if banded and sort == "date":
             filters = replace(filters or Filters(), min_match=(filters and filters.min_match) or "good")
-        if banded and filters is not None and filters.min_match:
-            bands = self.relevance()
-            floor = bands.strong if filters.min_match == "strong" else bands.floor
-            if floor > 1.0:  # no cosine reaches the band
-                return []
-            filters = replace(filters, min_score=max(floor, filters.min_score or -1.0))
         window = (0, DATE_SORT_LIMIT if banded else DATE_SORT_POOL) if sort == "date" else (offset, k)
         with query_threads():
-            hits = self._search_vector(self.embed_query(parsed), window[1], window[0], filters)
+            vector = self.embed_query(parsed)
+            cutoffs = self._cutoffs(vector, index) if banded else None
+            if cutoffs is not None and filters is not None and filters.min_match:
+                floor = cutoffs.strong if filters.min_match == "strong" else cutoffs.good
+                if floor > 1.0:  # no cosine reaches the band
+                    return []
+                filters = replace(filters, min_score=max(floor, filters.min_score or -1.0))
+            hits = self._search_vector(vector, window[1], window[0], filters, index=index)
         if sort == "date":
             hits = _by_date(hits)[offset : offset + k]
-        if hits and banded:
-            bands = self.relevance()
-            hits = [replace(h, relevance=bands.band(h.cosine).value) for h in hits]
+        if hits and cutoffs is not None:
+            hits = [replace(h, relevance=cutoffs.band(h.cosine).value) for h in hits]
         return hits
 
+    def _cutoffs(self, vector: np.ndarray, index: VectorIndex) -> Cutoffs:
+        """A text query's band cut-offs: the collection's calibration and the query's own best
+        cosines over the whole collection (filters aside: see search/relevance.py)."""
+        top = index.search(vector.reshape(1, -1), TOP_SCORES)
+        return self.relevance().cutoffs(top.scores[0][top.ids[0] >= 0])
+
     def relevance(self) -> Relevance:
-        """This collection's relevance bands for text queries (search/relevance.py), measured once
-        per index generation and model."""
+        """This collection's relevance calibration for text queries (search/relevance.py): measured
+        once per index generation and model, and stored beside the index, so that a new process
+        reads it instead of measuring again (indexer/core/storage/calibration.py)."""
         index, encoder = self._index, self.encoder
         key = (index.generation, encoder.model_id)
         cached = self._relevance
         if cached is None or cached[0] != key:
+            root = self.collection.paths.root
+            stored = CalibrationKey(
+                index.collection_id or "", index.generation, encoder.model_id, encoder.fingerprint or "", RULE
+            )
+            values = read_calibration(root, stored)
+            if values is not None and {"floor", "strong"} <= values.keys():
+                measured = Relevance.from_values(values)
+            else:
 
-            def best(vector: np.ndarray) -> float:
-                score = float(index.search(vector.reshape(1, -1), 1).scores[0, 0])
-                return score if np.isfinite(score) else -1.0
+                def best(vector: np.ndarray) -> float:
+                    score = float(index.search(vector.reshape(1, -1), 1).scores[0, 0])
+                    return score if np.isfinite(score) else -1.0
 
-            with query_threads():
-                measured = measure_relevance(lambda texts: self._checked(encoder.embed_texts(texts)), best)
+                def embed(texts: list[str]) -> np.ndarray:
+                    return self._checked(encoder.embed_texts(texts))
+
+                with query_threads():
+                    measured = measure_relevance(embed, best)
+                write_calibration(root, stored, measured.values())
             cached = self._relevance = (key, measured)
         return cached[1]
 

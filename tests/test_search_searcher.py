@@ -25,6 +25,7 @@ from indexer.core.errors import (
     UsageError,
 )
 from indexer.core.models import DualEncoder
+from indexer.core.storage.calibration import calibration_file
 from search import Filters, Query, Searcher, Term
 from search.classify import PROMPT
 from search.relevance import BACKGROUND_QUERIES, nonsense_queries
@@ -390,6 +391,7 @@ def test_repeated_text_queries_are_embedded_once(world, tiny_clip_dir):
         return original(texts)
 
     encoder.embed_texts = counting  # type: ignore[method-assign]
+    calibration_file(data).unlink(missing_ok=True)  # stored by an earlier test's Searcher
     with Searcher.open(data, encoder=encoder) as s:
         first = [h.id for h in s.search("dog", k=5)]
         assert [h.id for h in s.search("dog", k=5, offset=0)] == first

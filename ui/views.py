@@ -422,7 +422,9 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
         rows += [
             ("Cosine similarity", f"{hit.cosine:.4f}"),
             ("Model logit", f"{hit.logit:.3f}"),
-            ("Probability", f"{hit.probability:.1%}"),
+            # the model's softmax over the query's top results (sigmoid for SigLIP): a share among
+            # them, not a calibrated chance that the photo matches; the Match band is that verdict
+            ("Probability", f"{hit.probability:.1%} (model's raw score among these results, not the match)"),
         ]
     body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="dl-meta">{body}</table>'
