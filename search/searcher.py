@@ -218,21 +218,20 @@ class Searcher:
         While the index file is the one the loaded index was read from, nothing newer can have been
         saved (the indexer replaces the file before it records the generation), so a stat of the
         file answers without a database read: the check costs microseconds on every API request.
+        Not so with a database given by URL: other data folders may index it, and their saves are seen
+        in the database alone; when one saved a generation newer than this folder's file, the index is
+        rebuilt from the database (once per such save), as opening the collection would.
         """
         with self._reload_lock:
             signature = file_signature(self.collection.paths.vector_index)
-            if signature is not None and signature == self._index_signature:
+            shared = not self.collection.paths.uses_sqlite_file  # other data folders may index it
+            if signature is not None and signature == self._index_signature and not shared:
                 return False
             saved = stored_index_generation(self.collection)
             if saved is None or saved <= self._index.generation:
                 return False
-            try:
-                index = self.collection.read_index_file()
-            except CollectionError as exc:
-                log.warning("keeping the current vector index: %s", exc)
-                return False
-            self._index_signature = signature  # read after the stat: at least as new as it
-            if index.generation <= self._index.generation:
+            index = self._saved_index(signature, saved, shared)
+            if index is None or index.generation <= self._index.generation:
                 return False
             stats = self.collection.info()
             encoder = self._encoder
@@ -251,6 +250,30 @@ class Searcher:
             self._roots = list(stats.roots)
             self._rule = RootsRule(self._roots)
             return True
+
+    def _saved_index(self, signature: FileSignature | None, saved: int, shared: bool) -> VectorIndex | None:
+        """The index an indexer saved at generation ``saved``: this folder's file when it holds it (or,
+        with an unshared database, anything newer), else, with a shared one, the database's index
+        (another folder saved it); None: keep serving the current index."""
+        if signature != self._index_signature:
+            try:
+                index = self.collection.read_index_file()
+            except CollectionError as exc:
+                if not shared:
+                    log.warning("keeping the current vector index: %s", exc)
+                    return None
+            else:
+                self._index_signature = signature  # read after the stat: at least as new as it
+                if index.generation >= saved or not shared:
+                    return index
+        if not shared:
+            return None
+        self._index_signature = file_signature(self.collection.paths.vector_index)  # before the read
+        try:
+            return self.collection.load_index()  # this folder's file when current, else rebuilt in memory
+        except CollectionError as exc:
+            log.warning("keeping the current vector index: %s", exc)
+            return None
 
     def warm_up(self) -> None:
         """Load what a text query needs now (the text tower), so the first query is as fast as the next."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, delete, make_url, text
 from sqlalchemy.exc import ArgumentError
@@ -27,6 +28,7 @@ from indexer.core.storage.redact import redact
 from indexer.core.storage.schema import (
     CollectionInfo,
     damaged_database,
+    inspect_server_database,
     inspect_sqlite_file,
     install_error_translation,
     install_sqlite_pragmas,
@@ -41,7 +43,9 @@ class InfoKey:
     MODEL_ID = "model_id"  # stable id of the model whose vectors the collection holds (load_encoder takes it)
     DIM = "dim"
     GENERATION = "generation"  # bumped in every transaction that changes the set of indexed vectors
-    INDEX_GENERATION = "index_generation"  # generation of the last FAISS file saved by dualens
+    # generation of the last FAISS file saved by dualens, in ANY data folder using this database: tells
+    # searchers that a run ended, never that this folder's file is current (its own stamp says that)
+    INDEX_GENERATION = "index_generation"
     LAST_INDEXED_AT = "last_indexed_at"  # ISO timestamp (UTC) of the end of the last `dualens index`
     RUN = "run"  # number of `dualens index` runs started
     COLLECTION_ID = "collection_id"  # random id, also written into the vector index file
@@ -49,7 +53,7 @@ class InfoKey:
     INDEX_KIND = "index_kind"  # `rebuild-index --index`: auto (default), flat, ivf or ivfpq
     MEMORY_BUDGET = "memory_budget"  # `rebuild-index --memory-budget`, bytes (default: a share of RAM)
     VISUAL_DIM = "visual_dim"  # size of the visual vectors; absent or 0: the joint vectors serve
-    VISUAL_INDEX_GENERATION = "visual_index_generation"  # generation of the last visual FAISS file
+    VISUAL_INDEX_GENERATION = "visual_index_generation"  # the same, of the last visual FAISS file
 
 
 def utcnow() -> datetime:
@@ -121,6 +125,17 @@ def shown_url(url: str) -> str:
         return "(an unreadable URL)"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None: a server's URL, an in-memory database, or no URL at all)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 SERVER_DIALECTS = ("postgresql",)
 INDEXER_LOCK = 0x64756C6E_0002  # PostgreSQL advisory lock key: one indexer per collection database
 
@@ -186,18 +201,26 @@ class Database:
                     f"cannot create the data folder {paths.root}: {exc.strerror or exc}"
                 ) from exc
         url = paths.database_url
+        file = paths.database if paths.uses_sqlite_file else sqlite_file(url)
         read_only: str | None = None  # the URI of a SQLite file this process may not write
-        if paths.uses_sqlite_file:
-            inspect_sqlite_file(paths.database)  # before any connection could switch it to WAL
-            read_only = None if create else read_only_sqlite_uri(paths.database)
+        if file is not None:
+            if not create and not file.exists():  # never create one just to find it empty
+                raise no_collection(paths)
+            # before any connection could switch it to WAL
+            inspect_sqlite_file(
+                file,
+                elsewhere="Use another --data folder" if file == paths.database else "Give --db another file",
+            )
+            read_only = None if create else read_only_sqlite_uri(file)
         engine = _make_engine(url) if read_only is None else _read_only_engine(read_only)
         install_sqlite_pragmas(engine, read_only=read_only is not None)
-        install_error_translation(engine, paths.database if paths.uses_sqlite_file else shown_url(url))
+        install_error_translation(engine, file or shown_url(url))
         try:
-            if not create:
-                with engine.connect() as conn:
-                    if stored_revision(conn) is None:
-                        raise no_collection(paths)
+            with engine.connect() as conn:
+                if file is None:  # a server's database: another application's is refused as a file is
+                    inspect_server_database(conn, shown_url(url))
+                if not create and stored_revision(conn) is None:
+                    raise no_collection(paths)
             upgrade(engine)
         except CollectionError:
             engine.dispose()

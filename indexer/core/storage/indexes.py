@@ -31,7 +31,7 @@ from indexer.core.storage.database import Database, InfoKey, delete_info, get_in
 from indexer.core.storage.rows import PhotoRows, count_indexed, indexed_vector_chunks, read_indexed_vectors
 from indexer.core.storage.schema import Photo
 from indexer.core.storage.spaces import JOINT, VISUAL, Space
-from indexer.core.storage.vector_index import VectorIndex
+from indexer.core.storage.vector_index import VectorIndex, read_stamp
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,19 @@ class VectorIndexes:
         return self.build(space=space)
 
     def is_current(self, space: Space = JOINT) -> bool:
-        """Cheap check (no file read): the last saved index matches the database generation."""
+        """Cheap check (the file's header only): this data folder's file holds the database's generation
+        of this collection.
+
+        Decided by the file's own stamp, never by the generation recorded in the database at the last
+        save: a database shared by several data folders records the saves of all of them.
+        """
+        stamp = read_stamp(space.path(self.paths))
+        if stamp is None:
+            return False
         with self.database.session() as s:
-            gen = get_info(s, InfoKey.GENERATION) or "0"
-            saved = get_info(s, space.saved_key)
-        return saved == gen and space.path(self.paths).exists()
+            generation = get_int(s, InfoKey.GENERATION)
+            collection_id = get_info(s, InfoKey.COLLECTION_ID)
+        return stamp.generation == generation and stamp.collection_id == collection_id
 
     # ------------------------------------------------------------------ building and saving
     def build(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -180,6 +182,53 @@ def install_sqlite_pragmas(engine: Engine, *, read_only: bool = False) -> None:
 
 APPLICATION_ID = 0x64756C6E  # "duln" in SQLite's application_id header field: a dualens database
 DUALENS_TABLES = frozenset({"photos", "roots", "collection_info"})
+DUALENS_REVISION = re.compile(r"\d{4}")  # dualens's Alembic revision ids: 0001, 0002, …
+MAINTENANCE_DATABASES = frozenset({"postgres", "template0", "template1"})  # PostgreSQL's own
+
+
+def foreign_reason(tables: set[str], revision: str | None) -> str | None:
+    """Why a database holding ``tables`` (and Alembic ``revision``) is another application's; None when
+    it is empty or may be dualens's.
+
+    dualens's tables mark its databases: every one of them is there, and an Alembic revision, when
+    there is one, is numbered as dualens numbers its own (another application's ``alembic_version``
+    is not taken for a newer dualens's).
+    """
+    if not tables:
+        return None
+    if not tables >= DUALENS_TABLES:
+        return f"tables: {', '.join(sorted(tables)[:5])}"
+    if revision is not None and not DUALENS_REVISION.fullmatch(revision):
+        return f"schema revision {revision!r}, not one of dualens's"
+    return None
+
+
+def _alembic_revision(rows: list[tuple[Any, ...]]) -> str | None:
+    return None if not rows else str(rows[0][0])
+
+
+def inspect_server_database(conn: Connection, where: str) -> None:
+    """Refuse, before anything is written, a server database that is not a dualens collection: one
+    holding another application's tables (in the schema dualens would use), or PostgreSQL's own
+    maintenance database while no collection is in it.
+    """
+    tables = set(inspect(conn).get_table_names())
+    rows = []
+    if "alembic_version" in tables:
+        rows = [tuple(r) for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    reason = foreign_reason(tables, _alembic_revision(rows))
+    if reason is not None:
+        raise CollectionError(
+            f"the database {where} is another application's database ({reason}), not a dualens "
+            "collection; nothing was changed. Give --db a database of its own (e.g. createdb dualens)"
+        )
+    if not tables and conn.dialect.name == "postgresql":
+        name = conn.exec_driver_sql("SELECT current_database()").scalar()
+        if name in MAINTENANCE_DATABASES:
+            raise CollectionError(
+                f"the database {where} is PostgreSQL's own {name!r} database, not one for a collection; "
+                "nothing was changed. Give --db a database of its own (e.g. createdb dualens)"
+            )
 
 
 def damaged_database(where: object, detail: str, *, untouched: bool) -> CollectionError:
@@ -205,11 +254,12 @@ def read_only_sqlite_uri(path: Path) -> str | None:
     return f"file:{quote(str(path))}?{mode}"
 
 
-def inspect_sqlite_file(path: Path) -> None:
+def inspect_sqlite_file(path: Path, *, elsewhere: str = "Use another --data folder") -> None:
     """Refuse, without writing a byte, a file that is not a dualens database or is damaged.
 
     A missing or empty file is fine (a new collection). Read through a read-only connection, so
-    even the journal mode of another program's database stays as it was.
+    even the journal mode of another program's database stays as it was. ``elsewhere``: what the
+    refusal tells the user to do instead.
     """
     try:
         if not path.exists() or path.stat().st_size == 0:
@@ -224,19 +274,21 @@ def inspect_sqlite_file(path: Path) -> None:
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            rows = []
+            if "alembic_version" in tables:
+                rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise damaged_database(path, str(exc), untouched=True) from exc
     except OSError as exc:
         raise CollectionError(f"cannot read the collection database {path}: {exc.strerror or exc}") from exc
-    if app_id == APPLICATION_ID or not tables or tables >= DUALENS_TABLES:
-        return
-    shown = ", ".join(sorted(tables)[:5])
-    raise CollectionError(
-        f"{path} is another program's database (tables: {shown}), not a dualens collection; "
-        "nothing was changed. Use another --data folder"
-    )
+    reason = None if app_id == APPLICATION_ID else foreign_reason(tables, _alembic_revision(rows))
+    if reason is not None:
+        raise CollectionError(
+            f"{path} is another program's database ({reason}), not a dualens collection; "
+            f"nothing was changed. {elsewhere}"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

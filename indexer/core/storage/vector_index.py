@@ -459,6 +459,33 @@ class VectorIndex:
         return loaded
 
 
+@dataclass(frozen=True)
+class IndexStamp:
+    """What an index file says it was built from: the database generation and the collection's id."""
+
+    generation: int
+    collection_id: str | None
+
+
+def read_stamp(path: Path) -> IndexStamp | None:
+    """The stamp in the header of the index file at ``path``, read without its payload (cheap).
+
+    None when there is no such file or its header cannot be read (a damaged file: :meth:`VectorIndex.load`
+    says how). The payload is not verified: a file whose stamp matches may still be damaged.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks on a FIFO
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or fh.read(len(MAGIC)) != MAGIC:
+                return None
+            (hlen,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(min(hlen, 1 << 20)))
+        collection = header.get("collection")
+        return IndexStamp(int(header["generation"]), str(collection) if collection else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
+        return None
+
+
 def _read_regular_file(path: Path) -> bytes:
     """The bytes of a regular file, without ever blocking on a FIFO or reading a directory."""
     try:
