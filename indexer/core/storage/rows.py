@@ -63,6 +63,8 @@ class ExistingRow:
     content_hash: str | None
     has_vector: bool
     has_visual: bool = False
+    has_next: bool = False  # the vector of a pending re-index's model is staged
+    has_next_visual: bool = False
 
     @property
     def is_indexed(self) -> bool:
@@ -177,7 +179,8 @@ class PhotoRows:
         out: dict[int, Photo] = {}
         with self.database.reading(session) as s:
             for chunk in chunks(wanted):
-                for p in s.scalars(select(Photo).options(defer(Photo.vector)).where(Photo.id.in_(chunk))):
+                blobs = defer(Photo.vector), defer(Photo.next_vector), defer(Photo.next_visual)
+                for p in s.scalars(select(Photo).options(*blobs).where(Photo.id.in_(chunk))):
                     out[p.id] = p
             for p in out.values():
                 s.expunge(p)
@@ -234,6 +237,8 @@ class PhotoRows:
             Photo.content_hash,
             Photo.vector.is_not(None).label("has_vector"),
             Photo.visual.is_not(None).label("has_visual"),
+            Photo.next_vector.is_not(None).label("has_next"),
+            Photo.next_visual.is_not(None).label("has_next_visual"),
         )
         with self.database.session() as s:
             return [
@@ -246,6 +251,8 @@ class PhotoRows:
                     r.content_hash,
                     bool(r.has_vector),
                     bool(r.has_visual),
+                    bool(r.has_next),
+                    bool(r.has_next_visual),
                 )
                 for r in s.execute(stmt)
             ]
