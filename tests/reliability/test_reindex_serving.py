@@ -1,0 +1,170 @@
+"""#27 item 7: while `dualens index --reindex` re-embeds a collection with a new model, searches keep
+the old model's vectors and text tower (full pages, `similar` works); the new model is served, at
+once and whole, when every photo has its new vector. An interrupted re-index resumes, and an old-model
+run in between is refused rather than mixing models.
+
+The re-index is SIGKILLed from outside after a few committed batches (tests/helpers/slow_commits.py
+pauses the child after each commit), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from indexer.core.models import DualEncoder
+from indexer.core.storage.collection import Collection
+from indexer.core.storage.schema import Photo
+from search.query import parse_query
+from search.searcher import Searcher
+from tests.helpers import slow_commits
+from tests.helpers.faults import CliForkServer, index_in_process, make_photos
+from tests.helpers.images import pattern, save_jpeg
+from tests.helpers.tiny_models import make_tiny_dual_encoder
+
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
+
+N_PHOTOS = 16
+QUERY = "a red car"
+_PAUSE = slow_commits.hook(0.4)  # after each committed batch of 2: the kill lands mid re-index
+
+
+@pytest.fixture(scope="module")
+def model_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny model of another family (CLIP), its vectors incomparable with model A's."""
+    return make_tiny_dual_encoder(tmp_path_factory.mktemp("tiny-clip"), "clip", seed=5)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a searcher serves: a full page for a text query, and `similar` for one photo."""
+
+    model_id: str
+    search: list[tuple[int, float]]
+    similar: list[int]
+
+
+def _served(data: Path, photo_id: int) -> Served:
+    with Searcher.open(data) as searcher:
+        hits = searcher.search(QUERY, k=N_PHOTOS + 5)
+        similar = searcher.similar(photo_id, k=N_PHOTOS)
+        return Served(searcher.encoder.model_id, [(h.id, h.cosine) for h in hits], [h.id for h in similar])
+
+
+def _staged(data: Path) -> int:
+    with Collection.open(data) as c, c.session() as s:
+        return int(s.scalar(select(func.count()).where(Photo.next_vector.is_not(None))) or 0)
+
+
+def _argv(data: Path, *extra: str) -> list[str]:
+    return ["index", "--data", str(data), "--workers", "0", "--threads", "1", "--no-progress", *extra]
+
+
+def _kill_mid_reindex(cli: CliForkServer, data: Path, model: Path) -> int:
+    """Start `index --reindex --model MODEL`, SIGKILL it once a few batches are staged; returns how many."""
+    pid, log = cli.start(_argv(data, "--reindex", "--model", str(model), "--batch-size", "2"), pre=_PAUSE)
+    deadline = time.monotonic() + 120
+    while _staged(data) < 4:
+        if time.monotonic() > deadline:
+            pytest.fail("the re-index staged no batch in 120 s")
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    assert cli.wait(pid) == -9, log.read_text(errors="replace")  # killed mid-run, not finished
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    staged = _staged(data)
+    assert 4 <= staged < N_PHOTOS + 1
+    return staged
+
+
+def _interrupted_reindex(cli: CliForkServer, tmp_path: Path, model_a: Path, model_b: Path):  # type: ignore[no-untyped-def]
+    """A collection indexed with A, then a new photo added and a re-index with B killed halfway.
+    Returns the data folder, what was served before the re-index, and the rows staged."""
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, N_PHOTOS, seed=3)
+    index_in_process(data, [photos], model_a)
+    with Collection.open(data) as c, c.session() as s:
+        first_id = int(s.scalar(select(func.min(Photo.id))) or 0)
+    before = _served(data, first_id)
+    assert len(before.search) == N_PHOTOS and len(before.similar) == N_PHOTOS - 1
+    save_jpeg(photos / "new" / "late.jpg", pattern((40, 30), seed=999))  # found by the re-index itself
+    staged = _kill_mid_reindex(cli, data, model_b)
+    return data, before, first_id, staged
+
+
+def _assert_same_results(got: Served, want: Served) -> None:
+    assert got.model_id == want.model_id
+    assert [i for i, _ in got.search] == [i for i, _ in want.search]
+    np.testing.assert_allclose([c for _, c in got.search], [c for _, c in want.search], atol=1e-5)
+    assert got.similar == want.similar
+
+
+def _counts(output: str) -> tuple[int, int, int]:
+    found = re.search(r"indexed (\d+), unchanged (\d+), updated (\d+)", output)
+    assert found, output
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+def test_an_interrupted_reindex_keeps_serving_the_old_model_and_resumes_to_the_new_one(
+    cli: CliForkServer, tiny_model_dir: Path, model_b: Path, tmp_path: Path
+) -> None:
+    data, before, first_id, staged = _interrupted_reindex(cli, tmp_path, tiny_model_dir, model_b)
+
+    # halfway: full pages, ranked by model A exactly as before; `similar` works; the new photo waits
+    _assert_same_results(_served(data, first_id), before)
+    with Collection.open(data) as c:
+        assert c.info().model_id == before.model_id and c.info().n_indexed == N_PHOTOS
+
+    with Searcher.open(data) as open_searcher:  # what a UI or API server holds through the re-index
+        resumed = cli.run(_argv(data, "--reindex", "--model", str(model_b)))
+        assert resumed.rc == 0, resumed.output
+        indexed, unchanged, updated = _counts(resumed.output)
+        assert unchanged == staged and indexed + updated == N_PHOTOS + 1 - staged  # only the rest embedded
+
+        # done: model B everywhere at once (the open searcher switches its text tower with the index)
+        assert open_searcher.reload_if_stale()
+        assert open_searcher.encoder.model_id == str(model_b.resolve())
+        want_query = DualEncoder(model_b).embed_texts([QUERY])[0]
+        np.testing.assert_allclose(open_searcher.embed_query(parse_query(QUERY)), want_query, atol=1e-5)
+        hits = open_searcher.search(QUERY, k=N_PHOTOS + 5)
+    assert len(hits) == N_PHOTOS + 1  # every photo, the one found during the re-index included
+    with Collection.open(data) as c:
+        ids, vectors = c.rows.indexed_vectors([h.id for h in hits])
+        assert c.info().model_id == str(model_b.resolve()) and vectors.shape[1] == want_query.shape[0]
+        assert _staged(data) == 0
+    order = np.argsort(-(vectors @ want_query), kind="stable")  # ranked by model B's vectors
+    np.testing.assert_allclose([h.cosine for h in hits], (vectors @ want_query)[order], atol=1e-4)
+    after = _served(data, first_id)
+    assert after.model_id == str(model_b.resolve()) and len(after.similar) == N_PHOTOS
+    assert cli.run(["check", "--data", str(data)]).rc == 0
+
+
+def test_after_an_interrupted_reindex_the_old_model_is_refused_and_a_plain_index_finishes_it(
+    cli: CliForkServer, tiny_model_dir: Path, model_b: Path, tmp_path: Path
+) -> None:
+    data, before, first_id, staged = _interrupted_reindex(cli, tmp_path, tiny_model_dir, model_b)
+
+    old = cli.run(_argv(data, "--model", str(tiny_model_dir)))
+    errors = [line for line in old.output.splitlines() if line.strip()]
+    assert old.rc == 1 and len(errors) == 1 and "re-index" in errors[0] and "unfinished" in errors[0]
+    assert _staged(data) == staged  # nothing changed: the staged vectors wait, model A still served
+    _assert_same_results(_served(data, first_id), before)
+
+    plain = cli.run(_argv(data))  # no --model, no --reindex: the pending re-index goes on with B
+    assert plain.rc == 0, plain.output
+    assert f"model {model_b.resolve()}" in plain.output
+    assert _counts(plain.output)[1] == staged
+    with Collection.open(data) as c:
+        info = c.info()
+        assert (info.model_id, info.n_indexed, info.n_pending) == (str(model_b.resolve()), N_PHOTOS + 1, 0)
+    assert cli.run(["check", "--data", str(data)]).rc == 0
+    assert len(_served(data, first_id).search) == N_PHOTOS + 1
