@@ -142,6 +142,7 @@ def test_an_interrupted_reindex_keeps_serving_the_old_model_and_resumes_to_the_n
         assert c.info().model_id == str(model_b.resolve()) and vectors.shape[1] == want_query.shape[0]
         assert _staged(data) == 0
     order = np.argsort(-(vectors @ want_query), kind="stable")  # ranked by model B's vectors
+    assert [h.id for h in hits] == ids[order].tolist()
     np.testing.assert_allclose([h.cosine for h in hits], (vectors @ want_query)[order], atol=1e-4)
     after = _served(data, first_id)
     assert after.model_id == str(model_b.resolve()) and len(after.similar) == N_PHOTOS
