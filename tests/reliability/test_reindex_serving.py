@@ -21,12 +21,15 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from indexer.check import check_collection
 from indexer.core.models import DualEncoder
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
+from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from search.query import parse_query
 from search.searcher import Searcher
 from tests.helpers import slow_commits
+from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.faults import CliForkServer, index_in_process, make_photos
 from tests.helpers.images import pattern, save_jpeg
 from tests.helpers.tiny_models import make_tiny_dual_encoder
@@ -169,3 +172,66 @@ def test_after_an_interrupted_reindex_the_old_model_is_refused_and_a_plain_index
         assert (info.model_id, info.n_indexed, info.n_pending) == (str(model_b.resolve()), N_PHOTOS + 1, 0)
     assert cli.run(["check", "--data", str(data)]).rc == 0
     assert len(_served(data, first_id).search) == N_PHOTOS + 1
+
+
+# ---------------------------------------------------------------- the rules, in process (fake encoders)
+class _StopsAfterOneBatch(FakeEncoder):
+    """A model whose second batch never comes (the run is interrupted there)."""
+
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
+        if self.batches:
+            raise KeyboardInterrupt
+        return super().embed_pixels(pixel_values)
+
+
+def _fake_index(data: Path, root: Path, encoder: FakeEncoder, **kw) -> IndexSummary:  # type: ignore[no-untyped-def]
+    return run_index(data, [root], IndexOptions(**{"workers": 0, "batch_size": 2, **kw}), encoder=encoder)
+
+
+def _fake_collection(tmp_path: Path) -> tuple[Path, Path]:
+    root, data = tmp_path / "photos", tmp_path / "data"
+    for i in range(6):
+        save_jpeg(root / f"p{i}.jpg", seed=i)
+    _fake_index(data, root, FakeEncoder())
+    with pytest.raises(KeyboardInterrupt):
+        _fake_index(data, root, _StopsAfterOneBatch(model_id="model-b", dim=12), reindex=True)
+    assert _staged(data) == 2
+    return root, data
+
+
+def _assert_served(data: Path, model_id: str, dim: int, n: int) -> None:
+    with Collection.open(data) as c:
+        info = c.info()
+        assert (info.model_id, info.dim, info.n_indexed, info.n_pending) == (model_id, dim, n, 0)
+        assert c.load_index().dim == dim and c.load_index().ntotal == n
+        assert check_collection(c).ok
+
+
+def test_a_reindex_with_a_third_model_discards_the_pending_one_and_serves_only_its_own(
+    tmp_path: Path,
+) -> None:
+    root, data = _fake_collection(tmp_path)
+    summary = _fake_index(data, root, FakeEncoder(model_id="model-c", dim=10), reindex=True)
+    assert (summary.updated, summary.unchanged) == (6, 0)  # model B's staged vectors are not model C's
+    _assert_served(data, "model-c", 10, 6)
+    assert _staged(data) == 0
+
+
+def test_a_photo_changed_during_a_pending_reindex_is_served_with_its_new_content_only(
+    tmp_path: Path,
+) -> None:
+    root, data = _fake_collection(tmp_path)
+    with Collection.open(data) as c, c.session() as s:
+        path, old_next = s.execute(
+            select(Photo.path, Photo.next_vector).where(Photo.next_vector.is_not(None)).limit(1)
+        ).one()
+    save_jpeg(Path(path), seed=77)  # new content for a photo whose model-B vector was staged
+    os.utime(path, ns=(1, 1))
+    summary = _fake_index(data, root, FakeEncoder(model_id="model-b", dim=12))
+    assert (summary.updated, summary.unchanged) == (5, 1)  # the changed photo is embedded again
+    _assert_served(data, "model-b", 12, 6)
+    with Collection.open(data) as c:
+        photo = c.rows.photo_by_path(path)
+        assert photo is not None
+        served = c.rows.vectors([photo.id])[0]
+    assert not np.allclose(served, np.frombuffer(old_next, np.float32))  # not the old content's vector
