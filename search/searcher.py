@@ -134,21 +134,27 @@ class Searcher:
         collection's model. The model's weights load lazily, on the first query that needs them.
         """
         collection = Collection.open(data, db_url=db_url)
+        given = encoder
         try:
-            stats = collection.info()
-            if encoder is not None and stats.model_id and encoder.model_id != stats.model_id:
-                raise ModelMismatchError(
-                    f"the collection in {collection.paths.root} was indexed with {stats.model_id}, "
-                    f"not {encoder.model_id}; search it with its own model or re-index"
-                )
-            if encoder is None and stats.model_id:
-                encoder = _query_encoder(stats.model_id, backend)
-            if encoder is not None:
-                _check_fingerprint(collection, encoder)
-                if prefetch_text:  # a text query: its tower loads while the index does
-                    encoder.prefetch_text()
-            signature = file_signature(collection.paths.vector_index)  # before the read: never newer
-            index = collection.load_index()
+            while True:  # again when a re-index switched the model while the index loaded
+                stats = collection.info()
+                encoder = given
+                if encoder is not None and stats.model_id and encoder.model_id != stats.model_id:
+                    raise ModelMismatchError(
+                        f"the collection in {collection.paths.root} was indexed with {stats.model_id}, "
+                        f"not {encoder.model_id}; search it with its own model or re-index"
+                    )
+                if encoder is None and stats.model_id:
+                    encoder = _query_encoder(stats.model_id, backend)
+                if encoder is not None:
+                    _check_fingerprint(collection, encoder)
+                    if prefetch_text:  # a text query: its tower loads while the index does
+                        encoder.prefetch_text()
+                signature = file_signature(collection.paths.vector_index)  # before the read: never newer
+                index = collection.load_index()
+                after = collection.info()
+                if after.model_id == stats.model_id or index.generation < after.model_generation:
+                    break
         except BaseException:
             collection.close()
             raise
@@ -218,6 +224,8 @@ class Searcher:
             if index.generation <= self._index.generation:
                 return False
             stats = self.collection.info()
+            if index.generation < stats.model_generation:
+                return False  # the old model's file, saved before a re-index switched: wait for the new one
             encoder = self._encoder
             if stats.model_id and (
                 encoder is None

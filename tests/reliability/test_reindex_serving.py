@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from indexer.check import check_collection
 from indexer.core.models import DualEncoder
 from indexer.core.storage.collection import Collection
+from indexer.core.storage.indexes import VectorIndexes
 from indexer.core.storage.schema import Photo
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from search.query import parse_query
@@ -235,3 +236,34 @@ def test_a_photo_changed_during_a_pending_reindex_is_served_with_its_new_content
         assert photo is not None
         served = c.rows.vectors([photo.id])[0]
     assert not np.allclose(served, np.frombuffer(old_next, np.float32))  # not the old content's vector
+
+
+def test_an_idle_searcher_never_pairs_the_old_models_index_file_with_the_new_text_tower(
+    tiny_model_dir: Path, model_b: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, 6, seed=4)
+    index_in_process(data, [photos], tiny_model_dir)
+    with Searcher.open(data) as idle:  # a UI nobody used since: it has not loaded the next file
+        model_a = idle.encoder.model_id
+        save_jpeg(photos / "late.jpg", pattern((40, 30), seed=998))
+        index_in_process(data, [photos], tiny_model_dir)  # saves model A's file of 7 photos
+
+        def killed_before_the_rebuilt_file(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patch:  # the re-index dies after its switch committed
+            patch.setattr(VectorIndexes, "update", killed_before_the_rebuilt_file)
+            with pytest.raises(KeyboardInterrupt):
+                index_in_process(data, [photos], model_b, reindex=True)
+        with Collection.open(data) as c:
+            assert c.info().model_id == str(model_b.resolve())  # switched; A's file still on disk
+
+        assert not idle.reload_if_stale()  # A's newer file is not paired with model B's text tower
+        assert idle.encoder.model_id == model_a and len(idle.search(QUERY, k=10)) == 6
+        with Searcher.open(data) as fresh:  # the stale file is rebuilt in memory: model B throughout
+            assert fresh.encoder.model_id == str(model_b.resolve())
+            assert len(fresh.search(QUERY, k=10)) == 7
+        index_in_process(data, [photos], model_b)  # the next run saves model B's file
+        assert idle.reload_if_stale() and idle.encoder.model_id == str(model_b.resolve())
+        assert len(idle.search(QUERY, k=10)) == 7

@@ -55,6 +55,9 @@ class InfoKey:
     NEXT_DIM = "next_dim"
     NEXT_FINGERPRINT = "next_model_fingerprint"
     NEXT_VISUAL_DIM = "next_visual_dim"
+    # the generation at which a re-index switched to the current model: an index file of an older
+    # generation holds the previous model's vectors
+    MODEL_GENERATION = "model_generation"
 
 
 def utcnow() -> datetime:

@@ -48,7 +48,8 @@ class CollectionStats:
     generation: int
     last_indexed_at: datetime | None
     roots: tuple[Path, ...]
-    n_pending: int = 0  # rows waiting to be (re-)embedded, e.g. after `--reindex` was interrupted
+    n_pending: int = 0  # rows waiting to be (re-)embedded, e.g. new photos of an unfinished re-index
+    model_generation: int = 0  # an index of an older generation holds another model's vectors
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class PhotoRows:
                 last_indexed_at=datetime.fromisoformat(last) if last else None,
                 roots=tuple(_roots(s)),
                 n_pending=int(counts.get(PhotoStatus.PENDING, 0)),
+                model_generation=get_int(s, InfoKey.MODEL_GENERATION),
             )
 
     def roots(self) -> list[Path]:

@@ -11,9 +11,10 @@ vectors to ``next_vector``/``next_visual``, while every row keeps serving the ol
 where it stopped: a run whose model is the pending one (a plain ``dualens index`` takes it) embeds
 only the rows still lacking a next vector. When a run has given every reachable row its next
 vector, :func:`switch_model` swaps in ONE transaction (vectors, model, dimension, fingerprint,
-generation bumped); the FAISS files are then rebuilt from the database. Two models' vectors are
-never served together. While a re-index is pending, a run with any other model is refused, except
-``--reindex``, which starts a new one.
+generation bumped and recorded as ``model_generation``: an index file of an older generation holds
+the old model's vectors, and a searcher never pairs it with the new text tower); the FAISS files are
+then rebuilt from the database. Two models' vectors are never served together. While a re-index is
+pending, a run with any other model is refused, except ``--reindex``, which starts a new one.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def switch_model(database: Database) -> bool:
         else:
             drop_visual(s, database)
         delete_info(s, *_NEXT_KEYS)
-        bump_generation(s)
+        set_info(s, InfoKey.MODEL_GENERATION, bump_generation(s))
     return True
 
 
