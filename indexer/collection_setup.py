@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from indexer.core.models.interface import Encoder
 from indexer.core.storage.collection import Collection
-from indexer.core.storage.runs import RunModel, start_run
+from indexer.core.storage.runs import RunModel, RunStart, start_run
 
 
-def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> int:
-    """Check/record the model; with ``reindex`` mark every indexed row pending. Returns the run number."""
+def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> RunStart:
+    """Check/record the model; ``reindex`` (or the model of an unfinished re-index) stages the new
+    model's vectors beside the served ones. Returns the run number and whether it stages."""
     model = RunModel(encoder.model_id, getattr(encoder, "fingerprint", None), encoder.visual_dim)
     return start_run(collection.database, model, reindex=reindex)

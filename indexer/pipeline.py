@@ -30,8 +30,9 @@ from indexer.core.models import DualEncoder
 from indexer.core.models.default_spec import model_hint
 from indexer.core.models.interface import Encoder
 from indexer.core.settings import CollectionPaths
+from indexer.core.storage.indexes import IndexState
 from indexer.core.storage.locks import exclusive_indexing
-from indexer.core.storage.runs import finish_run
+from indexer.core.storage.runs import finish_run, switch_model
 from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
@@ -191,12 +192,12 @@ def run_index(
         with timer.stage("scan"):
             known_roots = [str(r) for r in collection.rows.roots()]
             roots = given or normalise_roots(known_roots, missing_ok=True)
-            recorded = collection.database.facts().model_id
-            model = options.model or recorded or "default"
+            facts = collection.database.facts()  # an unfinished re-index's model goes on by default
+            model = options.model or facts.next_model_id or facts.model_id or "default"
             if encoder is None:
                 encoder = make_encoder(model, options)
-            run = record_model(collection, encoder, reindex=options.reindex)
-            if options.reindex:
+            begun = record_model(collection, encoder, reindex=options.reindex)
+            if begun.staging:
                 roots = normalise_roots([*roots, *known_roots], missing_ok=True)
             collection.rows.record_roots(roots)
             was_current = collection.indexes.state()
@@ -207,13 +208,14 @@ def run_index(
                 prune=options.prune,
                 want_visual=encoder.visual_dim > 0,
                 retry_failed=options.retry_failed,
+                staging=begun.staging,
             )
         summary.roots, summary.seen, summary.unchanged = roots, len(scanned.files), plan.unchanged
         summary.model_id = encoder.model_id
         summary.failed = summary.known_failed = plan.known_failed
-        state = _RunState(plan, BatchWriter(collection, run), summary)
+        state = _RunState(plan, BatchWriter(collection, begun.run, staging=begun.staging), summary)
         for row in plan.move_sources:  # a renamed folder's photos move, though the folder looks emptied
-            if row.is_indexed and row.content_hash:
+            if plan.lends(row) and row.content_hash:
                 state.missing_by_hash.setdefault(row.content_hash, []).append(row.id)
         if plan.todo and options.engine == "ray":
             _process_on_ray(state, encoder, model, options, timer)
@@ -224,6 +226,8 @@ def run_index(
             removed = state.writer.sweep(gone, state.claimed)
             summary.removed = sum(r.id not in state.claimed for r in gone)
             state.removed.update(removed)
+            if begun.staging and switch_model(collection.database):  # complete: serve the new model
+                was_current = IndexState(frozenset())  # every file rebuilt from the swapped vectors
             collection.indexes.update(was_current, state.removed, state.added)
             summary.placed = fill_places(collection)  # new GPS positions, and those of older releases
             finish_run(collection.database)

@@ -9,6 +9,9 @@ A folder whose every photo is gone at once (vanished, or emptied: a disk unmount
 a share that is down) is *unreachable* rather than missing, as is a folder that cannot be listed:
 its rows are kept unless ``prune``, and may still be claimed by moves (a renamed folder). The rows
 come from ``PhotoRows.rows_to_plan``.
+
+A re-index run (``staging``) judges rows by their staged next-model vectors instead: a row without
+one is embedded (so an interrupted re-index resumes), and only rows with one lend vectors.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class Plan:
     # content hash -> id of an indexed row holding that content (for moves and duplicate reuse);
     # the runner adds the rows it writes
     by_hash: dict[str, int] = field(default_factory=dict)
+    staging: bool = False  # a re-index run: the staged next-model vectors are the ones that count
+
+    def lends(self, row: ExistingRow) -> bool:
+        """Whether a row's vectors may be moved or copied to a file with the same content."""
+        return row.has_next if self.staging else row.is_indexed
 
     @property
     def move_sources(self) -> list[ExistingRow]:
@@ -54,7 +62,7 @@ class Plan:
 
     @property
     def missing_hashes(self) -> frozenset[str]:
-        return frozenset(r.content_hash for r in self.move_sources if r.is_indexed and r.content_hash)
+        return frozenset(r.content_hash for r in self.move_sources if self.lends(r) and r.content_hash)
 
     def settle(self, claimed: set[int]) -> tuple[list[ExistingRow], int, tuple[str, ...]]:
         """After the run's moves (``claimed`` rows): the rows to sweep, the number of rows kept
@@ -84,14 +92,18 @@ def make_plan(
     prune: bool = False,
     want_visual: bool = False,
     retry_failed: bool = False,
+    staging: bool = False,
 ) -> Plan:
     """``want_visual``: the model has visual vectors, so an indexed row without one (indexed by an
     older release) is embedded again: the visual vector cannot be derived from the joint one.
-    ``retry_failed``: read failed files again even when their size and mtime are unchanged."""
+    ``retry_failed``: read failed files again even when their size and mtime are unchanged.
+    ``staging``: a re-index run, which embeds every row lacking a staged next-model vector."""
     by_path = {r.path: r for r in existing}
 
     def complete(row: ExistingRow) -> bool:
-        """Indexed with every vector the model gives: it may stay as it is and lend its vectors."""
+        """Holding every vector the run's model gives: it may stay as it is and lend its vectors."""
+        if staging:
+            return row.has_next and (row.has_next_visual or not want_visual)
         return row.is_indexed and (row.has_visual or not want_visual)
 
     todo: list[WorkItem] = []
@@ -130,6 +142,7 @@ def make_plan(
         unreachable_folders=tuple(dict.fromkeys(blocked)),
         emptied_folders=tuple(emptied),
         known_failed=known_failed,
+        staging=staging,
     )
 
 

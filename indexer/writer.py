@@ -92,10 +92,11 @@ def _row_write(op: WriteOp) -> RowWrite:
 
 
 class BatchWriter:
-    """Writes one run's results, a transaction per batch (``run``: the run number of the rows)."""
+    """Writes one run's results, a transaction per batch (``run``: the run number of the rows;
+    ``staging``: a re-index, its vectors staged beside the served ones until the switch)."""
 
-    def __init__(self, collection: Collection, run: int) -> None:
-        self.rows = RowWriter(collection.database, run)
+    def __init__(self, collection: Collection, run: int, *, staging: bool = False) -> None:
+        self.rows = RowWriter(collection.database, run, staging=staging)
 
     def write(self, ops: Sequence[WriteOp]) -> BatchOutcome:
         return self.rows.write([_row_write(op) for op in ops])

@@ -234,6 +234,8 @@ class Searcher:
             if index is None or index.generation <= self._index.generation:
                 return False
             stats = self.collection.info()
+            if index.generation < stats.model_generation:
+                return False  # the old model's file, saved before a re-index switched: wait for the new one
             encoder = self._encoder
             if stats.model_id and (
                 encoder is None

@@ -257,11 +257,14 @@ def test_interrupted_reindex_never_mixes_models_and_resumes(tmp_path: Path) -> N
     with pytest.raises(KeyboardInterrupt):
         _index(data, root, encoder=Exploding(model_id="new-model", dim=12), reindex=True, batch_size=2)
     with Collection.open(data) as c:
-        info = c.info()
-        assert (info.model_id, info.n_indexed, info.n_pending) == ("new-model", 2, 4)
-        assert c.load_index().dim == 12  # only new-model vectors are searchable
+        info = c.info()  # the old model's vectors all still served, none of the new model's
+        assert (info.model_id, info.n_indexed, info.n_pending) == ("fake-encoder-v1", 6, 0)
+        assert c.load_index().dim == 8
     summary = _index(data, root, encoder=FakeEncoder(model_id="new-model", dim=12))
     assert (summary.updated, summary.unchanged) == (4, 2)
+    with Collection.open(data) as c:
+        assert (c.info().model_id, c.info().n_indexed) == ("new-model", 6)
+        assert c.load_index().dim == 12
     _assert_consistent(data)
 
 

@@ -123,11 +123,18 @@ def _holds_vectors(photo: Photo) -> bool:
 
 
 class RowWriter:
-    """Writes one run's batches (``run``: the number recorded as each row's ``seen_run``)."""
+    """Writes one run's batches (``run``: the number recorded as each row's ``seen_run``).
 
-    def __init__(self, database: Database, run: int) -> None:
+    ``staging``: a re-index run (``indexer.core.storage.runs``). Its vectors go to ``next_vector`` /
+    ``next_visual``; a row whose content is unchanged keeps serving its old vectors, one that is new
+    or changed serves none (status pending) until the switch, so no served vector ever belongs to
+    another content or to the new model.
+    """
+
+    def __init__(self, database: Database, run: int, *, staging: bool = False) -> None:
         self.database = database
         self.run = run
+        self.staging = staging
         self.dim: int | None = None
 
     def _row(self, s: Session, row_id: int | None) -> Photo:
@@ -141,9 +148,10 @@ class RowWriter:
 
     def _check_dim(self, s: Session, dim: int) -> None:
         if self.dim is None:
-            stored = get_info(s, InfoKey.DIM)
+            key = InfoKey.NEXT_DIM if self.staging else InfoKey.DIM
+            stored = get_info(s, key)
             if stored is None:
-                set_info(s, InfoKey.DIM, dim)
+                set_info(s, key, dim)
                 self.dim = dim
             else:
                 self.dim = int(stored)
@@ -154,30 +162,37 @@ class RowWriter:
             )
 
     def write(self, writes: Sequence[RowWrite]) -> BatchOutcome:
-        """Apply ``writes`` in one transaction. An existing row that held vectors and gets new ones,
-        or none, leaves the index (``removed_ids``); rows that get vectors enter it (``added_ids``)."""
+        """Apply ``writes`` in one transaction. A row whose served vectors change or go leaves the
+        index (``removed_ids``); a row that serves new vectors enters it (``added_ids``)."""
         out = BatchOutcome()
         if not writes:
             return out
         now = utcnow()
-        added: list[tuple[Photo, str | None]] = []  # ids known after the flush (one INSERT for many rows)
+        written: list[tuple[Photo, str | None, bool]] = []  # ids known after the flush (one INSERT)
         with self.database.writing() as s:
             for w in writes:
-                if w.row_id is not None and not isinstance(w, KeptVectors):
-                    existing = s.get(Photo, w.row_id)
-                    if existing is not None and _holds_vectors(existing):
-                        out.removed_ids.append(w.row_id)
-                if isinstance(w, NewVectors):
-                    added.append(self._write_new(s, w, now))
-                elif isinstance(w, CopiedVectors):
-                    added.extend(self._write_copied(s, w, now))
-                elif isinstance(w, KeptVectors):
+                if isinstance(w, KeptVectors):
                     _apply_file(self._row(s, w.row_id), w.file, self.run)
+                    continue
+                existing = None if w.row_id is None else s.get(Photo, w.row_id)
+                served = None if existing is None or not _holds_vectors(existing) else existing.vector
+                if isinstance(w, NewVectors):
+                    photo, content = self._write_new(s, w, now)
+                elif isinstance(w, CopiedVectors):
+                    copied = self._write_copied(s, w, now)
+                    if copied is None:
+                        continue  # a move: the source row takes the path, its vectors unchanged
+                    photo, content = copied, None
                 else:
-                    self._write_failed(s, w, now)
+                    photo, content = self._write_failed(s, w, now), None
+                changed = photo.vector is not served  # the same blob object: left as it was
+                if served is not None and changed:
+                    out.removed_ids.append(photo.id)
+                written.append((photo, content, changed and _holds_vectors(photo)))
             s.flush()
-            for photo, content in added:
-                out.added_ids.append(photo.id)
+            for photo, content, enters in written:
+                if enters:
+                    out.added_ids.append(photo.id)
                 if content:
                     out.new_hashes[content] = photo.id
             if out.added_ids or out.removed_ids:
@@ -188,42 +203,61 @@ class RowWriter:
         vector = np.asarray(w.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
         self._check_dim(s, int(vector.shape[0]))
         photo = self._row(s, w.row_id)
+        same_content = w.file.hashed and photo.content_hash == w.file.content_hash
+        keeps_served = self.staging and same_content and _holds_vectors(photo)
         _apply_file(photo, w.file, self.run)
         m = w.facts
         photo.width, photo.height = m.width, m.height
         photo.taken_at = m.taken_at
         photo.camera_make, photo.camera_model = m.camera_make, m.camera_model
         photo.gps_lat, photo.gps_lon = m.gps_lat, m.gps_lon
-        for name in PLACE_FIELDS:  # looked up again at the end of the run (the places stage)
-            setattr(photo, name, None)
-        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
-        photo.vector = vector_to_blob(vector)
-        photo.visual = None if w.visual is None else vector_to_blob(w.visual)
+        if not keeps_served:  # looked up again at the end of the run (the places stage)
+            for name in PLACE_FIELDS:
+                setattr(photo, name, None)
+        blob = vector_to_blob(vector)
+        visual = None if w.visual is None else vector_to_blob(w.visual)
+        photo.error, photo.indexed_at = None, now
+        if self.staging:
+            photo.next_vector, photo.next_visual = blob, visual
+            if not keeps_served:  # new or changed content: nothing served until the switch
+                photo.status, photo.vector, photo.visual = PhotoStatus.PENDING, None, None
+        else:
+            photo.status, photo.vector, photo.visual = PhotoStatus.INDEXED, blob, visual
+            photo.next_vector = photo.next_visual = None
         return photo, w.file.content_hash
 
-    def _write_copied(self, s: Session, w: CopiedVectors, now: datetime) -> list[tuple[Photo, str | None]]:
+    def _write_copied(self, s: Session, w: CopiedVectors, now: datetime) -> Photo | None:
+        """None for a move (the source row itself takes the new path, keeping its id and vectors)."""
         source = s.get(Photo, w.source_id)
-        if source is None or source.status != PhotoStatus.INDEXED or source.vector is None:
+        lends = source is not None and (
+            source.next_vector is not None if self.staging else _holds_vectors(source)
+        )
+        if source is None or not lends:
             raise CollectionError(
                 f"photo {w.source_id} lost its vector while this run copied it; run `dualens index` again"
             )
         if w.move and w.row_id is None:
-            _apply_file(source, w.file, self.run)  # same row id, same vector
-            return []
+            _apply_file(source, w.file, self.run)  # same row id, same vectors
+            return None
         photo = self._row(s, w.row_id)
+        same_content = w.file.hashed and photo.content_hash == w.file.content_hash
+        keeps_served = self.staging and same_content and _holds_vectors(photo) and not _holds_vectors(source)
         _apply_file(photo, w.file, self.run)
         for name in _META_FIELDS:
             setattr(photo, name, getattr(source, name))
-        photo.status, photo.error, photo.indexed_at = PhotoStatus.INDEXED, None, now
-        photo.vector, photo.visual = source.vector, source.visual
-        return [(photo, None)]
+        photo.error, photo.indexed_at = None, now
+        photo.next_vector, photo.next_visual = source.next_vector, source.next_visual
+        if not keeps_served:
+            photo.status, photo.vector, photo.visual = source.status, source.vector, source.visual
+        return photo
 
-    def _write_failed(self, s: Session, w: FailedRead, now: datetime) -> None:
+    def _write_failed(self, s: Session, w: FailedRead, now: datetime) -> Photo:
         photo = self._row(s, w.row_id)
         _apply_file(photo, w.file, self.run)
         photo.status, photo.error, photo.indexed_at = PhotoStatus.ERROR, w.reason, now
-        photo.vector = photo.visual = None
+        photo.vector = photo.visual = photo.next_vector = photo.next_visual = None
         photo.width = photo.height = None
+        return photo
 
     def delete(self, ids: Sequence[int]) -> list[int]:
         """Delete the rows ``ids`` in one transaction; returns those of them that were indexed."""

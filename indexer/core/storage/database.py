@@ -53,7 +53,15 @@ class InfoKey:
     INDEX_KIND = "index_kind"  # `rebuild-index --index`: auto (default), flat, ivf or ivfpq
     MEMORY_BUDGET = "memory_budget"  # `rebuild-index --memory-budget`, bytes (default: a share of RAM)
     VISUAL_DIM = "visual_dim"  # size of the visual vectors; absent or 0: the joint vectors serve
-    VISUAL_INDEX_GENERATION = "visual_index_generation"  # the same, of the last visual FAISS file
+    VISUAL_INDEX_GENERATION = "visual_index_generation"  # generation of the last visual FAISS file
+    # a re-index in progress: the model whose vectors are staged in ``next_vector``/``next_visual``
+    NEXT_MODEL_ID = "next_model_id"
+    NEXT_DIM = "next_dim"
+    NEXT_FINGERPRINT = "next_model_fingerprint"
+    NEXT_VISUAL_DIM = "next_visual_dim"
+    # the generation at which a re-index switched to the current model: an index file of an older
+    # generation holds the previous model's vectors
+    MODEL_GENERATION = "model_generation"
 
 
 def utcnow() -> datetime:
@@ -98,6 +106,7 @@ class ModelFacts:
     model_id: str | None
     dim: int
     visual_dim: int  # 0: no visual vectors (the joint ones serve)
+    next_model_id: str | None = None  # the model of an unfinished re-index (its vectors staged)
 
 
 def model_facts(session: Session) -> ModelFacts:
@@ -106,6 +115,7 @@ def model_facts(session: Session) -> ModelFacts:
         model_id=get_info(session, InfoKey.MODEL_ID),
         dim=get_int(session, InfoKey.DIM),
         visual_dim=get_int(session, InfoKey.VISUAL_DIM),
+        next_model_id=get_info(session, InfoKey.NEXT_MODEL_ID),
     )
 
 

@@ -48,7 +48,8 @@ class CollectionStats:
     generation: int
     last_indexed_at: datetime | None
     roots: tuple[Path, ...]
-    n_pending: int = 0  # rows waiting to be (re-)embedded, e.g. after `--reindex` was interrupted
+    n_pending: int = 0  # rows waiting to be (re-)embedded, e.g. new photos of an unfinished re-index
+    model_generation: int = 0  # an index of an older generation holds another model's vectors
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class ExistingRow:
     content_hash: str | None
     has_vector: bool
     has_visual: bool = False
+    has_next: bool = False  # the vector of a pending re-index's model is staged
+    has_next_visual: bool = False
 
     @property
     def is_indexed(self) -> bool:
@@ -164,6 +167,7 @@ class PhotoRows:
                 last_indexed_at=datetime.fromisoformat(last) if last else None,
                 roots=tuple(_roots(s)),
                 n_pending=int(counts.get(PhotoStatus.PENDING, 0)),
+                model_generation=get_int(s, InfoKey.MODEL_GENERATION),
             )
 
     def roots(self) -> list[Path]:
@@ -177,7 +181,8 @@ class PhotoRows:
         out: dict[int, Photo] = {}
         with self.database.reading(session) as s:
             for chunk in chunks(wanted):
-                for p in s.scalars(select(Photo).options(defer(Photo.vector)).where(Photo.id.in_(chunk))):
+                blobs = defer(Photo.vector), defer(Photo.next_vector), defer(Photo.next_visual)
+                for p in s.scalars(select(Photo).options(*blobs).where(Photo.id.in_(chunk))):
                     out[p.id] = p
             for p in out.values():
                 s.expunge(p)
@@ -234,6 +239,8 @@ class PhotoRows:
             Photo.content_hash,
             Photo.vector.is_not(None).label("has_vector"),
             Photo.visual.is_not(None).label("has_visual"),
+            Photo.next_vector.is_not(None).label("has_next"),
+            Photo.next_visual.is_not(None).label("has_next_visual"),
         )
         with self.database.session() as s:
             return [
@@ -246,6 +253,8 @@ class PhotoRows:
                     r.content_hash,
                     bool(r.has_vector),
                     bool(r.has_visual),
+                    bool(r.has_next),
+                    bool(r.has_next_visual),
                 )
                 for r in s.execute(stmt)
             ]

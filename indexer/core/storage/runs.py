@@ -1,17 +1,27 @@
-"""The start and end of an indexing run in the database: the model check and record, ``--reindex``.
+"""The start of an indexing run in the database (the model check and record, ``--reindex``), the
+switch to a re-indexed model, and the end of a run.
 
-A collection holds vectors of ONE model (its ``model_id`` and ``dim`` are recorded). Indexing with
+A collection serves vectors of ONE model (its ``model_id`` and ``dim`` are recorded). Indexing with
 another model raises ModelMismatchError: use another ``--data`` directory per model, or
-``--reindex`` to re-embed the whole collection with the new model. ``--reindex`` marks every
-indexed row ``pending`` (vector dropped) in one transaction, so an interrupted re-index resumes
-where it stopped and never mixes two models' vectors.
+``--reindex`` to re-embed the whole collection with the new model.
+
+A re-index is *staged*: the new model is recorded as ``next_model_id`` and each batch writes its
+vectors to ``next_vector``/``next_visual``, while every row keeps serving the old model's vectors
+(searches, ``similar`` and the text tower stay the old model's). An interrupted re-index resumes
+where it stopped: a run whose model is the pending one (a plain ``dualens index`` takes it) embeds
+only the rows still lacking a next vector. When a run has given every reachable row its next
+vector, :func:`switch_model` swaps in ONE transaction (vectors, model, dimension, fingerprint,
+generation bumped and recorded as ``model_generation``: an index file of an older generation holds
+the old model's vectors, and a searcher never pairs it with the new text tower); the FAISS files are
+then rebuilt from the database. Two models' vectors are never served together. While a re-index is
+pending, a run with any other model is refused, except ``--reindex``, which starts a new one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from indexer.core.errors import ModelMismatchError
@@ -28,6 +38,9 @@ from indexer.core.storage.database import (
 from indexer.core.storage.indexes import drop_visual
 from indexer.core.storage.schema import Photo, PhotoStatus
 
+_NEXT_KEYS = (InfoKey.NEXT_MODEL_ID, InfoKey.NEXT_DIM, InfoKey.NEXT_FINGERPRINT, InfoKey.NEXT_VISUAL_DIM)
+_SERVABLE = (PhotoStatus.INDEXED, PhotoStatus.PENDING)
+
 
 @dataclass(frozen=True)
 class RunModel:
@@ -38,46 +51,82 @@ class RunModel:
     visual_dim: int  # 0: the model has no visual vectors
 
 
-def start_run(database: Database, model: RunModel, *, reindex: bool) -> int:
-    """Check/record the model in one transaction; with ``reindex`` mark every indexed row pending.
-    Returns the run number."""
+@dataclass(frozen=True)
+class RunStart:
+    """``run``: the run number. ``staging``: the run writes the next model's vectors (a re-index)."""
+
+    run: int
+    staging: bool = False
+
+
+def start_run(database: Database, model: RunModel, *, reindex: bool) -> RunStart:
+    """Check/record the model in one transaction; ``reindex`` (or a run with the model of a pending
+    re-index) stages the new model's vectors beside the old ones."""
     with database.writing() as s:
-        stored = get_info(s, InfoKey.MODEL_ID)
-        if stored is not None and stored != model.model_id and not _holds_vectors(s):
-            # nothing embedded yet (a first run that failed, e.g. a model that would not load): no
-            # vectors to keep comparable, so the new model simply takes over
-            delete_info(s, InfoKey.DIM)
-            stored = None
-        if stored is not None and stored != model.model_id and not reindex:
-            raise ModelMismatchError(
-                f"this collection ({database.paths.root}) was indexed with model {stored!r}, not "
-                f"{model.model_id!r}; use another --data directory for a second model, or "
-                "`dualens index --reindex` to re-embed every photo with the new model"
-            )
-        stored_print = get_info(s, InfoKey.MODEL_FINGERPRINT)
-        if stored == model.model_id and stored_print and model.fingerprint != stored_print and not reindex:
-            raise ModelMismatchError(
-                f"the model in {model.model_id} has changed since this collection was indexed (its "
-                "files differ), so new and old vectors would not be comparable; re-embed every photo "
-                "with `dualens index --reindex`, or index with the old model"
-            )
-        if reindex:
-            s.execute(
-                update(Photo)
-                .where(Photo.status == PhotoStatus.INDEXED)
-                .values(status=PhotoStatus.PENDING, vector=None)
-            )
-            delete_info(s, InfoKey.DIM)
-            bump_generation(s)
-        _record_visual(database, s, model.visual_dim, reindex=reindex)
-        set_info(s, InfoKey.MODEL_ID, model.model_id)
-        if model.fingerprint:
-            set_info(s, InfoKey.MODEL_FINGERPRINT, model.fingerprint)
-        elif stored_print:
-            delete_info(s, InfoKey.MODEL_FINGERPRINT)
+        staging = _start_staging(database, s, model, reindex=reindex)
+        if not staging:
+            _record_model(database, s, model, reindex=reindex)
         run = get_int(s, InfoKey.RUN) + 1
         set_info(s, InfoKey.RUN, run)
-    return run
+    return RunStart(run, staging)
+
+
+def _start_staging(database: Database, s: Session, model: RunModel, *, reindex: bool) -> bool:
+    """Begin or resume a staged re-index; False for an ordinary run (raises for a refused one)."""
+    pending = get_info(s, InfoKey.NEXT_MODEL_ID)
+    if not _holds_vectors(s):  # nothing served: no old vectors to keep, the model simply takes over
+        if pending is not None:
+            _clear_staged(s)
+        return False
+    resumes = pending == model.model_id and get_info(s, InfoKey.NEXT_FINGERPRINT) == model.fingerprint
+    if pending is not None and not resumes and not reindex:
+        raise ModelMismatchError(
+            f"a re-index of this collection ({database.paths.root}) with model {pending!r} is "
+            "unfinished; run `dualens index` to finish it, or `dualens index --reindex --model M` "
+            "to re-index with another model"
+        )
+    if not reindex and not resumes:
+        return False
+    if pending is not None and not resumes:
+        _clear_staged(s)  # another model than the pending re-index's: start again
+    set_info(s, InfoKey.NEXT_MODEL_ID, model.model_id)
+    if model.fingerprint:
+        set_info(s, InfoKey.NEXT_FINGERPRINT, model.fingerprint)
+    set_info(s, InfoKey.NEXT_VISUAL_DIM, model.visual_dim)
+    return True
+
+
+def _record_model(database: Database, s: Session, model: RunModel, *, reindex: bool) -> None:
+    """The checks and record of an ordinary run (``reindex`` here: nothing is served yet)."""
+    stored = get_info(s, InfoKey.MODEL_ID)
+    if stored is not None and stored != model.model_id and not _holds_vectors(s):
+        # nothing embedded yet (a first run that failed, e.g. a model that would not load): no
+        # vectors to keep comparable, so the new model simply takes over
+        delete_info(s, InfoKey.DIM)
+        stored = None
+    if stored is not None and stored != model.model_id and not reindex:
+        raise ModelMismatchError(
+            f"this collection ({database.paths.root}) was indexed with model {stored!r}, not "
+            f"{model.model_id!r}; use another --data directory for a second model, or "
+            "`dualens index --reindex` to re-embed every photo with the new model"
+        )
+    stored_print = get_info(s, InfoKey.MODEL_FINGERPRINT)
+    if stored == model.model_id and stored_print and model.fingerprint != stored_print and not reindex:
+        raise ModelMismatchError(
+            f"the model in {model.model_id} has changed since this collection was indexed (its "
+            "files differ), so new and old vectors would not be comparable; re-embed every photo "
+            "with `dualens index --reindex`, or index with the old model"
+        )
+    if reindex:  # rows of an older release's interrupted re-index: no vector served, embed them all
+        s.execute(update(Photo).where(Photo.status == PhotoStatus.INDEXED).values(status=PhotoStatus.PENDING))
+        delete_info(s, InfoKey.DIM)
+        bump_generation(s)
+    _record_visual(database, s, model.visual_dim, reindex=reindex)
+    set_info(s, InfoKey.MODEL_ID, model.model_id)
+    if model.fingerprint:
+        set_info(s, InfoKey.MODEL_FINGERPRINT, model.fingerprint)
+    elif stored_print:
+        delete_info(s, InfoKey.MODEL_FINGERPRINT)
 
 
 def _record_visual(database: Database, s: Session, visual_dim: int, *, reindex: bool) -> None:
@@ -92,6 +141,58 @@ def _record_visual(database: Database, s: Session, visual_dim: int, *, reindex: 
 
 def _holds_vectors(s: Session) -> bool:
     return s.scalar(select(Photo.id).where(Photo.vector.is_not(None)).limit(1)) is not None
+
+
+def _clear_staged(s: Session) -> None:
+    """Forget a pending re-index: its staged vectors, its model; rows it found stay pending."""
+    staged = or_(Photo.next_vector.is_not(None), Photo.next_visual.is_not(None))
+    s.execute(update(Photo).where(staged).values(next_vector=None, next_visual=None))
+    delete_info(s, *_NEXT_KEYS)
+
+
+def switch_model(database: Database) -> bool:
+    """Serve the staged re-index, in ONE transaction: every staged vector replaces the served one,
+    the next model becomes the collection's, the generation moves. Rows the re-index could not reach
+    (a folder kept unreachable) have no next vector: they turn pending, embedded when back. Returns
+    False when no re-index is pending. The FAISS files are stale afterwards: rebuild them."""
+    with database.writing() as s:
+        next_model = get_info(s, InfoKey.NEXT_MODEL_ID)
+        if next_model is None:
+            return False
+        s.execute(
+            update(Photo)
+            .where(Photo.next_vector.is_(None), Photo.status.in_(_SERVABLE))
+            .values(status=PhotoStatus.PENDING, vector=None, visual=None)
+        )
+        s.execute(
+            update(Photo)
+            .where(Photo.next_vector.is_not(None), Photo.status.in_(_SERVABLE))
+            .values(
+                status=PhotoStatus.INDEXED,
+                vector=Photo.next_vector,
+                visual=Photo.next_visual,
+                next_vector=None,
+                next_visual=None,
+            )
+        )
+        next_dim, next_print = get_info(s, InfoKey.NEXT_DIM), get_info(s, InfoKey.NEXT_FINGERPRINT)
+        visual_dim = get_int(s, InfoKey.NEXT_VISUAL_DIM)
+        set_info(s, InfoKey.MODEL_ID, next_model)
+        if next_dim is None:
+            delete_info(s, InfoKey.DIM)
+        else:
+            set_info(s, InfoKey.DIM, next_dim)
+        if next_print is None:
+            delete_info(s, InfoKey.MODEL_FINGERPRINT)
+        else:
+            set_info(s, InfoKey.MODEL_FINGERPRINT, next_print)
+        if visual_dim:
+            set_info(s, InfoKey.VISUAL_DIM, visual_dim)
+        else:
+            drop_visual(s, database)
+        delete_info(s, *_NEXT_KEYS)
+        set_info(s, InfoKey.MODEL_GENERATION, bump_generation(s))
+    return True
 
 
 def finish_run(database: Database) -> None:

@@ -61,7 +61,9 @@ class FilePath(TypeDecorator[str]):
 class PhotoStatus(enum.StrEnum):
     INDEXED = "indexed"  # has a current vector, present in the FAISS index
     ERROR = "error"  # could not be read or decoded; ``error`` holds the reason
-    PENDING = "pending"  # waiting to be (re-)embedded (``dualens index --reindex`` in progress); no vector
+    # waiting to be (re-)embedded: no vector (a file found by an unfinished re-index holds only its
+    # ``next_vector``; a row of an older release's interrupted ``--reindex`` holds none)
+    PENDING = "pending"
 
 
 PLACE_FIELDS = ("place_city", "place_region", "place_country")
@@ -102,6 +104,11 @@ class Photo(Base):
     # its joint space (the default model's pooled tower features); NULL for CLIP-family models
     visual: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_run: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    # a re-index in progress (``collection_info`` ``next_model_id``): the new model's vectors, staged
+    # while ``vector``/``visual`` keep serving the old model's; swapped in at once when complete
+    # (``indexer.core.storage.runs``). NULL whenever no re-index is pending.
+    next_vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    next_visual: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         Index("ix_photos_status_id", "status", "id"),  # indexed vectors in id order
