@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import indexer.decode as decode_module
 import indexer.decode_pool as pool_module
 from indexer.check import check_collection
 from indexer.core.errors import CollectionError, ModelMismatchError, UsageError
@@ -71,7 +72,8 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         opened.append(Path(task.path).name)
         return real(task, opts, known)
 
-    monkeypatch.setattr(pool_module, "decode_file", counting)
+    monkeypatch.setattr(pool_module, "decode_file", counting)  # in a worker process
+    monkeypatch.setattr(decode_module, "decode_file", counting)  # in process, with --workers 0
     return opened
 
 

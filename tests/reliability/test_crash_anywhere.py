@@ -82,9 +82,11 @@ def _sync(folder: Path, want: dict[str, bytes]) -> None:
 
 
 def _index_argv(data: Path, folder: Path, model: Path, dbs: Databases) -> list[str]:
+    # --prune: a folder the switch between variants removes whole is deleted, as in the reference
+    # (without it that folder's photos are kept, by design: a vanished folder may be an unmounted disk)
     return [
         "index", "--data", str(data), *dbs.argv(data), "--model", str(model), "--batch-size", BATCH_SIZE,
-        "--workers", "1", "--threads", "1", "--no-progress", str(folder),
+        "--workers", "1", "--threads", "1", "--no-progress", "--prune", str(folder),
     ]  # fmt: skip
 
 
