@@ -190,3 +190,11 @@ def test_the_development_guide_lists_every_module() -> None:
     )
     assert modules, "no modules found"
     assert [m for m in modules if m not in layout] == []
+
+
+def test_the_front_ends_reach_the_database_only_through_search_and_storage() -> None:
+    """ui/ (the page, the CLI, the HTTP service) imports no SQLAlchemy and opens no session."""
+    front = {name: path for name, path in _modules().items() if name.split(".")[0] == "ui"}
+    assert "ui.api" in front
+    assert sorted(n for n, p in front.items() if "sqlalchemy" in _third_party_imports(p)) == []
+    assert sorted(f"{n}:{line}" for n, p in front.items() for line in _session_calls(p)) == []
