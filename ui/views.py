@@ -48,9 +48,12 @@ def sidebar(stats: Stats, facets: Facets) -> None:
             format_func=lambda p: "All folders" if p == state.ALL_FOLDERS else labels.get(p, "?"),
             on_change=state.reset_paging,
         )
+        # the empty range (no date filter) only when the session holds none: a value given beside a
+        # session-state value makes Streamlit warn on the terminal
+        default: dict[str, Any] = {} if state.DATES in st.session_state else {"value": cast(Any, ())}
         st.date_input(
             "Date taken",
-            value=cast(Any, ()),  # empty range: no date filter
+            **default,
             min_value=facets.first_date,
             max_value=facets.last_date,
             key=state.DATES,

@@ -10,6 +10,7 @@ structure where Pillow can read it.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,11 @@ RAW_EXTENSIONS: dict[str, str] = dict.fromkeys(
 )  # fmt: skip
 MIN_PREVIEW_SIDE = 512  # a smaller embedded preview (a thumbnail) is not used: the sensor data is
 _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}  # LibRaw's flip -> the EXIF orientation
+# rawpy warns in every forked process (decode workers, upload children) that its OpenMP build may
+# deadlock after fork, whether or not a RAW file is ever read there. dualens reads a RAW file through
+# its embedded JPEG preview (no OpenMP) and develops sensor data only when there is none; a decoder
+# stuck there is killed by the wall-clock decode timeout. The warning is noise on the user's terminal.
+warnings.filterwarnings("ignore", message="rawpy is being used in a process created", category=RuntimeWarning)
 
 
 def raw_available() -> bool:
