@@ -163,10 +163,10 @@ def test_searches_during_indexing_see_the_old_or_the_new_index_never_a_partial_o
     with Searcher.open(data) as s:
         q = s.embed_query(parse_query(QUERY))
 
-    def argv(batch: int) -> list[str]:
+    def argv(batch: int) -> list[str]:  # --prune: a sub-folder the deletions empty is swept, not kept
         return [
             "index", "--data", str(data), "--model", str(tiny_model_dir), "--batch-size", str(batch),
-            "--workers", "0", "--threads", "1", "--no-progress", str(root),
+            "--workers", "0", "--threads", "1", "--no-progress", "--prune", str(root),
         ]  # fmt: skip
 
     report = []
