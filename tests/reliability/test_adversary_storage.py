@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from indexer import watch
 from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.database import sqlite_file
@@ -90,6 +91,7 @@ def test_a_recorded_root_replaced_by_a_symlink_is_not_followed_nor_registered(
     _index(data, root)
     os.rename(root, tmp_path / "p4.real")
     root.symlink_to(outside, target_is_directory=True)
+    assert watch._collection_roots(data, None) == (str(root),)  # --watch: the root as recorded
     summary = _index(data)  # the collection's recorded roots
     assert summary.indexed == 0 and summary.roots == (str(root),)
     assert (summary.kept_unreachable, summary.unreachable_folders) == (3, (str(root),))
