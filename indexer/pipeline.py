@@ -39,7 +39,7 @@ from indexer.decode_pool import DecoderPool, default_workers
 from indexer.geocode import fill_places
 from indexer.plan import Plan, WorkItem, make_plan
 from indexer.ray_engine import RayOptions
-from indexer.scan import normalise_roots, scan
+from indexer.scan import normalise_roots, scan, stored_roots
 from indexer.writer import BatchWriter, Embedded, Failed, Reused, Touched, WriteOp
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class IndexSummary:
 
     def warnings(self) -> list[str]:
         """What the user must know although the run succeeded."""
-        if not self.unreachable_folders:
+        if not self.unreachable_folders or not self.kept_unreachable:  # --prune removed them: nothing kept
             return []
         shown = ", ".join(printable(f) for f in self.unreachable_folders[:3])
         more = f" and {len(self.unreachable_folders) - 3} more" if len(self.unreachable_folders) > 3 else ""
@@ -191,14 +191,14 @@ def run_index(
     with exclusive_indexing(data, create=bool(given), db_url=db_url) as collection:
         with timer.stage("scan"):
             known_roots = [str(r) for r in collection.rows.roots()]
-            roots = given or normalise_roots(known_roots, missing_ok=True)
+            roots = given or stored_roots(known_roots)  # as recorded: a root never moves by a symlink
             facts = collection.database.facts()  # an unfinished re-index's model goes on by default
             model = options.model or facts.next_model_id or facts.model_id or "default"
             if encoder is None:
                 encoder = make_encoder(model, options)
             begun = record_model(collection, encoder, reindex=options.reindex)
             if begun.staging:
-                roots = normalise_roots([*roots, *known_roots], missing_ok=True)
+                roots = stored_roots([*roots, *known_roots])
             collection.rows.record_roots(roots)
             was_current = collection.indexes.state()
             scanned = scan(roots, exclude=[collection.paths.root])

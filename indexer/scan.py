@@ -68,7 +68,20 @@ def normalise_roots(dirs: Sequence[str | os.PathLike[str]], *, missing_ok: bool 
         if exists and not is_dir:
             raise UsageError(f"not a folder: {printable(os.fspath(d))}")
         resolved.append(p.resolve())
-    unique = list(dict.fromkeys(resolved))  # keep the order given
+    return _outermost(resolved)
+
+
+def stored_roots(roots: Sequence[str]) -> tuple[str, ...]:
+    """The collection's recorded roots exactly as recorded (de-duplicated, nested ones dropped).
+
+    Never resolved: a recorded root that has since become a symlink must not lead the run to the
+    link's target (which would be registered as a new root); the scan reports it unreadable instead.
+    """
+    return _outermost([Path(r) for r in roots])
+
+
+def _outermost(paths: Sequence[Path]) -> tuple[str, ...]:
+    unique = list(dict.fromkeys(paths))  # keep the order given
     kept = [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
     return tuple(str(p) for p in kept)
 
@@ -86,6 +99,10 @@ def _walk(
     """Yield the photo files below ``root``; ``_Unreadable`` for a folder that cannot be listed and
     None for one skipped on purpose (a symlink loop, a link out of ``root``)."""
     target_root = os.path.realpath(root)
+    if target_root != os.path.abspath(root):  # roots are resolved when recorded: this one was replaced
+        log.warning("%s is now a symlink (to %s): not followed; treated as unreadable", root, target_root)
+        yield _Unreadable(root)
+        return
     try:
         st = os.stat(root)
     except OSError:

@@ -27,7 +27,7 @@ from indexer.core.errors import DualensError, UsageError
 from indexer.core.imaging import is_image_name
 from indexer.core.settings import CollectionPaths
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
-from indexer.scan import normalise_roots
+from indexer.scan import normalise_roots, stored_roots
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def watch(
             if not changed and time.monotonic() < last_run + settings.rescan_s:
                 continue
             try:
-                report(run_index(data, roots, options, db_url=db_url))
+                report(run_index(data, dirs, options, db_url=db_url))  # none given: the recorded roots
             except DualensError as exc:  # e.g. another indexer holds the collection: try again later
                 log.warning("this run did not index: %s; trying again at the next change", exc)
             last_run = time.monotonic()
@@ -190,4 +190,4 @@ def _collection_roots(data: str | os.PathLike[str] | None, db_url: str | None) -
     from indexer.core.storage.collection import Collection
 
     with Collection.open(data, db_url=db_url) as collection:
-        return normalise_roots([str(r) for r in collection.rows.roots()], missing_ok=True)
+        return stored_roots([str(r) for r in collection.rows.roots()])  # as recorded: never a link's target

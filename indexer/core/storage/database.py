@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sqlalchemy import Engine, create_engine, delete, make_url, text
 from sqlalchemy.exc import ArgumentError
@@ -143,16 +144,34 @@ def sqlite_file(url: str) -> Path | None:
         return None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
+    if parsed.query.get("uri") in ("true", "1") and parsed.database.startswith("file:"):
+        return _uri_file(parsed.database)
     return Path(parsed.database)
+
+
+def _uri_file(uri: str) -> Path | None:
+    """The file a SQLite ``file:`` URI filename names (``file:/p``, ``file:///p``, ``file://localhost/p``,
+    ``file:rel``), percent-escapes decoded; None for an in-memory one (refused by the URL check)."""
+    parts = urlsplit(uri)
+    if "memory" in parse_qs(parts.query).get("mode", []) or parts.path in ("", ":memory:"):
+        return None
+    return Path(unquote(parts.path))
+
+
+def _writable_uri(path: Path) -> str:
+    """The URI that opens an existing SQLite file for writing and never creates one (``mode=rw``)."""
+    return f"file:{quote(str(path.absolute()))}?mode=rw"
 
 
 SERVER_DIALECTS = ("postgresql",)
 INDEXER_LOCK = 0x64756C6E_0002  # PostgreSQL advisory lock key: one indexer per collection database
 
 
-def _read_only_engine(uri: str) -> Engine:
-    """An engine that reads a SQLite file through ``uri`` (read-only: search works, writes fail)."""
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+def _uri_engine(url: str, uri: str) -> Engine:
+    """An engine for the SQLite file of ``url`` whose connections open ``uri`` (``mode=ro``: search
+    works, writes fail; ``mode=rw``: a file deleted under a running server is an error, never made anew).
+    """
+    return create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
 
 
 def _make_engine(url: str) -> Engine:
@@ -213,6 +232,7 @@ class Database:
         url = paths.database_url
         file = paths.database if paths.uses_sqlite_file else sqlite_file(url)
         read_only: str | None = None  # the URI of a SQLite file this process may not write
+        existing: str | None = None  # the URI of an existing SQLite file it may: never created again
         if file is not None:
             if not create and not file.exists():  # never create one just to find it empty
                 raise no_collection(paths)
@@ -222,7 +242,9 @@ class Database:
                 elsewhere="Use another --data folder" if file == paths.database else "Give --db another file",
             )
             read_only = None if create else read_only_sqlite_uri(file)
-        engine = _make_engine(url) if read_only is None else _read_only_engine(read_only)
+            existing = None if create else _writable_uri(file)
+        uri = read_only or existing
+        engine = _make_engine(url) if uri is None else _uri_engine(url, uri)
         install_sqlite_pragmas(engine, read_only=read_only is not None)
         install_error_translation(engine, file or shown_url(url))
         try:
