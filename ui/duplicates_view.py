@@ -115,7 +115,14 @@ def render(backend: UiBackend, data_dir: str) -> None:
             st.error(str(exc))
             return
         st.session_state.pop(_LAST_MANIFEST, None)
-        note = f"Put back {len(undone.restored)} photo(s): they are in the collection again."
+        n, back = len(undone.restored), undone.back_in_collection
+        note = f"Put back {n} photo(s)"
+        if back >= n:
+            note += ": they are in the collection again."
+        elif back:
+            note += f": {back} in the collection again, the others return at the next `dualens index`."
+        else:
+            note += ": they return to the collection at the next `dualens index`."
         if undone.skipped:
             note += " Not restored: " + "; ".join(undone.skipped[:3])
         st.session_state[_DONE] = note
