@@ -161,3 +161,27 @@ def test_a_move_aside_while_an_indexer_runs_is_refused_before_any_file_moves(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_undo_whose_rows_are_not_kept_says_they_return_at_the_next_index_run(
+    copies: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ui.duplicates_view import undo_note
+
+    data, _ = copies
+    first = Backend.open(data, UiConfig())
+    try:
+        photo_id, path = _the_copy(first)
+        report = first.quarantine([photo_id], tmp_path / "quarantine")
+    finally:
+        first.close()
+    (report.manifest.parent / "rows.json").unlink()  # e.g. a quarantine made by an older release
+    restarted = Backend.open(data, UiConfig())
+    try:
+        undone = restarted.undo(report.manifest)
+        assert undone.restored == [path] and undone.back_in_collection == 0
+        assert restarted.photo(photo_id) is None
+        note = undo_note(undone)
+        assert "in the collection again" not in note and "next `dualens index`" in note
+    finally:
+        restarted.close()
