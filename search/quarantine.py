@@ -46,6 +46,7 @@ class QuarantineReport:
 class UndoReport:
     restored: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    back_in_collection: int = 0  # of the restored photos, those whose rows are in the collection again
 
 
 @dataclass(frozen=True)

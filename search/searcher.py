@@ -762,9 +762,14 @@ class Searcher:
         rows = self.collection.photos([int(i) for i in ids])
         return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
 
+    def set_aside_writer(self) -> contextlib.AbstractContextManager[None]:
+        """The collection's writer locks, its database checked writable (CollectionError otherwise):
+        hold it around a move aside or an undo and their :meth:`take_out`/:meth:`put_back`."""
+        return set_aside.writer(self.collection)
+
     def take_out(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Remove these photos (just moved aside) from the collection at once; their former rows, for
-        :meth:`put_back`. Searches skip them from now on; the next `dualens index` rebuilds the index."""
+        """Remove these photos (just moved aside) from the collection and the index files at once;
+        their former rows, for :meth:`put_back`. Call inside :meth:`set_aside_writer`."""
         return set_aside.take_out(self.collection, ids)
 
     def put_back(self, rows: Sequence[dict[str, Any]]) -> list[int]:

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 from PIL import Image
 
 from indexer.core.errors import QueryError
+from indexer.core.storage import set_aside
 from search import (
     DuplicateGroup,
     Facets,
@@ -100,7 +101,6 @@ class Backend:
         self._duplicates: tuple[int, list[DuplicateGroup]] | None = None
         # rows of the photos each quarantine (by manifest) took out of the collection, for its undo
         self._set_aside: dict[str, list[dict[str, object]]] = {}
-        self._n_set_aside = 0  # of them, still counted by the index served now
 
     @classmethod
     def open(cls, data: str | os.PathLike[str] | None, config: UiConfig | None = None) -> Backend:
@@ -120,7 +120,6 @@ class Backend:
         with self._lock:
             reloaded = bool(self.searcher.reload_if_stale())
             if reloaded:
-                self._n_set_aside = 0  # a newer index no longer holds them
                 self.guard = PathGuard(self.searcher.roots())
                 self.thumbnails = ThumbnailCache(self.searcher.thumbnail_dir, self.guard)
             return reloaded
@@ -160,8 +159,6 @@ class Backend:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
         total = self.searcher.count(filters) - (1 if request.kind == "similar" else 0)
-        if not filters.restricts_candidates:  # the index's size still counts the set-aside photos
-            total -= self._n_set_aside
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,
@@ -230,30 +227,42 @@ class Backend:
         return [g for g in (_present(g) for g in cached[1]) if g is not None]
 
     def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
-        """Move these photos (ids of duplicate copies; paths from the database, never the browser)."""
-        known = self.searcher.files_to_move(photo_ids)
-        copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # never break a link
-        chosen = [i for i in photo_ids if i in known and i in copies]
-        files = {i: known[i] for i in chosen if self.guard.inside_roots(known[i].path)}
-        report = move_aside(list(files.values()), folder, self.searcher.roots())
-        moved = {e.original for e in report.moved}
-        rows = self.searcher.take_out([i for i, f in files.items() if f.path in moved])
+        """Move these photos (ids of duplicate copies; paths from the database, never the browser) and
+        take their rows out of the collection and the index files: a writer of the collection, refused
+        in one line before anything moves while an indexer runs or the collection is read-only. The
+        rows are kept beside the manifest (and here), for :meth:`undo`, even after a restart."""
+        with self.searcher.set_aside_writer():
+            known = self.searcher.files_to_move(photo_ids)
+            copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # keep links
+            chosen = [i for i in photo_ids if i in known and i in copies]
+            files = {i: known[i] for i in chosen if self.guard.inside_roots(known[i].path)}
+            report = move_aside(list(files.values()), folder, self.searcher.roots())
+            moved = {e.original for e in report.moved}
+            rows = self.searcher.take_out([i for i, f in files.items() if f.path in moved])
+        set_aside.save_rows(report.manifest, rows)
         with self._lock:
             self._set_aside[str(report.manifest)] = rows
-            self._n_set_aside += len(rows)
+        self.refresh()
         return report
 
     def undo(self, manifest: Path) -> UndoReport:
-        """Put a quarantine's photos back in their places, and into the collection at once where this
-        server took them out (otherwise the next `dualens index` adds them again)."""
-        report = undo(manifest)
-        restored = set(report.restored)
+        """Put a quarantine's photos back in their places, and their rows into the collection and the
+        index files (kept here, or beside the manifest by an earlier server); ``back_in_collection``
+        counts those that are in it again (the others return at the next `dualens index`)."""
+        with self.searcher.set_aside_writer():
+            report = undo(manifest)
+            restored = set(report.restored)
+            with self._lock:
+                rows = self._set_aside.pop(str(manifest), None)
+            if rows is None:
+                rows = set_aside.load_rows(manifest)
+            back = self.searcher.put_back([r for r in rows if r["path"] in restored])
+        report.back_in_collection = len(back)
         with self._lock:
-            rows = self._set_aside.pop(str(manifest), [])
-        back = self.searcher.put_back([r for r in rows if r["path"] in restored])
-        with self._lock:
-            self._n_set_aside = max(0, self._n_set_aside - len(back))
-            self._set_aside.setdefault(str(manifest), []).extend(r for r in rows if r["path"] not in restored)
+            left = [r for r in rows if r["path"] not in restored]
+            if left:
+                self._set_aside.setdefault(str(manifest), []).extend(left)
+        self.refresh()
         return report
 
     def close(self) -> None:

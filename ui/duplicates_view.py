@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from indexer.core.errors import DualensError
-from search import DuplicateGroup, Member, newest_first
+from search import DuplicateGroup, Member, UndoReport, newest_first
 from ui import state
 from ui.backend import UiBackend
 from ui.views import file_size, placeholder
@@ -115,10 +115,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
             st.error(str(exc))
             return
         st.session_state.pop(_LAST_MANIFEST, None)
-        note = f"Put back {len(undone.restored)} photo(s): they are in the collection again."
-        if undone.skipped:
-            note += " Not restored: " + "; ".join(undone.skipped[:3])
-        st.session_state[_DONE] = note
+        st.session_state[_DONE] = undo_note(undone)
         st.rerun()
     try:
         groups = backend.duplicates()
@@ -173,3 +170,18 @@ def render(backend: UiBackend, data_dir: str) -> None:
             note += " Not moved: " + "; ".join(report.skipped[:3])
         st.session_state[_DONE] = note + " They are out of the collection now; Undo puts them back."
         st.rerun()
+
+
+def undo_note(undone: UndoReport) -> str:
+    """What the page says after an undo: "in the collection again" only for the photos whose rows are."""
+    n, back = len(undone.restored), undone.back_in_collection
+    note = f"Put back {n} photo(s)"
+    if back >= n:
+        note += ": they are in the collection again."
+    elif back:
+        note += f": {back} in the collection again, the others return at the next `dualens index`."
+    else:
+        note += ": they return to the collection at the next `dualens index`."
+    if undone.skipped:
+        note += " Not restored: " + "; ".join(undone.skipped[:3])
+    return note

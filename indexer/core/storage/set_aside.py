@@ -1,45 +1,90 @@
 """Photos moved aside by a quarantine: out of the collection at once, back in on undo.
 
-:func:`take_out` deletes the rows of photos whose files were just moved away and returns them whole
-(every column, vectors included); :func:`put_back` inserts such rows again under their own ids, except
-where a row holds that id or path again (a `dualens index` ran meanwhile). The vector index file is
-not rewritten: searches skip index ids without a row, and the next `dualens index` rebuilds the index
-because its size no longer matches the indexed rows. Nothing here touches files.
+A move aside and its undo are writers of the collection, as an indexer is: they run inside
+:func:`writer` (the indexer's locks, the database checked writable, refused in one line otherwise)
+before any file moves. :func:`take_out` deletes the rows of photos whose files were just moved away and
+returns them whole (every column, vectors included); :func:`put_back` inserts such rows again under
+their own ids, except where a row holds that id or path again (a `dualens index` ran meanwhile).
+Each bumps the generation in the transaction that changes the rows and then brings the vector index
+files in line with a delta (``VectorIndexes.update``), so `dualens check` passes right after either.
+:func:`save_rows`/:func:`load_rows` keep the rows beside the quarantine's manifest (JSON, bytes in
+base64), so an undo after a restart puts them back too. Nothing here moves photos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import DateTime, LargeBinary, delete, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
-from indexer.core.storage.schema import Photo
+from indexer.core.storage.database import InfoKey, bump_generation
+from indexer.core.storage.locks import collection_lock
+from indexer.core.storage.schema import CollectionInfo, Photo, PhotoStatus
 
 Row = dict[str, Any]
 _CHUNK = 500
+ROWS_NAME = "rows.json"  # beside the quarantine's manifest.json
+_ROWS_KIND = "dualens-set-aside"
+
+
+@contextmanager
+def writer(collection: Collection) -> Iterator[None]:
+    """Hold the collection's indexing locks (the lock file, then the server's) with its database
+    checked writable; CollectionError in one line, before the caller changes anything, otherwise."""
+    with collection_lock(collection.paths), collection.database.indexer_lock():
+        try:
+            with collection.database.writing() as s:  # a write statement that changes nothing
+                s.execute(
+                    update(CollectionInfo)
+                    .where(CollectionInfo.key == InfoKey.GENERATION)
+                    .values(value=CollectionInfo.value)
+                )
+        except (SQLAlchemyError, CollectionError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise CollectionError(
+                f"the collection in {collection.where} cannot be written ({reason}); nothing was moved"
+            ) from exc
+        yield
 
 
 def take_out(collection: Collection, ids: Sequence[int]) -> list[Row]:
-    """Delete the rows of these photos (unknown ids ignored) in one transaction; their former rows."""
+    """Delete the rows of these photos (unknown ids ignored) in one transaction that bumps the
+    generation, then take their vectors out of the index files; their former rows. Call in :func:`writer`."""
     wanted = sorted({int(i) for i in ids})
     rows: list[Row] = []
     columns = Photo.__table__.columns
-    with collection.session() as s, s.begin():
+    before = collection.indexes.state()
+    with collection.database.writing() as s:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             found = s.execute(select(*columns).where(Photo.id.in_(chunk))).mappings().all()
             rows += [dict(r) for r in found]
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
+        if rows:
+            bump_generation(s)
+    if rows:
+        collection.indexes.update(before, [int(r["id"]) for r in rows], [])
     return rows
 
 
 def put_back(collection: Collection, rows: Sequence[Row]) -> list[int]:
-    """Insert rows that :func:`take_out` returned; the ids put back (a row whose id or path is taken
-    again is left out: the indexer already knows that file)."""
+    """Insert rows that :func:`take_out` returned, bumping the generation, then add their vectors to the
+    index files; the ids put back (a row whose id or path is taken again is left out: the indexer
+    already knows that file). Call in :func:`writer`."""
     back: list[int] = []
-    with collection.session() as s, s.begin():
+    before = collection.indexes.state()
+    with collection.database.writing() as s:
         for row in rows:
             taken = s.execute(
                 select(Photo.id).where(or_(Photo.id == row["id"], Photo.path == row["path"]))
@@ -47,4 +92,69 @@ def put_back(collection: Collection, rows: Sequence[Row]) -> list[int]:
             if taken is None:
                 s.execute(insert(Photo).values(**row))
                 back.append(int(row["id"]))
+        if back:
+            bump_generation(s)
+    if back:
+        collection.indexes.update(before, [], back)
     return back
+
+
+def rows_file(manifest: Path) -> Path:
+    """Where the rows of a quarantine's photos are kept: beside its manifest."""
+    manifest = Path(manifest)
+    return (manifest if manifest.is_dir() else manifest.parent) / ROWS_NAME
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _decode(row: dict[str, Any]) -> Row:
+    columns = Photo.__table__.columns
+    out: Row = {}
+    for name, value in row.items():
+        column = columns.get(name)
+        if column is None or value is None:
+            out[name] = value
+        elif isinstance(column.type, LargeBinary):
+            out[name] = base64.b64decode(value)
+        elif isinstance(column.type, DateTime):
+            out[name] = datetime.fromisoformat(value)
+        elif name == "status":  # an enum, kept by its value
+            out[name] = PhotoStatus(value)
+        else:
+            out[name] = value
+    return out
+
+
+def save_rows(manifest: Path, rows: Sequence[Row]) -> bool:
+    """Write the rows beside the manifest (atomically); False when the quarantine cannot be written."""
+    target = rows_file(manifest)
+    body = {"kind": _ROWS_KIND, "version": 1, "rows": [{k: _encode(v) for k, v in r.items()} for r in rows]}
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        return False
+    return True
+
+
+def load_rows(manifest: Path) -> list[Row]:
+    """The rows :func:`save_rows` kept for this quarantine (none when there is no readable file)."""
+    try:
+        body = json.loads(rows_file(manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(body, dict) or body.get("kind") != _ROWS_KIND:
+        return []
+    try:
+        return [_decode(r) for r in body["rows"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CollectionError(f"the rows kept in {rows_file(manifest)} are damaged ({exc})") from exc

@@ -1,0 +1,187 @@
+"""Moving duplicate copies aside and undoing it are writers of the collection: `dualens check` passes
+right after either, in any order with `dualens index`; an undo after a restart puts the rows back;
+a read-only collection or a running indexer is refused before any file moves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from indexer.core.errors import CollectionError
+from tests.helpers.ui_fixtures import build_collection, make_photos
+from ui.backend import Backend, SearchRequest
+from ui.config import UiConfig
+
+
+@pytest.fixture
+def copies(tmp_path: Path, tiny_model_dir: Path, database: str | None) -> tuple[Path, Path]:
+    """Six photos and a byte-identical copy of the first in another folder, indexed."""
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    made = make_photos(photos, n=6)
+    copy = photos / "backup" / made[0].name
+    copy.parent.mkdir()
+    shutil.copy2(made[0], copy)
+    build_collection(data, photos, tiny_model_dir, database)
+    return data, copy
+
+
+def _cli(*args: str) -> int:
+    from ui.cli import main
+
+    return main(list(args))
+
+
+def _check(data: Path, database: str | None) -> int:
+    return _cli("check", "--data", str(data), *(["--db", database] if database else []))
+
+
+def _ids(backend: Backend) -> list[int]:
+    return [h.id for h in backend.run(SearchRequest("text", text="a photo", limit=50)).hits]
+
+
+def _the_copy(backend: Backend) -> tuple[int, str]:
+    (moved,) = [m for g in backend.duplicates() for m in g.copies if m.exact]
+    return moved.id, moved.path
+
+
+def test_check_passes_right_after_a_move_aside_and_right_after_its_undo(
+    copies: tuple[Path, Path], tmp_path: Path, database: str | None
+) -> None:
+    data, _ = copies
+    backend = Backend.open(data, UiConfig())
+    try:
+        photo_id, _ = _the_copy(backend)
+        report = backend.quarantine([photo_id], tmp_path / "quarantine")
+        assert len(report.moved) == 1
+        assert _check(data, database) == 0
+        undone = backend.undo(report.manifest)
+        assert undone.back_in_collection == 1
+        assert _check(data, database) == 0
+        assert photo_id in _ids(backend)
+    finally:
+        backend.close()
+
+
+def test_an_undo_after_an_index_run_puts_the_photos_back_searchable_and_check_passes(
+    copies: tuple[Path, Path], tmp_path: Path, tiny_model_dir: Path, database: str | None
+) -> None:
+    data, copy = copies
+    db = ["--db", database] if database else []
+    backend = Backend.open(data, UiConfig())
+    try:
+        photo_id, path = _the_copy(backend)
+        report = backend.quarantine([photo_id], tmp_path / "quarantine")
+        photos = copy.parents[1]
+        assert _cli("index", "--data", str(data), *db, "--model", str(tiny_model_dir), str(photos)) == 0
+        undone = backend.undo(report.manifest)
+        assert undone.restored == [path] and undone.back_in_collection == 1
+        assert _check(data, database) == 0
+        backend.refresh()
+        assert photo_id in _ids(backend)
+    finally:
+        backend.close()
+
+
+def test_an_undo_after_a_restart_puts_the_rows_back_into_the_collection(
+    copies: tuple[Path, Path], tmp_path: Path, database: str | None
+) -> None:
+    data, _ = copies
+    first = Backend.open(data, UiConfig())
+    try:
+        photo_id, path = _the_copy(first)
+        report = first.quarantine([photo_id], tmp_path / "quarantine")
+    finally:
+        first.close()
+    restarted = Backend.open(data, UiConfig())
+    try:
+        undone = restarted.undo(report.manifest)
+        assert undone.restored == [path] and undone.back_in_collection == 1
+        assert restarted.photo(photo_id) is not None and photo_id in _ids(restarted)
+        assert restarted.stats().n_indexed == 7
+        assert _check(data, database) == 0
+    finally:
+        restarted.close()
+
+
+def test_a_read_only_collection_refuses_a_move_aside_before_any_file_moves(
+    copies: tuple[Path, Path], tmp_path: Path, database: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database:
+        pytest.skip("a read-only SQLite file; a server's database is made read-only by its owner")
+    data, _ = copies
+    # as a user without write permission sees it (the tests may run as root, whom chmod does not stop)
+    monkeypatch.setattr(
+        "indexer.core.storage.database.read_only_sqlite_uri", lambda path: f"file:{quote(str(path))}?mode=ro"
+    )
+    backend = Backend.open(data, UiConfig())
+    try:
+        photo_id, path = _the_copy(backend)
+        with pytest.raises(CollectionError, match="cannot be written"):
+            backend.quarantine([photo_id], tmp_path / "quarantine")
+        assert Path(path).is_file() and not (tmp_path / "quarantine").exists()
+        assert backend.photo(photo_id) is not None
+    finally:
+        backend.close()
+
+
+def test_a_move_aside_while_an_indexer_runs_is_refused_before_any_file_moves(
+    copies: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = copies
+    lock = data / ".index.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        backend = Backend.open(data, UiConfig())
+        try:
+            photo_id, path = _the_copy(backend)
+            started = time.monotonic()
+            with pytest.raises(CollectionError, match="indexer"):
+                backend.quarantine([photo_id], tmp_path / "quarantine")
+            assert time.monotonic() - started < 10
+            assert Path(path).is_file() and not (tmp_path / "quarantine").exists()
+        finally:
+            backend.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_undo_whose_rows_are_not_kept_says_they_return_at_the_next_index_run(
+    copies: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ui.duplicates_view import undo_note
+
+    data, _ = copies
+    first = Backend.open(data, UiConfig())
+    try:
+        photo_id, path = _the_copy(first)
+        report = first.quarantine([photo_id], tmp_path / "quarantine")
+    finally:
+        first.close()
+    (report.manifest.parent / "rows.json").unlink()  # e.g. a quarantine made by an older release
+    restarted = Backend.open(data, UiConfig())
+    try:
+        undone = restarted.undo(report.manifest)
+        assert undone.restored == [path] and undone.back_in_collection == 0
+        assert restarted.photo(photo_id) is None
+        note = undo_note(undone)
+        assert "in the collection again" not in note and "next `dualens index`" in note
+    finally:
+        restarted.close()
