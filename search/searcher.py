@@ -368,7 +368,8 @@ class Searcher:
 
                 with query_threads():
                     measured = measure_relevance(embed, best)
-                write_calibration(root, stored, measured.values())
+                if not self.collection.database.read_only:  # a read-only collection is left as it is
+                    write_calibration(root, stored, measured.values())
             cached = self._relevance = (key, measured)
         return cached[1]
 

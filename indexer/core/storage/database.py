@@ -207,9 +207,10 @@ def _make_engine(url: str) -> Engine:
 class Database:
     """The engine and sessions of one collection's database (its SQLite file or a server's)."""
 
-    def __init__(self, paths: CollectionPaths, engine: Engine) -> None:
+    def __init__(self, paths: CollectionPaths, engine: Engine, *, read_only: bool = False) -> None:
         self.paths = paths
         self.engine = engine
+        self.read_only = read_only  # a SQLite file this process may not write: opened mode=ro
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
@@ -261,7 +262,7 @@ class Database:
             engine.dispose()
             reason = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
             raise CollectionError(f"cannot open the collection database {shown_url(url)}: {reason}") from exc
-        return cls(paths, engine)
+        return cls(paths, engine, read_only=read_only is not None)
 
     @property
     def where(self) -> str:
