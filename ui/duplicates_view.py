@@ -15,7 +15,9 @@ from ui.backend import UiBackend
 from ui.views import file_size, placeholder
 
 MAX_GROUPS = 30  # shown at once; the CLI lists them all
-VIEW_PARAM, VIEW = "view", "duplicates"  # the review page is ?view=duplicates: Back and links work
+((VIEW_PARAM, VIEW),) = (
+    state.REVIEW_PARAMS.items()
+)  # the review page is ?view=duplicates: Back and links work
 FOLDER = "dup_folder"
 _LAST_MANIFEST = "dualens_last_manifest"
 _DONE = "dualens_duplicates_done"

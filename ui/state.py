@@ -381,7 +381,12 @@ def url_params(new: View | None = None) -> dict[str, str]:
     return wanted
 
 
+REVIEW_PARAMS = {"view": "duplicates"}  # the duplicates review page's URL (ui/duplicates_view.py)
+
+
 def _sync_query_params(new: View | None = None) -> None:
+    if new is None and dict(st.query_params) == REVIEW_PARAMS:
+        return  # the review page keeps its own URL while a sidebar control (e.g. Sort) changes
     wanted = url_params(new)
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
