@@ -461,7 +461,7 @@ _MONTHS = _words(
     "jun jul aug sep sept oct nov dec januar janner februar marz maerz mai juni juli oktober dezember jan "
     "okt dez janvier fevrier mars avril juin juillet aout septembre octobre novembre decembre janv fevr avr "
     "juil enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre diciembre "
-    "ene abr ago dic"
+    "ene abr dic"
 )
 _UNITS = _words(
     "day days tag tage tagen jour jours dia dias week weeks woche wochen semaine semaines semana semanas "
@@ -482,9 +482,9 @@ def _plausible(text: str, start: int, end: int) -> bool:
     if _TIME.search(core):
         return False
     words = {_fold(w).strip(".") for w in _WORD.findall(core)}
-    if words & _MONTHS:
-        return bool(re.search(rf"(?<!\d){_YEAR}(?!\d)", core))
-    return bool(_AGO.search(core) and words & _UNITS)
+    if _AGO.search(core) and words & _UNITS:
+        return True
+    return bool(words & _MONTHS and re.search(rf"(?<!\d){_YEAR}(?!\d)", core))
 
 
 def _bare_year_is_date(text: str, start: int, end: int) -> bool:

@@ -68,8 +68,10 @@ def test_a_number_next_to_a_year_stays_text_and_the_year_is_the_whole_year(
 def test_month_names_with_a_year_and_days_ago_are_still_dates() -> None:
     got = understand("beach in May 2019", PLACES, TODAY)
     assert (got.text, got.date_from, got.date_to) == ("beach", date(2019, 5, 1), date(2019, 5, 31))
-    got = understand("Hund vor 3 Tagen", PLACES, TODAY)
-    assert (got.text, got.date_from) == ("Hund", date(2026, 12, 4))
+    ago = (("Hund vor 3 Tagen", "Hund"), ("dog 3 days ago", "dog"), ("perro hace 3 días", "perro"))
+    for query, text in ago:
+        got = understand(query, PLACES, TODAY)
+        assert (got.text, got.date_from, got.date_to) == (text, date(2026, 12, 4), date(2026, 12, 4))
 
 
 @pytest.mark.parametrize(
