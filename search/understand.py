@@ -14,14 +14,26 @@ Invariants:
 - A month name alone ("may", "march", "mars") is text; a season or "christmas" alone is text (they are
   visual); a bare year (1900-2100) is a date only when it ends the query or follows a preposition, and
   never next to a title word ("the novel 1984", "1984 book cover"); a place needs a preposition before
-  it ("in", "to", "over", "à", "en", "nach"...) and nothing but an end, a connector or a date after
+  it ("in", "to", "over", "à", "en", "nach"...) and nothing but an end, a connector, "and" or a date after
   it, unless it is the whole query ("Paris Hilton", "new york strip steak", "walk in nice weather"
   stay text).
+- A place is a proper noun: it is understood only when the query writes it with a capital letter
+  ("sunset in Paris", "atardecer en PARÍS"), so that collection places that are common words ("Orange",
+  "Mobile", "Reading", "China") never take an ordinary word ("goldfish in orange") away from the text.
+- dateparser's phrases are taken only when they are clearly a date: a month name with a year ("May 2019",
+  "14. Juli 2019") or a number of days / weeks / months / years ago ("vor 3 Tagen"); never a bare number
+  next to a year ("iphone 11 in 2019") or a time of day. Full numeric dates are read here, not by
+  dateparser: year-month-day, day.month.year, and day/month/year (month/day/year in an English query
+  unless the first number cannot be a month);
+  an impossible one ("2019-13-01") stays text. A long query (over 200 characters or 12 numbers) is not
+  handed to dateparser (its search time grows with the numbers); its plain years are still read.
+- A "before" / "after" bound past the calendar's ends ("before 0001-01-01") leaves the phrase as text.
 - Seasons are meteorological, northern hemisphere (winter Y = December Y to the end of February Y+1);
   Christmas is December 24-26; "last X" is the most recent X that has ended before today.
 - Only the first date phrase and the first place are understood; a second one stays in the text, except
   a second date joined to the first by a range word ("between 2018 and 2020", "von Mai bis Juni 2019"
-  with both years, "desde 2018 hasta 2020"): the two make one range. "before / after / since X" (any of
+  with both years, "desde 2018 hasta 2020"): the two make one range (in either order after "between",
+  "zwischen", "entre"). "before / after / since X" (any of
   the four languages) leaves the range open on one side.
 """
 
@@ -164,14 +176,10 @@ def understand(
     if span is not None:
         start = _absorb_connectors(stripped, span.start)
         direction, start = (None, start) if span.joined else _direction(stripped, start)
-        date_from, date_to = span.first, span.last
-        if direction == "before":
-            date_from, date_to = None, span.first - timedelta(days=1)
-        elif direction == "after":
-            date_from, date_to = span.last + timedelta(days=1), None
-        elif direction == "since":
-            date_to = None
-        removed.append((start, span.end))
+        bounds = _bounds(span, direction)
+        if bounds is not None:
+            date_from, date_to = bounds
+            removed.append((start, span.end))
     place = _place(stripped, places, removed)
     if place is not None:
         removed.append((place[1], place[2]))
@@ -187,6 +195,19 @@ def understand(
         place=place[0] if place else None,
         phrases=phrases,
     )
+
+
+def _bounds(span: _Span, direction: str | None) -> tuple[date | None, date | None] | None:
+    """The inclusive range ``span`` read with its direction word; None when a bound falls off the calendar
+    ("before 0001-01-01", "after 9999-12-31")."""
+    try:
+        if direction == "before":
+            return None, span.first - timedelta(days=1)
+        if direction == "after":
+            return span.last + timedelta(days=1), None
+    except OverflowError:
+        return None
+    return span.first, None if direction == "since" else span.last
 
 
 # ------------------------------------------------------------------ seasons, Christmas, last / this
@@ -216,22 +237,90 @@ _WITH_YEAR = re.compile(
 def _first_date(text: str, today: date) -> _Span | None:
     """The first date phrase (a phrase of the tables above before one of dateparser's), joined with
     the next one when a range word joins them ("between 2018 and 2020", "von Mai 2019 bis Juni 2019")."""
-    own = _own_dates(text, today)
-    parsed = _plain_years(text)
+    numeric = list(_NUMERIC_DATE.finditer(text))
+    own = _own_dates(text, today) + [s for m in numeric if (s := _numeric_date(m, text, today))]
+    masked = _mask(text, [(m.start(), m.end()) for m in numeric])  # dateparser never reads numeric dates
+    parsed = _plain_years(masked)
     if parsed is None:
-        parsed = _parsed_dates(text, today) if _may_hold_date(text) else []
-    spans = own + [p for p in parsed if not any(p.start < o.end and o.start < p.end for o in own)]
+        parsed = _parsed_dates(masked, today) if _may_hold_date(masked) and _bounded(masked) else []
+        parsed += [y for y in _year_spans(masked) if not any(_overlap(y, p) for p in parsed)]
+    spans = sorted(own, key=lambda s: s.start)
+    spans += [p for p in parsed if not any(_overlap(p, o) for o in own)]
     if not spans:
         return None
     first = spans[0]
     later = sorted((s for s in spans if s.start >= first.end), key=lambda s: s.start)
-    if later and later[0].last >= first.first and _RANGE_JOIN.fullmatch(text[first.end : later[0].start]):
-        words = _words_before(text, first.start)
-        start = first.start
-        if words and words[-1][0].lower() in _RANGE_OPEN and not text[words[-1].end() : start].strip():
-            start = words[-1].start()
-        return _Span(start, later[0].end, first.first, later[0].last, joined=True)
-    return first
+    if not later or not _RANGE_JOIN.fullmatch(text[first.end : later[0].start]):
+        return first
+    words = _words_before(text, first.start)
+    opened = bool(words) and words[-1][0].lower() in _RANGE_OPEN
+    opened = opened and not text[words[-1].end() : first.start].strip()
+    if later[0].last < first.first and not opened:
+        return first
+    start = words[-1].start() if opened else first.start
+    low, high = min(first.first, later[0].first), max(first.last, later[0].last)
+    return _Span(start, later[0].end, low, high, joined=True)
+
+
+def _overlap(a: _Span, b: _Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _mask(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` with the spans blanked out (offsets stay valid)."""
+    chars = list(text)
+    for s, e in spans:
+        chars[s:e] = " " * (e - s)
+    return "".join(chars)
+
+
+_NUMERIC_DATE = re.compile(
+    r"(?<![\w.:/-])(?:(?P<iy>\d{4})(?P<isep>[-/.])(?P<im>\d{1,2})(?P=isep)(?P<id>\d{1,2})"
+    r"|(?P<a>\d{1,2})(?P<sep>[-/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2}))(?![\w:/-]|\.\d)"
+)
+# words that mark a German, French or Spanish query: its d/m/y dates are day first
+_NOT_ENGLISH = _words(
+    "der die das dem den ein eine im am um vom zum zur und von aus bei mit auf le la les un une du des au "
+    "aux à en et de dans sur avec el los las una del y con sobre desde hasta"
+)
+
+
+def _numeric_date(match: re.Match[str], text: str, today: date) -> _Span | None:
+    """The day a full numeric date names; None when there is no such day ("2019-13-01")."""
+    if match["iy"]:
+        year, month, day = int(match["iy"]), int(match["im"]), int(match["id"])
+    else:
+        year = int(match["y"])
+        if len(match["y"]) == 2:
+            year += 2000 if 2000 + year <= today.year else 1900
+        day_first = match["sep"] == "." or any(w.lower() in _NOT_ENGLISH for w in _WORD.findall(text))
+        first, second = int(match["a"]), int(match["b"])
+        day, month = (first, second) if day_first or first > 12 else (second, first)  # 14/07/2019
+    try:
+        found = date(year, month, day)
+    except ValueError:
+        return None
+    return _Span(match.start(), match.end(), found, found)
+
+
+_MAX_PARSED_CHARS, _MAX_PARSED_NUMBERS = 200, 12
+
+
+def _bounded(text: str) -> bool:
+    """Whether ``text`` is short enough for dateparser (its search time grows fast with the numbers)."""
+    return len(text) <= _MAX_PARSED_CHARS and len(re.findall(r"\d+", text)) <= _MAX_PARSED_NUMBERS
+
+
+def _year_spans(text: str) -> list[_Span]:
+    """The plain years of ``text`` that :func:`_bare_year_is_date` takes (the first two: a range at most)."""
+    spans: list[_Span] = []
+    for match in _YEAR_TOKEN.finditer(text):
+        if _bare_year_is_date(text, match.start(), match.end()):
+            year = int(match[0])
+            spans.append(_Span(match.start(), match.end(), date(year, 1, 1), date(year, 12, 31)))
+            if len(spans) == 2:
+                break
+    return spans
 
 
 def _own_dates(text: str, today: date) -> list[_Span]:
@@ -367,18 +456,35 @@ def _after_direction_word(text: str, start: int, end: int) -> int:
     return start
 
 
+_MONTHS = _words(
+    "january february march april may june july august september october november december jan feb mar apr "
+    "jun jul aug sep sept oct nov dec januar janner februar marz maerz mai juni juli oktober dezember jan "
+    "okt dez janvier fevrier mars avril juin juillet aout septembre octobre novembre decembre janv fevr avr "
+    "juil enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre diciembre "
+    "ene abr dic"
+)
+_UNITS = _words(
+    "day days tag tage tagen jour jours dia dias week weeks woche wochen semaine semaines semana semanas "
+    "month months monat monate monaten mois mes meses year years jahr jahre jahren an ans annee annees "
+    "ano anos"
+)
+_TIME = re.compile(r"\d{1,2}[:h]\d{2}|\b\d{1,2}\s*(?:am|pm|uhr|h)\b", re.IGNORECASE)
+
+
 def _plausible(text: str, start: int, end: int) -> bool:
+    """Whether a dateparser phrase is clearly a date: a bare year by the year rule, a day word, a month
+    name with a year, or a number of days / weeks / months / years ago; never a time of day."""
     core = text[start:end].strip()
-    lower = core.lower()
     if re.fullmatch(_YEAR, core):
         return _bare_year_is_date(text, start, end)
-    if re.fullmatch(r"\d+", core):
+    if not re.search(r"\d", core):
+        return core.lower() in _DAY_WORDS
+    if _TIME.search(core):
         return False
-    if re.search(rf"(?<!\d){_YEAR}(?!\d)", core) or re.fullmatch(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}", core):
+    words = {_fold(w).strip(".") for w in _WORD.findall(core)}
+    if _AGO.search(core) and words & _UNITS:
         return True
-    if lower in _DAY_WORDS:
-        return True
-    return bool(re.search(r"\d", core) and _AGO.search(core))
+    return bool(words & _MONTHS and re.search(rf"(?<!\d){_YEAR}(?!\d)", core))
 
 
 def _bare_year_is_date(text: str, start: int, end: int) -> bool:
@@ -450,26 +556,31 @@ def _fold(text: str) -> str:
 
 
 def _place(text: str, places: Sequence[str], removed: list[tuple[int, int]]) -> tuple[str, int, int] | None:
-    """The first collection place the text names as a place: (facet name, span start, span end)."""
-    masked = list(text)
-    for s, e in removed:
-        masked[s:e] = " " * (e - s)
-    plain = "".join(masked)
+    """The first collection place the text names as a place, written with a capital letter: (facet name,
+    span start, span end); the earliest in the text wins, then the longest name."""
+    plain = _mask(text, removed)
     folded = _fold(plain)
     rest_words = [w.lower() for w in _WORD.findall(plain)]
+    found: list[tuple[int, int, str, int]] = []
     for name in sorted({p for p in places if p and p.strip()}, key=len, reverse=True):
         key = _fold(" ".join(name.split()))
         for match in re.finditer(rf"(?<![\w'’]){re.escape(key)}(?![\w'’])", folded):
             start, end = match.start(), match.end()
+            if not plain[start].isupper():
+                continue
             before = _words_before(plain, start)
             after = [w.lower() for w in _WORD.findall(plain[end:])]
             whole = all(w in _FILLER | _CONNECTORS for w in rest_words if w not in key.split() and w)
             if whole and not [w for w in after if w not in _FILLER]:
-                return name, _absorb_connectors(plain, start, 1), end
+                found.append((start, -len(key), name, _absorb_connectors(plain, start, 1)))
+                continue
             tied = bool(before) and before[-1][0].lower() in _PLACE_PREPOSITIONS
-            if tied and (not after or after[0] in _CONNECTORS | _PLACE_PREPOSITIONS):
-                return name, before[-1].start(), end
-    return None
+            if tied and (not after or after[0] in _CONNECTORS | _PLACE_PREPOSITIONS | _JOINERS):
+                found.append((start, -len(key), name, before[-1].start()))
+    if not found:
+        return None
+    start, length, name, span_start = min(found)
+    return name, span_start, start - length
 
 
 def _rest(text: str, removed: list[tuple[int, int]]) -> str:
@@ -479,7 +590,7 @@ def _rest(text: str, removed: list[tuple[int, int]]) -> str:
         parts.append(text[cursor:s])
         cursor = max(cursor, e)
     parts.append(text[cursor:])
-    rest = " ".join(" ".join(parts).split()).strip(" ,;:-")
+    rest = " ".join(" ".join(parts).split()).strip(" ,;:-.!?")
     words = [w.lower() for w in _WORD.findall(rest)]
     if all(w in _FILLER or w in _CONNECTORS for w in words):
         return ""

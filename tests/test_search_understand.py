@@ -91,7 +91,7 @@ def test_days_ago_in_german_is_one_day() -> None:
 
 
 def test_place_match_ignores_case_and_accents_and_reports_the_collection_name() -> None:
-    assert understand("atardecer en parís", PLACES, TODAY).place == "Paris"
+    assert understand("atardecer en PARÍS", PLACES, TODAY).place == "Paris"
 
 
 _TIES = {"in", "on", "at", "from", "of", "im", "am", "an", "en", "à", "a", "au", "de", "el", "la", "le", "l"}

@@ -65,7 +65,7 @@ def test_a_date_in_the_query_filters_and_leaves_the_description(world) -> None:
 def test_a_collection_place_in_the_query_filters(world) -> None:
     ids = world[2]
     with _searcher(world) as s:
-        hits, meant = s.search_understood("dog in paris", k=10, today=TODAY)
+        hits, meant = s.search_understood("dog in Paris", k=10, today=TODAY)
     assert meant.understood is not None and meant.understood.summary() == "place Paris"
     assert {h.id for h in hits} == {ids[0], ids[2]}
 
@@ -85,7 +85,7 @@ def test_a_query_of_only_a_year_or_a_place_lists_photos_newest_first(world) -> N
 
 def test_literal_search_reads_nothing_from_the_text(world) -> None:
     with _searcher(world) as s:
-        hits, meant = s.search_understood("dog in paris", k=10, literal=True, today=TODAY)
+        hits, meant = s.search_understood("dog in Paris", k=10, literal=True, today=TODAY)
     assert meant.understood is None and len(hits) == len(PHOTOS)
 
 
