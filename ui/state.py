@@ -77,8 +77,9 @@ def view() -> View:
 
 
 def _set_view(new: View) -> None:
+    paging_only = replace(new, limit=0) == replace(view(), limit=0)
     st.session_state[_VIEW] = new
-    _sync_query_params(new)
+    _sync_query_params(None if paging_only else new)
 
 
 def _start(new: View) -> None:
