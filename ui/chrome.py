@@ -48,6 +48,9 @@ CSS = """
         white-space: nowrap;}
 .st-key-chips button, .st-key-chips-understood button {border-radius: 999px; min-height: 1.9rem;
         padding: 0.1rem 0.75rem;}
+/* primary buttons: white on a darker red than Streamlit's (#ff4b4b is 3.6:1, under WCAG's 4.5:1) */
+button[kind="primary"] {background-color: #c62828; border-color: #c62828; color: #ffffff;}
+button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; color: #ffffff;}
 /* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
 [data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
 [data-testid="stGrid"] [data-testid="stImage"] img {cursor: zoom-in;}
@@ -142,6 +145,9 @@ PAGE_SCRIPT = """
   }, true);
   let queued = false;
   const tidy = () => {
+    // a scrollable sidebar can be scrolled with the keyboard too (axe: scrollable-region-focusable)
+    document.querySelectorAll('[data-testid="stSidebarContent"]:not([tabindex])')
+      .forEach((el) => el.setAttribute("tabindex", "0"));
     queued = false;
     document.querySelectorAll('[class*="st-key-similar-"] button, [class*="st-key-details-"] button')
       .forEach((b) => {
