@@ -20,7 +20,7 @@ from types import ModuleType
 from indexer.core.errors import DualensError
 from indexer.core.options import Parser
 from indexer.core.options import common_options as common_options
-from indexer.core.settings import Settings, shown_db_url
+from indexer.core.settings import Settings, installed_version, shown_db_url
 
 # The subcommands each commands module registers, in `dualens --help` order. Only the module of the
 # command named on the command line is imported (a local search loads neither the web service's
@@ -77,6 +77,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="dualens",
         description="Find photos by describing them or by showing one.",
     )
+    parser.add_argument("--version", action="store_true", help="print dualens's version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
     chosen = module_of(command)
@@ -95,8 +96,31 @@ def _configure_logging(verbose: bool) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+_LEADING_VALUE_OPTIONS = ("--data", "--db")  # common options (common_options) that take a value
+_LEADING_FLAGS = ("-v", "--verbose")
+
+
+def command_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the common options written before the command (``dualens --data X search …``)
+    moved after it, where the command's parser reads them; anything else is left as it is."""
+    lead: list[str] = []
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        option = rest[0]
+        if option in _LEADING_FLAGS or any(option.startswith(o + "=") for o in _LEADING_VALUE_OPTIONS):
+            lead.append(rest.pop(0))
+        elif option in _LEADING_VALUE_OPTIONS and len(rest) > 1:
+            lead += [rest.pop(0), rest.pop(0)]
+        else:
+            return list(argv)  # --help, --version, an unknown option: the parser says what it is
+    return [rest[0], *lead, *rest[1:]] if rest and lead else list(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = command_first(sys.argv[1:] if argv is None else list(argv))
+    if argv[:1] == ["--version"]:
+        print(f"dualens {installed_version()}")
+        return 0
     # the subcommand is the first word: every option is the subcommand's (common_options)
     parser = build_parser(argv[0] if argv else None)
     try:

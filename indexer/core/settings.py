@@ -237,3 +237,13 @@ class CollectionPaths:
     ) -> CollectionPaths:
         """``data`` and ``db_url`` resolved as :meth:`Settings.resolve` does (flag, environment, default)."""
         return cls(resolve_data_dir(data), resolve_db_url(db_url))
+
+
+def installed_version() -> str:
+    """dualens's version as installed (``pip install -e .`` in a checkout too); "unknown" when not."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dualens")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
