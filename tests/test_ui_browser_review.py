@@ -127,6 +127,19 @@ def _grid_images(page):  # type: ignore[no-untyped-def]
     return page.locator('[data-testid="stGrid"] [data-testid="stImage"] img')
 
 
+def _open_first_in_viewer(page) -> None:  # type: ignore[no-untyped-def]
+    """The first card's View, again if a rerun of the page swallowed the click (the grid may still be
+    settling after a navigation)."""
+    for attempt in range(3):
+        page.locator('[class*="st-key-details-"] button:visible').first.click()
+        try:
+            page.get_by_role("dialog").get_by_text("1 of").wait_for(timeout=15_000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+
+
 def _count_line(page) -> str:  # type: ignore[no-untyped-def]
     return str(page.locator(".dl-count").first.inner_text())
 
@@ -190,8 +203,7 @@ def test_real_results_the_viewer_and_the_duplicates_page_pass_axe(
             break
     assert all(counts.values()), counts
     assert _axe_violations(page) == []
-    _grid_images(page).first.click()
-    page.get_by_role("dialog").get_by_text("1 of").wait_for()
+    _open_first_in_viewer(page)
     assert _axe_violations(page) == []
     page.goto(f"{server}/?view=duplicates")
     page.get_by_text("Group 1").wait_for()
