@@ -49,6 +49,8 @@ GOLDFISH = "n01443537_goldfish.JPEG"
 FIRST_DAY = datetime(2020, 1, 1, 12, 0)
 
 pytestmark = [
+    # a real browser on a shared 2-core machine: a click can land during a rerun of the page
+    pytest.mark.flaky(reruns=2, reruns_delay=1),
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),

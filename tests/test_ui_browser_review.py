@@ -56,6 +56,8 @@ PLANTED = 5  # photos added to the imagenet ones
 API_PAGE = 110  # two pages: 220 hits asked for, more than the API's 200 a request
 
 pytestmark = [
+    # a real browser on a shared 2-core machine: a click can land during a rerun of the page
+    pytest.mark.flaky(reruns=2, reruns_delay=1),
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
