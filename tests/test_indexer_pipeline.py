@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexer.decode as decode_module
-import indexer.decode_pool as pool_module
 from indexer.check import check_collection
 from indexer.core.errors import CollectionError, ModelMismatchError, UsageError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import PhotoStatus
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from tests.helpers.db import rows
+from tests.helpers.decodes import count_decodes
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import (
     Exif,
@@ -64,19 +63,6 @@ def _assert_consistent(data: Path) -> None:
     assert report.ok, report.lines()
 
 
-def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    opened: list[str] = []
-    real = pool_module.decode_file
-
-    def counting(task, opts, known=frozenset()):  # type: ignore[no-untyped-def]
-        opened.append(Path(task.path).name)
-        return real(task, opts, known)
-
-    monkeypatch.setattr(pool_module, "decode_file", counting)  # in a worker process
-    monkeypatch.setattr(decode_module, "decode_file", counting)  # in process, with --workers 0
-    return opened
-
-
 def test_first_run_stores_rows_vectors_and_metadata(tmp_path: Path) -> None:
     root = _photos(tmp_path, 5)
     exif = Exif(taken_at="2020:01:02 03:04:05", make="Nikon", model="D90", gps=(1.5, 2.5))
@@ -107,7 +93,7 @@ def test_first_run_stores_rows_vectors_and_metadata(tmp_path: Path) -> None:
 def test_unchanged_files_are_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root, data = _photos(tmp_path), tmp_path / "data"
     _index(data, root)
-    opened = _count_decodes(monkeypatch)
+    opened = count_decodes(monkeypatch)
     encoder = FakeEncoder()
     summary = _index(data, root, encoder=encoder)
     assert opened == [] and encoder.n_embedded == 0
@@ -119,7 +105,7 @@ def test_changed_file_is_re_embedded_and_its_old_vector_replaced(tmp_path: Path,
     _index(data, root)
     before = _rows(data)["p2.jpg"]
     save_jpeg(root / "album0" / "p2.jpg", seed=99)
-    opened = _count_decodes(monkeypatch)
+    opened = count_decodes(monkeypatch)
     encoder = FakeEncoder()
     summary = _index(data, root, encoder=encoder)
     after = _rows(data)["p2.jpg"]

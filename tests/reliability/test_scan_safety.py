@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import indexer.decode as decode_module
-import indexer.decode_pool as pool_module
 from indexer.check import check_collection
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.schema import Photo
 from indexer.core.text import from_stored, to_stored
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from tests.helpers.db import count_indexed
+from tests.helpers.decodes import count_decodes
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg, write_zero_bytes
 from tests.helpers.slow_commits import spawn
@@ -182,17 +181,6 @@ def test_10_a_private_use_name_and_its_latin1_twin_are_two_photos(
 
 
 # ---------------------------------------------------------------- 22. failed files are not re-read
-def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    opened: list[str] = []
-    real = pool_module.decode_file
-
-    def counting(task, opts, known=frozenset()):  # type: ignore[no-untyped-def]
-        opened.append(Path(task.path).name)
-        return real(task, opts, known)
-
-    monkeypatch.setattr(pool_module, "decode_file", counting)  # in a worker process
-    monkeypatch.setattr(decode_module, "decode_file", counting)  # in process, with --workers 0
-    return opened
 
 
 def test_22_a_failed_file_is_read_again_only_once_it_changes(
@@ -203,7 +191,7 @@ def test_22_a_failed_file_is_read_again_only_once_it_changes(
     for i in range(3):
         write_zero_bytes(photos / f"empty{i}.jpg")
     assert _index(data, photos).failed == 3
-    opened = _count_decodes(monkeypatch)
+    opened = count_decodes(monkeypatch)
     again = _index(data, photos)
     assert opened == [] and (again.failed, again.known_failed, again.unchanged) == (3, 3, 1)
     st = (photos / "empty1.jpg").stat()
