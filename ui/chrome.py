@@ -81,6 +81,8 @@ button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; 
 .dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
 .dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
 .dl-meta td:last-child {word-break: break-all;}
+/* a collapsed sidebar is off screen: nothing in it to scroll to (axe: scrollable-region-focusable) */
+[data-testid="stSidebar"][data-collapsed="true"] [data-testid="stSidebarContent"] {overflow: hidden;}
 </style>
 """
 
@@ -145,9 +147,6 @@ PAGE_SCRIPT = """
   }, true);
   let queued = false;
   const tidy = () => {
-    // a scrollable sidebar can be scrolled with the keyboard too (axe: scrollable-region-focusable)
-    document.querySelectorAll('[data-testid="stSidebarContent"]:not([tabindex])')
-      .forEach((el) => el.setAttribute("tabindex", "0"));
     queued = false;
     document.querySelectorAll('[class*="st-key-similar-"] button, [class*="st-key-details-"] button')
       .forEach((b) => {
@@ -181,7 +180,11 @@ PAGE_SCRIPT = """
     if (settle) settle.given = true;
   };
   document.addEventListener("focusout", () => setTimeout(keep, 0));
-  new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(tidy); } })
+  // a scrollable sidebar can be scrolled with the keyboard too (axe: scrollable-region-focusable),
+  // marked as soon as it appears rather than at the next frame
+  const focusable = () => document.querySelectorAll('[data-testid="stSidebarContent"]:not([tabindex])')
+      .forEach((el) => el.setAttribute("tabindex", "0"));
+  new MutationObserver(() => { focusable(); if (!queued) { queued = true; requestAnimationFrame(tidy); } })
     .observe(document.documentElement, {subtree: true, childList: true, characterData: true});
   const focusOnce = () => {
     const b = box();
