@@ -14,6 +14,7 @@ from indexer.core.text import printable
 
 if TYPE_CHECKING:
     from search.duplicates import DuplicateGroup, Member
+    from search.quarantine import QuarantineReport, UndoReport
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -63,37 +64,54 @@ def _megabytes(n: int) -> str:
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
-    from search.quarantine import undo
-
     if args.undo:
         if args.quarantine or args.json or args.csv or args.include_similar:
             raise UsageError("--undo takes no other option")
-        report = undo(Path(args.undo))
+        report = _undo(args, Path(args.undo))
         for line in report.skipped:
             print(f"not restored: {printable(line)}", file=sys.stderr)
         restored = len(report.restored)
         if not restored and not report.skipped:
             print("nothing to undo: every photo of this quarantine is in its place")
             return 0
-        print(f"restored {restored} photo(s); run `dualens index` to add them back to the collection")
+        later = restored - report.back_in_collection
+        tail = f"; {later} return at the next `dualens index`" if later else ", back in the collection"
+        print(f"restored {restored} photo(s){tail}")
         return 0 if not report.skipped else 1
     if args.include_similar and not args.quarantine:
         raise UsageError("--include-similar goes with --quarantine DIR")
     return _find(args)
 
 
+def _undo(args: argparse.Namespace, manifest: Path) -> UndoReport:
+    """Move a quarantine's photos back and put their kept rows into the collection at once (as the
+    UI's Undo does); without a collection to open, the files alone (the next `dualens index` adds them)."""
+    from indexer.core.errors import CollectionError
+    from indexer.core.storage import set_aside
+    from indexer.core.storage.collection import Collection
+    from search.quarantine import undo
+
+    try:
+        collection = Collection.open(args.data, db_url=args.db)
+    except CollectionError:
+        return undo(manifest)
+    with collection, set_aside.writer(collection):
+        report = undo(manifest)
+        restored = set(report.restored)
+        rows = [r for r in set_aside.load_rows(manifest, collection.collection_id()) if r["path"] in restored]
+        report.back_in_collection = len(set_aside.put_back(collection, rows))
+    return report
+
+
 def _find(args: argparse.Namespace) -> int:
     from indexer.core.storage.collection import Collection
     from search.duplicates import find_duplicates, newest_first
-    from search.quarantine import Expected, move_aside
     from search.render import print_json
 
     with Collection.open(args.data, db_url=args.db) as collection:
         groups = find_duplicates(collection, args.threshold)
         if args.sort == "date":
             groups = newest_first(groups)
-        roots = collection.roots()
-        rows = collection.photos([m.id for g in groups for m in g.copies])
     if args.json:
         print_json({"threshold": args.threshold, "groups": [g.to_json() for g in groups]})
     elif args.csv:
@@ -110,10 +128,7 @@ def _find(args: argparse.Namespace) -> int:
         _print_groups(groups)
     if args.quarantine and groups:
         chosen = [m for g in groups for m in g.copies if m.sure or (args.include_similar and not m.linked)]
-        files = [Expected(rows[m.id].path, rows[m.id].size, rows[m.id].mtime_ns) for m in chosen]
-        report = move_aside(files, Path(args.quarantine), roots)
-        for line in report.skipped:
-            print(f"not moved: {printable(line)}", file=sys.stderr)
+        report = _move_aside(args, [m.id for m in chosen])
         left = sum(len(g.copies) for g in groups) - len(chosen)
         if left:
             print(
@@ -123,12 +138,31 @@ def _find(args: argparse.Namespace) -> int:
             )
         print(
             f"moved {len(report.moved)} copies to {printable(str(report.manifest.parent))}; undo with "
-            f"`dualens duplicates --undo {printable(str(report.manifest))}`; run `dualens index` to update "
-            "the collection",
+            f"`dualens duplicates --undo {printable(str(report.manifest))}`",
             file=sys.stderr,
         )
         return 0 if not report.skipped else 1
     return 0
+
+
+def _move_aside(args: argparse.Namespace, ids: list[int]) -> QuarantineReport:
+    """Move these photos into the quarantine and take their rows out of the collection and its index
+    files at once, keeping the rows beside the manifest for --undo: a writer of the collection, refused
+    in one line before anything moves while an indexer runs or the collection is read-only."""
+    from indexer.core.storage import set_aside
+    from indexer.core.storage.collection import Collection
+    from search.quarantine import Expected, move_aside
+
+    with Collection.open(args.data, db_url=args.db) as collection, set_aside.writer(collection):
+        rows = collection.photos(ids)
+        files = [Expected(rows[i].path, rows[i].size, rows[i].mtime_ns) for i in ids if i in rows]
+        report = move_aside(files, Path(args.quarantine), collection.roots())
+        for line in report.skipped:
+            print(f"not moved: {printable(line)}", file=sys.stderr)
+        moved = {e.original for e in report.moved}
+        taken = set_aside.take_out(collection, [i for i in ids if i in rows and rows[i].path in moved])
+        set_aside.save_rows(report.manifest, taken, collection.collection_id())
+    return report
 
 
 def _likeness(m: Member) -> str:

@@ -777,6 +777,10 @@ class Searcher:
         """Restore rows :meth:`take_out` returned (their files are back); the ids restored."""
         return set_aside.put_back(self.collection, rows)
 
+    def collection_id(self) -> str:
+        """The collection's own id (rows set aside name their owner by it)."""
+        return self.collection.collection_id()
+
 
 def _read_index(collection: Collection) -> tuple[FileSignature | None, VectorIndex]:
     """The collection's joint index and the signature of its file, taken before the read (never newer)."""

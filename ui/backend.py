@@ -239,7 +239,7 @@ class Backend:
             report = move_aside(list(files.values()), folder, self.searcher.roots())
             moved = {e.original for e in report.moved}
             rows = self.searcher.take_out([i for i, f in files.items() if f.path in moved])
-        set_aside.save_rows(report.manifest, rows)
+        set_aside.save_rows(report.manifest, rows, self.searcher.collection_id())
         with self._lock:
             self._set_aside[str(report.manifest)] = rows
         self.refresh()
@@ -255,7 +255,7 @@ class Backend:
             with self._lock:
                 rows = self._set_aside.pop(str(manifest), None)
             if rows is None:
-                rows = set_aside.load_rows(manifest)
+                rows = set_aside.load_rows(manifest, self.searcher.collection_id())
             back = self.searcher.put_back([r for r in rows if r["path"] in restored])
         report.back_in_collection = len(back)
         with self._lock:

@@ -185,3 +185,47 @@ def test_an_undo_whose_rows_are_not_kept_says_they_return_at_the_next_index_run(
         assert "in the collection again" not in note and "next `dualens index`" in note
     finally:
         restarted.close()
+
+
+def _count(data: Path, database: str | None) -> int:
+    from indexer.core.storage.collection import Collection
+
+    with Collection.open(data, db_url=database) as collection:
+        return collection.info().n_indexed
+
+
+def test_the_cli_quarantine_takes_the_copy_out_at_once_and_its_undo_puts_it_back(
+    copies: tuple[Path, Path], tmp_path: Path, database: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, copy = copies
+    db = ["--db", database] if database else []
+    before = _count(data, database)
+    assert _cli("duplicates", "--data", str(data), *db, "--quarantine", str(tmp_path / "q")) == 0
+    assert not copy.exists()
+    assert _count(data, database) == before - 1  # no `dualens index` needed
+    assert _check(data, database) == 0
+    assert "dualens index" not in capsys.readouterr().err
+    (manifest,) = (tmp_path / "q").glob("dualens-*/manifest.json")
+    assert _cli("duplicates", "--data", str(data), *db, "--undo", str(manifest)) == 0
+    assert "back in the collection" in capsys.readouterr().out
+    assert copy.exists() and _count(data, database) == before
+    assert _check(data, database) == 0
+
+
+@pytest.mark.sqlite_only  # a second collection of its own: another SQLite file beside the first
+def test_an_undo_into_another_collection_restores_the_files_but_not_foreign_rows(
+    copies: tuple[Path, Path], tmp_path: Path, tiny_model_dir: Path, database: str | None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    data, copy = copies
+    db = ["--db", database] if database else []
+    assert _cli("duplicates", "--data", str(data), *db, "--quarantine", str(tmp_path / "q")) == 0
+    other_photos, other = tmp_path / "other-photos", tmp_path / "other"
+    make_photos(other_photos, n=2)
+    build_collection(other, other_photos, tiny_model_dir, None)  # a SQLite collection of its own
+    (manifest,) = (tmp_path / "q").glob("dualens-*/manifest.json")
+    capsys.readouterr()
+    assert _cli("duplicates", "--data", str(other), "--undo", str(manifest)) == 0
+    assert copy.exists()
+    assert _count(other, None) == 2  # the first collection's row is not put into this one
+    assert "return at the next `dualens index`" in capsys.readouterr().out

@@ -133,10 +133,12 @@ def _decode(row: dict[str, Any]) -> Row:
     return out
 
 
-def save_rows(manifest: Path, rows: Sequence[Row]) -> bool:
-    """Write the rows beside the manifest (atomically); False when the quarantine cannot be written."""
+def save_rows(manifest: Path, rows: Sequence[Row], owner: str) -> bool:
+    """Write the rows of the collection ``owner`` (its :meth:`Collection.collection_id`) beside the manifest
+    (atomically); False when the quarantine cannot be written."""
     target = rows_file(manifest)
-    body = {"kind": _ROWS_KIND, "version": 1, "rows": [{k: _encode(v) for k, v in r.items()} for r in rows]}
+    encoded = [{k: _encode(v) for k, v in r.items()} for r in rows]
+    body = {"kind": _ROWS_KIND, "version": 1, "owner": owner, "rows": encoded}
     tmp = target.with_name(target.name + ".tmp")
     try:
         tmp.write_text(json.dumps(body), encoding="utf-8")
@@ -146,13 +148,17 @@ def save_rows(manifest: Path, rows: Sequence[Row]) -> bool:
     return True
 
 
-def load_rows(manifest: Path) -> list[Row]:
-    """The rows :func:`save_rows` kept for this quarantine (none when there is no readable file)."""
+def load_rows(manifest: Path, owner: str) -> list[Row]:
+    """The rows :func:`save_rows` kept for this quarantine, if they are rows of the collection ``owner``
+    (none when there is no readable file, or they belong to another collection: its ids, vectors and
+    model are not this one's)."""
     try:
         body = json.loads(rows_file(manifest).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(body, dict) or body.get("kind") != _ROWS_KIND:
+        return []
+    if body.get("owner", owner) != owner:
         return []
     try:
         return [_decode(r) for r in body["rows"]]
