@@ -137,3 +137,21 @@ def test_the_selection_bar_passes_axe(server: str, browser, viewport: dict[str, 
     assert _axe_violations(page) == []
     _shot(page, f"selection-{'phone' if viewport is PHONE else 'desktop'}", tmp_path)
     page.close()
+
+
+def test_shift_click_selects_every_photo_between_two_boxes(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = _page(browser)
+    page.goto(server)
+    _results(page, "a cat")
+    boxes = page.locator('[class*="st-key-sel-"] label')
+    boxes.nth(0).click()
+    page.get_by_text("1 selected", exact=True).wait_for()
+    boxes.nth(4).click(modifiers=["Shift"])
+    page.get_by_text("5 selected", exact=True).wait_for()
+    checked = page.locator('[class*="st-key-sel-"] input:checked')
+    page.wait_for_function(
+        "() => document.querySelectorAll('[class*=\"st-key-sel-\"] input:checked').length === 5"
+    )
+    assert checked.count() == 5
+    assert page.locator('[class*="st-key-sel-"] input').nth(5).is_checked() is False
+    page.close()

@@ -54,8 +54,19 @@ def query_identity(view: state.View) -> tuple[object, ...]:
     return (view.kind, view.text, view.photo_id, view.upload_name, upload)
 
 
+# each card's Select box sits on its photo's top-left corner (the card's row keeps Similar and View)
+CSS = """<style>
+.stGridCell:has([class*="st-key-sel-"]) {position: relative;}
+[class*="st-key-card-"] [class*="st-key-sel-"] {position: absolute; top: 0.35rem; left: 0.35rem; z-index: 2;
+    width: auto; background: rgba(255, 255, 255, 0.9); border-radius: 6px; padding: 0.15rem 0.1rem 0 0.35rem;}
+.dl-selected {font-weight: 600; white-space: nowrap;}
+</style>"""
+
+
 def keep_for(view: state.View) -> None:
-    """Drop the selection when the query changed since it was made; call once per run."""
+    """Drop the selection when the query changed since it was made, and style the boxes; call once
+    per run."""
+    st.html(CSS)  # style only: takes no room on the page
     identity = query_identity(view)
     if st.session_state.get(_FOR) != identity:
         st.session_state[_FOR] = identity
