@@ -14,7 +14,7 @@ import streamlit as st
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import Filters, collection_exists
-from ui import chrome, duplicates_view, selection, state, viewer, views
+from ui import chrome, duplicates_view, indexing_view, selection, state, viewer, views
 from ui.backend import Backend, SearchRequest, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -72,6 +72,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
     facets = backend.facets()
     state.read_query_params_once(facets)
     views.sidebar(stats, facets)
+    indexing_view.sidebar(backend, data_dir)  # Add photos
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()
         return
