@@ -101,3 +101,24 @@ def test_a_run_that_cannot_start_says_why_in_one_line(collection: tuple[Path, Pa
         failed = _wait(indexing.start(str(data), new))
     assert failed.error is not None and "another dualens indexer" in failed.error
     assert "\n" not in failed.error and failed.total is None
+
+
+def test_with_api_the_page_says_adding_photos_is_not_available() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        from ui import indexing_view
+        from ui.config import UiConfig
+        from ui.remote import RemoteBackend
+
+        backend = RemoteBackend("http://service.invalid", UiConfig())
+        try:
+            indexing_view.sidebar(backend, "/nowhere")
+        finally:
+            backend.close()
+
+    at = AppTest.from_function(page, default_timeout=30).run()
+    assert not at.exception, at.exception
+    said = " ".join(m.value for m in at.sidebar.markdown)
+    assert "Indexing from the page is not available with --api" in said
+    assert not [t for t in at.text_input if t.key == "add_folder"]
