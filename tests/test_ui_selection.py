@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.ui_fixtures import build_collection, make_photos
-from ui.selection import zip_bytes, zip_names
+from ui.selection import zip_bytes, zip_names, zip_note
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
@@ -33,6 +33,14 @@ def test_a_zip_holds_the_originals_byte_for_byte_under_their_names(tmp_path: Pat
     with zipfile.ZipFile(io.BytesIO(zip_bytes(files, zip_names([str(f) for f in files])))) as archive:
         assert archive.namelist() == ["a.jpg", "a (2).jpg"]
         assert [archive.read(n) for n in archive.namelist()] == [f.read_bytes() for f in files]
+
+
+def test_a_selection_over_the_zip_cap_is_not_zipped_and_the_bar_says_so() -> None:
+    mb = 1024 * 1024
+    assert zip_note(3, 150 * mb, 200 * mb) == ("A zip of the 3 originals, 150.0 MB (up to 200.0 MB).", True)
+    note, fits = zip_note(40, 201 * mb, 200 * mb)
+    assert not fits and note.startswith("The 40 originals are 201.0 MB, over the 200.0 MB a zip may hold")
+    assert "1 photo(s) are no longer on disk" in zip_note(2, mb, 200 * mb, missing=1)[0]
 
 
 @pytest.fixture

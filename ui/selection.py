@@ -24,7 +24,7 @@ import streamlit as st
 from indexer.core.errors import DualensError
 from search import Hit, UndoReport
 from ui import state
-from ui.backend import UiBackend
+from ui.backend import Backend, UiBackend
 from ui.chrome import literal
 
 _SELECTED = "dualens_selected"  # photo ids, in the order they were selected
@@ -168,13 +168,26 @@ def bar(backend: UiBackend, shown: Sequence[Hit], data_dir: str) -> None:
             with st.popover("Copy paths", icon=":material/content_copy:"):
                 _say("The paths of the selected photos, one a line (the copy button is at the right).")
                 st.code("\n".join(h.path for h in hits), language=None, wrap_lines=True)
-            st.button("Move aside", key="sel-move", icon=":material/drive_file_move:", on_click=_ask_move)
+            if isinstance(backend, Backend):  # the collection itself is here (not with --api)
+                st.button("Move aside", key="sel-move", icon=":material/drive_file_move:", on_click=_ask_move)
             st.button(
                 "Clear selection", key="sel-clear", icon=":material/close:", type="tertiary", on_click=clear
             )
         _download(backend, hits)
         if st.session_state.get(_CONFIRM):
             _confirm_move(backend, hits, data_dir)
+
+
+def zip_note(count: int, size: int, cap: int, missing: int = 0) -> tuple[str, bool]:
+    """What the bar says above the download, and whether the zip may be built (``size`` within ``cap``)."""
+    if size > cap:
+        return (
+            f"The {count} originals are {_mb(size)}, over the {_mb(cap)} a zip may hold: "
+            "select fewer photos to download them.",
+            False,
+        )
+    gone = f" ({missing} photo(s) are no longer on disk and are left out)" if missing else ""
+    return f"A zip of the {count} originals, {_mb(size)} (up to {_mb(cap)}){gone}.", True
 
 
 def _download(backend: UiBackend, hits: Sequence[Hit]) -> None:
@@ -184,16 +197,10 @@ def _download(backend: UiBackend, hits: Sequence[Hit]) -> None:
         _say("Download needs the photos themselves: it is not available here.")
         return
     size = sum(p.stat().st_size for p in files)
-    missing = len(hits) - len(files)
-    gone = f" ({missing} photo(s) are no longer on disk and are left out)" if missing else ""
-    cap = state.config().zip_max_mb * 1024 * 1024
-    if size > cap:
-        _say(
-            f"The {len(files)} originals are {_mb(size)}, over the {_mb(cap)} a zip may hold: "
-            "select fewer photos to download them."
-        )
+    note, fits = zip_note(len(files), size, state.config().zip_max_mb * 1024 * 1024, len(hits) - len(files))
+    _say(note)
+    if not fits:
         return
-    _say(f"A zip of the {len(files)} originals, {_mb(size)} (up to {_mb(cap)}){gone}.")
     names = zip_names([str(p) for p in files])
     st.download_button(
         f"Download {len(files)} as zip",
