@@ -79,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--progress-lines",
+        action="store_true",
+        help="print 'progress DONE TOTAL' on stdout after each file (the web page's Add photos reads them)",
+    )
+    p.add_argument(
         "--watch",
         action="store_true",
         help="keep indexing: after each burst of changes under the folders, until Ctrl-C",
@@ -161,6 +166,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         reindex=args.reindex,
         progress=not args.no_progress,
+        on_progress=_print_progress if args.progress_lines else None,
         prune=args.prune,
         retry_failed=args.retry_failed,
         decode_timeout=args.decode_timeout,
@@ -176,6 +182,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _watch(args, options)
     _report(run_index(args.settings.data_dir, args.dirs, options, db_url=args.settings.db_url))
     return 0
+
+
+def _print_progress(done: int, total: int) -> None:
+    print(f"progress {done} {total}", flush=True)
 
 
 def _report(summary: IndexSummary, *, quiet_if_unchanged: bool = False) -> None:

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -63,6 +63,7 @@ class IndexOptions:
     retry_failed: bool = False  # read failed files again even when their size and mtime are unchanged
     engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
     ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
+    on_progress: Callable[[int, int], None] | None = None  # (files done, files to do): 0 first, then each
 
 
 @dataclass
@@ -217,6 +218,8 @@ def run_index(
         for row in plan.move_sources:  # a renamed folder's photos move, though the folder looks emptied
             if plan.lends(row) and row.content_hash:
                 state.missing_by_hash.setdefault(row.content_hash, []).append(row.id)
+        if options.on_progress is not None:
+            options.on_progress(0, len(plan.todo))
         if plan.todo and options.engine == "ray":
             _process_on_ray(state, encoder, model, options, timer)
         elif plan.todo:
@@ -274,12 +277,16 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
     pool = DecoderPool(opts, plan.missing_hashes, workers=workers, decode_timeout=options.decode_timeout)
     with pool, _torch_threads(threads), _progress(len(plan.todo), options.progress) as bar:
         results = pool.decode(tasks)
+        done = 0
         while True:
             with timer.stage("decode"):
                 result = next(results, None)
             if result is None:
                 break
             bar.update(1)
+            done += 1
+            if options.on_progress is not None:
+                options.on_progress(done, len(plan.todo))
             item = plan.todo[result.item_no]
             op = _route(state, item, result)
             if op is not None:
@@ -316,6 +323,7 @@ def _process_on_ray(
 
     with ray_session(options.ray), _progress(len(plan.todo), options.progress) as bar:
         results = embedded_results(tasks, opts, plan.missing_hashes, spec, options.ray)
+        done = 0
         while True:
             with timer.stage("embed"):  # waiting for the cluster: decoding and embedding overlap there
                 pair = next(results, None)
@@ -323,6 +331,9 @@ def _process_on_ray(
                 break
             result, vector, visual = pair
             bar.update(1)
+            done += 1
+            if options.on_progress is not None:
+                options.on_progress(done, len(state.plan.todo))
             state.summary.times.decode_busy += result.seconds  # spent decoding on the cluster
             item = plan.todo[result.item_no]
             op = _route(state, item, result)

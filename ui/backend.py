@@ -82,7 +82,9 @@ class UiBackend(Protocol):
     def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None: ...
     def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
-    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport: ...
+    def quarantine(
+        self, photo_ids: list[int], folder: Path, *, copies_only: bool = True
+    ) -> QuarantineReport: ...
     def undo(self, manifest: Path) -> UndoReport: ...
     def close(self) -> None: ...
 
@@ -226,15 +228,18 @@ class Backend:
             cached = self._duplicates = (generation, kept)
         return [g for g in (_present(g) for g in cached[1]) if g is not None]
 
-    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
-        """Move these photos (ids of duplicate copies; paths from the database, never the browser) and
+    def quarantine(self, photo_ids: list[int], folder: Path, *, copies_only: bool = True) -> QuarantineReport:
+        """Move these photos (ids of duplicate copies, or of any photos when not ``copies_only``: a
+        selection on the results; paths from the database, never the browser) and
         take their rows out of the collection and the index files: a writer of the collection, refused
         in one line before anything moves while an indexer runs or the collection is read-only. The
         rows are kept beside the manifest (and here), for :meth:`undo`, even after a restart."""
         with self.searcher.set_aside_writer():
             known = self.searcher.files_to_move(photo_ids)
-            copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked}  # keep links
-            chosen = [i for i in photo_ids if i in known and i in copies]
+            copies = (
+                {m.id for g in self.duplicates() for m in g.copies if not m.linked} if copies_only else known
+            )
+            chosen = [i for i in photo_ids if i in known and i in copies]  # a duplicate's link is kept
             files = {i: known[i] for i in chosen if self.guard.inside_roots(known[i].path)}
             report = move_aside(list(files.values()), folder, self.searcher.roots())
             moved = {e.original for e in report.moved}

@@ -180,6 +180,24 @@ PAGE_SCRIPT = """
     if (settle) settle.given = true;
   };
   document.addEventListener("focusout", () => setTimeout(keep, 0));
+  // shift-click on a card's Select box (ui/selection.py): the boxes between it and the one clicked
+  // before take the state this click gives it (each through its own click, one after the other, so
+  // the page hears every one)
+  let anchor = null;
+  document.addEventListener("click", (e) => {
+    const box = e.isTrusted && e.target.closest && e.target.closest('[class*="st-key-sel-"]');
+    if (!box) return;
+    const key = Array.from(box.classList).find((c) => c.startsWith("st-key-sel-"));
+    const boxes = Array.from(document.querySelectorAll('[class*="st-key-sel-"]:has(input[type="checkbox"])'));
+    const from = anchor && boxes.findIndex((b) => b.classList.contains(anchor));
+    const to = boxes.indexOf(box);
+    anchor = key;
+    if (!e.shiftKey || from === null || from < 0 || from === to) return;
+    const want = !box.querySelector("input").checked;
+    boxes.slice(Math.min(from, to) + 1, Math.max(from, to))
+      .filter((b) => b.querySelector("input").checked !== want)
+      .forEach((b, n) => setTimeout(() => b.querySelector("input").click(), 120 * (n + 1)));
+  }, true);
   // a scrollable sidebar can be scrolled with the keyboard too (axe: scrollable-region-focusable),
   // marked as soon as it appears rather than at the next frame
   const focusable = () => document.querySelectorAll('[data-testid="stSidebarContent"]:not([tabindex])')

@@ -23,6 +23,7 @@ class UiConfig:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_pixels: int = 50_000_000
     query_max_chars: int = 500
+    zip_max_mb: int = 200  # a selection's originals are zipped in memory up to this size
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> UiConfig:

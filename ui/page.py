@@ -14,7 +14,7 @@ import streamlit as st
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import Filters, collection_exists
-from ui import chrome, duplicates_view, state, viewer, views
+from ui import chrome, duplicates_view, indexing_view, selection, state, viewer, views
 from ui.backend import Backend, SearchRequest, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -72,6 +72,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
     facets = backend.facets()
     state.read_query_params_once(facets)
     views.sidebar(stats, facets)
+    indexing_view.sidebar(backend, data_dir)  # Add photos
     if int(stats.n_indexed) == 0:
         chrome.empty_collection()
         return
@@ -82,16 +83,19 @@ def render(backend: UiBackend, data_dir: str) -> None:
         return
     views.search_bar()
     current = state.view()
+    selection.keep_for(current)  # a new query drops the selection
     active = state.filters(facets.folders, facets.file_types, facets.places)
     request = state.request_for(current, active)
     if request is None:
         views.welcome()
         return
     with st.container(key=state.results_key(request)):  # another search: the old photos go at once
-        results(backend, current, active, request)
+        results(backend, current, active, request, data_dir)
 
 
-def results(backend: UiBackend, current: state.View, active: Filters, request: SearchRequest) -> None:
+def results(
+    backend: UiBackend, current: state.View, active: Filters, request: SearchRequest, data_dir: str
+) -> None:
     try:
         with st.spinner("Searching…"):
             page = backend.run(request, image=state.upload_image())
@@ -101,6 +105,7 @@ def results(backend: UiBackend, current: state.View, active: Filters, request: S
     views.context_bar(backend, current, page)
     views.filter_chips(active)
     views.understood_chips(page.understood)
+    selection.bar(backend, page.hits, data_dir)
     if not page.hits:
         views.no_results(current, active)
         return

@@ -229,7 +229,7 @@ class RemoteBackend:
     def duplicates(self) -> list[DuplicateGroup]:
         raise UsageError(_LOCAL_ONLY)
 
-    def quarantine(self, photo_ids: list[int], folder: Path) -> QuarantineReport:
+    def quarantine(self, photo_ids: list[int], folder: Path, *, copies_only: bool = True) -> QuarantineReport:
         raise UsageError(_LOCAL_ONLY)
 
     def undo(self, manifest: Path) -> UndoReport:

@@ -19,7 +19,7 @@ from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood
-from ui import state
+from ui import selection, state
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
 from ui.thumbnails import placeholder
@@ -366,6 +366,7 @@ def _card(backend: UiBackend, hit: Hit) -> None:
             args=(hit.id,),
             help=f"Open {literal(name)} larger, with its details",
         )
+        selection.select_box(hit)
 
 
 def alt_text(hit: Hit) -> str:
