@@ -1,0 +1,81 @@
+"""Bulk inserts of new photo rows inside the caller's transaction: PostgreSQL through COPY (psycopg 3,
+binary format), SQLite through one ``executemany``.
+
+Invariants: the rows go through the same connection, so they commit or vanish with the rest of the
+caller's batch (a SIGKILL mid-COPY aborts that transaction on the server: nothing of the batch is
+kept); every value passes the column type's own bind processing (path mapping, enum values, dates),
+so a bulk row reads back exactly as one written through the ORM; the ids are allocated before the
+insert (the table's sequence on PostgreSQL, above the largest id on SQLite, whose writers are
+serialised by the file lock), and returned in the order of the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from indexer.core.storage.schema import Photo
+
+_TABLE = Photo.__table__
+TABLE_NAME: str = Photo.__tablename__
+COLUMNS: tuple[str, ...] = tuple(c.name for c in _TABLE.columns)
+
+
+def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (column name → value; no ``id``, absent columns NULL) in the session's
+    transaction; returns their new ids in the order of ``rows``."""
+    if not rows:
+        return []
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        ids = _sequence_ids(conn, len(rows))
+        _copy(conn, _tuples(conn, rows, ids))
+    else:
+        start = int(s.scalar(select(func.coalesce(func.max(Photo.id), 0))) or 0) + 1
+        ids = list(range(start, start + len(rows)))
+        marks = ", ".join("?" for _ in COLUMNS)
+        sql = f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMNS)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, _tuples(conn, rows, ids))
+    return ids
+
+
+def _processors(conn: Connection) -> list[Callable[[Any], Any] | None]:
+    return [column.type.bind_processor(conn.dialect) for column in _TABLE.columns]
+
+
+def _tuples(conn: Connection, rows: Sequence[dict[str, Any]], ids: list[int]) -> list[tuple[Any, ...]]:
+    """The driver's values of each row, in ``COLUMNS`` order (``id`` first)."""
+    processors = _processors(conn)
+    out: list[tuple[Any, ...]] = []
+    for row_id, row in zip(ids, rows, strict=True):
+        values = [row_id, *(row.get(name) for name in COLUMNS[1:])]
+        for n, process in enumerate(processors):
+            if process is not None and values[n] is not None:
+                values[n] = process(values[n])
+        out.append(tuple(values))
+    return out
+
+
+def _sequence_ids(conn: Connection, n: int) -> list[int]:
+    sql = f"SELECT nextval(pg_get_serial_sequence('{TABLE_NAME}', 'id')) FROM generate_series(1, %(n)s)"
+    return [int(row[0]) for row in conn.exec_driver_sql(sql, {"n": n})]
+
+
+def _copy(conn: Connection, values: list[tuple[Any, ...]]) -> None:
+    """COPY ``values`` into the table through the transaction's own psycopg connection."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+            (TABLE_NAME,),
+        )
+        oids = dict(cur.fetchall())
+        with cur.copy(f"COPY {TABLE_NAME} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([oids[name] for name in COLUMNS])
+            for row in values:
+                copy.write_row(row)
