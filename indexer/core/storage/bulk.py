@@ -23,6 +23,7 @@ from indexer.core.storage.schema import Photo
 _TABLE = Photo.__table__
 TABLE_NAME: str = Photo.__tablename__
 COLUMNS: tuple[str, ...] = tuple(c.name for c in _TABLE.columns)
+_COPY_TYPES: list[int] = []  # the columns' type oids, in COLUMNS order (looked up once per process)
 
 
 def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -70,12 +71,14 @@ def _copy(conn: Connection, values: list[tuple[Any, ...]]) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        cur.execute(
-            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
-            (TABLE_NAME,),
-        )
-        oids = dict(cur.fetchall())
+        if not _COPY_TYPES:  # built-in types (text, int8, bytea…): the same oids on every server
+            cur.execute(
+                "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+                (TABLE_NAME,),
+            )
+            oids = dict(cur.fetchall())
+            _COPY_TYPES.extend(oids[name] for name in COLUMNS)
         with cur.copy(f"COPY {TABLE_NAME} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([oids[name] for name in COLUMNS])
+            copy.set_types(_COPY_TYPES)
             for row in values:
                 copy.write_row(row)
