@@ -44,19 +44,20 @@ def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     return ids
 
 
-def _processors(conn: Connection) -> list[Callable[[Any], Any] | None]:
-    return [column.type.bind_processor(conn.dialect) for column in _TABLE.columns]
-
-
 def _tuples(conn: Connection, rows: Sequence[dict[str, Any]], ids: list[int]) -> list[tuple[Any, ...]]:
     """The driver's values of each row, in ``COLUMNS`` order (``id`` first)."""
-    processors = _processors(conn)
+    processed: list[tuple[int, Callable[[Any], Any]]] = []
+    for n, column in enumerate(_TABLE.columns):
+        process = column.type.bind_processor(conn.dialect)
+        if process is not None:
+            processed.append((n, process))
+    names = COLUMNS[1:]
     out: list[tuple[Any, ...]] = []
     for row_id, row in zip(ids, rows, strict=True):
-        values = [row_id, *(row.get(name) for name in COLUMNS[1:])]
-        for n, process in enumerate(processors):
-            if process is not None and values[n] is not None:
-                values[n] = process(values[n])
+        values = [row_id, *map(row.get, names)]
+        for n, convert in processed:
+            if values[n] is not None:
+                values[n] = convert(values[n])
         out.append(tuple(values))
     return out
 
