@@ -32,7 +32,7 @@ from tests.helpers.slow_commits import REPO, spawn
 RAY = Path(sys.executable).parent / "ray"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(420),  # ~2 min on an idle 2-core machine, 4m44s at a load of 29
+    pytest.mark.timeout(420),  # 4m44s at a load average of 29 on the 2-core dev VM
     pytest.mark.skipif(not RAY.exists(), reason="no `ray` command next to this Python"),
 ]
 
