@@ -4,9 +4,9 @@ binary format), SQLite through one ``executemany``.
 Invariants: the rows go through the same connection, so they commit or vanish with the rest of the
 caller's batch (a SIGKILL mid-COPY aborts that transaction on the server: nothing of the batch is
 kept); every value passes the column type's own bind processing (path mapping, enum values, dates),
-so a bulk row reads back exactly as one written through the ORM; the ids are allocated before the
-insert (the table's sequence on PostgreSQL, above the largest id on SQLite, whose writers are
-serialised by the file lock), and returned in the order of the rows.
+so a bulk row reads back exactly as one written through the ORM; the ids (drawn from the table's
+sequence before the COPY on PostgreSQL, given by SQLite and read back by path) are returned in the
+order of the rows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,8 @@ from indexer.core.storage.schema import Photo
 _TABLE = Photo.__table__
 TABLE_NAME: str = Photo.__tablename__
 COLUMNS: tuple[str, ...] = tuple(c.name for c in _TABLE.columns)
+_PATH = COLUMNS.index("path")
+_LOOKUP_CHUNK = 500  # paths a lookup (SQLite's limit on bound values is far above)
 _COPY_TYPES: list[int] = []  # the columns' type oids, in COLUMNS order (looked up once per process)
 
 
@@ -36,16 +37,29 @@ def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
         ids = _sequence_ids(conn, len(rows))
         _copy(conn, _tuples(conn, rows, ids))
     else:
-        start = int(s.scalar(select(func.coalesce(func.max(Photo.id), 0))) or 0) + 1
-        ids = list(range(start, start + len(rows)))
-        marks = ", ".join("?" for _ in COLUMNS)
-        sql = f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMNS)}) VALUES ({marks})"
-        conn.exec_driver_sql(sql, _tuples(conn, rows, ids))
+        ids = _sqlite_insert(conn, _tuples(conn, rows, [None] * len(rows)))
     return ids
 
 
-def _tuples(conn: Connection, rows: Sequence[dict[str, Any]], ids: list[int]) -> list[tuple[Any, ...]]:
-    """The driver's values of each row, in ``COLUMNS`` order (``id`` first)."""
+def _sqlite_insert(conn: Connection, values: list[tuple[Any, ...]]) -> list[int]:
+    """One executemany (SQLite gives each row its id), then the ids read back by path: the
+    transaction's first statement may be this write, so it waits for the file's write lock (busy
+    timeout) instead of failing on a snapshot another writer moved on from."""
+    marks = ", ".join("?" for _ in COLUMNS)
+    conn.exec_driver_sql(f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMNS)}) VALUES ({marks})", values)
+    paths = [row[_PATH] for row in values]
+    found: dict[str, int] = {}
+    for start in range(0, len(paths), _LOOKUP_CHUNK):
+        chunk = tuple(paths[start : start + _LOOKUP_CHUNK])
+        sql = f"SELECT path, id FROM {TABLE_NAME} WHERE path IN ({', '.join('?' for _ in chunk)})"
+        found.update((str(p), int(i)) for p, i in conn.exec_driver_sql(sql, chunk))
+    return [found[path] for path in paths]
+
+
+def _tuples(
+    conn: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int | None]
+) -> list[tuple[Any, ...]]:
+    """The driver's values of each row, in ``COLUMNS`` order (``id`` first; None: the database's)."""
     processed: list[tuple[int, Callable[[Any], Any]]] = []
     for n, column in enumerate(_TABLE.columns):
         process = column.type.bind_processor(conn.dialect)
