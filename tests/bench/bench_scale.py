@@ -121,13 +121,15 @@ def _verdict(name: str, after: float, before: float, target: float) -> None:
           f"(target >= {target:g}x: {met})")  # fmt: skip
 
 
-def databases(tmp: Path) -> None:
+def databases(tmp: Path, *, sqlite_only: bool = False) -> None:
     from tests.helpers.postgres import PostgresServer
 
     print(f"bulk write: {N_ROWS} photo rows with {DIM}-d vectors, {WRITE_BATCH} rows a transaction")
     sqlite_before = bulk_write(tmp / "sqlite-orm", None, bulk=False)
     sqlite = bulk_write(tmp / "sqlite", None, bulk=True)
     _verdict("SQLite (WAL, synchronous=NORMAL), executemany", sqlite, sqlite_before, 3)
+    if sqlite_only:
+        return
     try:
         server = PostgresServer().start()
     except (FileNotFoundError, KeyError, RuntimeError) as exc:
@@ -195,8 +197,8 @@ def main(argv: list[str]) -> None:
         print(f"bench-scale {when}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
         if what in ("all", "engines"):
             engines(tmp)
-        if what in ("all", "databases"):
-            databases(tmp)
+        if what in ("all", "databases", "sqlite"):
+            databases(tmp, sqlite_only=what == "sqlite")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
