@@ -4,6 +4,10 @@ indexed vectors changes.
 A SIGKILL at any moment therefore loses at most the batch in flight: every committed row is
 complete (metadata + L2-normalised float32 vector), and the generation counter moves in the same
 transaction as the vectors, so the FAISS file can always tell whether it is stale.
+
+The rows of new files (most of a first run) go in through one bulk insert in that same transaction
+(``indexer.core.storage.bulk``: COPY on PostgreSQL, executemany on SQLite), stored exactly as the
+row-by-row ORM path stores them; rows already in the collection keep the ORM path.
 """
 
 from __future__ import annotations
@@ -171,8 +175,8 @@ class RowWriter:
         if not writes:
             return out
         now = utcnow()
-        fresh = [w for w in writes if self.bulk and isinstance(w, NewVectors) and w.row_id is None]
-        others = [w for w in writes if not (self.bulk and isinstance(w, NewVectors) and w.row_id is None)]
+        fresh = [w for w in writes if isinstance(w, NewVectors) and self._in_bulk(w)]
+        others = [w for w in writes if not self._in_bulk(w)]
         written: list[tuple[Photo, str | None, bool]] = []  # ids known after the flush (one INSERT)
         with self.database.writing() as s:
             for w in others:
@@ -204,6 +208,10 @@ class RowWriter:
             if out.added_ids or out.removed_ids:
                 bump_generation(s)
         return out
+
+    def _in_bulk(self, w: RowWrite) -> bool:
+        """Whether ``w`` is the row of a new file, which goes in through the bulk insert."""
+        return self.bulk and isinstance(w, NewVectors) and w.row_id is None
 
     def _insert_fresh(
         self, s: Session, fresh: Sequence[NewVectors], now: datetime, out: BatchOutcome
