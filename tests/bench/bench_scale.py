@@ -4,7 +4,10 @@
         index the same 400 photos with the local engine and with the Ray engine (1 and 2 embedding
         actors, Ray started on this machine): images/s, and the Ray speed-ups against 1 actor
         bulk write of 100,000 synthetic photo rows with vectors through the indexer's batch writer
-        (a transaction per 256 rows) into SQLite and into a PostgreSQL server: rows/s
+        (a transaction per 256 rows) into SQLite and into a PostgreSQL server: rows/s of the bulk
+        path (COPY / executemany) against the row-at-a-time ORM path in the same run (MET/NOT MET:
+        >= 10x on PostgreSQL, >= 3x on SQLite), then 1 and 2 concurrent writer processes on
+        PostgreSQL (MET/NOT MET: 2 >= 1.7x one)
 
 Not a test: it prints figures and ratios (the local engine and SQLite are the baselines). The photos
 are imagenet-sample's first 400 when ../shared is there, else generated JPEGs. The default model.
@@ -92,8 +95,9 @@ def _ops(start: int, n: int, rng: np.random.Generator) -> list:
     return ops
 
 
-def bulk_write(data: Path, db_url: str | None) -> float:
-    """Rows/s of N_ROWS rows written by the indexer's BatchWriter, WRITE_BATCH per transaction."""
+def bulk_write(data: Path, db_url: str | None, *, bulk: bool) -> float:
+    """Rows/s of N_ROWS rows written by the indexer's RowWriter, WRITE_BATCH per transaction
+    (``bulk``: COPY / executemany; False: the row-at-a-time ORM path, the baseline)."""
     from indexer.core.storage.collection import Collection
     from indexer.writer import BatchWriter
 
@@ -101,6 +105,7 @@ def bulk_write(data: Path, db_url: str | None) -> float:
     batches = [_ops(s, min(WRITE_BATCH, N_ROWS - s), rng) for s in range(0, N_ROWS, WRITE_BATCH)]
     with Collection.open(data, create=True, db_url=db_url) as collection:
         writer = BatchWriter(collection, run=1)
+        writer.rows.bulk = bulk
         start = time.perf_counter()
         for ops in batches:
             writer.write(ops)
@@ -109,12 +114,22 @@ def bulk_write(data: Path, db_url: str | None) -> float:
     return N_ROWS / seconds
 
 
-def databases(tmp: Path) -> None:
+def _verdict(name: str, after: float, before: float, target: float) -> None:
+    ratio = after / before
+    met = "MET" if ratio >= target else "NOT MET"
+    print(f"  {name}: {after:8.0f} rows/s bulk vs {before:8.0f} row-at-a-time: {ratio:5.1f}x  "
+          f"(target >= {target:g}x: {met})")  # fmt: skip
+
+
+def databases(tmp: Path, *, sqlite_only: bool = False) -> None:
     from tests.helpers.postgres import PostgresServer
 
     print(f"bulk write: {N_ROWS} photo rows with {DIM}-d vectors, {WRITE_BATCH} rows a transaction")
-    sqlite = bulk_write(tmp / "sqlite", None)
-    print(f"  SQLite (WAL, synchronous=NORMAL)        {sqlite:8.0f} rows/s")
+    sqlite_before = bulk_write(tmp / "sqlite-orm", None, bulk=False)
+    sqlite = bulk_write(tmp / "sqlite", None, bulk=True)
+    _verdict("SQLite (WAL, synchronous=NORMAL), executemany", sqlite, sqlite_before, 3)
+    if sqlite_only:
+        return
     try:
         server = PostgresServer().start()
     except (FileNotFoundError, KeyError, RuntimeError) as exc:
@@ -124,11 +139,54 @@ def databases(tmp: Path) -> None:
         server.execute("ALTER SYSTEM SET fsync = on")
         server.execute("ALTER SYSTEM SET synchronous_commit = on")
         server.execute("SELECT pg_reload_conf()")
-        name = server.new_database()
-        pg = bulk_write(tmp / "pg", server.url(name))
+        pg_before = bulk_write(tmp / "pg-orm", server.url(server.new_database()), bulk=False)
+        pg = bulk_write(tmp / "pg", server.url(server.new_database()), bulk=True)
+        _verdict("PostgreSQL 15 (unix socket, fsync on), COPY", pg, pg_before, 10)
+        writers(tmp, server)
     finally:
         server.stop()
-    print(f"  PostgreSQL 15 (unix socket, fsync on)   {pg:8.0f} rows/s  ({pg / sqlite:.2f}x SQLite)")
+
+
+def _write_share(job: tuple[Path, str, int, int]) -> tuple[float, float]:
+    """One writer process: rows ``start`` .. ``start + n`` in batches; (first, last) wall-clock time."""
+    data, url, start, n = job
+    from indexer.core.storage.collection import Collection
+    from indexer.writer import BatchWriter
+
+    rng = np.random.default_rng(start)
+    batches = [_ops(start + s, min(WRITE_BATCH, n - s), rng) for s in range(0, n, WRITE_BATCH)]
+    with Collection.open(data, create=True, db_url=url) as collection:
+        writer = BatchWriter(collection, run=1)
+        began = time.time()
+        for ops in batches:
+            writer.write(ops)
+        return began, time.time()
+
+
+def _writers_rate(tmp: Path, url: str, count: int) -> float:
+    import multiprocessing
+
+    data = tmp / f"pg-writers-{count}"
+    from indexer.core.storage.collection import Collection
+
+    with Collection.open(data, create=True, db_url=url):
+        pass  # created once, before the writers race
+    _write_share((data, url, 10 * N_ROWS, 1))  # records the dimension once (as a run's start would)
+    share = N_ROWS // count
+    jobs = [(data, url, k * share, share) for k in range(count)]
+    with multiprocessing.get_context("spawn").Pool(count) as pool:
+        spans = pool.map(_write_share, jobs)
+    return share * count / (max(e for _, e in spans) - min(b for b, _ in spans))
+
+
+def writers(tmp: Path, server: object) -> None:
+    """Concurrent writer processes (as Ray workers writing their own batches would be) into one
+    PostgreSQL database: does ingest scale with writers?"""
+    one = _writers_rate(tmp, server.url(server.new_database()), 1)  # type: ignore[attr-defined]
+    two = _writers_rate(tmp, server.url(server.new_database()), 2)  # type: ignore[attr-defined]
+    met = "MET" if two / one >= 1.7 else "NOT MET"
+    print(f"  PostgreSQL, 1 writer process  {one:8.0f} rows/s")
+    print(f"  PostgreSQL, 2 writer processes {two:8.0f} rows/s: {two / one:.2f}x one (target >= 1.7x: {met})")
 
 
 def main(argv: list[str]) -> None:
@@ -139,8 +197,8 @@ def main(argv: list[str]) -> None:
         print(f"bench-scale {when}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
         if what in ("all", "engines"):
             engines(tmp)
-        if what in ("all", "databases"):
-            databases(tmp)
+        if what in ("all", "databases", "sqlite"):
+            databases(tmp, sqlite_only=what == "sqlite")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,6 +4,10 @@ indexed vectors changes.
 A SIGKILL at any moment therefore loses at most the batch in flight: every committed row is
 complete (metadata + L2-normalised float32 vector), and the generation counter moves in the same
 transaction as the vectors, so the FAISS file can always tell whether it is stale.
+
+The rows of new files (most of a first run) go in through one bulk insert in that same transaction
+(``indexer.core.storage.bulk``: COPY on PostgreSQL, executemany on SQLite), stored exactly as the
+row-by-row ORM path stores them; rows already in the collection keep the ORM path.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from indexer.core.errors import CollectionError, ModelMismatchError
+from indexer.core.storage.bulk import insert_photos
 from indexer.core.storage.database import Database, InfoKey, bump_generation, get_info, set_info, utcnow
 from indexer.core.storage.rows import chunks
 from indexer.core.storage.schema import PLACE_FIELDS, Photo, PhotoStatus, vector_to_blob
+from indexer.core.vectors import non_unit_rows
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,11 @@ class RowWriter:
     another content or to the new model.
     """
 
-    def __init__(self, database: Database, run: int, *, staging: bool = False) -> None:
+    def __init__(self, database: Database, run: int, *, staging: bool = False, bulk: bool = True) -> None:
         self.database = database
         self.run = run
         self.staging = staging
+        self.bulk = bulk  # False: every row through the ORM (the old path, kept as the benchmark's baseline)
         self.dim: int | None = None
 
     def _row(self, s: Session, row_id: int | None) -> Photo:
@@ -168,9 +175,11 @@ class RowWriter:
         if not writes:
             return out
         now = utcnow()
+        fresh = [w for w in writes if isinstance(w, NewVectors) and self._in_bulk(w)]
+        others = [w for w in writes if not self._in_bulk(w)]
         written: list[tuple[Photo, str | None, bool]] = []  # ids known after the flush (one INSERT)
         with self.database.writing() as s:
-            for w in writes:
+            for w in others:
                 if isinstance(w, KeptVectors):
                     _apply_file(self._row(s, w.row_id), w.file, self.run)
                     continue
@@ -195,9 +204,54 @@ class RowWriter:
                     out.added_ids.append(photo.id)
                 if content:
                     out.new_hashes[content] = photo.id
+            self._insert_fresh(s, fresh, now, out)
             if out.added_ids or out.removed_ids:
                 bump_generation(s)
         return out
+
+    def _in_bulk(self, w: RowWrite) -> bool:
+        """Whether ``w`` is the row of a new file, which goes in through the bulk insert."""
+        return self.bulk and isinstance(w, NewVectors) and w.row_id is None
+
+    def _insert_fresh(
+        self, s: Session, fresh: Sequence[NewVectors], now: datetime, out: BatchOutcome
+    ) -> None:
+        """New rows of new files, in one bulk insert (COPY / executemany) inside the batch's
+        transaction: the same columns ``_write_new`` gives a new row, the vectors checked as a matrix."""
+        if not fresh:
+            return
+        vectors = [np.asarray(w.vector, dtype=np.float32).reshape(-1) for w in fresh]
+        for dim in sorted({int(v.shape[0]) for v in vectors}):
+            self._check_dim(s, dim)
+        blobs = _unit_blobs(vectors)
+        visuals = iter(_unit_blobs([np.asarray(w.visual).reshape(-1) for w in fresh if w.visual is not None]))
+        rows = [
+            self._fresh_row(w, blob, None if w.visual is None else next(visuals), now)
+            for w, blob in zip(fresh, blobs, strict=True)
+        ]
+        ids = insert_photos(s, rows)
+        for w, row_id in zip(fresh, ids, strict=True):
+            if not self.staging:
+                out.added_ids.append(row_id)
+            if w.file.content_hash:
+                out.new_hashes[w.file.content_hash] = row_id
+
+    def _fresh_row(
+        self, w: NewVectors, blob: bytes, visual: bytes | None, now: datetime
+    ) -> dict[str, object]:
+        f, m = w.file, w.facts
+        row: dict[str, object] = {
+            "path": f.path, "root": f.root, "file_type": f.file_type, "size": f.size,
+            "mtime_ns": f.mtime_ns, "content_hash": f.content_hash if f.hashed else None,
+            "seen_run": self.run, "width": m.width, "height": m.height, "taken_at": m.taken_at,
+            "camera_make": m.camera_make, "camera_model": m.camera_model,
+            "gps_lat": m.gps_lat, "gps_lon": m.gps_lon, "indexed_at": now,
+        }  # fmt: skip
+        if self.staging:  # new content: nothing served until the switch
+            row.update(status=PhotoStatus.PENDING, next_vector=blob, next_visual=visual)
+        else:
+            row.update(status=PhotoStatus.INDEXED, vector=blob, visual=visual)
+        return row
 
     def _write_new(self, s: Session, w: NewVectors, now: datetime) -> tuple[Photo, str | None]:
         vector = np.asarray(w.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
@@ -274,3 +328,16 @@ class RowWriter:
             if removed:
                 bump_generation(s)
         return removed
+
+
+def _unit_blobs(vectors: Sequence[np.ndarray]) -> list[bytes]:
+    """Each vector as a float32 blob, all checked at once to be finite unit vectors (the storage
+    boundary, as ``vector_to_blob``)."""
+    if not vectors:
+        return []
+    if len({v.shape for v in vectors}) > 1:
+        return [vector_to_blob(v) for v in vectors]
+    matrix = np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
+    if len(non_unit_rows(matrix)):
+        raise CollectionError("refusing to store a vector that is not a finite unit-length vector")
+    return [row.tobytes() for row in matrix]
