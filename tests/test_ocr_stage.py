@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 import indexer.ocr as ocr
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.text import TextStatus, text_counts
-from indexer.ocr import RapidOcrReader, RecognisedText, read_texts
+from indexer.ocr import RecognisedText, read_texts
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg
@@ -186,18 +186,3 @@ def test_a_killed_run_keeps_its_stored_batches_and_the_next_one_finishes(
         assert sum(text_counts(c.database).values()) == 2  # the first batch; the second rolled back
         del scripted.read
         assert ocr.fill_texts(c, scripted, batch=2) == 3
-
-
-def test_recognised_text_is_capped_in_words() -> None:
-    many = RecognisedText(tuple(f"w{i} " * 100 for i in range(50)))
-    assert len(many.text.split()) == ocr.MAX_WORDS
-
-
-def test_the_engine_reads_a_rendered_sign_and_finds_nothing_in_a_flat_image() -> None:
-    reader = RapidOcrReader(threads=1)
-    image = Image.new("RGB", (900, 300), "white")
-    ImageDraw.Draw(image).text((40, 100), "EXIT 42", fill="black", font=ImageFont.load_default(size=72))
-    found = reader.read(np.asarray(image))
-    assert "EXIT" in found.text and "42" in found.text and found.confidence[0] > 0.5
-    assert reader.read(np.full((400, 600, 3), 90, np.uint8)).words == ()
-    assert "rapidocr-onnxruntime 1.4.4" in reader.name
