@@ -247,7 +247,7 @@ def run_index(
         if options.ocr:  # after the run is complete: searches serve the new photos while text is read
             with timer.stage("ocr"):
                 bar = partial(_progress, enabled=options.progress, desc="reading text")
-                run = read_texts(collection, threads=options.threads, progress=bar)
+                run = read_texts(collection, threads=options.threads, workers=options.workers, progress=bar)
                 summary.texts_read, summary.ocr_problem = run.read, run.problem
     summary.times.total = time.perf_counter() - start
     return summary

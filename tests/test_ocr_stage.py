@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 import indexer.ocr as ocr
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.text import TextStatus, text_counts
-from indexer.ocr import RecognisedText, read_texts
+from indexer.ocr import RapidOcrReader, RecognisedText, read_texts
 from indexer.pipeline import IndexOptions, IndexSummary, run_index
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.images import save_jpeg
@@ -186,3 +186,16 @@ def test_a_killed_run_keeps_its_stored_batches_and_the_next_one_finishes(
         assert sum(text_counts(c.database).values()) == 2  # the first batch; the second rolled back
         del scripted.read
         assert ocr.fill_texts(c, scripted, batch=2) == 3
+
+
+@pytest.mark.sqlite_only  # the database plays no part; spawning two engines is slow enough once
+def test_worker_processes_read_the_same_text_as_this_process(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _sign(root / "a.png", "EXIT 42")
+    _sign(root / "b.png", "OPEN DAILY")
+    _plain(root / "c.png", 70)
+    _index(tmp_path / "data", root, ocr=False)
+    with Collection.open(tmp_path / "data") as c:
+        assert ocr.fill_texts(c, RapidOcrReader(), workers=2) == 3
+        texts = sorted(c.photo_texts([p.id for p in c.photos(range(1, 10)).values()]).values())
+    assert texts == ["EXIT 42", "OPEN DAILY"]
