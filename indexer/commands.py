@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--workers",
         low=0,
         high=opts.MAX_WORKERS,
-        help="local engine: decoder processes (default: from the cores; 0: in-process); "
+        help="local engine: decoder and text-recognition processes (default: from the cores; 0: in-process); "
         "ray engine: embedding actors (default: one per GPU, else one)",
     )
     opts.add_engine(
