@@ -144,6 +144,7 @@ class RapidOcrReader:
         return RecognisedText(tuple(words), tuple(kept), tuple(confidence))
 
 
+_DEFAULT_READER = RapidOcrReader  # what worker processes run
 _LOADED: dict[int, Any] = {}  # one engine per thread count and process: a run loads it once (~2 s)
 
 
@@ -178,7 +179,7 @@ class _Readers:
 
     def __init__(self, reader: TextReader, workers: int) -> None:
         self.reader = reader
-        self.workers = workers if isinstance(reader, RapidOcrReader) else 0
+        self.workers = workers if isinstance(reader, _DEFAULT_READER) else 0  # workers make their own
         self._executor: ProcessPoolExecutor | None = None
 
     def read(self, todo: Sequence[TextTodo]) -> list[TextResult]:
