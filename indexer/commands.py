@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--workers",
         low=0,
         high=opts.MAX_WORKERS,
-        help="local engine: decoder processes (default: from the cores; 0: in-process); "
+        help="local engine: decoder and text-recognition processes (default: from the cores; 0: in-process); "
         "ray engine: embedding actors (default: one per GPU, else one)",
     )
     opts.add_engine(
@@ -106,6 +106,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--retry-failed",
         action="store_true",
         help="read the files that failed before again, even when they have not changed since",
+    )
+    p.add_argument(
+        "--no-ocr",
+        action="store_true",
+        help="do not read the text in photos (it is read after embedding, and searched by `text:`)",
     )
     p.add_argument(
         "--prune",
@@ -169,6 +174,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         on_progress=_print_progress if args.progress_lines else None,
         prune=args.prune,
         retry_failed=args.retry_failed,
+        ocr=not args.no_ocr,
         decode_timeout=args.decode_timeout,
         backend=args.backend,
         engine=args.engine,
