@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from indexer.core import options as opts
 from indexer.core.errors import UsageError
+from indexer.core.settings import ocr_enabled
 from indexer.core.text import printable
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument(
         "--no-ocr",
         action="store_true",
-        help="do not read the text in photos (it is read after embedding, and searched by `text:`)",
+        help="do not read the text in photos (it is read after embedding, and searched by `text:`); "
+        "$DUALENS_OCR=off does the same",
     )
     p.add_argument(
         "--prune",
@@ -174,7 +176,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         on_progress=_print_progress if args.progress_lines else None,
         prune=args.prune,
         retry_failed=args.retry_failed,
-        ocr=not args.no_ocr,
+        ocr=not args.no_ocr and ocr_enabled(),
         decode_timeout=args.decode_timeout,
         backend=args.backend,
         engine=args.engine,

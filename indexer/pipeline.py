@@ -30,7 +30,7 @@ from indexer.core.limits import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_TIMEOUT, DEFA
 from indexer.core.models import DualEncoder
 from indexer.core.models.default_spec import model_hint
 from indexer.core.models.interface import Encoder
-from indexer.core.settings import CollectionPaths
+from indexer.core.settings import CollectionPaths, ocr_enabled
 from indexer.core.storage.indexes import IndexState
 from indexer.core.storage.locks import exclusive_indexing
 from indexer.core.storage.runs import finish_run, switch_model
@@ -63,7 +63,7 @@ class IndexOptions:
     backend: str = "auto"  # inference backend: auto, torch or onnx
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
     retry_failed: bool = False  # read failed files again even when their size and mtime are unchanged
-    ocr: bool = True  # read the text in photos after embedding (indexer/ocr.py); --no-ocr: not
+    ocr: bool = field(default_factory=ocr_enabled)  # read the text in photos (indexer/ocr.py); $DUALENS_OCR
     engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
     ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
     on_progress: Callable[[int, int], None] | None = None  # (files done, files to do): 0 first, then each

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# reading the text in photos costs ~0.1 s a photo: the tests about it turn it on (ocr=True, --ocr runs
+# with DUALENS_OCR=on); every other indexing run of the suite leaves it out
+os.environ.setdefault("DUALENS_OCR", "off")
 
 # Property tests draw the same examples on every run in CI (no flaky "found a new example" failures),
 # with no wall-clock deadline on a shared 2-core machine. Locally they explore freely.

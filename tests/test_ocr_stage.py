@@ -38,7 +38,7 @@ class ScriptedReader:
 
 
 def _index(data: Path, root: Path, **kw: object) -> IndexSummary:
-    options = IndexOptions(workers=0, batch_size=4, **kw)  # type: ignore[arg-type]
+    options = IndexOptions(workers=0, batch_size=4, **{"ocr": True, **kw})  # type: ignore[arg-type]
     return run_index(data, [root], options, encoder=FakeEncoder())
 
 
@@ -199,3 +199,14 @@ def test_worker_processes_read_the_same_text_as_this_process(tmp_path: Path) -> 
         assert ocr.fill_texts(c, RapidOcrReader(), workers=2) == 3
         texts = sorted(c.photo_texts([p.id for p in c.photos(range(1, 10)).values()]).values())
     assert texts == ["EXIT 42", "OPEN DAILY"]
+
+
+def test_dualens_ocr_says_whether_indexing_reads_text_and_refuses_other_values() -> None:
+    from indexer.core.errors import UsageError
+    from indexer.core.settings import ocr_enabled
+
+    assert ocr_enabled({}) and ocr_enabled({"DUALENS_OCR": "on"}) and ocr_enabled({"DUALENS_OCR": "1"})
+    assert not ocr_enabled({"DUALENS_OCR": "off"}) and not ocr_enabled({"DUALENS_OCR": " False "})
+    with pytest.raises(UsageError, match="DUALENS_OCR must be on or off"):
+        ocr_enabled({"DUALENS_OCR": "sometimes"})
+    assert IndexOptions().ocr is ocr_enabled()  # the library's default follows it too

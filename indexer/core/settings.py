@@ -128,6 +128,21 @@ def resolve_backend(backend: str | None = None, environ: Mapping[str, str] | Non
     return value if value in BACKENDS else "auto"
 
 
+OCR_ENV = "DUALENS_OCR"  # "off" (or 0, no, false): index without reading the text in photos
+_OFF = ("off", "0", "no", "false")
+
+
+def ocr_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether indexing reads the text in photos when ``--no-ocr`` is not given: yes, unless
+    ``$DUALENS_OCR`` says off (``off``, ``0``, ``no`` or ``false``); any other value is an error."""
+    value = (os.environ if environ is None else environ).get(OCR_ENV, "").strip().lower()
+    if value in ("", "on", "1", "yes", "true"):
+        return True
+    if value in _OFF:
+        return False
+    raise UsageError(f"${OCR_ENV} must be on or off, not {value!r}")
+
+
 def default_backend() -> str:
     """``$DUALENS_BACKEND`` when it names a backend, else ``auto``."""
     return resolve_backend(None)
