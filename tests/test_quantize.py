@@ -134,8 +134,8 @@ def _shared(name: str) -> Path | None:
 
 @pytest.mark.slow  # quantises the default model once (~2 min on 2 cores), then reuses it
 def test_int8_vectors_of_real_photos_and_captions_stay_close_to_fp32() -> None:
-    """Bounds measured on the default model (docs/models.md): image joint >= 0.85, visual >= 0.95,
-    text >= 0.97 on flickr8k-1k photos and captions (never used for calibration)."""
+    """Bounds below what was measured on these 8 flickr8k-1k photos and captions (never used for
+    calibration): smallest cosine joint 0.882, visual 0.993, text 0.992 (docs/models.md)."""
     import csv
 
     from PIL import Image
@@ -152,5 +152,5 @@ def test_int8_vectors_of_real_photos_and_captions_stay_close_to_fp32() -> None:
     (joint, visual), (joint8, visual8) = fp32.embed_images_pair(photos), int8.embed_images_pair(photos)
     assert visual is not None and visual8 is not None
     assert (joint * joint8).sum(axis=1).min() >= 0.85
-    assert (visual * visual8).sum(axis=1).min() >= 0.95
-    assert (fp32.embed_texts(captions) * int8.embed_texts(captions)).sum(axis=1).min() >= 0.97
+    assert (visual * visual8).sum(axis=1).min() >= 0.98
+    assert (fp32.embed_texts(captions) * int8.embed_texts(captions)).sum(axis=1).min() >= 0.98
