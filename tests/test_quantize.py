@@ -154,3 +154,16 @@ def test_int8_vectors_of_real_photos_and_captions_stay_close_to_fp32() -> None:
     assert (joint * joint8).sum(axis=1).min() >= 0.85
     assert (visual * visual8).sum(axis=1).min() >= 0.98
     assert (fp32.embed_texts(captions) * int8.embed_texts(captions)).sum(axis=1).min() >= 0.98
+
+
+def test_queries_are_embedded_at_the_precision_the_collection_was_indexed_at(
+    tmp_path: Path, database: str | None
+) -> None:
+    from search.searcher import Searcher
+
+    root, data = _photos(tmp_path), tmp_path / "data"
+    _index(data, root, Int8Fake())
+    with Searcher.open(data) as searcher:  # no --precision: the collection's
+        assert searcher.encoder.precision == "int8"
+    with Searcher.open(data, precision="int8") as searcher:
+        assert searcher.encoder.precision == "int8"
