@@ -14,5 +14,6 @@ from indexer.core.storage.runs import RunModel, RunStart, start_run
 def record_model(collection: Collection, encoder: Encoder, *, reindex: bool) -> RunStart:
     """Check/record the model; ``reindex`` (or the model of an unfinished re-index) stages the new
     model's vectors beside the served ones. Returns the run number and whether it stages."""
-    model = RunModel(encoder.model_id, getattr(encoder, "fingerprint", None), encoder.visual_dim)
+    precision = getattr(encoder, "precision", "fp32")
+    model = RunModel(encoder.model_id, getattr(encoder, "fingerprint", None), encoder.visual_dim, precision)
     return start_run(collection.database, model, reindex=reindex)

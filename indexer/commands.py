@@ -77,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help=f"record a file as failed when decoding it takes longer (default {DEFAULT_DECODE_TIMEOUT:g})",
     )
     opts.add_backend(p)
+    opts.add_precision(
+        p,
+        "fp32 or int8 towers (int8: quantised, faster on a CPU; docs/models.md); default: the "
+        "collection's, fp32 for a new one; another than the collection's needs --reindex",
+    )
     p.add_argument("--reindex", action="store_true", help="re-embed every photo (e.g. with a new --model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -179,6 +184,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         ocr=not args.no_ocr and ocr_enabled(),
         decode_timeout=args.decode_timeout,
         backend=args.backend,
+        precision=args.precision,
         engine=args.engine,
         ray=RayOptions(
             address=args.ray_address,

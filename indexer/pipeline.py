@@ -61,6 +61,7 @@ class IndexOptions:
     progress: bool = False
     decode_timeout: float = DEFAULT_DECODE_TIMEOUT  # seconds per file in the decoder processes
     backend: str = "auto"  # inference backend: auto, torch or onnx
+    precision: str | None = None  # fp32 or int8 towers; None: the collection's (fp32 for a new one)
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
     retry_failed: bool = False  # read failed files again even when their size and mtime are unchanged
     ocr: bool = field(default_factory=ocr_enabled)  # read the text in photos (indexer/ocr.py); $DUALENS_OCR
@@ -173,9 +174,12 @@ def _progress(total: int, enabled: bool, desc: str = "indexing") -> tqdm:
     return tqdm(total=total, unit="img", desc=desc, disable=disable, file=sys.stderr, smoothing=0.1)
 
 
-def make_encoder(model: str, options: IndexOptions) -> DualEncoder:
+def make_encoder(model: str, options: IndexOptions, precision: str = "fp32") -> DualEncoder:
     batch = options.batch_size or DEFAULT_BATCH_SIZE
-    return DualEncoder(model, threads=options.threads, batch_size=batch, backend=options.backend)
+    precision = options.precision or precision
+    return DualEncoder(
+        model, threads=options.threads, batch_size=batch, backend=options.backend, precision=precision
+    )
 
 
 def run_index(
@@ -209,7 +213,11 @@ def run_index(
             facts = collection.database.facts()  # an unfinished re-index's model goes on by default
             model = options.model or facts.next_model_id or facts.model_id or "default"
             if encoder is None:
-                encoder = make_encoder(model, options)
+                encoder = make_encoder(
+                    model, options, facts.next_precision if facts.next_model_id else facts.precision
+                )
+            if options.engine == "ray" and getattr(encoder, "precision", "fp32") != "fp32":
+                raise UsageError("int8 precision is not available with --engine ray yet; use --engine local")
             begun = record_model(collection, encoder, reindex=options.reindex)
             if begun.staging:
                 roots = stored_roots([*roots, *known_roots])

@@ -102,6 +102,7 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
         "--model", default=None, help="model to embed the query with (must be the collection's; default it)"
     )
     opts.add_backend(p)
+    opts.add_precision(p, "fp32 or int8 text tower (must be the collection's precision; default it)")
 
 
 def _filters(args: argparse.Namespace) -> Filters:
@@ -123,7 +124,9 @@ def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
     from indexer.core.models import DualEncoder
     from search.searcher import Searcher
 
-    encoder = DualEncoder(args.model, backend=args.backend) if getattr(args, "model", None) else None
+    precision = getattr(args, "precision", None)
+    model = getattr(args, "model", None)
+    encoder = DualEncoder(model, backend=args.backend, precision=precision or "fp32") if model else None
     settings = args.settings
     searcher = Searcher.open(
         settings.data_dir,
@@ -132,6 +135,7 @@ def _open_searcher(args: argparse.Namespace, *, text: bool = False) -> Searcher:
         backend=settings.backend,
         prefetch_text=text,
         db_url=settings.db_url,
+        precision=precision,
     )
     folder = getattr(args, "folder", None)
     if folder and not searcher.has_folder(folder):

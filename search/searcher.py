@@ -135,13 +135,15 @@ class Searcher:
         backend: str | None = None,
         prefetch_text: bool = False,
         db_url: str | None = None,
+        precision: str | None = None,
     ) -> Searcher:
         """Open the collection in ``data``; the encoder defaults to the model it was indexed with,
         run by ``backend`` (default: ``$DUALENS_BACKEND`` or auto); its database at ``db_url``
         (default: ``$DUALENS_DB_URL``, else the data directory's SQLite file).
 
         CollectionError when there is no collection; ModelMismatchError when ``encoder`` is not the
-        collection's model. The model's weights load lazily, on the first query that needs them.
+        collection's model, or ``precision`` (fp32, int8; default: the collection's) is not the one
+        the collection was indexed at. The model's weights load lazily, on the first query that needs them.
         """
         collection = Collection.open(data, db_url=db_url)
         # the index is read (and checked) while the encoder is set up and its text tower starts
@@ -153,8 +155,10 @@ class Searcher:
                     f"the collection in {collection.paths.root} was indexed with {stats.model_id}, "
                     f"not {encoder.model_id}; search it with its own model or re-index"
                 )
+            stored = collection.database.facts().precision
+            _check_precision(collection, stored, precision or str(getattr(encoder, "precision", stored)))
             if encoder is None and stats.model_id:
-                encoder = _query_encoder(stats.model_id, backend)
+                encoder = _query_encoder(stats.model_id, backend, stored)
             if encoder is not None:
                 _check_fingerprint(collection, encoder)
                 if prefetch_text:  # a text query: its tower loads while the index does
@@ -237,14 +241,16 @@ class Searcher:
             if index.generation < stats.model_generation:
                 return False  # the old model's file, saved before a re-index switched: wait for the new one
             encoder = self._encoder
+            precision = self.collection.database.facts().precision
             if stats.model_id and (
                 encoder is None
                 or encoder.model_id != stats.model_id
+                or getattr(encoder, "precision", "fp32") != precision
                 or _fingerprint_differs(self.collection, encoder)
             ):
                 # re-indexed with another model (or the same directory retrained): the text encoder
                 # must change with the index, and no cached query vector may survive
-                encoder = _query_encoder(stats.model_id, self._backend)
+                encoder = _query_encoder(stats.model_id, self._backend, precision)
                 with self._cache_lock:
                     self._text_cache.clear()
                 self._scores = None
@@ -812,10 +818,22 @@ def _in_background(work: Callable[[], T]) -> Callable[[], T]:
     return result
 
 
-def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
-    """The collection's model for queries: one thread per query (see search/threads.py)."""
+def _query_encoder(model_id: str, backend: str | None, precision: str = "fp32") -> DualEncoder:
+    """The collection's model for queries: one thread per query (see search/threads.py), at the
+    precision the collection was indexed at."""
     threads = query_thread_count() or None
-    return DualEncoder(_known_model(model_id), threads=threads, backend=backend or default_backend())
+    return DualEncoder(
+        _known_model(model_id), threads=threads, backend=backend or default_backend(), precision=precision
+    )
+
+
+def _check_precision(collection: Collection, stored: str, wanted: str) -> None:
+    """Refuse query vectors of another precision than the collection's (they do not mix)."""
+    if wanted != stored:
+        raise ModelMismatchError(
+            f"the collection in {collection.paths.root} was indexed at {stored} precision, not {wanted}; "
+            f"search it at {stored}, or re-embed it with `dualens index --precision {wanted} --reindex`"
+        )
 
 
 def _fingerprint_differs(collection: Collection, encoder: DualEncoder) -> bool:

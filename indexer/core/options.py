@@ -115,6 +115,11 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_precision(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--precision fp32|int8``: the towers' numeric precision (int8: quantised, see docs/models.md)."""
+    parser.add_argument("--precision", choices=("fp32", "int8"), default=None, help=what)
+
+
 def add_engine(parser: argparse.ArgumentParser, engine_help: str, address_help: str) -> None:
     """``--engine local|ray`` and ``--ray-address ADDR``."""
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help=engine_help)

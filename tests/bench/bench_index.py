@@ -5,7 +5,16 @@
 
 on >= 200 twelve-megapixel JPEGs (4032x3024, quality 90) upscaled from ../shared/datasets/flickr8k-1k
 (generated once into a temp dir and cached), then a second `dualens index` over the unchanged folder,
-then a first vs no-change index of ../shared/datasets/imagenet-sample. Not a test: it prints figures.
+then a first vs no-change index of ../shared/datasets/imagenet-sample, then the int8 rows (below).
+Not a test: it prints figures.
+
+int8 rows (``--precision int8`` against fp32, both on ONNX Runtime, in the same run): images/s of a
+first index of imagenet-sample, p50 ms of one-caption query encodings (the two interleaved), and
+quality: flickr8k-1k text-to-image recall@10, imagenet-sample zero-shot top-1 ("a photo of a {}."),
+and the overlap of each caption's top-10 images with fp32's. The fp32 vectors come through the
+usual evaluation cache (data/cache/eval); the int8 ones are computed (that cache is keyed by model
+files, not precision). Decision rule (issue 31): int8 becomes the default only if >= 1.5x faster at
+<= 0.5 points recall@10 loss. ``BENCH_ONLY=int8`` runs these rows alone.
 
 Options (environment): BENCH_COUNT (default 200), BENCH_NAIVE_COUNT (default 96: the naive loop is slow,
 so its rate is measured on the first images only).
@@ -100,7 +109,123 @@ def cli_seconds(data: Path, folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def int8_rows() -> None:
+    """The int8 rows: speed and quality against fp32 in the same run (see the module docstring)."""
+    from indexer.core.models import DualEncoder
+
+    if not (IMAGENET.is_dir() and FLICKR.is_dir()):
+        print("int8 rows skipped: imagenet-sample or flickr8k-1k is absent")
+        return
+    fp32 = DualEncoder("default", backend="onnx")
+    int8 = DualEncoder("default", backend="onnx", precision="int8")
+    fp32.load()
+    start = time.perf_counter()
+    int8.load()  # quantised on first use (cached beside the fp32 export)
+    print(f"int8 towers ready in {time.perf_counter() - start:.1f}s; {_load()}", flush=True)
+    rates = index_rates({"fp32": fp32, "int8": int8})
+    speedup = rates["int8"] / rates["fp32"]
+    print(
+        f"int8 index of imagenet-sample: {rates['int8']:.1f} images/s, fp32 {rates['fp32']:.1f} images/s "
+        f"(same run): {speedup:.2f}x (target >= 1.5x: {'MET' if speedup >= 1.5 else 'NOT MET'})",
+        flush=True,
+    )
+    fp32_ms, int8_ms = query_ms(fp32, int8)
+    print(
+        f"int8 query encoding p50 {int8_ms:.1f} ms, fp32 {fp32_ms:.1f} ms (one caption at a time, "
+        f"interleaved): {fp32_ms / int8_ms:.2f}x",
+        flush=True,
+    )
+    loss = int8_quality(fp32, int8)
+    default = speedup >= 1.5 and loss <= 0.5
+    print(
+        f"decision (>= 1.5x faster at <= 0.5 points recall@10 loss): "
+        f"{'MET: int8 may be the default' if default else 'NOT MET: fp32 stays the default'}; {_load()}"
+    )
+
+
+def index_rates(encoders: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """Images/s of each encoder indexing imagenet-sample (copied) into its own collection, in two halves run
+    A B B A (fp32 first half, int8 first half, int8 second half, fp32 second half): a machine whose
+    load drifts during the run favours neither."""
+    photos = sorted(p for p in IMAGENET.iterdir() if p.is_file())
+    with tempfile.TemporaryDirectory(prefix="dualens-bench-") as tmp:
+        halves = [Path(tmp) / "a", Path(tmp) / "b"]
+        for half, part in zip(halves, (photos[::2], photos[1::2]), strict=True):
+            half.mkdir()
+            for photo in part:
+                shutil.copyfile(photo, half / photo.name)  # the scanner keeps to files under a root
+        (first, second) = encoders
+        seconds = dict.fromkeys(encoders, 0.0)
+        for name, half in ((first, 0), (second, 0), (second, 1), (first, 1)):
+            elapsed, _ = timed_index(Path(tmp) / f"data-{name}-{half}", halves[half], encoders[name])
+            seconds[name] += elapsed
+    return {name: len(photos) / spent for name, spent in seconds.items()}
+
+
+def query_ms(fp32, int8) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """p50 ms of encoding one caption, fp32 and int8 taking turns on the same 100 captions."""
+    import csv
+
+    import numpy as np
+
+    with open(FLICKR.parent / "captions.csv", encoding="utf-8", newline="") as fh:
+        captions = [row["caption"] for row in csv.DictReader(fh)][:500:5]
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    fp32.embed_texts(["warm up"]), int8.embed_texts(["warm up"])
+    for caption in captions:
+        for name, encoder in (("fp32", fp32), ("int8", int8)):
+            start = time.perf_counter()
+            encoder.embed_texts([caption])
+            times[name].append(time.perf_counter() - start)
+    return 1000 * float(np.median(times["fp32"])), 1000 * float(np.median(times["int8"]))
+
+
+def int8_quality(fp32, int8) -> float:  # type: ignore[no-untyped-def]
+    """Print recall@10, zero-shot top-1 and top-10 overlap of int8 against fp32; return the R@10 loss."""
+    import numpy as np
+
+    from indexer.quality.data import labels_from_filenames, load_caption_dataset
+    from indexer.quality.evaluate import (
+        EvalOptions,
+        class_embeddings,
+        embed_image_files,
+        embed_texts,
+        eval_cache_dir,
+    )
+    from indexer.quality.metrics import retrieval_metrics, zero_shot_metrics
+
+    captions = load_caption_dataset(FLICKR, FLICKR.parent / "captions.csv")
+    labelled = labels_from_filenames(IMAGENET)
+    cached, uncached = EvalOptions(cache_dir=eval_cache_dir(REPO / "data")), EvalOptions()
+    found = {}
+    for name, encoder, options in (("fp32", fp32, cached), ("int8", int8, uncached)):
+        similarity = (
+            embed_texts(encoder, captions.captions, options)
+            @ embed_image_files(encoder, captions.images, options).T
+        )
+        recall = retrieval_metrics(similarity, captions.caption_image).text_to_image.recall_at_10
+        classes = class_embeddings(encoder, labelled.classes, ("a photo of a {}.",), options)
+        images = embed_image_files(encoder, labelled.images, options)
+        top1 = zero_shot_metrics(images @ classes.T, labelled.labels).top1
+        found[name] = (recall, top1, np.argsort(-similarity, axis=1)[:, :10])
+    overlap = np.mean(
+        [len(set(a) & set(b)) / 10 for a, b in zip(found["fp32"][2], found["int8"][2], strict=True)]
+    )
+    loss = found["fp32"][0] - found["int8"][0]
+    print(
+        f"int8 flickr8k-1k text->image R@10 {found['int8'][0]:.1f}, fp32 {found['fp32'][0]:.1f} "
+        f"(loss {loss:+.1f} points; target <= 0.5: {'MET' if loss <= 0.5 else 'NOT MET'}); "
+        f"imagenet-sample zero-shot top-1 {found['int8'][1]:.1f}, fp32 {found['fp32'][1]:.1f} "
+        f"({found['int8'][1] - found['fp32'][1]:+.1f}); top-10 overlap with fp32 {100 * overlap:.0f}%",
+        flush=True,
+    )
+    return float(loss)
+
+
 def main() -> int:
+    if os.environ.get("BENCH_ONLY") == "int8":
+        int8_rows()
+        return 0
     if not FLICKR.is_dir():
         print(f"skipped: {FLICKR} is absent")
         return 0
@@ -154,6 +279,7 @@ def main() -> int:
             )
     else:
         print(f"imagenet-sample skipped: {IMAGENET} is absent")
+    int8_rows()
     print(_load())
     return 0
 

@@ -124,6 +124,7 @@ class DualEncoder:
         threads: int | None = None,
         batch_size: int = 32,
         backend: str = "auto",
+        precision: str = "fp32",
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch size must be at least 1, got {batch_size}")
@@ -131,6 +132,11 @@ class DualEncoder:
             raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if threads is not None and threads < 1:
             raise ModelError(f"thread count must be at least 1, got {threads}")
+        if precision not in onnx_backend.PRECISIONS:
+            raise ModelError(
+                f"unknown precision {precision!r}; choose one of {', '.join(onnx_backend.PRECISIONS)}"
+            )
+        self.precision = precision  # int8: the ONNX export's quantised towers (quantize.py)
         self._resolved: ResolvedModel = resolve_model(model)
         self._device_name = device
         self._threads = threads
@@ -191,7 +197,7 @@ class DualEncoder:
         """Start loading the text tower in the background when an ONNX export is ready (else nothing:
         the first text embedding loads the model as usual)."""
         if self._engine is None and self._choose_backend() == "onnx":
-            export = self._existing_export()
+            export = self._at_precision(self._existing_export(), build_missing=False)
             if export is not None:
                 export.prefetch_text()
 
@@ -289,10 +295,24 @@ class DualEncoder:
 
     def _open(self) -> _TorchEngine | _OnnxEngine:
         if self._choose_backend() == "onnx":
-            towers = self._existing_export() or self._export_now()
+            towers = self._at_precision(self._existing_export() or self._export_now())
             if towers is not None:
                 return _OnnxEngine(towers)
+        if self.precision != "fp32":
+            raise ModelError(
+                f"{self.precision} precision needs the ONNX backend, which cannot run {self.model_id}"
+            )
         return _TorchEngine(self._torch_state())
+
+    def _at_precision(
+        self, towers: onnx_backend.OnnxTowers | None, *, build_missing: bool = True
+    ) -> onnx_backend.OnnxTowers | None:
+        """``towers`` themselves (fp32), or their int8 quantisation, made on first use."""
+        if towers is None or self.precision == "fp32":
+            return towers
+        from indexer.core.models import quantize
+
+        return quantize.int8_towers(towers, build_missing=build_missing)
 
     def _choose_backend(self) -> str:
         """``onnx`` or ``torch``, decided once (and its warning said once) per encoder."""

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 EXPORT_VERSION = 3  # 3: the image graph also returns the visual vector (default model)
 OPSET = 17
 MIN_COSINE = 0.9999
+PRECISIONS = ("fp32", "int8")  # int8: the quantised towers of the export (quantize.py)
 MANIFEST = "manifest.json"
 SAMPLE_CAPTIONS = (
     "a dog on a beach at sunset",
@@ -126,10 +127,13 @@ def providers() -> list[str]:
 class OnnxTowers:
     """The exported towers of one model, each session created on first use."""
 
-    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, manifest: Manifest, threads: int | None = None, precision: str = "fp32"
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.threads = threads
+        self.precision = precision  # "int8": the quantised graphs beside the fp32 ones (quantize.py)
         self._lock = threading.Lock()
         self._image: Any = None
         self._text: Any = None
@@ -139,9 +143,14 @@ class OnnxTowers:
     def on_gpu(self) -> bool:
         return providers()[0] == "CUDAExecutionProvider"
 
+    def graph(self, tower: str) -> Path:
+        """The graph file of ``tower`` ("image" or "text") at this precision."""
+        return self.folder / (f"{tower}.int8.onnx" if self.precision == "int8" else f"{tower}.onnx")
+
     def _session(self, name: str) -> Any:
         import onnxruntime as ort
 
+        path = self.graph(name.removesuffix(".onnx"))
         options = ort.SessionOptions()
         # A text query pays for the session's start in a new process: basic optimisation halves it
         # (0.27 -> 0.15 s for MiniLM) at no measurable cost per query; indexing amortises the full set.
@@ -155,9 +164,9 @@ class OnnxTowers:
             # other server processes need; measured: 2 API workers, p50 56 -> see benchmarks.md.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            return ort.InferenceSession(str(self.folder / name), options, providers=providers())
+            return ort.InferenceSession(str(path), options, providers=providers())
         except Exception as exc:  # a damaged export: a ModelError the caller can fall back on
-            raise ModelError(f"cannot load the ONNX export {self.folder / name}: {exc}") from exc
+            raise ModelError(f"cannot load the ONNX export {path}: {exc}") from exc
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return self.embed_pixels_pair(pixels)[0]

@@ -63,6 +63,10 @@ class InfoKey:
     # the generation at which a re-index switched to the current model: an index file of an older
     # generation holds the previous model's vectors
     MODEL_GENERATION = "model_generation"
+    # the precision of the model's towers the vectors were made with (absent: fp32), part of the
+    # model's identity like its fingerprint; and that of a re-index in progress
+    PRECISION = "precision"
+    NEXT_PRECISION = "next_precision"
 
 
 def utcnow() -> datetime:
@@ -108,6 +112,8 @@ class ModelFacts:
     dim: int
     visual_dim: int  # 0: no visual vectors (the joint ones serve)
     next_model_id: str | None = None  # the model of an unfinished re-index (its vectors staged)
+    precision: str = "fp32"  # of the served vectors (InfoKey.PRECISION)
+    next_precision: str = "fp32"  # of the staged ones
 
 
 def model_facts(session: Session) -> ModelFacts:
@@ -117,6 +123,8 @@ def model_facts(session: Session) -> ModelFacts:
         dim=get_int(session, InfoKey.DIM),
         visual_dim=get_int(session, InfoKey.VISUAL_DIM),
         next_model_id=get_info(session, InfoKey.NEXT_MODEL_ID),
+        precision=get_info(session, InfoKey.PRECISION) or "fp32",
+        next_precision=get_info(session, InfoKey.NEXT_PRECISION) or "fp32",
     )
 
 

@@ -38,7 +38,13 @@ from indexer.core.storage.database import (
 from indexer.core.storage.indexes import drop_visual
 from indexer.core.storage.schema import Photo, PhotoStatus
 
-_NEXT_KEYS = (InfoKey.NEXT_MODEL_ID, InfoKey.NEXT_DIM, InfoKey.NEXT_FINGERPRINT, InfoKey.NEXT_VISUAL_DIM)
+_NEXT_KEYS = (
+    InfoKey.NEXT_MODEL_ID,
+    InfoKey.NEXT_DIM,
+    InfoKey.NEXT_FINGERPRINT,
+    InfoKey.NEXT_VISUAL_DIM,
+    InfoKey.NEXT_PRECISION,
+)
 _SERVABLE = (PhotoStatus.INDEXED, PhotoStatus.PENDING)
 
 
@@ -49,6 +55,7 @@ class RunModel:
     model_id: str
     fingerprint: str | None  # content hash of a local model directory
     visual_dim: int  # 0: the model has no visual vectors
+    precision: str = "fp32"  # of the towers (fp32 or int8): part of the model's identity
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,11 @@ def _start_staging(database: Database, s: Session, model: RunModel, *, reindex: 
         if pending is not None:
             _clear_staged(s)
         return False
-    resumes = pending == model.model_id and get_info(s, InfoKey.NEXT_FINGERPRINT) == model.fingerprint
+    resumes = (
+        pending == model.model_id
+        and get_info(s, InfoKey.NEXT_FINGERPRINT) == model.fingerprint
+        and (get_info(s, InfoKey.NEXT_PRECISION) or "fp32") == model.precision
+    )
     if pending is not None and not resumes and not reindex:
         raise ModelMismatchError(
             f"a re-index of this collection ({database.paths.root}) with model {pending!r} is "
@@ -93,6 +104,7 @@ def _start_staging(database: Database, s: Session, model: RunModel, *, reindex: 
     if model.fingerprint:
         set_info(s, InfoKey.NEXT_FINGERPRINT, model.fingerprint)
     set_info(s, InfoKey.NEXT_VISUAL_DIM, model.visual_dim)
+    set_info(s, InfoKey.NEXT_PRECISION, model.precision)
     return True
 
 
@@ -117,6 +129,7 @@ def _record_model(database: Database, s: Session, model: RunModel, *, reindex: b
             "files differ), so new and old vectors would not be comparable; re-embed every photo "
             "with `dualens index --reindex`, or index with the old model"
         )
+    _check_precision(database, s, model, reindex=reindex)
     if reindex:  # rows of an older release's interrupted re-index: no vector served, embed them all
         s.execute(update(Photo).where(Photo.status == PhotoStatus.INDEXED).values(status=PhotoStatus.PENDING))
         delete_info(s, InfoKey.DIM)
@@ -127,6 +140,19 @@ def _record_model(database: Database, s: Session, model: RunModel, *, reindex: b
         set_info(s, InfoKey.MODEL_FINGERPRINT, model.fingerprint)
     elif stored_print:
         delete_info(s, InfoKey.MODEL_FINGERPRINT)
+    set_info(s, InfoKey.PRECISION, model.precision)
+
+
+def _check_precision(database: Database, s: Session, model: RunModel, *, reindex: bool) -> None:
+    """Vectors of two precisions never mix: another precision than the stored vectors' needs
+    ``--reindex`` (as another model does)."""
+    stored = get_info(s, InfoKey.PRECISION) or "fp32"
+    if stored != model.precision and not reindex and _holds_vectors(s):
+        raise ModelMismatchError(
+            f"this collection ({database.paths.root}) was indexed at {stored} precision, not "
+            f"{model.precision}; index with `--precision {stored}`, or re-embed every photo with "
+            f"`dualens index --precision {model.precision} --reindex`"
+        )
 
 
 def _record_visual(database: Database, s: Session, visual_dim: int, *, reindex: bool) -> None:
@@ -178,6 +204,7 @@ def switch_model(database: Database) -> bool:
         next_dim, next_print = get_info(s, InfoKey.NEXT_DIM), get_info(s, InfoKey.NEXT_FINGERPRINT)
         visual_dim = get_int(s, InfoKey.NEXT_VISUAL_DIM)
         set_info(s, InfoKey.MODEL_ID, next_model)
+        set_info(s, InfoKey.PRECISION, get_info(s, InfoKey.NEXT_PRECISION) or "fp32")
         if next_dim is None:
             delete_info(s, InfoKey.DIM)
         else:
