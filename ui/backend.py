@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -184,7 +184,7 @@ class Backend:
                     )
                 term = Term.image(photo.id, term.weight)
             terms.append(term)
-        return Query(tuple(terms))
+        return replace(query, terms=tuple(terms))  # its place and text: term kept
 
     def photo(self, photo_id: int) -> Hit | None:
         """Metadata of one indexed photo, or None when unknown or outside the roots."""
