@@ -12,6 +12,7 @@ from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.migrations import HEAD, SCRIPTS, known_revisions, stored_revision
 from indexer.core.storage.schema import APPLICATION_ID, Base
+from indexer.core.storage.text import full_text_artefact
 
 pytestmark = pytest.mark.usefixtures("database")  # on SQLite and on PostgreSQL
 
@@ -21,7 +22,8 @@ def _schema_diff(collection: Collection) -> list:
     from alembic.migration import MigrationContext
 
     with collection.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        skip_full_text = {"include_name": lambda name, _type, _parents: not full_text_artefact(name)}
+        context = MigrationContext.configure(conn, opts={"compare_type": True, **skip_full_text})
         return compare_metadata(context, Base.metadata)
 
 

@@ -44,6 +44,15 @@ from indexer.core.storage.rows import (
 )
 from indexer.core.storage.schema import Photo
 from indexer.core.storage.spaces import JOINT, VISUAL, Space
+from indexer.core.storage.text import (
+    TextMatch,
+    TextResult,
+    TextTodo,
+    photo_texts,
+    text_matches,
+    texts_to_read,
+    write_texts,
+)
 from indexer.core.storage.vector_index import VectorIndex
 
 __all__ = [
@@ -53,6 +62,9 @@ __all__ = [
     "CollectionStats",
     "InfoKey",
     "Space",
+    "TextMatch",
+    "TextResult",
+    "TextTodo",
     "bump_generation",
     "count_indexed",
     "get_info",
@@ -176,3 +188,21 @@ class Collection:
 
     def rebuild_index(self, executor: ShardExecutor | None = None, space: Space = JOINT) -> VectorIndex:
         return self.indexes.rebuild(executor, space)
+
+    # ------------------------------------------------------------------ text in photos (storage/text.py)
+    def text_matches(self, query: str, limit: int, allowed: Sequence[int] | None = None) -> list[TextMatch]:
+        """Indexed photos whose recognised text holds every word of ``query`` (plain words, never
+        syntax), best first, at most ``limit``, only among ``allowed`` when given."""
+        return text_matches(self.database, query, limit, allowed)
+
+    def photo_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """The recognised text of those of ``ids`` that have some, for display."""
+        return photo_texts(self.database, ids)
+
+    def texts_to_read(self, engine: str, *, after: int = 0, limit: int = 100) -> list[TextTodo]:
+        """Photos (id > ``after``, id order) whose text ``engine`` has not read from their current content."""
+        return texts_to_read(self.database, engine, after=after, limit=limit)
+
+    def write_texts(self, results: Sequence[TextResult]) -> int:
+        """Store a batch of recognition results in one transaction; returns how many were stored."""
+        return write_texts(self.database, results)

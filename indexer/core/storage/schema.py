@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -116,6 +117,36 @@ class Photo(Base):
         # not by a walk over every photo without a position
         Index("ix_photos_place_pending", "place_country", "gps_lat"),
     )
+
+
+class TextStatus(enum.StrEnum):
+    OK = "ok"  # text found: ``text`` holds it
+    NONE = "none"  # looked at, no text
+    FAILED = "failed"  # the engine failed on this photo; not read again until the engine changes
+
+
+class PhotoText(Base):
+    """The text recognised in one photo (``indexer.core.storage.text``, which also owns the full-text
+    index over ``terms``: FTS5 on SQLite, a tsvector column on PostgreSQL)."""
+
+    __tablename__ = "photo_text"
+
+    photo_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("photos.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the file the text was read from
+    engine: Mapped[str] = mapped_column(String(200))  # engine, version and models, e.g. "rapidocr 1.4.4/…"
+    status: Mapped[TextStatus] = mapped_column(
+        Enum(TextStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        index=True,
+    )
+    text: Mapped[str] = mapped_column(Text)  # safe to show: no control characters (storage.text.safe_text)
+    terms: Mapped[str] = mapped_column(Text)  # the searched form: folded tokens joined by spaces
+    words: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Root(Base):

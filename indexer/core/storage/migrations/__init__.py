@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from indexer.core.errors import CollectionError
 
-HEAD = "0005"
+HEAD = "0006"
 SCRIPTS = Path(__file__).resolve().parent
 _MIGRATION_LOCK = 0x64756C6E_0001  # PostgreSQL advisory lock: one process migrates a database at a time
 
