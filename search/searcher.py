@@ -50,7 +50,7 @@ from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
-from search.text_terms import band_with_words, fuse, has_text_search, photo_texts, snippet, word_hits
+from search.text_terms import band_with_words, fuse, photo_texts, snippet, word_hits
 from search.threads import query_thread_count, query_threads
 from search.understand import Interpretation, interpret
 
@@ -323,7 +323,7 @@ class Searcher:
             filters = replace(filters or Filters(), min_match=(filters and filters.min_match) or "good")
         if parsed.text is not None:
             return self._search_words(parsed, k, offset, filters or Filters(), sort, banded)
-        words = _plain_words(parsed) if has_text_search(self.collection) else None
+        words = _plain_words(parsed)
         user_min = filters.min_score if filters is not None else None  # before the band's floor joins it
         window = (0, DATE_SORT_LIMIT if banded else DATE_SORT_POOL) if sort == "date" else (offset, k)
         if words is not None and sort != "date":

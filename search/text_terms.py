@@ -37,27 +37,19 @@ class WordHit:
     words: tuple[str, ...]
 
 
-def has_text_search(collection: Collection) -> bool:
-    """Whether this collection's storage can search recognised text (the OCR stage's storage)."""
-    return callable(getattr(collection, "text_matches", None))
-
-
 def word_hits(
     collection: Collection, words: str, limit: int, allowed: Sequence[int] | None = None
 ) -> list[WordHit]:
-    """The best ``limit`` photos whose recognised text holds ``words``, best first; [] without OCR."""
-    if not has_text_search(collection) or limit <= 0 or not words.split():
+    """The best ``limit`` photos whose recognised text holds every word of ``words``, best first."""
+    if limit <= 0 or not words.split():
         return []
-    found = collection.text_matches(words, limit, allowed)  # type: ignore[attr-defined]
+    found = collection.text_matches(words, limit, allowed)
     return [WordHit(int(m.photo_id), float(m.score), tuple(m.words)) for m in found]
 
 
 def photo_texts(collection: Collection, ids: Sequence[int]) -> dict[int, str]:
-    """Recognised text by photo id (photos without text left out); {} without OCR."""
-    reader = getattr(collection, "photo_texts", None)
-    if not callable(reader) or not ids:
-        return {}
-    return {int(k): str(v) for k, v in reader(list(ids)).items()}
+    """Recognised text by photo id (photos without text left out)."""
+    return collection.photo_texts(list(ids)) if ids else {}
 
 
 def fuse(vector_ids: Sequence[int], text_ids: Sequence[int], k: int = RRF_K) -> list[int]:
