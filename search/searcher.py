@@ -50,7 +50,7 @@ from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
-from search.text_terms import band_with_words, fuse, photo_texts, snippet, word_hits
+from search.text_terms import band_with_words, fuse, photo_texts, text_snippet, word_hits
 from search.threads import query_thread_count, query_threads
 from search.understand import Interpretation, interpret
 
@@ -411,7 +411,7 @@ class Searcher:
         return [
             replace(
                 Hit.from_row(rows[m.photo_id], cosine=c, logit=float(lg), probability=float(p), rank=0),
-                text=snippet(texts.get(m.photo_id, ""), m.words),
+                text=text_snippet(texts.get(m.photo_id, ""), m.words),
                 text_words=m.words,
             )
             for m, c, lg, p in zip(kept, cosines, logits, probabilities, strict=True)

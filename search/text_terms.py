@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from indexer.core.storage.collection import Collection
+from indexer.core.storage.text import fold, tokens
 
 RRF_K = 60  # the constant of Cormack et al. (2009); the flickr8k-train check kept it (docs/benchmarks.md)
 SNIPPET_CHARS = 240  # a hit's recognised text, cut around its first matched word
@@ -30,7 +31,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u20
 
 @dataclass(frozen=True)
 class WordHit:
-    """A photo whose recognised text holds the words: ``score`` higher is better, ``words`` matched."""
+    """A photo whose recognised text holds the words: ``score`` higher is better; ``words``: the runs of
+    letters and digits of its text (as recognised) that are query words, each once."""
 
     photo_id: int
     score: float
@@ -44,7 +46,15 @@ def word_hits(
     if limit <= 0 or not words.split():
         return []
     found = collection.text_matches(words, limit, allowed)
-    return [WordHit(int(m.photo_id), float(m.score), tuple(m.words)) for m in found]
+    wanted = set(tokens(words))
+    return [WordHit(int(m.photo_id), float(m.score), _query_words(m.words, wanted)) for m in found]
+
+
+def _query_words(recognised: Iterable[str], wanted: set[str]) -> tuple[str, ...]:
+    """The runs of letters and digits of the recognised words that fold to a query word ("EXIT" of
+    "<b>EXIT</b>"), each once, in order."""
+    runs = (run for word in recognised for run in _WORD.findall(word))
+    return tuple(dict.fromkeys(run for run in runs if fold(run) in wanted))
 
 
 def photo_texts(collection: Collection, ids: Sequence[int]) -> dict[int, str]:
@@ -73,26 +83,26 @@ def clean(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
-def snippet(text: str, words: Iterable[str], limit: int = SNIPPET_CHARS) -> str:
+def text_snippet(text: str, words: Iterable[str], limit: int = SNIPPET_CHARS) -> str:
     """At most ``limit`` characters of cleaned ``text``, from a little before its first matched word."""
     text = clean(text)
     if len(text) <= limit:
         return text
-    wanted = {token.casefold() for word in words for token in _WORD.findall(word)}
-    first = next((m.start() for m in _WORD.finditer(text) if m.group().casefold() in wanted), 0)
+    wanted = {fold(token) for word in words for token in _WORD.findall(word)}
+    first = next((m.start() for m in _WORD.finditer(text) if fold(m.group()) in wanted), 0)
     start = max(0, min(first - limit // 4, len(text) - limit))
     cut = text[start : start + limit]
     return ("…" if start else "") + cut + ("…" if start + limit < len(text) else "")
 
 
-def segments(text: str, words: Iterable[str]) -> list[tuple[str, bool]]:
+def word_segments(text: str, words: Iterable[str]) -> list[tuple[str, bool]]:
     """``text`` split into (piece, matched) pieces: a piece is matched when it is one of ``words``
-    (case-insensitive, whole words). Joining the pieces gives ``text`` back."""
-    wanted = {token.casefold() for word in words for token in _WORD.findall(word)}
+    (case and diacritics folded, whole words). Joining the pieces gives ``text`` back."""
+    wanted = {fold(token) for word in words for token in _WORD.findall(word)}
     out: list[tuple[str, bool]] = []
     last = 0
     for match in _WORD.finditer(text):
-        if match.group().casefold() in wanted:
+        if fold(match.group()) in wanted:
             if match.start() > last:
                 out.append((text[last : match.start()], False))
             out.append((match.group(), True))

@@ -7,9 +7,11 @@ and its recognised text is written through the storage API, as the OCR stage wri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -21,7 +23,9 @@ from indexer.core.storage.text import TextResult
 from search import Filters, Searcher
 from search.hits import Hit
 from search.query import parse_query
+from search.render import format_hits
 from tests.helpers.search_collection import FakePhoto, make_collection
+from ui.views import words_html
 
 N_RANDOM = 30
 TEXTS = {
@@ -159,3 +163,35 @@ def test_the_text_term_round_trips_through_the_query_syntax():
         assert parse_query(str(parsed)) == parsed
     assert parse_query("text:stop").text == "stop" and parse_query("text:stop").terms == ()
     assert parse_query("context: a").text is None  # only a term starting with text: is one
+
+
+def test_the_http_api_sends_the_matched_words(world):
+    from tests.helpers.api_server import Server
+
+    data, _, db_url = world
+    server = Server(data, *(("--db", db_url) if db_url else ()))
+    try:
+        body = httpx.get(
+            f"{server.url}/search", params={"q": 'text:"invoice 2023"', "k": 5}, timeout=60
+        ).json()
+        assert [Path(h["path"]).name for h in body["hits"]] == ["invoice.png"]
+        assert (
+            sorted(body["hits"][0]["text_words"]) == ["2023", "Invoice"] and "ACME" in body["hits"][0]["text"]
+        )
+        bad = httpx.get(f"{server.url}/search", params={"q": 'text:"invoice'}, timeout=60)
+        assert bad.status_code == 400 and "text:" in bad.json()["error"]["message"]
+    finally:
+        server.stop()
+
+
+def test_the_terminal_table_shows_the_matched_words(searcher):
+    table = format_hits(searcher.search("text:exit", k=1))
+    assert table.splitlines()[0].split()[-2:] == ["words", "path"]
+    assert table.splitlines()[1].split()[-2] == "EXIT" and "\x1b" not in table
+
+
+def test_the_page_escapes_the_text_before_highlighting_the_matched_words(searcher):
+    hit = searcher.search("text:exit", k=1)[0]
+    html = words_html(hit)
+    assert "&lt;b&gt;<mark>EXIT</mark>&lt;/b&gt;" in html and "<b>" not in html
+    assert "\x1b" not in html and words_html(replace(hit, text="", text_words=())) == ""
