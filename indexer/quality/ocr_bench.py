@@ -122,8 +122,8 @@ def _render_one(path: Path, source: Path, rng: random.Random, font_files: list[P
 def _word_patch(text: str, font: ImageFont.FreeTypeFont, rng: random.Random) -> Image.Image:
     """The word as an RGBA patch: on a plate (a sign) or with an outline straight on the photo."""
     left, top, right, bottom = font.getbbox(text)
-    pad = max(4, font.size // 4)
-    size = (right - left + 2 * pad, bottom - top + 2 * pad)
+    pad = max(4, int(font.size) // 4)
+    size = (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad)
     patch = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(patch)
     dark = rng.random() < 0.5
@@ -135,7 +135,7 @@ def _word_patch(text: str, font: ImageFont.FreeTypeFont, rng: random.Random) -> 
         draw.text((pad - left, pad - top), text, font=font, fill=(*ink, 255))
     else:
         halo = (*_colour(rng, not dark), 255)
-        stroke = max(1, font.size // 20)
+        stroke = max(1, int(font.size) // 20)
         draw.text(
             (pad - left, pad - top), text, font=font, fill=(*ink, 255), stroke_width=stroke, stroke_fill=halo
         )
