@@ -103,6 +103,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="read the files that failed before again, even when they have not changed since",
     )
     p.add_argument(
+        "--no-ocr",
+        action="store_true",
+        help="do not read the text in photos (it is read after embedding, and searched by `text:`)",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="also remove the photos of folders that cannot be read or are empty (e.g. a disk not mounted); "
@@ -163,6 +168,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         prune=args.prune,
         retry_failed=args.retry_failed,
+        ocr=not args.no_ocr,
         decode_timeout=args.decode_timeout,
         backend=args.backend,
         engine=args.engine,

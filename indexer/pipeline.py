@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from tqdm import tqdm
@@ -37,6 +38,7 @@ from indexer.core.text import printable
 from indexer.decode import Decoded, DecodeFailure, DecodeOptions, DecodeResult, DecodeTask, KnownContent
 from indexer.decode_pool import DecoderPool, default_workers
 from indexer.geocode import fill_places
+from indexer.ocr import read_texts
 from indexer.plan import Plan, WorkItem, make_plan
 from indexer.ray_engine import RayOptions
 from indexer.scan import normalise_roots, scan, stored_roots
@@ -61,6 +63,7 @@ class IndexOptions:
     backend: str = "auto"  # inference backend: auto, torch or onnx
     prune: bool = False  # also remove the photos of folders that cannot be read or came back empty
     retry_failed: bool = False  # read failed files again even when their size and mtime are unchanged
+    ocr: bool = True  # read the text in photos after embedding (indexer/ocr.py); --no-ocr: not
     engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
     ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
 
@@ -72,6 +75,7 @@ class StageTimes:
     decode_busy: float = 0.0  # decoding time summed over the worker processes (overlaps the rest)
     embed: float = 0.0
     write: float = 0.0
+    ocr: float = 0.0  # text recognition (indexer/ocr.py)
     total: float = 0.0
 
 
@@ -92,6 +96,8 @@ class IndexSummary:
     kept_unreachable: int = 0  # photos kept although their folder could not be read (see --prune)
     unreachable_folders: tuple[str, ...] = ()
     placed: int = 0  # photos whose GPS position got a place (city, region, country) this run
+    texts_read: int = 0  # photos whose text was read this run (those without text and failures included)
+    ocr_problem: str | None = None  # why text recognition could not run
 
     def notes(self) -> list[str]:
         """What is worth knowing about the run's model (the offline default's limits)."""
@@ -100,6 +106,11 @@ class IndexSummary:
 
     def warnings(self) -> list[str]:
         """What the user must know although the run succeeded."""
+        if self.ocr_problem:
+            return [self.ocr_problem, *self._unreachable()]
+        return self._unreachable()
+
+    def _unreachable(self) -> list[str]:
         if not self.unreachable_folders or not self.kept_unreachable:  # --prune removed them: nothing kept
             return []
         shown = ", ".join(printable(f) for f in self.unreachable_folders[:3])
@@ -123,9 +134,11 @@ class IndexSummary:
             f"moved {self.moved}, removed {self.removed}, failed {self.failed}"
             + (f" ({self.known_failed} unchanged since, not read again)" if self.known_failed else "")
             + (f", reused {self.reused}" if self.reused else "")
-            + (f", placed {self.placed}" if self.placed else ""),
+            + (f", placed {self.placed}" if self.placed else "")
+            + (f", texts read {self.texts_read}" if self.texts_read else ""),
             f"time {t.total:.2f}s: scan {t.scan:.2f}s, decode {t.decode:.2f}s waited "
             f"({t.decode_busy:.2f}s in workers), embed {t.embed:.2f}s, write {t.write:.2f}s"
+            + (f", text {t.ocr:.2f}s" if t.ocr else "")
             + (f" — {rate:.1f} images/s" if self.embedded else ""),
         ]
 
@@ -154,9 +167,9 @@ class _Timer:
             setattr(self.times, name, getattr(self.times, name) + time.perf_counter() - start)
 
 
-def _progress(total: int, enabled: bool) -> tqdm:
+def _progress(total: int, enabled: bool, desc: str = "indexing") -> tqdm:
     disable = not enabled or total == 0 or bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return tqdm(total=total, unit="img", desc="indexing", disable=disable, file=sys.stderr, smoothing=0.1)
+    return tqdm(total=total, unit="img", desc=desc, disable=disable, file=sys.stderr, smoothing=0.1)
 
 
 def make_encoder(model: str, options: IndexOptions) -> DualEncoder:
@@ -231,6 +244,11 @@ def run_index(
             collection.indexes.update(was_current, state.removed, state.added)
             summary.placed = fill_places(collection)  # new GPS positions, and those of older releases
             finish_run(collection.database)
+        if options.ocr:  # after the run is complete: searches serve the new photos while text is read
+            with timer.stage("ocr"):
+                bar = partial(_progress, enabled=options.progress, desc="reading text")
+                run = read_texts(collection, threads=options.threads, progress=bar)
+                summary.texts_read, summary.ocr_problem = run.read, run.problem
     summary.times.total = time.perf_counter() - start
     return summary
 

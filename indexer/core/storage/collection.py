@@ -48,6 +48,7 @@ from indexer.core.storage.text import (
     TextMatch,
     TextResult,
     TextTodo,
+    count_texts_to_read,
     photo_texts,
     text_matches,
     texts_to_read,
@@ -202,6 +203,9 @@ class Collection:
     def texts_to_read(self, engine: str, *, after: int = 0, limit: int = 100) -> list[TextTodo]:
         """Photos (id > ``after``, id order) whose text ``engine`` has not read from their current content."""
         return texts_to_read(self.database, engine, after=after, limit=limit)
+
+    def count_texts_to_read(self, engine: str) -> int:
+        return count_texts_to_read(self.database, engine)
 
     def write_texts(self, results: Sequence[TextResult]) -> int:
         """Store a batch of recognition results in one transaction; returns how many were stored."""

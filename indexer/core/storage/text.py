@@ -26,8 +26,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import Select, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from indexer.core.storage.database import Database, utcnow
@@ -39,6 +40,7 @@ CHUNK = 500  # ids per IN (...) list
 FTS_TABLE = "photo_text_fts"
 PG_SEARCH_COLUMN = "search"
 PG_SEARCH_INDEX = "ix_photo_text_search"
+_Query = TypeVar("_Query", bound=Select)
 _TOKEN = re.compile(r"[^\W_]+")
 # C0/C1 controls, DEL, and the format characters that reorder or hide text (bidi overrides, zero widths)
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -127,21 +129,29 @@ def matched_words(recognised: str, query: Iterable[str]) -> tuple[str, ...]:
 def texts_to_read(database: Database, engine: str, *, after: int = 0, limit: int = 100) -> list[TextTodo]:
     """Up to ``limit`` readable photos with id > ``after``, in id order, whose text was not read by
     ``engine`` from their current content (none yet, another engine, or the file changed since)."""
+    stmt = _to_read(select(Photo.id, Photo.path, Photo.content_hash), engine, after)
+    with database.session() as s:
+        rows = s.execute(stmt.order_by(Photo.id).limit(limit))
+        return [TextTodo(r.id, r.path, r.content_hash) for r in rows]
+
+
+def count_texts_to_read(database: Database, engine: str) -> int:
+    """How many photos :func:`texts_to_read` would give in all."""
+    with database.session() as s:
+        return int(s.execute(_to_read(select(func.count()).select_from(Photo), engine, 0)).scalar_one())
+
+
+def _to_read(stmt: _Query, engine: str, after: int) -> _Query:
     stored = PhotoText.__table__.alias("t")
-    stmt = (
-        select(Photo.id, Photo.path, Photo.content_hash)
-        .outerjoin(stored, stored.c.photo_id == Photo.id)
+    return (
+        stmt.outerjoin(stored, stored.c.photo_id == Photo.id)
         .where(Photo.id > after, Photo.status != PhotoStatus.ERROR)
         .where(
             stored.c.photo_id.is_(None)
             | (stored.c.engine != engine)
             | stored.c.content_hash.is_distinct_from(Photo.content_hash)
         )
-        .order_by(Photo.id)
-        .limit(limit)
     )
-    with database.session() as s:
-        return [TextTodo(r.id, r.path, r.content_hash) for r in s.execute(stmt)]
 
 
 def write_texts(database: Database, results: Sequence[TextResult]) -> int:
@@ -250,8 +260,6 @@ def _texts(s: Session, ids: Sequence[int]) -> dict[int, str]:
 
 def text_counts(database: Database) -> dict[TextStatus, int]:
     """How many photos have each text status (photos not looked at yet have none)."""
-    from sqlalchemy import func
-
     with database.session() as s:
         rows = s.execute(select(PhotoText.status, func.count()).group_by(PhotoText.status))
         return {TextStatus(r[0]): int(r[1]) for r in rows}

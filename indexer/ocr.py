@@ -1,0 +1,222 @@
+"""Text in photos: the recognition engine behind a small interface, and the indexing stage that fills
+``photo_text`` (``indexer.core.storage.text``) after embedding, like the places stage.
+
+Engine: RapidOCR (``rapidocr-onnxruntime``), PP-OCRv4 detection and recognition and the 180-degree
+direction classifier, ONNX models inside the wheel (nothing is downloaded), run by ONNX Runtime. Its
+recognition model reads Chinese and English (Latin letters without most diacritics, digits,
+punctuation). Work per photo is bounded:
+
+- recognition reads the photo downscaled to a long side of at most :data:`READ_SIDE` (1600 px: text a
+  person can read on a phone screen stays >= 10 px high, and every crop the recogniser sees is of
+  bounded size), detection a copy of at most :data:`DETECT_SIDE` (detection cost grows with the pixel
+  count, and the detector still finds text lines of ~10 px at that scale). A photo without text pays
+  detection alone;
+- at most :data:`MAX_BOXES` text boxes are recognised, in batches, and recognition stops at the
+  :data:`TIME_BUDGET` of CPU time (the text read so far is kept); stored text is capped
+  (``storage.text.safe_text``).
+
+The stage reads photos whose stored text is missing, of another engine, or of another content of the
+file, ``BATCH`` photos per transaction (a killed run loses at most its batch); a photo the engine or
+the image reader fails on is recorded as failed and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from indexer.core.imaging import open_image
+from indexer.core.storage.collection import Collection
+from indexer.core.storage.text import MAX_TEXT_CHARS, TextResult, TextStatus, TextTodo, safe_text
+
+READ_SIDE = 1600
+DETECT_SIDE = 960
+MAX_BOXES = 400
+MAX_WORDS = 2000
+# CPU seconds of recognition per photo (detection of a <= 960 px image comes first); CPU time, not wall
+# time, so a busy machine reads the same text, only slower
+TIME_BUDGET = 20.0
+MIN_SCORE = 0.5  # recognised lines below this confidence are dropped
+BATCH = 16  # photos per transaction
+ENGINE_VERSION = "1.4.4"
+
+
+@dataclass(frozen=True)
+class RecognisedText:
+    """What a reader found: one entry per text box, in reading order (``boxes``: four corner points
+    each, in the pixels given; ``confidence`` in 0..1)."""
+
+    words: tuple[str, ...] = ()
+    boxes: tuple[tuple[tuple[float, float], ...], ...] = ()
+    confidence: tuple[float, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The recognised text, one box per line, safe to store and show, capped in words and length."""
+        kept: list[str] = []
+        count = 0
+        for line in self.words:
+            words = line.split()[: MAX_WORDS - count]
+            if words:
+                kept.append(" ".join(words))
+                count += len(words)
+        return safe_text("\n".join(kept)[:MAX_TEXT_CHARS])
+
+
+class TextReader(Protocol):
+    """A text recognition engine. ``name``: engine, version and settings; stored with each photo's
+    text, a new name reads every photo again. ``load`` is called before the first ``read`` (lazy:
+    importing this module loads no model)."""
+
+    name: str
+
+    def load(self) -> None: ...
+
+    def read(self, pixels: np.ndarray) -> RecognisedText: ...
+
+
+def downscale(pixels: np.ndarray, side: int) -> np.ndarray:
+    """``pixels`` (H x W x 3, uint8) with its long side at most ``side`` (area-averaged), else itself."""
+    h, w = pixels.shape[:2]
+    if max(h, w) <= side:
+        return pixels
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+
+
+class RapidOcrReader:
+    """PP-OCRv4 through RapidOCR, detection on a <= DETECT_SIDE copy, recognition on <= READ_SIDE."""
+
+    name = f"rapidocr-onnxruntime {ENGINE_VERSION}/ppocr-v4 det{DETECT_SIDE} read{READ_SIDE}"
+
+    def __init__(self, threads: int | None = None, time_budget: float = TIME_BUDGET) -> None:
+        self.threads = threads
+        self.time_budget = time_budget
+        self._engine: Any = None
+
+    def load(self) -> None:
+        if self._engine is None:
+            self._engine = _rapidocr(-1 if self.threads is None else max(1, self.threads))
+
+    def read(self, pixels: np.ndarray) -> RecognisedText:
+        self.load()
+        engine = self._engine
+        rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+        image = downscale(np.ascontiguousarray(rgb, dtype=np.uint8), READ_SIDE)
+        small = downscale(image, DETECT_SIDE)
+        boxes, _ = engine.text_det(small)
+        if boxes is None or len(boxes) == 0:
+            return RecognisedText()
+        scale = np.array([image.shape[1] / small.shape[1], image.shape[0] / small.shape[0]], np.float32)
+        boxes = engine.sorted_boxes(np.asarray(boxes, np.float32) * scale)[:MAX_BOXES]
+        crops = engine.get_crop_img_list(image, boxes)
+        crops, _, _ = engine.text_cls(crops)
+        return self._recognise(crops, boxes)
+
+    def _recognise(self, crops: list[np.ndarray], boxes: list[np.ndarray]) -> RecognisedText:
+        deadline = time.process_time() + self.time_budget
+        words: list[str] = []
+        kept: list[tuple[tuple[float, float], ...]] = []
+        confidence: list[float] = []
+        step = 16
+        for start in range(0, len(crops), step):
+            results, _ = self._engine.text_rec(crops[start : start + step])
+            for (found, score), box in zip(results, boxes[start : start + step], strict=True):
+                if score >= MIN_SCORE and found.strip():
+                    words.append(found)
+                    kept.append(tuple((float(x), float(y)) for x, y in box))
+                    confidence.append(float(score))
+            if time.process_time() > deadline:
+                break
+        return RecognisedText(tuple(words), tuple(kept), tuple(confidence))
+
+
+_LOADED: dict[int, Any] = {}  # one engine per thread count and process: a run loads it once (~2 s)
+
+
+def _rapidocr(threads: int) -> Any:
+    if threads not in _LOADED:
+        from rapidocr_onnxruntime import RapidOCR
+
+        _LOADED[threads] = RapidOCR(intra_op_num_threads=threads, det_limit_type="max")
+    return _LOADED[threads]
+
+
+def read_photo(reader: TextReader, path: str) -> RecognisedText:
+    """The text in the photo at ``path``, read with THE image reader (upright, RGB). Raises
+    ImageError for a file that cannot be read, and whatever the engine raises."""
+    picture = open_image(Path(path), name=path, min_side=READ_SIDE // 2)
+    return reader.read(np.asarray(picture.image))
+
+
+def _result(reader: TextReader, todo: TextTodo) -> TextResult:
+    try:
+        found = read_photo(reader, todo.path).text
+    except Exception:  # ImageError, or anything the engine raises: recorded, and the run goes on
+        return TextResult(todo.photo_id, todo.content_hash, reader.name, TextStatus.FAILED)
+    status = TextStatus.OK if found else TextStatus.NONE
+    return TextResult(todo.photo_id, todo.content_hash, reader.name, status, found)
+
+
+def fill_texts(
+    collection: Collection,
+    reader: TextReader,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Read the text of every photo whose stored text is not ``reader``'s reading of its current
+    content, ``batch`` photos per transaction; returns how many photos were read (failures included).
+    ``progress`` is told each batch's size once it is stored."""
+    after, read = 0, 0
+    while True:
+        todo = collection.texts_to_read(reader.name, after=after, limit=batch)
+        if not todo:
+            return read
+        reader.load()
+        read += collection.write_texts([_result(reader, t) for t in todo])
+        after = todo[-1].photo_id
+        if progress is not None:
+            progress(len(todo))
+
+
+@dataclass(frozen=True)
+class TextRun:
+    """The stage's outcome: photos read, and why it could not run (None: it ran)."""
+
+    read: int = 0
+    problem: str | None = None
+
+
+def read_texts(
+    collection: Collection,
+    reader: TextReader | None = None,
+    *,
+    threads: int | None = None,
+    progress: Callable[[int], tqdm] | None = None,
+) -> TextRun:
+    """The indexing stage: :func:`fill_texts` with the default engine (``threads``: its CPU threads;
+    None: ONNX Runtime's default, every core). An engine that cannot be loaded is reported, not raised:
+    the photos just indexed stay indexed, and the next run tries again. ``progress``: given the number
+    of photos to read, the progress bar to update (closed at the end)."""
+    reader = reader or RapidOcrReader(threads=threads)
+    total = collection.count_texts_to_read(reader.name)
+    if not total:
+        return TextRun()
+    try:
+        reader.load()
+    except (ImportError, OSError, RuntimeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return TextRun(problem=f"text recognition is unavailable ({detail}); photos were indexed without it")
+    if progress is None:
+        return TextRun(read=fill_texts(collection, reader))
+    with progress(total) as bar:
+        return TextRun(read=fill_texts(collection, reader, progress=bar.update))
