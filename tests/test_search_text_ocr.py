@@ -1,11 +1,10 @@
 """End to end: a folder with a rendered STOP sign, an invoice screenshot and plain photos is indexed,
-its text read by the OCR engine (rapidocr-onnxruntime), and word queries find the photos with their
+its text read by the indexer's OCR stage (rapidocr-onnxruntime), and word queries find the photos with their
 words shown, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -41,31 +40,6 @@ def _invoice(path: Path) -> None:
     image.save(path)
 
 
-def _read_text_into(data: Path, db_url: str | None) -> None:
-    """What the OCR stage stores, for a branch whose indexer has no OCR stage yet (IndexOptions.ocr)."""
-    from rapidocr_onnxruntime import RapidOCR
-
-    from indexer.core.storage.collection import Collection
-    from indexer.core.storage.schema import TextStatus
-    from indexer.core.storage.text import TextResult
-
-    engine = RapidOCR()
-    collection = Collection.open(data, db_url=db_url)
-    try:
-        todo = collection.texts_to_read("rapidocr-onnxruntime 1.4.4")
-        results = []
-        for item in todo:
-            found, _ = engine(item.path)
-            text = " ".join(str(box[1]) for box in found or ())
-            status = TextStatus.OK if text else TextStatus.NONE
-            results.append(
-                TextResult(item.photo_id, item.content_hash, "rapidocr-onnxruntime 1.4.4", status, text)
-            )
-        collection.write_texts(results)
-    finally:
-        collection.close()
-
-
 @pytest.fixture()
 def indexed(tmp_path: Path, tiny_clip_dir: Path, database: str | None) -> tuple[Path, DualEncoder]:
     root = tmp_path / "photos"
@@ -77,12 +51,9 @@ def indexed(tmp_path: Path, tiny_clip_dir: Path, database: str | None) -> tuple[
         pixels = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / f"photo_{n}.jpg")
     encoder = DualEncoder(tiny_clip_dir)
-    with_ocr: dict[str, Any] = {"ocr": True} if "ocr" in IndexOptions.__dataclass_fields__ else {}
-    run_index(
-        tmp_path / "data", [root], IndexOptions(workers=0, **with_ocr), encoder=encoder, db_url=database
-    )
-    if not with_ocr:
-        _read_text_into(tmp_path / "data", database)
+    options = IndexOptions(workers=0, ocr=True)
+    summary = run_index(tmp_path / "data", [root], options, encoder=encoder, db_url=database)
+    assert summary.texts_read == 6 and summary.ocr_problem is None
     return tmp_path / "data", encoder
 
 
