@@ -24,6 +24,7 @@ from search import Filters, Searcher
 from search.hits import Hit
 from search.query import parse_query
 from search.render import format_hits
+from search.text_terms import fuse, text_snippet, word_segments
 from tests.helpers.search_collection import FakePhoto, make_collection
 from ui.views import words_html
 
@@ -195,3 +196,24 @@ def test_the_page_escapes_the_text_before_highlighting_the_matched_words(searche
     html = words_html(hit)
     assert "&lt;b&gt;<mark>EXIT</mark>&lt;/b&gt;" in html and "<b>" not in html
     assert "\x1b" not in html and words_html(replace(hit, text="", text_words=())) == ""
+
+
+def test_rank_fusion_lifts_word_matches_and_keeps_the_order_of_the_rest():
+    vector = [10, 11, 12, 13, 14]
+    fused = fuse(vector, [13, 99])
+    assert fused[:3] == [
+        13,
+        10,
+        99,
+    ]  # 13 in both rankings; 99 second by words = 1/62 < 1/61 of vector's first
+    assert [i for i in fused if i not in (13, 99)] == [10, 11, 12, 14]
+    assert fuse(vector, []) == vector and fuse([], [5, 4]) == [5, 4]
+
+
+def test_a_snippet_starts_near_the_first_matched_word_and_segments_join_back():
+    text = "x " * 200 + "the Café sign " + "y " * 200
+    cut = text_snippet(text, ["cafe"], limit=60)
+    assert len(cut) <= 62 and "Café" in cut and cut.startswith("…") and cut.endswith("…")
+    pieces = word_segments("Café, CAFE-cafés", ["café"])
+    assert "".join(p for p, _ in pieces) == "Café, CAFE-cafés"
+    assert [p for p, hit in pieces if hit] == ["Café", "CAFE"]  # whole words, accents and case folded
