@@ -588,10 +588,14 @@ class Searcher:
         found = self.collection.photos([int(id)])
         return Hit.from_photo(found[int(id)]) if int(id) in found else None
 
-    def count(self, filters: Filters | None = None) -> int:
+    def count(self, filters: Filters | None = None, words: str | None = None) -> int:
         """How many indexed photos a query with these filters ranks (its match band and minimum score
-        aside): the whole collection, or what its folder, dates, types and place allow."""
+        aside): the whole collection, or what its folder, dates, types and place allow; with ``words``
+        (a ``text:`` term) only those of them whose recognised text holds the words."""
         allowed = self._allowed_ids(filters) if filters is not None else None
+        if words is not None:
+            ids = None if allowed is None else allowed.tolist()
+            return len(word_hits(self.collection, words, MAX_OFFSET + MAX_K, ids))
         return self._index.ntotal if allowed is None else len(allowed)
 
     def has_folder(self, folder: str) -> bool:

@@ -115,6 +115,7 @@ def test_the_text_term_finds_only_photos_holding_every_word(searcher):
     assert hits[0].relevance == "good" and hits[0].rank == 1
     assert set(_names(searcher.search("text:invoice", k=10))) == {"invoice.png", "invoice_old.png"}
     assert searcher.search('text:"invoice 2024"', k=10) == []
+    assert searcher.count(words="invoice") == 2 and searcher.count(Filters(folder="signs"), "invoice") == 0
 
 
 def test_the_text_term_composes_with_vector_terms_and_filters(searcher):
@@ -176,6 +177,7 @@ def test_the_http_api_sends_the_matched_words(world):
             f"{server.url}/search", params={"q": 'text:"invoice 2023"', "k": 5}, timeout=60
         ).json()
         assert [Path(h["path"]).name for h in body["hits"]] == ["invoice.png"]
+        assert body["total"] == 1 and body["has_more"] is False  # the photos the text: term ranks
         assert (
             sorted(body["hits"][0]["text_words"]) == ["2023", "Invoice"] and "ACME" in body["hits"][0]["text"]
         )
