@@ -12,6 +12,7 @@ from search.hits import Hit
 from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
 from search.query import Query, Term, TermKind, parse_query
 from search.searcher import IndexReport, Searcher
+from search.text_terms import text_snippet, word_segments
 from search.understand import Interpretation, Understood
 
 
@@ -45,5 +46,7 @@ __all__ = [
     "newest_first",
     "parse_date",
     "parse_query",
+    "text_snippet",
     "undo",
+    "word_segments",
 ]

@@ -29,6 +29,8 @@ class Hit:
     rank: int = 0  # 1-based position in the full ranking (offset included); 0 outside a ranking
     relevance: str = ""  # text queries: "strong", "good" or "weak" (search/relevance.py); else ""
     place: str = ""  # "Paris, Ile-de-France, France" from the GPS position; "" when unknown
+    text: str = ""  # matched by its words: its recognised text (cleaned, cut around the match); else ""
+    text_words: tuple[str, ...] = ()  # the query's words its recognised text holds (search/text_terms.py)
 
     @classmethod
     def from_photo(
@@ -70,6 +72,7 @@ class Hit:
         for key in ("taken_at", "mtime"):
             if values.get(key):
                 values[key] = datetime.fromisoformat(str(values[key]))
+        values["text_words"] = tuple(str(w) for w in values.get("text_words") or ())
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +80,7 @@ class Hit:
         for key in ("taken_at", "mtime"):
             value = out[key]
             out[key] = value.isoformat() if value is not None else None
+        out["text_words"] = list(self.text_words)
         return out
 
 

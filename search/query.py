@@ -12,6 +12,9 @@ Grammar (the same structure is built directly from Python with :class:`Query` an
     term       := [weight ":"] atom | place
     place      := 'place:' ( '"' text '"' | word )   a restriction, not a vector: only photos taken
                   in that city, region or country (like --place); "+" only, one per query
+    words      := 'text:' ( '"' text '"' | word )   words only: photos whose recognised text (OCR)
+                  holds all these words; alone it ranks by the text match, with other terms it
+                  restricts them; "+" only, one per query (search/text_terms.py)
     weight     := decimal number: 2, 0.5, .25
     atom       := '"' text '"'          a text; \\" and \\\\ escape inside
                 | "#" digits             an indexed photo, by id
@@ -20,8 +23,8 @@ Grammar (the same structure is built directly from Python with :class:`Query` an
                   .heic .heif .avif), without spaces      an image file
 
 Examples: ``"beach" - "people"``, ``photo.jpg + "at night"``, ``2:"sunset" + "beach"``,
-``#42 - 0.5:"snow"``, ``"beach" + place:"Nice"``, ``dog on a beach``. Each term's embedding is
-L2-normalised, multiplied by its signed weight, summed, and the sum is re-normalised.
+``#42 - 0.5:"snow"``, ``"beach" + place:"Nice"``, ``text:"invoice 2023"``, ``dog on a beach``. Each
+term's embedding is L2-normalised, multiplied by its signed weight, summed, and the sum is re-normalised.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ MAX_WEIGHT = 1e6
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*:")
 _PHOTO_ID = re.compile(r"#(\d{1,18})(?![^\s+\-\"])")
 PLACE_PREFIX = "place:"
+TEXT_PREFIX = "text:"
 
 ImageValue = Union[str, int, "Image.Image"]
 
@@ -112,14 +116,20 @@ class Term:
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query: a non-empty tuple of terms, and a place it is restricted to (or None)."""
+    """A parsed query: a tuple of terms, a place it is restricted to (or None), and words its photos'
+    recognised text must hold (or None); the terms may be empty only when there are words."""
 
     terms: tuple[Term, ...]
     place: str | None = None
+    text: str | None = None
 
     def __post_init__(self) -> None:
         terms = tuple(self.terms)
-        if not terms:
+        if self.text is not None:
+            if not isinstance(self.text, str) or not self.text.split():
+                raise QueryError('a text: term names the words to find, e.g. text:"invoice 2023"')
+            object.__setattr__(self, "text", " ".join(self.text.split()))
+        if not terms and self.text is None:
             if self.place:
                 raise QueryError(
                     f'place:"{self.place}" only narrows a search; say what to look for too, '
@@ -145,7 +155,10 @@ class Query:
         return cls((Term.text(text),))
 
     def __str__(self) -> str:
-        text = " ".join(term.to_syntax(i == 0) for i, term in enumerate(self.terms))
+        parts = [term.to_syntax(i == 0) for i, term in enumerate(self.terms)]
+        if self.text is not None:
+            parts.append(f"{'+ ' if parts else ''}{TEXT_PREFIX}{_quote(self.text)}")
+        text = " ".join(parts)
         return text + (f" + place:{_quote(self.place)}" if self.place else "")
 
 
@@ -158,15 +171,15 @@ def parse_query(text: str) -> Query:
     stripped = text.strip()
     if not stripped:
         raise QueryError("the query is empty; type some words or give a photo")
-    if '"' not in stripped and not _only_image_refs(stripped):
+    if '"' not in stripped and not _only_image_refs(stripped) and not _names_words(stripped):
         return Query.of_text(stripped)
     try:
         parser = _Parser(stripped)
         terms = parser.terms()
-        return Query(tuple(terms), place=parser.place)
+        return Query(tuple(terms), place=parser.place, text=parser.words)
     except QuerySyntaxError:
-        if _names_an_image(stripped) or _WEIGHT.match(stripped.lstrip("+- ")):
-            raise  # a composite with photos in it: say what is wrong with it
+        if _names_an_image(stripped) or _WEIGHT.match(stripped.lstrip("+- ")) or _names_words(stripped):
+            raise  # a composite with photos or a text: term in it: say what is wrong with it
         # Quotes used as in a web search (`"golden retriever" puppy`, an unclosed quote): one text.
         plain = " ".join(stripped.replace('"', " ").split())
         if not plain:
@@ -179,6 +192,12 @@ def _names_an_image(text: str) -> bool:
     outside = re.sub(r'"(?:[^"\\]|\\.)*"', " ", text)
     tokens = (_WEIGHT.sub("", t, count=1).lstrip("+-") for t in outside.split())
     return any(t.startswith("@") or _is_image_ref(t) for t in tokens if t)
+
+
+def _names_words(text: str) -> bool:
+    """Whether a term outside double quotes starts with text: (a words-only term)."""
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"', " ", text)
+    return any(t.lstrip("+-").startswith(TEXT_PREFIX) for t in outside.split())
 
 
 def _only_image_refs(text: str) -> bool:
@@ -201,6 +220,7 @@ class _Parser:
         self.text = text
         self.pos = 0
         self.place: str | None = None
+        self.words: str | None = None
 
     def terms(self) -> list[Term]:
         out: list[Term] = []
@@ -209,6 +229,8 @@ class _Parser:
             self._skip_space()
             if self.text.startswith(PLACE_PREFIX, self.pos):
                 self._place(sign)
+            elif self.text.startswith(TEXT_PREFIX, self.pos):
+                self._words(sign)
             else:
                 out.append(self._term(sign))
             self._skip_space()
@@ -277,6 +299,21 @@ class _Parser:
         if not name.strip():
             raise QueryError('expected a city, region or country after place:, e.g. place:"Nice"')
         self.place = name  # Query normalises its spaces
+
+    def _words(self, sign: float) -> None:
+        """``text:"…"``: malformed is a QueryError (never the plain-text fallback of other quotes)."""
+        if sign < 0:
+            raise QueryError('a text: term finds photos by their words: use + text:"…", not - text:"…"')
+        if self.words is not None:
+            raise QueryError('a query has at most one text: term; put all the words in it, e.g. text:"a b"')
+        self.pos += len(TEXT_PREFIX)
+        try:
+            words = self._quoted() if self.text.startswith('"', self.pos) else self._bare()
+        except QuerySyntaxError:
+            raise QueryError('the double quote after text: is not closed, e.g. text:"invoice 2023"') from None
+        if not words.split():
+            raise QueryError('expected the words to find after text:, e.g. text:"invoice 2023"')
+        self.words = words  # Query normalises its spaces
 
     def _quoted(self) -> str:
         assert self.text[self.pos] == '"'

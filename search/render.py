@@ -25,7 +25,9 @@ def format_hits(hits: Sequence[Hit]) -> str:
     if not hits:
         return "No photos match."
     banded = any(h.relevance for h in hits)
-    header = ("#", *(("match",) if banded else ()), "cosine", "logit", "prob", "date", "path")
+    worded = any(h.text_words for h in hits)  # matched by the words in them (OCR): those words shown
+    header = ("#", *(("match",) if banded else ()), "cosine", "logit", "prob", "date")
+    header += (*(("words",) if worded else ()), "path")
     rows = [
         (
             str(h.rank),
@@ -34,6 +36,7 @@ def format_hits(hits: Sequence[Hit]) -> str:
             f"{h.logit:.2f}",
             _percent(h.probability),
             h.date.strftime("%Y-%m-%d"),
+            *((printable(" ".join(h.text_words)),) if worded else ()),
             printable(h.path),
         )
         for h in hits

@@ -50,6 +50,7 @@ from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
+from search.text_terms import band_with_words, fuse, photo_texts, text_snippet, word_hits
 from search.threads import query_thread_count, query_threads
 from search.understand import Interpretation, interpret
 
@@ -326,7 +327,13 @@ class Searcher:
         index = self._index  # one snapshot for the bands and the hits
         if banded and sort == "date":
             filters = replace(filters or Filters(), min_match=(filters and filters.min_match) or "good")
+        if parsed.text is not None:
+            return self._search_words(parsed, k, offset, filters or Filters(), sort, banded)
+        words = _plain_words(parsed)
+        user_min = filters.min_score if filters is not None else None  # before the band's floor joins it
         window = (0, DATE_SORT_LIMIT if banded else DATE_SORT_POOL) if sort == "date" else (offset, k)
+        if words is not None and sort != "date":
+            window = (0, max(offset + k, MIN_CANDIDATES))  # the fused ranking's vector side
         with query_threads():
             vector = self.embed_query(parsed)
             cutoffs = self._cutoffs(vector, index) if banded else None
@@ -336,11 +343,85 @@ class Searcher:
                     return []
                 filters = replace(filters, min_score=max(floor, filters.min_score or -1.0))
             hits = self._search_vector(vector, window[1], window[0], filters, index=index)
+            if words is not None:
+                hits = self._fused(hits, vector, words, filters or Filters(), cutoffs, window[1], user_min)
+                hits = hits if sort == "date" else hits[offset : offset + k]
         if sort == "date":
             hits = _by_date(hits)[offset : offset + k]
         if hits and cutoffs is not None:
-            hits = [replace(h, relevance=cutoffs.band(h.cosine).value) for h in hits]
+            hits = [replace(h, relevance=_band(cutoffs, h)) for h in hits]
         return hits
+
+    # ------------------------------------------------------------------ words in photos (OCR)
+    def _fused(
+        self,
+        vector_hits: list[Hit],
+        vector: np.ndarray,
+        words: str,
+        filters: Filters,
+        cutoffs: Cutoffs | None,
+        limit: int,
+        user_min: float | None,
+    ) -> list[Hit]:
+        """The vector ranking fused with the word matches (search/text_terms.py), ranks renumbered:
+        a photo without a word match keeps its order among the others."""
+        matched = self._word_matched(words, filters, limit, vector)
+        matched = [h for h in matched if _passes(h, filters, cutoffs, user_min)]
+        if not matched:
+            return vector_hits
+        by_id = {h.id: h for h in vector_hits}
+        by_id.update({h.id: h for h in matched})  # the same photo, now with its words
+        order = fuse([h.id for h in vector_hits], [h.id for h in matched])
+        return [replace(by_id[pid], rank=n) for n, pid in enumerate(order, 1)]
+
+    def _search_words(
+        self, query: Query, k: int, offset: int, filters: Filters, sort: str, banded: bool
+    ) -> list[Hit]:
+        """A query with a ``text:`` term: only photos whose recognised text holds its words; ranked
+        by the text match alone, or by the other terms' vector among those photos."""
+        assert query.text is not None
+        terms_only = Query(query.terms) if query.terms else None
+        limit = DATE_SORT_LIMIT if sort == "date" or terms_only else offset + k
+        with query_threads():
+            vector = self.embed_query(terms_only) if terms_only else None
+            cutoffs = self._cutoffs(vector, self._index) if vector is not None and banded else None
+            hits = self._word_matched(query.text, filters, limit, vector)
+        if vector is not None:
+            hits = sorted(hits, key=lambda h: -h.cosine)  # stable: text order breaks ties
+        hits = [h for h in hits if _passes(h, filters, cutoffs, filters.min_score)]
+        hits = [replace(h, relevance=_band(cutoffs, h) if vector is None or banded else "") for h in hits]
+        if sort == "date":
+            hits = _by_date(hits)
+        return [replace(h, rank=offset + n) for n, h in enumerate(hits[offset : offset + k], 1)]
+
+    def _word_matched(self, words: str, filters: Filters, limit: int, vector: np.ndarray | None) -> list[Hit]:
+        """Photos whose recognised text holds ``words`` (best text match first) as hits that may be
+        served (filters, roots), with their words and text; cosines against ``vector`` (0 without)."""
+        allowed = self._allowed_ids(filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        matches = word_hits(self.collection, words, limit, None if allowed is None else allowed.tolist())
+        rows = self._metadata([m.photo_id for m in matches])
+        kept = [m for m in matches if m.photo_id in rows and self._rule.allows(rows[m.photo_id].path)]
+        if not kept:
+            return []
+        cosines = np.zeros(len(kept))
+        if vector is not None:
+            found, matrix = self.collection.indexed_vectors([m.photo_id for m in kept])
+            by_id = {int(i): float(v @ vector) for i, v in zip(found, matrix, strict=True)}
+            cosines = np.array([by_id.get(m.photo_id, -1.0) for m in kept])
+        scores = self.score_model() if vector is not None else None
+        logits = scores.logits(cosines) if scores else cosines
+        probabilities = scores.probabilities(cosines) if scores else cosines
+        texts = photo_texts(self.collection, [m.photo_id for m in kept])
+        return [
+            replace(
+                Hit.from_row(rows[m.photo_id], cosine=c, logit=float(lg), probability=float(p), rank=0),
+                text=text_snippet(texts.get(m.photo_id, ""), m.words),
+                text_words=m.words,
+            )
+            for m, c, lg, p in zip(kept, cosines, logits, probabilities, strict=True)
+        ]
 
     def _cutoffs(self, vector: np.ndarray, index: VectorIndex) -> Cutoffs:
         """A text query's band cut-offs: the collection's calibration and the query's own best
@@ -513,10 +594,14 @@ class Searcher:
         found = self.collection.photos([int(id)])
         return Hit.from_photo(found[int(id)]) if int(id) in found else None
 
-    def count(self, filters: Filters | None = None) -> int:
+    def count(self, filters: Filters | None = None, words: str | None = None) -> int:
         """How many indexed photos a query with these filters ranks (its match band and minimum score
-        aside): the whole collection, or what its folder, dates, types and place allow."""
+        aside): the whole collection, or what its folder, dates, types and place allow; with ``words``
+        (a ``text:`` term) only those of them whose recognised text holds the words."""
         allowed = self._allowed_ids(filters) if filters is not None else None
+        if words is not None:
+            ids = None if allowed is None else allowed.tolist()
+            return len(word_hits(self.collection, words, MAX_OFFSET + MAX_K, ids))
         return self._index.ntotal if allowed is None else len(allowed)
 
     def has_folder(self, folder: str) -> bool:
@@ -869,6 +954,28 @@ def _intact(vector: np.ndarray, photo_id: int) -> np.ndarray:
             "run `dualens check`, then `dualens index --reindex`"
         )
     return vector
+
+
+def _plain_words(query: Query) -> str | None:
+    """The words a query is fused with: those of a plain text query (one positive text term)."""
+    if len(query.terms) == 1 and query.terms[0].kind is TermKind.TEXT and query.terms[0].weight > 0:
+        return str(query.terms[0].value)
+    return None
+
+
+def _band(cutoffs: Cutoffs | None, hit: Hit) -> str:
+    """A hit's relevance band: its cosine's, raised for a photo matched by its words."""
+    band = cutoffs.band(hit.cosine).value if cutoffs is not None else ""
+    return band_with_words(band) if hit.text_words else band
+
+
+def _passes(hit: Hit, filters: Filters, cutoffs: Cutoffs | None, min_score: float | None) -> bool:
+    """Whether a photo matched by its words passes the match-band filter and the caller's minimum score."""
+    if min_score is not None and hit.cosine < min_score:
+        return False
+    if filters.min_match == "strong":
+        return _band(cutoffs, hit) == "strong"
+    return True
 
 
 def _check_sort(sort: str) -> None:

@@ -637,7 +637,7 @@ def interpret(
         date_to=found.date_to if want_dates else filters.date_to,
         place=found.place or filters.place,
     )
-    rest = Query(tuple(terms), place=query.place) if terms else None
+    rest = Query(tuple(terms), place=query.place, text=query.text) if terms or query.text else None
     if rest is None and query.place:
         narrowed = replace(narrowed, place=query.place)
     return Interpretation(rest, narrowed, found)

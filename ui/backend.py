@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -134,13 +134,14 @@ class Backend:
         whether "Show more" has anything."""
         limit = max(1, min(request.limit, self.config.max_results))
         k, offset, sort, filters = limit + 1, request.offset, request.sort, request.filters
-        understood = None
+        understood, words = None, None
         if request.kind == "text":
             query = self.safe_query(request.text)
             hits, meant = self.searcher.search_understood(
                 query, k=k, offset=offset, filters=filters, sort=sort, literal=request.literal
             )
             filters, understood = meant.filters, meant.understood
+            words = meant.query.text if meant.query is not None else None  # a text: term ranks its matches
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
@@ -160,7 +161,7 @@ class Backend:
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
-        total = self.searcher.count(filters) - (1 if request.kind == "similar" else 0)
+        total = self.searcher.count(filters, words) - (1 if request.kind == "similar" else 0)
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,
@@ -186,7 +187,7 @@ class Backend:
                     )
                 term = Term.image(photo.id, term.weight)
             terms.append(term)
-        return Query(tuple(terms))
+        return replace(query, terms=tuple(terms))  # its place and text: term kept
 
     def photo(self, photo_id: int) -> Hit | None:
         """Metadata of one indexed photo, or None when unknown or outside the roots."""

@@ -16,7 +16,7 @@ from search import Hit
 from ui import state
 from ui.backend import UiBackend
 from ui.thumbnails import placeholder
-from ui.views import _esc, alt_text, meta_table
+from ui.views import _esc, alt_text, meta_table, words_html
 
 
 def _neighbours(hits: Sequence[Hit], photo_id: int) -> tuple[int | None, int | None, int | None]:
@@ -86,6 +86,8 @@ def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit], more: bool = 
     _photo(left, backend, hit)
     with right:
         st.markdown(meta_table(hit, scored is not None), unsafe_allow_html=True)
+        if hit.text:  # matched by its words: all its recognised text, those words highlighted
+            st.markdown(words_html(hit), unsafe_allow_html=True)
         st.code(hit.path, language=None, wrap_lines=True)  # with a copy button
         if st.button(
             "Find similar photos",

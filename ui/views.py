@@ -18,7 +18,7 @@ import streamlit as st
 from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
-from search import Facets, Filters, Hit, Stats, Understood
+from search import Facets, Filters, Hit, Stats, Understood, text_snippet, word_segments
 from ui import selection, state
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
@@ -385,7 +385,22 @@ def card_caption(hit: Hit) -> str:
     when = _date((hit.taken_at or hit.mtime).date())
     line = f'<div class="dl-band dl-band-{hit.relevance}">{band}</div>' if band else ""
     hidden = "" if st.session_state.get(state.SHOW_NAMES) else " dl-sr"
-    return f'<div class="dl-name{hidden}" title="{name}">{name}</div><div class="dl-date">{when}</div>{line}'
+    head = f'<div class="dl-name{hidden}" title="{name}">{name}</div><div class="dl-date">{when}</div>'
+    return head + line + words_html(hit, CARD_WORDS_CHARS)
+
+
+CARD_WORDS_CHARS = 80  # a card shows this much of a photo's recognised text; the viewer shows it all
+
+
+def words_html(hit: Hit, limit: int | None = None) -> str:
+    """The recognised text of a photo matched by its words ("" for other hits), literal: each piece is
+    escaped first, then the matched words are wrapped in <mark> (search/text_terms.py)."""
+    if not hit.text:
+        return ""
+    text = text_snippet(hit.text, hit.text_words, limit) if limit else hit.text
+    pieces = word_segments(text, hit.text_words)
+    body = "".join(f"<mark>{_esc(p)}</mark>" if matched else _esc(p) for p, matched in pieces)
+    return f'<div class="dl-words"><span class="dl-sr">Words in the photo: </span>{body}</div>'
 
 
 def more_button(more: bool, capped: bool = False) -> None:
