@@ -1,0 +1,59 @@
+"""Grid thumbnails sized to their slot (ui/thumbsize.py): the allowed sizes, what a browser's cookie
+or user agent asks for, and a `dualens serve` answering ``w=`` with a cached thumbnail of that size."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.helpers.api_server import KEY, Server
+from ui.thumbsize import COOKIE, SIZING_ENV, grid_px, snap
+
+PHONE_AGENT = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
+DESKTOP_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+def test_a_slot_gets_the_smallest_allowed_size_that_covers_it_never_more_than_the_cap() -> None:
+    assert [snap(px, 384) for px in (1, 128, 129, 170, 192, 250, 300, 384, 900)] == [
+        128, 128, 192, 192, 192, 256, 384, 384, 384,
+    ]  # fmt: skip
+    assert snap(300, 320) == 320 and snap(200, 320) == 256 and snap(100, 96) == 96
+
+
+def test_the_browser_cookie_decides_and_the_user_agent_guesses_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SIZING_ENV, raising=False)
+    desktop, phone = {"User-Agent": DESKTOP_AGENT}, {"User-Agent": PHONE_AGENT}
+    assert grid_px({COOKIE: "170"}, desktop, 384) == 192  # a 170-px slot at 1x
+    assert grid_px({COOKIE: "340"}, phone, 384) == 384  # 2x
+    assert grid_px({}, desktop, 384) == 256 and grid_px({}, phone, 384) == 384
+    for junk in ("", "abc", "-5", "0", "99999", "1e3"):
+        assert grid_px({COOKIE: junk}, desktop, 384) == 256
+    monkeypatch.setenv(SIZING_ENV, "0")
+    assert grid_px({COOKIE: "170"}, desktop, 384) == 384  # sizing off: today's one size
+
+
+@pytest.fixture(scope="module")
+def api(api_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=api_server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as client:
+        yield client
+
+
+def test_the_service_serves_a_grid_thumbnail_sized_for_the_slot_asked(api: httpx.Client) -> None:
+    top = api.get("/search", params={"q": "a photo", "k": 1}).json()["hits"][0]
+    sizes = {}
+    for w in (150, 250, 2000):
+        answer = api.get(f"/photos/{top['id']}/thumbnail", params={"w": w})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+        sizes[w] = Image.open(io.BytesIO(answer.content)).size
+    plain = Image.open(io.BytesIO(api.get(f"/photos/{top['id']}/thumbnail").content)).size
+    assert sizes[150][0] <= 192 and sizes[250][0] <= 256 and sizes[2000] == plain
+    assert sizes[150][0] < sizes[250][0] < plain[0] or plain[0] <= 192  # a small original is never blown up
+    assert api.get(f"/photos/{top['id']}/thumbnail", params={"w": 0}).status_code == 422
