@@ -11,6 +11,9 @@ import pytest
 from PIL import Image
 
 from tests.helpers.api_server import KEY, Server
+from tests.test_ui_remote import pair  # noqa: F401  (an in-process and a remote backend)
+from ui.backend import Backend, SearchRequest
+from ui.remote import RemoteBackend
 from ui.thumbsize import COOKIE, SIZING_ENV, grid_px, snap
 
 PHONE_AGENT = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
@@ -57,3 +60,15 @@ def test_the_service_serves_a_grid_thumbnail_sized_for_the_slot_asked(api: httpx
     assert sizes[150][0] <= 192 and sizes[250][0] <= 256 and sizes[2000] == plain
     assert sizes[150][0] < sizes[250][0] < plain[0] or plain[0] <= 192  # a small original is never blown up
     assert api.get(f"/photos/{top['id']}/thumbnail", params={"w": 0}).status_code == 422
+
+
+def test_a_remote_page_gets_the_same_sized_thumbnail_as_an_in_process_one(
+    pair: tuple[Backend, RemoteBackend],  # noqa: F811
+) -> None:
+    local, remote = pair
+    top = local.run(SearchRequest("text", text="a photo", limit=1)).hits[0]
+    for px in (150, 250):
+        here, there = local.thumbnail(top, px=px), remote.thumbnail(top, px=px)
+        assert here is not None and there is not None and here.read_bytes() == there.read_bytes()
+        assert max(Image.open(there).size) <= snap(px, local.config.thumb_px)
+    assert remote.thumbnail(top, px=150) != remote.thumbnail(top)  # cached per size, side by side
