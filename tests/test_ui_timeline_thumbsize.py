@@ -16,9 +16,6 @@ from ui.backend import Backend, SearchRequest
 from ui.remote import RemoteBackend
 from ui.thumbsize import COOKIE, SIZING_ENV, grid_px, snap
 
-PHONE_AGENT = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
-DESKTOP_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
-
 
 def test_a_slot_gets_the_smallest_allowed_size_that_covers_it_never_more_than_the_cap() -> None:
     assert [snap(px, 384) for px in (1, 128, 129, 170, 192, 250, 300, 384, 900)] == [
@@ -27,18 +24,17 @@ def test_a_slot_gets_the_smallest_allowed_size_that_covers_it_never_more_than_th
     assert snap(300, 320) == 320 and snap(200, 320) == 256 and snap(100, 96) == 96
 
 
-def test_the_browser_cookie_decides_and_the_user_agent_guesses_before_it(
+def test_the_browser_slot_cookie_decides_and_without_it_the_largest_size_is_served(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(SIZING_ENV, raising=False)
-    desktop, phone = {"User-Agent": DESKTOP_AGENT}, {"User-Agent": PHONE_AGENT}
-    assert grid_px({COOKIE: "170"}, desktop, 384) == 192  # a 170-px slot at 1x
-    assert grid_px({COOKIE: "340"}, phone, 384) == 384  # 2x
-    assert grid_px({}, desktop, 384) == 256 and grid_px({}, phone, 384) == 384
-    for junk in ("", "abc", "-5", "0", "99999", "1e3"):
-        assert grid_px({COOKIE: junk}, desktop, 384) == 256
+    assert grid_px({COOKIE: "170"}, 384) == 192  # a 170-px slot at 1x
+    assert grid_px({COOKIE: "255"}, 384) == 256 and grid_px({COOKIE: "340"}, 384) == 384  # 1.5x, 2x
+    assert grid_px({}, 384) == 384  # a first visit: sharp at any ratio
+    for junk in ("", "abc", "-5", "0", "31", "99999", "1e3"):
+        assert grid_px({COOKIE: junk}, 384) == 384
     monkeypatch.setenv(SIZING_ENV, "0")
-    assert grid_px({COOKIE: "170"}, desktop, 384) == 384  # sizing off: today's one size
+    assert grid_px({COOKIE: "170"}, 384) == 384  # sizing off: one size
 
 
 @pytest.fixture(scope="module")

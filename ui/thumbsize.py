@@ -4,9 +4,9 @@ thumbnail.
 
 The browser says what it needs: :data:`SCRIPT` measures a grid photo (or estimates the slot from
 the window) and keeps ``width × devicePixelRatio`` in the ``dualens_slot`` cookie, which the page
-reads when a session starts (``st.context.cookies``). Before the browser has said it (a first
-visit), a phone (its user agent says "Mobi") gets the largest size and a desktop
-:data:`DESKTOP_GUESS`. ``DUALENS_UI_SLOT_SIZING=0`` serves every grid thumbnail at ``thumb_px``.
+reads when a session starts (``st.context.cookies``). Before the browser has said it (its first
+visit: the cookie is set after the session began) every grid thumbnail is ``thumb_px``, sharp at
+any pixel ratio up to 3. ``DUALENS_UI_SLOT_SIZING=0`` serves ``thumb_px`` always.
 Nothing here imports Streamlit.
 """
 
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 SIZES = (128, 192, 256, 384)
 COOKIE = "dualens_slot"
-DESKTOP_GUESS = 256  # a ~180-px slot at a device pixel ratio up to 1.4
 SIZING_ENV = "DUALENS_UI_SLOT_SIZING"
 
 
@@ -27,16 +26,13 @@ def snap(px: int, cap: int) -> int:
     return next((s for s in allowed if s >= px), cap)
 
 
-def grid_px(cookies: Mapping[str, str], headers: Mapping[str, str], cap: int) -> int:
-    """The grid thumbnail size for this browser: its slot cookie when valid, else a guess from its
-    user agent; ``cap`` when slot sizing is off."""
+def grid_px(cookies: Mapping[str, str], cap: int) -> int:
+    """The grid thumbnail size for this browser: for its slot cookie when valid, else ``cap`` (a
+    guess could be blurry: a user agent tells neither the pixel ratio nor the window)."""
     if os.environ.get(SIZING_ENV, "1").strip() == "0":
         return cap
     raw = str(cookies.get(COOKIE) or "").strip()
-    if raw.isdigit() and 32 <= int(raw) <= 4096:
-        return snap(int(raw), cap)
-    agent = str(headers.get("User-Agent") or headers.get("user-agent") or "")
-    return cap if "Mobi" in agent else snap(DESKTOP_GUESS, cap)
+    return snap(int(raw), cap) if raw.isdigit() and 32 <= int(raw) <= 4096 else cap
 
 
 SCRIPT = """

@@ -342,9 +342,7 @@ def _grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
 
 
 def _card(backend: UiBackend, hit: Hit) -> None:
-    thumb = backend.thumbnail(
-        hit, px=thumbsize.grid_px(st.context.cookies, st.context.headers, backend.config.thumb_px)
-    )
+    thumb = backend.thumbnail(hit, px=thumbsize.grid_px(st.context.cookies, backend.config.thumb_px))
     st.image(
         str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", alt=alt_text(hit)
     )

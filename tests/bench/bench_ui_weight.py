@@ -6,7 +6,7 @@ grid thumbnails sized to their slot (ui/thumbsize.py) against the same server wi
 Each figure sums Playwright's ``request.sizes()`` (headers and body as transferred) of every
 request the page made until its grid's images were loaded; thumbnails (Streamlit's ``/media/``
 files) are also counted alone. Visits: a desktop (1440×900, device pixel ratio 1) and a phone
-(390×844, ratio 3), each fresh (no cookie: the size is guessed) and again (the slot's size known).
+(390×844, ratio 3), each fresh (no cookie yet: 384 px) and again (the slot's size known).
 The collection: 25 shared imagenet-sample photos (tests/helpers/ui_photo_server.py).
 
 Target: on the desktop at ratio 1, the thumbnails of a revisit weigh at most half of before.
