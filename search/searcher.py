@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from indexer.core.storage.collection import JOINT, Collection, CollectionStats, 
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.search_reads import (
     allowed_ids,
+    date_keys,
     hit_rows,
     model_fingerprint,
     stored_index_generation,
@@ -569,17 +570,21 @@ class Searcher:
         """The photos the filters allow (all of them without filters), newest first (date taken, else
         file date); scores are 0, ranks their place in that order."""
         _check_paging(k, offset)
-        filters = filters or Filters()
-        allowed = self._allowed_ids(filters)
-        ids = self._index.ids() if allowed is None else allowed
-        rows = self._metadata([int(i) for i in ids])
-        hits = [
-            Hit.from_row(row, cosine=0.0, logit=0.0, probability=0.0, rank=0)
-            for row in rows.values()
-            if self._rule.allows(row.path)
+        keys = date_keys(self.collection, photo_filter(filters or Filters(), self._roots))
+        kept = [
+            (pid, taken or datetime.fromtimestamp(ns / 1e9))
+            for pid, path, taken, ns in keys
+            if self._rule.allows(path)
         ]
-        page = _by_date(hits)[offset : offset + k]
-        return [replace(hit, rank=offset + n + 1) for n, hit in enumerate(page)]
+        kept.sort(key=lambda key: (key[1], key[0]), reverse=True)  # equal dates: the newer id first
+        page = [pid for pid, _ in kept[offset : offset + k]]
+        rows = self._metadata(page)  # whole rows for this page only
+        hits = [
+            Hit.from_row(rows[pid], cosine=0.0, logit=0.0, probability=0.0, rank=0)
+            for pid in page
+            if pid in rows
+        ]
+        return [replace(hit, rank=offset + n + 1) for n, hit in enumerate(hits)]
 
     def classify(self, image: ImageRef | int, labels: Sequence[str] | str) -> list[tuple[str, float]]:
         """Zero-shot label probabilities for an image, highest first ("a photo of a {label}.")."""

@@ -338,8 +338,11 @@ def photo(b: TheBackend, photo_id: int) -> JSONResponse:
 @router.get(
     "/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse
 )
-def thumbnail(b: TheBackend, photo_id: int, preview: bool = False) -> FileResponse:
-    path = b.thumbnail(_photo_or_404(b, photo_id), preview=preview)
+def thumbnail(
+    b: TheBackend, photo_id: int, preview: bool = False, w: Annotated[int | None, Query(ge=1, le=4096)] = None
+) -> FileResponse:
+    """``w``: a grid thumbnail for a slot of that many pixels (rounded up to an allowed size)."""
+    path = b.thumbnail(_photo_or_404(b, photo_id), preview=preview, px=w)
     if path is None:
         raise NotFoundError(f"photo {photo_id} cannot be read any more")
     return FileResponse(path, media_type="image/jpeg")

@@ -39,6 +39,7 @@ from search import (
 from ui.config import UiConfig
 from ui.safety import PathGuard, UnsafePathError
 from ui.thumbnails import ThumbnailCache, ThumbSpec
+from ui.thumbsize import snap
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class UiBackend(Protocol):
     def facets(self) -> Facets: ...
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
     def photo(self, photo_id: int) -> Hit | None: ...
-    def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None: ...
+    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None: ...
     def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
     def quarantine(
@@ -196,8 +197,11 @@ class Backend:
             return None
         return hit
 
-    def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None:
+    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None:
+        """``px``: a grid thumbnail of that size, snapped to an allowed one (ui/thumbsize.py)."""
         spec = self.preview_spec if preview else self.grid_spec
+        if px is not None and not preview:
+            spec = ThumbSpec(snap(px, self.config.thumb_px), square=True)
         return self.thumbnails.get(hit.id, hit.path, spec)
 
     def index_label(self) -> str:

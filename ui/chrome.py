@@ -11,6 +11,7 @@ import re
 import streamlit as st
 
 from indexer.core.text import printable
+from ui import theme, thumbsize
 
 # what Markdown and Streamlit (:red[…], :material/icon:, $math$) read anywhere in a line, and at
 # its start (a heading, a quote, a list)
@@ -89,7 +90,7 @@ button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; 
 
 
 def inject_css() -> None:
-    st.markdown(CSS, unsafe_allow_html=True)
+    st.markdown(CSS + theme.CSS, unsafe_allow_html=True)  # theme.CSS: dark variants (ui/theme.py)
 
 
 # Browser behaviour Streamlit leaves out, installed once per page load:
@@ -217,7 +218,7 @@ PAGE_SCRIPT = """
 
 
 def page_script() -> None:
-    st.html(PAGE_SCRIPT, unsafe_allow_javascript=True)
+    st.html(PAGE_SCRIPT + thumbsize.SCRIPT, unsafe_allow_javascript=True)  # + the grid slot's size
 
 
 def header() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from indexer.core import options as opts
 from indexer.core.errors import UsageError
 from indexer.core.settings import Settings
+from ui import theme
 from ui.config import UiConfig, read_api_key
 
 APP = Path(__file__).resolve().parent / "app.py"
@@ -87,8 +88,7 @@ def streamlit_argv(data_dir: Path, host: str, port: int, config: UiConfig | None
         "--browser.gatherUsageStats=false",
         "--client.showErrorDetails=none",
         "--client.toolbarMode=minimal",
-        "--theme.base=light",
-        "--theme.primaryColor=#e8590c",
+        *theme.STREAMLIT_FLAGS,  # a light and a dark theme: the page follows the system (ui/theme.py)
         "--",
         "--data",
         str(data_dir),

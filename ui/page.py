@@ -14,7 +14,7 @@ import streamlit as st
 from indexer.core.errors import DualensError, is_storage_problem
 from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import Filters, collection_exists
-from ui import chrome, duplicates_view, indexing_view, selection, state, viewer, views
+from ui import chrome, duplicates_view, indexing_view, selection, state, timeline, viewer, views
 from ui.backend import Backend, SearchRequest, UiBackend
 from ui.config import UiConfig, read_api_key
 from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
@@ -88,6 +88,7 @@ def render(backend: UiBackend, data_dir: str) -> None:
     request = state.request_for(current, active)
     if request is None:
         views.welcome()
+        timeline.render(backend, current, active)  # the collection, newest first (ui/timeline.py)
         return
     with st.container(key=state.results_key(request)):  # another search: the old photos go at once
         results(backend, current, active, request, data_dir)

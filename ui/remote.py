@@ -205,15 +205,16 @@ class RemoteBackend:
         except NotFoundError:
             return None
 
-    def thumbnail(self, hit: Hit, *, preview: bool = False) -> Path | None:
+    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None:
         """A local copy of the service's thumbnail (per photo version), None when it has none."""
-        tag = "preview" if preview else "grid"
+        tag = "preview" if preview else f"grid{px or ''}"
+        size = {"w": str(px)} if px and not preview else {}
         target = self._cache / f"{hit.id}-{int(hit.mtime.timestamp() * 1e6)}-{hit.size}-{tag}.jpg"
         if target.is_file():
             return target
         try:
             response = self._request(
-                "GET", f"/photos/{hit.id}/thumbnail", params={"preview": str(preview).lower()}
+                "GET", f"/photos/{hit.id}/thumbnail", params={"preview": str(preview).lower(), **size}
             )
         except NotFoundError:
             return None

@@ -19,7 +19,7 @@ from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood, text_snippet, word_segments
-from ui import selection, state
+from ui import selection, state, thumbsize
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
 from ui.thumbnails import placeholder
@@ -342,7 +342,7 @@ def _grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
 
 
 def _card(backend: UiBackend, hit: Hit) -> None:
-    thumb = backend.thumbnail(hit)
+    thumb = backend.thumbnail(hit, px=thumbsize.grid_px(st.context.cookies, backend.config.thumb_px))
     st.image(
         str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", alt=alt_text(hit)
     )

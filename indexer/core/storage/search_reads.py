@@ -148,6 +148,16 @@ def allowed_ids(collection: Collection, spec: PhotoFilter) -> np.ndarray:
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
+def date_keys(collection: Collection, spec: PhotoFilter) -> list[tuple[int, str, datetime | None, int]]:
+    """(id, path, EXIF date, mtime ns) of the indexed photos that pass the spec, in no particular
+    order: what a newest-first listing (the timeline) sorts by, without reading whole rows."""
+    statement = allowed_ids_statement(spec).with_only_columns(
+        Photo.id, Photo.path, Photo.taken_at, Photo.mtime_ns
+    )
+    with collection.engine.connect() as conn:
+        return [(int(i), str(p), t, int(m or 0)) for i, p, t, m in conn.execute(statement)]
+
+
 # ------------------------------------------------------------------ hits
 def hit_rows(collection: Collection, ids: Sequence[int]) -> dict[int, Any]:
     """Rows of :data:`HIT_COLUMNS` of those ``ids`` that are indexed photos, by id (Core rows: no ORM

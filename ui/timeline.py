@@ -1,0 +1,81 @@
+"""The timeline: the page without a query shows the collection newest first, a heading per month.
+
+The order is that of ``--sort date`` (date taken, the file's date when the photo records none;
+:meth:`search.Searcher.list_by_date`); the sidebar's folder, date, type and place filters apply,
+"Show more" pages it, and a photo opens in the same viewer as a search result. Month headings
+follow that same date; a photo with neither date (a file dated at or before the epoch) is
+"Undated", last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import streamlit as st
+
+from search import Filters, Hit
+from ui import state, viewer, views
+from ui.backend import Backend, ResultPage, UiBackend
+
+UNDATED = "Undated"
+
+
+def month_of(hit: Hit) -> str:
+    """ "July 2019": the month of the date the timeline sorts the photo by; ``UNDATED`` when none."""
+    when: datetime | None = hit.taken_at or hit.mtime
+    if when is None or (hit.taken_at is None and when.timestamp() <= 0):
+        return UNDATED
+    return f"{when:%B %Y}"
+
+
+def month_groups(hits: Sequence[Hit]) -> list[tuple[str, list[Hit]]]:
+    """The hits (newest first) in runs of one month each, in their order; the undated ones in one
+    group, last, whatever their place in ``hits``."""
+    groups: list[tuple[str, list[Hit]]] = []
+    undated: list[Hit] = []
+    for hit in hits:
+        month = month_of(hit)
+        if month == UNDATED:
+            undated.append(hit)
+        elif groups and groups[-1][0] == month:
+            groups[-1][1].append(hit)
+        else:
+            groups.append((month, [hit]))
+    return groups + ([(UNDATED, undated)] if undated else [])
+
+
+def timeline_page(backend: Backend, filters: Filters, limit: int) -> ResultPage:
+    """The first ``limit`` photos the filters allow, newest first (one more is read to know whether
+    "Show more" has anything); photos outside the indexed folders are left out."""
+    limit = max(1, min(limit, backend.config.max_results))
+    hits = backend.searcher.list_by_date(filters, k=limit + 1, offset=0)
+    shown = [hit for hit in hits if backend.guard.inside_roots(hit.path)]
+    total = backend.searcher.count(filters)
+    return ResultPage(hits=shown[:limit], has_more=len(hits) > limit, total=max(total, len(shown[:limit])))
+
+
+def render(backend: UiBackend, current: state.View, active: Filters) -> None:
+    """The timeline under the search bar (in-process backends; a `dualens serve` offers no listing)."""
+    if not isinstance(backend, Backend):
+        return
+    listed = replace(active, min_match=None)  # match bands rank queries; the timeline has none
+    with st.container(key="timeline"):
+        page = timeline_page(backend, listed, current.limit)
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.markdown('<p class="dl-context">Your photos, newest first</p>', unsafe_allow_html=True)
+        right.markdown(f'<div class="dl-count">{views.count_text(page)}</div>', unsafe_allow_html=True)
+        views.filter_chips(listed)
+        if not page.hits:
+            views.no_results(current, listed)
+            return
+        for month, hits in month_groups(page.hits):
+            st.markdown(f'<h3 class="dl-month">{views._esc(month)}</h3>', unsafe_allow_html=True)
+            views._grid(backend, hits)
+        more = state.can_show_more(page.has_more)
+        views.more_button(more, capped=page.has_more and not more)
+        state.advance_detail([h.id for h in page.hits])
+        detail = state.detail_id()
+        if detail is not None:
+            viewer.viewer(backend, detail, page.hits, more)
