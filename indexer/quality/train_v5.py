@@ -116,7 +116,7 @@ def initial_head(feats: V5Features, recipe: V5Recipe) -> V5Head:
     visual0 = ridge_map(feats.anchors_v42, feats.anchors_use, recipe.ridge)
     text0 = np.eye(recipe.dim, feats.captions.shape[1], dtype=np.float32)
     if recipe.dim != feats.captions.shape[1]:
-        raise ValueError("the v5 recipe keeps USE's 512 dimensions")
+        raise ValueError("the v5 recipe keeps the text tower's size: dim must equal it")
     return V5Head(visual0, text0, recipe.logit_scale)
 
 
