@@ -16,6 +16,7 @@ Not a test: it prints the figures, the v4.2 baseline, the ratio, and MET/NOT MET
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,8 +110,8 @@ def search_wall(model: str, runs: int) -> float:
     with tempfile.TemporaryDirectory(prefix="dualens-bench-ml-") as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
-        for p in photos:
-            (folder / p.name).symlink_to(p)
+        for p in photos:  # copies in a temporary folder: the scanner does not follow links
+            shutil.copyfile(p, folder / p.name)
         data = str(Path(tmp) / "data")
         subprocess.run(
             [dualens, "index", "--data", data, "--model", model, str(folder)], check=True, capture_output=True
