@@ -146,3 +146,13 @@ def test_v5_image_vectors_follow_from_v4_2s_through_the_shipped_map(v5_dir: Path
     mapped = v42 @ load_file(str(head_path(V5_SPEC.head)))["v42_visual_map"].T
     mapped /= np.linalg.norm(mapped, axis=1, keepdims=True)
     assert (mapped * v5).sum(axis=1).min() >= 0.9999
+
+
+def test_a_v5_collection_is_searched_with_v5_and_an_older_default_still_asks_for_a_reindex() -> None:
+    from indexer.core.errors import ModelMismatchError
+    from search.searcher import _known_model
+
+    assert _known_model(V5_MODEL_ID) == V5_MODEL_ID
+    assert _known_model(DEFAULT_MODEL_ID) == DEFAULT_MODEL_ID
+    with pytest.raises(ModelMismatchError, match="re-index"):
+        _known_model("dualens-default-v4.1")
