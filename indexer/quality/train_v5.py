@@ -15,9 +15,8 @@ class prompts (v4.2's prompt vector standing in for an image of the class, which
 classification), a KL toward v4.2's class distribution on each batch's photos (``distill``), and
 weight decay toward the start. USE aligns its 16 languages, so a head trained on English captions
 serves German queries too. Early stopping on a seeded 20 % held-out split of the training photos
-(mean recall@1/5/10 both ways), accepting only states that keep the untrained head's held-out
-zero-shot top-1 (photos whose captions name an ImageNet class); v4.2's own figure on those photos
-is reported beside it.
+(mean recall@1/5/10 both ways), accepting only states that keep v4.2's held-out zero-shot top-1
+(on the photos whose captions name an ImageNet class).
 
 Because ``V`` is linear and both sides are normalised afterwards, applying ``V`` to v4.2's
 normalised vector equals applying ``V @ W_v4.2`` to the tower's pooled output: the built model
@@ -187,10 +186,11 @@ class V5Trainer:
     ) -> tuple[V5Validation, V5Validation, float]:
         """Train with early stopping; returns (before, best, v4.2's held-out zero-shot top-1) and
         leaves the best accepted state in ``self.head``: the best mean recall among the states whose
-        held-out zero-shot top-1 is at least the untrained head's (as v4.2's ``--keep-zero-shot``)."""
+        held-out zero-shot top-1 is at least v4.2's and the untrained head's (as v4.2's
+        ``--keep-zero-shot`` keeps its base model's)."""
         v42 = self.v42_zero_shot()
         before = best = self.validate(0)
-        floor = before.zero_shot_top1
+        floor = max(before.zero_shot_top1, v42)
         state = {k: v.clone() for k, v in self.head.state_dict().items()}
         bad = 0
         for step in range(1, self.r.steps + 1):
