@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight bench-multilingual eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -98,6 +98,10 @@ bench-scale: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_gpu
+
+# dualens-default-v5 (multilingual) vs v4.2: German/English recall, zero-shot, query speed
+bench-multilingual: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_multilingual
 
 bench-quality: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_quality $(ARGS)

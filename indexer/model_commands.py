@@ -29,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     default.add_argument("--force", action="store_true", help="rebuild even if it is up to date")
     default.add_argument(
+        "--version",
+        choices=("v4.2", "v5"),
+        default="v4.2",
+        help=(
+            "v5: the multilingual text tower (use it with --model dualens-default-v5; "
+            "built next to the default)"
+        ),
+    )
+    default.add_argument(
         "--template",
         action="append",
         metavar="TEXT",
@@ -99,6 +108,11 @@ def run_build_default_model(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser().resolve() if args.out else args.settings.default_model_dir
     spec = DEFAULT_SPEC
+    if args.version == "v5":
+        from indexer.core.models.default_spec import V5_DIR, V5_SPEC
+
+        spec = V5_SPEC
+        out = out if args.out else out.with_name(V5_DIR)
     if args.template:
         spec = replace(spec, prompt_templates=tuple(args.template))
     if args.vision:  # with the head trained on that tower (unless --head says otherwise)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
-from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
+from indexer.core.models.default_spec import DEFAULT_ID_PREFIX, V5_MODEL_ID
 from indexer.core.settings import default_backend
 from indexer.core.storage import set_aside
 from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
@@ -943,7 +943,7 @@ def _check_fingerprint(collection: Collection, encoder: DualEncoder) -> None:
 
 def _known_model(model_id: str) -> str:
     """The collection's model id, checked against the built-in default model's current version."""
-    if model_id.startswith(DEFAULT_ID_PREFIX) and model_id != DEFAULT_MODEL_ID:
+    if model_id.startswith(DEFAULT_ID_PREFIX) and model_id not in (DEFAULT_MODEL_ID, V5_MODEL_ID):
         raise ModelMismatchError(
             f"this collection was indexed with {model_id}, an older version of the built-in default "
             f"model (now {DEFAULT_MODEL_ID}); re-index it with `dualens index --model default --reindex`"

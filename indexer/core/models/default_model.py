@@ -39,11 +39,13 @@ import torch
 from indexer.core.errors import ModelError
 from indexer.core.models.default_head import apply_head
 from indexer.core.models.default_spec import (
-    DEFAULT_MODEL_ID,
     DEFAULT_SPEC,
     MARKER_FILE,
+    USE_TEXT,
     DefaultModelSpec,
     is_current,
+    model_id_of,
+    spec_for,
 )
 from indexer.core.models.imagenet import imagenet_classes
 from indexer.core.models.minilm import load_text_tower
@@ -75,11 +77,13 @@ def ensure_default_model(location: str | Path) -> Path:
 
 
 def rebuild_default_model(
-    location: str | Path, spec: DefaultModelSpec = DEFAULT_SPEC, *, only_if_stale: bool = False
+    location: str | Path, spec: DefaultModelSpec | None = None, *, only_if_stale: bool = False
 ) -> Path:
-    """(Re)build the default model under the build lock, first removing what builds killed midway
-    left behind. ``only_if_stale``: skip when another process built it while this one waited."""
+    """(Re)build the default model (``spec``, by default the folder's: v5 in ``default-v5``) under
+    the build lock, first removing what builds killed midway left behind. ``only_if_stale``: skip
+    when another process built it while this one waited."""
     out = Path(location)
+    spec = spec_for(out) if spec is None else spec
     try:
         with _build_lock(out):
             _remove_interrupted_builds(out)
@@ -116,7 +120,7 @@ def build_default_model(
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         seconds = time.perf_counter() - started
-        marker = {"model_id": DEFAULT_MODEL_ID, "spec": spec.as_json(), "build_seconds": round(seconds, 1)}
+        marker = {"model_id": model_id_of(spec), "spec": spec.as_json(), "build_seconds": round(seconds, 1)}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
         _make_readable(tmp)
         _replace_dir(tmp, out)
@@ -130,6 +134,8 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
     """The default ``VisionTextDualEncoderModel`` and its processor, in memory."""
     from transformers import VisionTextDualEncoderConfig, VisionTextDualEncoderModel
 
+    if spec.text == USE_TEXT:
+        return compose_v5_model(spec)
     vision = load_vision_tower(spec)
     text, tokenizer = load_text_tower()
     names = list(spec.class_names) or [c.name for c in imagenet_classes()]
@@ -150,6 +156,25 @@ def compose_default_model(spec: DefaultModelSpec = DEFAULT_SPEC) -> tuple[Any, A
         model.logit_scale.fill_(math.log(spec.logit_scale))
         if spec.head:
             apply_head(model, spec.head)
+    return model.eval(), default_processor(tokenizer, spec)
+
+
+def compose_v5_model(spec: DefaultModelSpec) -> tuple[Any, Any]:
+    """v5: the spec's vision tower and the multilingual USE text tower (512-d), joined by the
+    shipped head (both projections and the logit scale; there is no untrained v5)."""
+    from transformers import VisionTextDualEncoderConfig, VisionTextDualEncoderModel
+
+    from indexer.core.models.use_multilingual import load_text_tower as load_use_tower
+
+    if not spec.head:
+        raise ModelError("the multilingual default model needs its trained head")
+    vision = load_vision_tower(spec)
+    text, tokenizer = load_use_tower()
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(
+        vision.config, text.config, projection_dim=text.config.hidden_size
+    )
+    model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
+    apply_head(model, spec.head)
     return model.eval(), default_processor(tokenizer, spec)
 
 

@@ -119,6 +119,7 @@ class DefaultModelSpec:
     center: bool = True  # both projections remove the mean class-embedding direction (README "Quality")
     features: bool = False  # the tower also outputs its 1280 pooled features (zero-weighted until trained)
     head: str = ""  # a trained head shipped in the package (heads/<name>.safetensors), applied last
+    text: str = ""  # the text tower: "" all-MiniLM-L6-v2 (v1-v4.2), USE_TEXT the multilingual USE (v5)
 
     def __post_init__(self) -> None:
         if self.vision not in VISION_TOWERS:
@@ -133,7 +134,7 @@ class DefaultModelSpec:
         """The spec as JSON; the fields added after v3 only when set, so a v3 build stays current.
         A trained head is recorded with the digest of its file: retraining it changes the spec."""
         raw = json.loads(json.dumps(asdict(self)))
-        for name, unset in (("features", False), ("head", "")):
+        for name, unset in (("features", False), ("head", ""), ("text", "")):
             if raw.get(name) == unset:
                 del raw[name]
         if self.head:
@@ -176,15 +177,35 @@ def spec_fingerprint(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+# v5: v4.2's image side joined to the multilingual Universal Sentence Encoder (use_multilingual.py),
+# its head LiT-trained on flickr8k-train English captions (indexer/quality/train_v5.py). Selectable
+# by name (``--model dualens-default-v5``), built into the sibling folder V5_DIR of the default's.
+V5_MODEL_ID = "dualens-default-v5"
+USE_TEXT = "use-multilingual-v3"
+V5_DIR = "default-v5"
+V5_SPEC = DefaultModelSpec(features=True, head="dualens-default-v5", text=USE_TEXT)
+
+
+def model_id_of(spec: DefaultModelSpec) -> str:
+    """The id collections store for a build of ``spec``."""
+    return V5_MODEL_ID if spec.text == USE_TEXT else DEFAULT_MODEL_ID
+
+
+def spec_for(path: Path) -> DefaultModelSpec:
+    """The spec a default-model folder is built from: v5 in a folder named V5_DIR, else the default."""
+    return V5_SPEC if Path(path).name == V5_DIR else DEFAULT_SPEC
+
+
 MARKER_FILE = "dualens_default.json"  # written last into a default-model build: what it was built from
 
 
-def is_current(path: Path, spec: DefaultModelSpec = DEFAULT_SPEC) -> bool:
-    """Whether ``path`` holds a complete default model built by this code from ``spec`` (cheap:
-    reads one small file, imports nothing heavy)."""
+def is_current(path: Path, spec: DefaultModelSpec | None = None) -> bool:
+    """Whether ``path`` holds a complete default model built by this code from ``spec`` (by default
+    :func:`spec_for` the folder; cheap: reads one small file, imports nothing heavy)."""
+    spec = spec_for(path) if spec is None else spec
     try:
         info = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     complete = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    return complete and info.get("model_id") == DEFAULT_MODEL_ID and info.get("spec") == spec.as_json()
+    return complete and info.get("model_id") == model_id_of(spec) and info.get("spec") == spec.as_json()

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from indexer.core import settings
 from indexer.core.errors import NotFoundError
-from indexer.core.models.default_spec import DEFAULT_ID_PREFIX, DEFAULT_MODEL_ID, DEFAULT_PREPROCESS
+from indexer.core.models.default_spec import (
+    DEFAULT_ID_PREFIX,
+    DEFAULT_MODEL_ID,
+    DEFAULT_PREPROCESS,
+    V5_DIR,
+    V5_MODEL_ID,
+)
 from indexer.core.models.preprocess import PreprocessConfig
 
 DEFAULT_NAMES = frozenset({"default", DEFAULT_MODEL_ID})
@@ -32,7 +38,11 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> ResolvedModel:
     anything shaped like ``org/name`` -> a hub id. A path that does not exist -> NotFoundError.
 
     The id of an older version of the built-in default (``dualens-default-v1``) also resolves to the
-    current default, never to a hub lookup: its collections are re-embedded by ``--reindex``."""
+    current default, never to a hub lookup: its collections are re-embedded by ``--reindex``.
+    ``dualens-default-v5`` (multilingual) is built next to the default's folder, in ``default-v5``."""
+    if str(model) == V5_MODEL_ID:
+        location = str(settings.default_model_dir().with_name(V5_DIR))
+        return ResolvedModel(location, V5_MODEL_ID, True, DEFAULT_PREPROCESS)
     if model is None or str(model) in DEFAULT_NAMES or str(model).startswith(DEFAULT_ID_PREFIX):
         location = str(settings.default_model_dir())
         return ResolvedModel(location, DEFAULT_MODEL_ID, True, DEFAULT_PREPROCESS)

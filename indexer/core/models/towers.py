@@ -156,7 +156,10 @@ class MeanPooledBertModel(BertModel):
 
 
 def register_towers() -> None:
-    """Register both towers with the Auto classes (idempotent)."""
+    """Register both towers, and v5's multilingual text tower, with the Auto classes (idempotent)."""
+    from indexer.core.models.use_multilingual import register_text_tower
+
+    register_text_tower()
     for model_type, config_cls, model_cls in (
         (EFFICIENTNET_MODEL_TYPE, EfficientNetLiteConfig, EfficientNetLiteModel),
         (MEAN_BERT_MODEL_TYPE, MeanPooledBertConfig, MeanPooledBertModel),
