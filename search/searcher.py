@@ -24,9 +24,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
-from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
-from indexer.core.models.default_spec import DEFAULT_ID_PREFIX
-from indexer.core.settings import default_backend
+from indexer.core.models import DualEncoder
 from indexer.core.storage import set_aside
 from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
@@ -39,18 +37,20 @@ from indexer.core.storage.search_reads import (
 )
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from indexer.core.vectors import l2_normalise, non_unit_rows
+from search import prestart
 from search.classify import PROMPT, classify_vector, clean_labels
 from search.duplicates import DuplicateGroup, find_duplicates
 from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
+from search.prestart import query_encoder
 from search.quarantine import Expected
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
-from search.threads import query_thread_count, query_threads
+from search.threads import query_threads
 from search.understand import Interpretation, interpret
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,8 @@ class Searcher:
                     f"the collection in {collection.paths.root} was indexed with {stats.model_id}, "
                     f"not {encoder.model_id}; search it with its own model or re-index"
                 )
-            if encoder is None and stats.model_id:
-                encoder = _query_encoder(stats.model_id, backend)
+            if encoder is None and stats.model_id:  # the one `dualens search` warmed early, else a new one
+                encoder = prestart.claim(stats.model_id, backend) or query_encoder(stats.model_id, backend)
             if encoder is not None:
                 _check_fingerprint(collection, encoder)
                 if prefetch_text:  # a text query: its tower loads while the index does
@@ -244,7 +244,7 @@ class Searcher:
             ):
                 # re-indexed with another model (or the same directory retrained): the text encoder
                 # must change with the index, and no cached query vector may survive
-                encoder = _query_encoder(stats.model_id, self._backend)
+                encoder = query_encoder(stats.model_id, self._backend)
                 with self._cache_lock:
                     self._text_cache.clear()
                 self._scores = None
@@ -808,12 +808,6 @@ def _in_background(work: Callable[[], T]) -> Callable[[], T]:
     return result
 
 
-def _query_encoder(model_id: str, backend: str | None) -> DualEncoder:
-    """The collection's model for queries: one thread per query (see search/threads.py)."""
-    threads = query_thread_count() or None
-    return DualEncoder(_known_model(model_id), threads=threads, backend=backend or default_backend())
-
-
 def _fingerprint_differs(collection: Collection, encoder: DualEncoder) -> bool:
     """Whether the collection recorded a content hash of its model that this encoder's files lack."""
     stored = model_fingerprint(collection)
@@ -827,16 +821,6 @@ def _check_fingerprint(collection: Collection, encoder: DualEncoder) -> None:
             f"the model in {encoder.location} has changed since this collection was indexed (its files "
             "differ), so queries would not match the stored vectors; re-embed with `dualens index --reindex`"
         )
-
-
-def _known_model(model_id: str) -> str:
-    """The collection's model id, checked against the built-in default model's current version."""
-    if model_id.startswith(DEFAULT_ID_PREFIX) and model_id != DEFAULT_MODEL_ID:
-        raise ModelMismatchError(
-            f"this collection was indexed with {model_id}, an older version of the built-in default "
-            f"model (now {DEFAULT_MODEL_ID}); re-index it with `dualens index --model default --reindex`"
-        )
-    return model_id
 
 
 def _intact(vector: np.ndarray, photo_id: int) -> np.ndarray:
