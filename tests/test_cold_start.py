@@ -119,3 +119,18 @@ def test_an_error_of_the_background_start_is_the_same_one_line_error(
     assert "Traceback" not in warmed
     if model_id.startswith("dualens-default"):
         assert code == ModelMismatchError.exit_code
+
+
+def test_the_ui_server_warms_up_with_the_text_tower_started_before_its_page_imports(
+    api_world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ui import launch
+
+    def never(model_id: str, backend: str | None) -> DualEncoder:
+        raise AssertionError("the UI's backend made a second encoder")
+
+    monkeypatch.delenv("DUALENS_API_URL", raising=False)
+    monkeypatch.delenv("DUALENS_DB_URL", raising=False)
+    monkeypatch.setattr(searcher_module, "query_encoder", never)
+    launch._warm(str(api_world[0]))
+    assert launch.READY in capsys.readouterr().err
