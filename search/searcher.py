@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -39,19 +39,21 @@ from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sam
 from indexer.core.vectors import l2_normalise, non_unit_rows
 from search import prestart
 from search.classify import PROMPT, classify_vector, clean_labels
-from search.duplicates import DuplicateGroup, find_duplicates
 from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
 from search.prestart import query_encoder
-from search.quarantine import Expected
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.threads import query_threads
 from search.understand import Interpretation, interpret
+
+if TYPE_CHECKING:  # a search never needs them: imported by the methods that do
+    from search.duplicates import DuplicateGroup
+    from search.quarantine import Expected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -755,11 +757,15 @@ class Searcher:
 
     def duplicates(self) -> list[DuplicateGroup]:
         """Every group of exact copies and near-duplicates in the collection, largest groups first."""
+        from search.duplicates import find_duplicates
+
         return find_duplicates(self.collection)
 
     def files_to_move(self, ids: Sequence[int]) -> dict[int, Expected]:
         """Path, size and mtime of these photos as stored (unknown ids left out): a quarantine moves a
         file only while it is still the file the collection knows."""
+        from search.quarantine import Expected
+
         rows = self.collection.photos([int(i) for i in ids])
         return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
 
