@@ -61,10 +61,11 @@ def tree_rss_mb(pid: int) -> float:
 
 
 class PeakSampler:
-    """The largest :func:`tree_rss_mb` of a process while it runs (a sampling thread)."""
+    """The largest :func:`tree_rss_mb` of a process while it runs (a sampling thread), and the largest
+    of the process alone (``own_peak_mb``)."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak_mb = pid, 0.0
+        self.pid, self.peak_mb, self.own_peak_mb = pid, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -72,6 +73,7 @@ class PeakSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
+            self.own_peak_mb = max(self.own_peak_mb, _rss_mb(self.pid))
             time.sleep(SAMPLE_S)
 
     def stop(self) -> float:
@@ -80,8 +82,18 @@ class PeakSampler:
         return self.peak_mb
 
 
-def run_peak(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(peak tree RSS MB, seconds) of a command, which must succeed."""
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_peak(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(peak tree RSS MB, peak RSS MB of the process itself, seconds) of a command, which must succeed."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sampler = PeakSampler(proc.pid)
@@ -89,7 +101,7 @@ def run_peak(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
     peak = sampler.stop()
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{err.decode()[-2000:]}")
-    return peak, time.perf_counter() - start
+    return peak, sampler.own_peak_mb, time.perf_counter() - start
 
 
 def make_photos(folder: Path, n: int) -> Path:
@@ -118,7 +130,8 @@ def serve_workers(data: Path, env: dict[str, str], workers: int = 2, queries: in
         for i in range(queries):
             with urllib.request.urlopen(f"{url}/search?q=a+red+shape+{i}&k=10", timeout=60) as answer:
                 json.load(answer)
-        return [_hwm_mb(pid) for pid in _descendants(proc.pid)] or [_hwm_mb(proc.pid)]
+        workers = [pid for pid in _descendants(proc.pid) if "resource_tracker" not in _cmdline(pid)]
+        return [_hwm_mb(pid) for pid in workers] or [_hwm_mb(proc.pid)]
     finally:
         proc.terminate()
         try:
@@ -138,6 +151,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -152,16 +172,18 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
-    bare, _ = run_peak([sys.executable, "-c", BARE_IMPORT], env)
+    bare, _, _ = run_peak([sys.executable, "-c", BARE_IMPORT], env)
     print(f"memory baseline  python -c {BARE_IMPORT!r}: peak RSS {bare:6.0f} MB")
     peaks: dict[int, float] = {}
+    own: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         for n in sizes:
             photos, data = make_photos(Path(tmp) / f"photos-{n}", n), Path(tmp) / f"data-{n}"
             index = ["index", "--data", str(data), "--model", "default", "--no-progress", str(photos)]
-            peaks[n], took = run_peak(dualens(ROOT, index), env)
+            peaks[n], own[n], took = run_peak(dualens(ROOT, index), env)
             print(
-                f"memory index    {n:6d} photos: peak RSS {peaks[n]:6.0f} MB (process tree) | "
+                f"memory index    {n:6d} photos: peak RSS {peaks[n]:6.0f} MB (process tree), "
+                f"{own[n]:6.0f} MB (main process) | "
                 f"{peaks[n] / bare:4.1f}x baseline | {n / took:5.1f} photos/s"
             )
         ratio = peaks[sizes[-1]] / peaks[sizes[0]]

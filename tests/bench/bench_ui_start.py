@@ -69,12 +69,12 @@ class Start:
 
 
 def photos_for(folder: Path, n: int) -> Path:
-    """``n`` shared photos (links into the shared set), else generated ones."""
+    """``n`` shared photos (copies: the indexer does not follow links out of a root), else generated ones."""
     folder.mkdir()
     shared = sorted(SHARED.glob("*.jpg"))[:n] if SHARED.is_dir() else []
     for i in range(n):
         if len(shared) == n:
-            (folder / shared[i].name).symlink_to(shared[i])
+            shutil.copyfile(shared[i], folder / shared[i].name)
         else:
             save_jpeg(folder / f"photo_{i:04d}.jpg", pattern((320, 240), seed=i))
     return folder
@@ -116,16 +116,14 @@ def measure(browser: object, argv: list[str], cwd: Path, port: int, env: dict[st
         try:
             wait_healthy(url, proc)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
-            page.set_default_timeout(120_000)
+            page.set_default_timeout(int(os.environ.get("BENCH_UI_TIMEOUT_MS", "120000")))
             page.goto(url)
-            page.wait_for_function(
-                f"() => {{ const b = document.querySelector('{BOX}'); return b && !b.disabled; }}"
-            )
+            _wait_or_say(page, BOX_USABLE, log)
             box_s = time.perf_counter() - start
             box = page.locator(BOX)
             box.fill(QUERY)
             box.press("Enter")
-            page.wait_for_function(PHOTO_PAINTED)
+            _wait_or_say(page, PHOTO_PAINTED, log)
             results_s = time.perf_counter() - start
             rss = peak_rss_mb(proc.pid)
             page.close()
@@ -136,6 +134,18 @@ def measure(browser: object, argv: list[str], cwd: Path, port: int, env: dict[st
             except subprocess.TimeoutExpired:
                 proc.kill()
     return Start(box_s, results_s, rss)
+
+
+def _wait_or_say(page: object, condition: str, log: Path) -> None:
+    """Wait for ``condition``; on a timeout, stop with what the page and the server said."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition)  # type: ignore[attr-defined]
+    except PlaywrightTimeout:
+        shown = page.inner_text("body")[:800]  # type: ignore[attr-defined]
+        said = log.read_text(errors="replace")[-1500:]
+        raise SystemExit(f"timed out waiting for {condition}\npage: {shown}\nserver: {said}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
