@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from search.facets import Facets, FolderOption, PlaceOption
     from search.filters import Filters, parse_date
     from search.hits import Hit
+    from search.prestart import start as prestart_text_tower
     from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
     from search.query import Query, Term, TermKind, parse_query
     from search.searcher import IndexReport, Searcher
@@ -30,6 +31,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     **{n: ("search.facets", n) for n in ("Facets", "FolderOption", "PlaceOption")},
     **{n: ("search.filters", n) for n in ("Filters", "parse_date")},
     "Hit": ("search.hits", "Hit"),
+    "prestart_text_tower": ("search.prestart", "start"),  # for a server process: search/prestart.py
     **{
         n: ("search.quarantine", n)
         for n in ("Expected", "QuarantineReport", "UndoReport", "move_aside", "undo")
@@ -81,5 +83,6 @@ __all__ = [
     "newest_first",
     "parse_date",
     "parse_query",
+    "prestart_text_tower",
     "undo",
 ]

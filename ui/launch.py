@@ -30,10 +30,10 @@ def _warm(data: str | None) -> None:
         return  # a client of a `dualens serve`: nothing to load here
     try:
         from indexer.core.settings import Settings
-        from search import prestart
+        from search import prestart_text_tower
 
         settings = Settings.resolve(data)
-        prestart.start(settings)  # the text tower loads while Streamlit and the page's modules import
+        prestart_text_tower(settings)  # the text tower loads while Streamlit and the page's modules import
         from ui.page import get_backend
 
         get_backend(str(settings.data_dir))
