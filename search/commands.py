@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def _add_result_options(p: argparse.ArgumentParser) -> None:
-    from search.searcher import MAX_K, MAX_OFFSET
+    from search.limits import MAX_K, MAX_OFFSET
 
     opts.add_paging(p, max_k=MAX_K, max_offset=MAX_OFFSET)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -43,6 +43,7 @@ from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
+from search.limits import MAX_K, MAX_OFFSET
 from search.prestart import query_encoder
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
@@ -60,8 +61,6 @@ T = TypeVar("T")
 
 REFETCH_GROWTH = 4  # over-fetch factor per round when candidates were deleted or lie outside the roots
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
-MAX_K = 10_000
-MAX_OFFSET = 1_000_000
 TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
 SORTS = ("relevance", "date")
 DATE_SORT_LIMIT = 2000  # a date-sorted text query: at most this many good and strong matches, newest first
