@@ -134,3 +134,24 @@ def test_the_ui_server_warms_up_with_the_text_tower_started_before_its_page_impo
     monkeypatch.setattr(searcher_module, "query_encoder", never)
     launch._warm(str(api_world[0]))
     assert launch.READY in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["search", "similar", None], ids=["search", "similar", "every-command"])
+def test_building_the_parser_loads_no_database_faiss_or_searcher(command: str | None) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from ui.cli import build_parser; build_parser(sys.argv[1] or None); "
+        "heavy = ('sqlalchemy', 'faiss', 'onnxruntime', 'search.searcher'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, command or ""],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"  # the text tower can start before any of them loads
