@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight bench-multilingual eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-ui bench-memory bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight bench-multilingual eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -79,6 +79,14 @@ bench-search: $(STAMP)
 # new-process `dualens search|similar|check|--help` against the bare import of their libraries
 bench-cold: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_cold $(ARGS)
+
+# `dualens ui` on 200 shared photos: seconds to a usable search box and to the first results, in chromium
+bench-ui: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_ui_start $(ARGS)
+
+# peak RSS of `dualens index` at two collection sizes (flat?) and of each `dualens serve` worker
+bench-memory: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_memory $(ARGS)
 
 N ?= 1000000
 bench-relevance: $(STAMP)

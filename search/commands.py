@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from indexer.core import options as opts
 from indexer.core.errors import CollectionError, NotFoundError, UsageError
 from indexer.core.text import printable
-from search import duplicate_commands
-from search.filters import parse_date
+from search import duplicate_commands, prestart
 
 if TYPE_CHECKING:
     from search.filters import Filters
@@ -72,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def _add_result_options(p: argparse.ArgumentParser) -> None:
-    from search.searcher import MAX_K, MAX_OFFSET
+    from search.limits import MAX_K, MAX_OFFSET
 
     opts.add_paging(p, max_k=MAX_K, max_offset=MAX_OFFSET)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -106,7 +105,7 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
 
 
 def _filters(args: argparse.Namespace) -> Filters:
-    from search.filters import Filters
+    from search.filters import Filters, parse_date
 
     types = tuple(t for raw in args.types for t in raw.split(",") if t.strip())
     return Filters(
@@ -172,8 +171,11 @@ def run_search(args: argparse.Namespace) -> int:
     from search.query import TermKind, parse_query
 
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
+    text = any(t.kind is TermKind.TEXT for t in query.terms)
+    if text and getattr(args, "model", None) is None:
+        prestart.start(args.settings)  # the text tower loads while the query path's libraries import
     filters = _filters(args)
-    with _open_searcher(args, text=any(t.kind is TermKind.TEXT for t in query.terms)) as searcher:
+    with _open_searcher(args, text=text) as searcher:
         hits, meant = searcher.search_understood(
             query, k=args.k, offset=args.offset, filters=filters, sort=args.sort, literal=args.literal
         )

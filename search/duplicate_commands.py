@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from search.duplicates import DEFAULT_THRESHOLD
+    from search.limits import DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 
     p = subparsers.add_parser(
         "duplicates",

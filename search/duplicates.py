@@ -31,12 +31,13 @@ from indexer.core.storage.schema import Photo
 from indexer.core.storage.search_reads import shared_content_hashes, vector_chunks
 from indexer.core.storage.vector_index import VectorIndex
 from indexer.core.text import printable
+from search.limits import DUPLICATE_THRESHOLD
 
 # Cosine at or above which two photos are near-duplicates: the best F1 of a sweep over the edited
 # copies of `python -m tests.bench.bench_similar --select` (flickr8k-train; docs/benchmarks.md).
 # Calibrated on the default model's visual vectors; a CLIP-family model's joint space may need another
 # (--threshold).
-DEFAULT_THRESHOLD = 0.86
+DEFAULT_THRESHOLD = DUPLICATE_THRESHOLD
 NEIGHBOURS = 8  # nearest neighbours looked at per photo
 CHUNK = 2048  # query vectors per FAISS search
 

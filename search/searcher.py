@@ -18,15 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
-from indexer.core.models import DEFAULT_MODEL_ID, DualEncoder
-from indexer.core.models.default_spec import DEFAULT_ID_PREFIX, V5_MODEL_ID
-from indexer.core.settings import default_backend
+from indexer.core.models import DualEncoder
 from indexer.core.storage import set_aside
 from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
@@ -40,28 +38,31 @@ from indexer.core.storage.search_reads import (
 )
 from indexer.core.storage.vector_index import IndexDescription, VectorIndex, sample_queries
 from indexer.core.vectors import l2_normalise, non_unit_rows
+from search import prestart
 from search.classify import PROMPT, classify_vector, clean_labels
-from search.duplicates import DuplicateGroup, find_duplicates
 from search.facets import Facets, read_facets, read_places
 from search.filters import Filters, RootsRule, photo_filter
 from search.hits import Hit
 from search.images import check_readable, load_image
-from search.quarantine import Expected
+from search.limits import MAX_K, MAX_OFFSET
+from search.prestart import query_encoder
 from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.text_terms import band_with_words, fuse, photo_texts, text_snippet, word_hits
-from search.threads import query_thread_count, query_threads
+from search.threads import query_threads
 from search.understand import Interpretation, interpret
+
+if TYPE_CHECKING:  # a search never needs them: imported by the methods that do
+    from search.duplicates import DuplicateGroup
+    from search.quarantine import Expected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFETCH_GROWTH = 4  # over-fetch factor per round when candidates were deleted or lie outside the roots
 MIN_CANDIDATES = 100  # CLIP-style probabilities are a softmax over at least this many top matches
-MAX_K = 10_000
-MAX_OFFSET = 1_000_000
 TEXT_CACHE_SIZE = 256  # text embeddings kept per Searcher
 SORTS = ("relevance", "date")
 DATE_SORT_LIMIT = 2000  # a date-sorted text query: at most this many good and strong matches, newest first
@@ -159,8 +160,10 @@ class Searcher:
                 )
             stored = collection.database.facts().precision
             _check_precision(collection, stored, precision or str(getattr(encoder, "precision", stored)))
-            if encoder is None and stats.model_id:
-                encoder = _query_encoder(stats.model_id, backend, stored)
+            if encoder is None and stats.model_id:  # the one `dualens search` warmed early, else a new one
+                encoder = prestart.claim(stats.model_id, backend, stored) or query_encoder(
+                    stats.model_id, backend, stored
+                )
             if encoder is not None:
                 _check_fingerprint(collection, encoder)
                 if prefetch_text:  # a text query: its tower loads while the index does
@@ -252,7 +255,7 @@ class Searcher:
             ):
                 # re-indexed with another model (or the same directory retrained): the text encoder
                 # must change with the index, and no cached query vector may survive
-                encoder = _query_encoder(stats.model_id, self._backend, precision)
+                encoder = query_encoder(stats.model_id, self._backend, precision)
                 with self._cache_lock:
                     self._text_cache.clear()
                 self._scores = None
@@ -851,11 +854,15 @@ class Searcher:
 
     def duplicates(self) -> list[DuplicateGroup]:
         """Every group of exact copies and near-duplicates in the collection, largest groups first."""
+        from search.duplicates import find_duplicates
+
         return find_duplicates(self.collection)
 
     def files_to_move(self, ids: Sequence[int]) -> dict[int, Expected]:
         """Path, size and mtime of these photos as stored (unknown ids left out): a quarantine moves a
         file only while it is still the file the collection knows."""
+        from search.quarantine import Expected
+
         rows = self.collection.photos([int(i) for i in ids])
         return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
 
@@ -908,15 +915,6 @@ def _in_background(work: Callable[[], T]) -> Callable[[], T]:
     return result
 
 
-def _query_encoder(model_id: str, backend: str | None, precision: str = "fp32") -> DualEncoder:
-    """The collection's model for queries: one thread per query (see search/threads.py), at the
-    precision the collection was indexed at."""
-    threads = query_thread_count() or None
-    return DualEncoder(
-        _known_model(model_id), threads=threads, backend=backend or default_backend(), precision=precision
-    )
-
-
 def _check_precision(collection: Collection, stored: str, wanted: str) -> None:
     """Refuse query vectors of another precision than the collection's (they do not mix)."""
     if wanted != stored:
@@ -939,16 +937,6 @@ def _check_fingerprint(collection: Collection, encoder: DualEncoder) -> None:
             f"the model in {encoder.location} has changed since this collection was indexed (its files "
             "differ), so queries would not match the stored vectors; re-embed with `dualens index --reindex`"
         )
-
-
-def _known_model(model_id: str) -> str:
-    """The collection's model id, checked against the built-in default model's current version."""
-    if model_id.startswith(DEFAULT_ID_PREFIX) and model_id not in (DEFAULT_MODEL_ID, V5_MODEL_ID):
-        raise ModelMismatchError(
-            f"this collection was indexed with {model_id}, an older version of the built-in default "
-            f"model (now {DEFAULT_MODEL_ID}); re-index it with `dualens index --model default --reindex`"
-        )
-    return model_id
 
 
 def _intact(vector: np.ndarray, photo_id: int) -> np.ndarray:

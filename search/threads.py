@@ -15,8 +15,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import faiss
-
 _lock = threading.Lock()
 _depth = 0
 _saved_torch: int | None = None
@@ -63,6 +61,8 @@ def _faiss_threads(n: int) -> Iterator[None]:
     if n == 0:
         yield
         return
+    import faiss  # here: the query's text tower starts (search/prestart.py) without waiting for FAISS
+
     saved = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(n)  # OpenMP's thread count is per calling thread
     try:

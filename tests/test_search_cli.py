@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from indexer.core.models import DualEncoder
-from search.commands import parse_date
+from search.filters import parse_date
 from tests.helpers.search_collection import FakePhoto, make_collection
 from ui.cli import main
 

@@ -1,7 +1,8 @@
 """``python -m ui.launch STREAMLIT-ARGS``: the web UI's server process (``dualens ui`` runs it).
 
 It starts loading the collection's backend (model, FAISS index, database) in a background thread
-at once, then runs Streamlit in this process. The first visitor therefore does not wait for the
+at once, its text tower first (search/prestart.py: before Streamlit and the page's modules are
+imported), then runs Streamlit in this process. The first visitor therefore does not wait for the
 model from scratch: the page shows its loading state until the backend is ready (the page's
 ``get_backend`` waits for the same cached load), and every later page finds it loaded.
 """
@@ -28,10 +29,14 @@ def _warm(data: str | None) -> None:
     if os.environ.get("DUALENS_API_URL"):
         return  # a client of a `dualens serve`: nothing to load here
     try:
-        from indexer.core.settings import resolve_data_dir
+        from indexer.core.settings import Settings
+        from search import prestart_text_tower
+
+        settings = Settings.resolve(data)
+        prestart_text_tower(settings)  # the text tower loads while Streamlit and the page's modules import
         from ui.page import get_backend
 
-        get_backend(str(resolve_data_dir(data)))
+        get_backend(str(settings.data_dir))
     except Exception as exc:  # no collection yet, a damaged one: the page says so on the first visit
         log.info("the collection was not loaded at start: %s", exc)
         return
