@@ -44,11 +44,11 @@ def test_the_search_uses_the_encoder_warmed_before_the_collection_opened(
     made: list[DualEncoder] = []
     real = prestart.query_encoder
 
-    def warming(model_id: str, backend: str | None) -> DualEncoder:
-        made.append(real(model_id, backend))
+    def warming(model_id: str, backend: str | None, precision: str = "fp32") -> DualEncoder:
+        made.append(real(model_id, backend, precision))
         return made[-1]
 
-    def never(model_id: str, backend: str | None) -> DualEncoder:
+    def never(model_id: str, backend: str | None, precision: str = "fp32") -> DualEncoder:
         raise AssertionError("the query path made a second encoder")
 
     monkeypatch.setattr(prestart, "query_encoder", warming)
@@ -126,7 +126,7 @@ def test_the_ui_server_warms_up_with_the_text_tower_started_before_its_page_impo
 ) -> None:
     from ui import launch
 
-    def never(model_id: str, backend: str | None) -> DualEncoder:
+    def never(model_id: str, backend: str | None, precision: str = "fp32") -> DualEncoder:
         raise AssertionError("the UI's backend made a second encoder")
 
     monkeypatch.delenv("DUALENS_API_URL", raising=False)

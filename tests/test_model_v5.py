@@ -150,7 +150,7 @@ def test_v5_image_vectors_follow_from_v4_2s_through_the_shipped_map(v5_dir: Path
 
 def test_a_v5_collection_is_searched_with_v5_and_an_older_default_still_asks_for_a_reindex() -> None:
     from indexer.core.errors import ModelMismatchError
-    from search.searcher import _known_model
+    from search.prestart import known_model as _known_model
 
     assert _known_model(V5_MODEL_ID) == V5_MODEL_ID
     assert _known_model(DEFAULT_MODEL_ID) == DEFAULT_MODEL_ID
