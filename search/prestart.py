@@ -107,9 +107,13 @@ def peek_model_id(database: Path) -> str | None:
 
 
 def _peek(database: Path, key: str) -> str | None:
-    """A collection_info value of a collection's SQLite file, read-only; None when it cannot be read."""
+    """A collection_info value of a collection's SQLite file; None when it cannot be read. Opened
+    immutable: nothing is written beside the file (no -wal/-shm, as a damaged or read-only collection
+    must stay byte for byte); a WAL not yet checkpointed may hide a newer value, which only makes
+    the hint miss."""
+    uri = f"{database.as_uri()}?mode=ro&immutable=1"
     try:
-        with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=0.2)) as db:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.2)) as db:
             row = db.execute("SELECT value FROM collection_info WHERE key = ?", (key,)).fetchone()
     except (sqlite3.Error, ValueError, OSError):
         return None
