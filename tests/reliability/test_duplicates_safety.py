@@ -45,7 +45,8 @@ def _groups(data: Path) -> list[list[str]]:
 
 
 def _quarantined_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in ("manifest.json", "rows.json"))
+    kept = ("manifest.json", "rows.json")  # the quarantine's own files beside the photos
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in kept)
 
 
 # --- item 2: a kept symlink never loses its target ----------------------------------------------
