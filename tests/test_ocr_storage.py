@@ -139,3 +139,30 @@ def test_a_result_for_a_photo_removed_meanwhile_is_skipped(collection: Collectio
 def test_safe_text_keeps_lines_and_letters_and_drops_controls() -> None:
     assert safe_text("Straße\tNo 5\r\n\x1b[2J  東京 ") == "Straße No 5\n[2J 東京"
     assert tokens("Ærø-Café_ŒUVRE 2023!") == ["ærø", "cafe", "œuvre", "2023"]
+
+
+def test_a_changed_file_is_neither_found_nor_shown_by_the_text_of_its_old_content(
+    collection: Collection,
+) -> None:
+    a, b = _photos(collection, 2)
+    _store(collection, {a: "INVOICE 2023 TOTAL", b: "invoice 2023 copy"})
+    with collection.database.writing() as s:  # the file at a's path now holds other pixels
+        s.get(Photo, a).content_hash = "changed"  # type: ignore[union-attr]
+    assert [m.photo_id for m in collection.text_matches("invoice 2023", 10)] == [b]
+    assert [m.photo_id for m in collection.text_matches("invoice", 10, allowed=[a, b])] == [b]
+    assert collection.photo_texts([a, b]) == {b: "invoice 2023 copy"}
+
+
+def test_chinese_text_is_found_by_a_part_of_a_line_written_without_spaces(collection: Collection) -> None:
+    a, b = _photos(collection, 2)
+    _store(collection, {a: "增值税专用发票 金额合计", b: "发 票"})
+    assert [m.photo_id for m in collection.text_matches("发票", 10)] == [a]  # the pair, not two lone signs
+    assert [m.photo_id for m in collection.text_matches("金额", 10)] == [a]
+    assert collection.text_matches("增值税专用发票", 10)[0].words == ("增值税专用发票",)
+    assert [m.photo_id for m in collection.text_matches("发", 10)] == [b]
+    assert tokens("税 发票") == ["税", "发票"]
+
+
+def test_every_format_character_is_dropped_from_stored_text() -> None:
+    hidden = "a\u061cb\u2060c\u206fd\u180ee\U000e0041f\u202eg\u200bh"
+    assert safe_text(hidden) == "a b c d e f g h"

@@ -42,8 +42,11 @@ PG_SEARCH_COLUMN = "search"
 PG_SEARCH_INDEX = "ix_photo_text_search"
 _Query = TypeVar("_Query", bound=Select)
 _TOKEN = re.compile(r"[^\W_]+")
-# C0/C1 controls, DEL, and the format characters that reorder or hide text (bidi overrides, zero widths)
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# kana and CJK ideographs: written without spaces, so a run of them is indexed as its overlapping
+# pairs of characters (as Lucene's CJK analyser does): "发票" finds a line "增值税专用发票"
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_OR_NOT = re.compile(f"[{_CJK}]+|[^{_CJK}]+")
+_CJK_RUN = re.compile(f"[{_CJK}]+")
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,14 @@ def full_text_artefact(name: str | None) -> bool:
 
 
 def safe_text(value: str) -> str:
-    """``value`` with every control, bidi-override and zero-width character made a space (tabs and
-    newlines kept), runs of spaces closed up, cut at :data:`MAX_TEXT_CHARS`: safe on a terminal and in
-    a page (markup is the display's to escape), and valid UTF-8 (lone surrogates replaced)."""
-    cleaned = _UNSAFE.sub(" ", value.encode("utf-8", "replace").decode("utf-8"))
+    """``value`` with every control and format character (bidi marks and overrides, zero widths, tag
+    characters: Unicode category Cc or Cf) made a space (tabs and newlines kept), runs of spaces closed
+    up, cut at :data:`MAX_TEXT_CHARS`: safe on a terminal and in a page (markup is the display's to
+    escape), and valid UTF-8 (lone surrogates replaced)."""
+    valid = value.encode("utf-8", "replace").decode("utf-8")
+    cleaned = "".join(
+        " " if ch not in "\t\n\r" and unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in valid
+    )
     lines = (" ".join(line.split()) for line in cleaned.replace("\r", "\n").replace("\t", " ").split("\n"))
     return "\n".join(line for line in lines if line)[:MAX_TEXT_CHARS]
 
@@ -102,8 +109,16 @@ def fold(value: str) -> str:
 
 
 def tokens(value: str) -> list[str]:
-    """The searchable words of ``value``: folded runs of letters and digits of at most MAX_TOKEN."""
-    return [t for t in _TOKEN.findall(fold(value)) if len(t) <= MAX_TOKEN]
+    """The searchable words of ``value``: folded runs of letters and digits of at most MAX_TOKEN, a
+    run of kana or CJK ideographs as its overlapping character pairs (one character alone as itself)."""
+    out: list[str] = []
+    for run in _TOKEN.findall(fold(value)):
+        for piece in _CJK_OR_NOT.findall(run):
+            if len(piece) > 1 and _CJK_RUN.fullmatch(piece):
+                out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+            else:
+                out.append(piece)
+    return [t for t in out if len(t) <= MAX_TOKEN]
 
 
 def terms(value: str) -> str:
@@ -217,6 +232,8 @@ def text_matches(
 
 
 def _scored(s: Session, words: list[str], limit: int | None) -> list[tuple[int, float]]:
+    """Matches of the photos whose text was read from the file they hold now (a changed file's old
+    text is neither found nor shown until it is read again)."""
     limit_sql = "" if limit is None else " LIMIT :limit"
     params: dict[str, object] = {"indexed": PhotoStatus.INDEXED.value}
     if limit is not None:
@@ -227,14 +244,15 @@ def _scored(s: Session, words: list[str], limit: int | None) -> list[tuple[int, 
             " FROM photo_text t JOIN photos p ON p.id = t.photo_id,"
             " plainto_tsquery('simple', :query) AS q"
             " WHERE t.search @@ q AND p.status = :indexed"
+            " AND t.content_hash IS NOT DISTINCT FROM p.content_hash"
             " ORDER BY score DESC, t.photo_id" + limit_sql
         )
         params["query"] = " ".join(words)
     else:
         sql = (
             f"SELECT f.rowid AS photo_id, -bm25({FTS_TABLE}) AS score"
-            f" FROM {FTS_TABLE} f JOIN photos p ON p.id = f.rowid"
-            f" WHERE {FTS_TABLE} MATCH :query AND p.status = :indexed"
+            f" FROM {FTS_TABLE} f JOIN photos p ON p.id = f.rowid JOIN photo_text t ON t.photo_id = f.rowid"
+            f" WHERE {FTS_TABLE} MATCH :query AND p.status = :indexed AND t.content_hash IS p.content_hash"
             " ORDER BY score DESC, f.rowid" + limit_sql
         )
         params["query"] = " ".join('"' + w.replace('"', '""') + '"' for w in words)
@@ -251,8 +269,14 @@ def photo_texts(database: Database, ids: Sequence[int]) -> dict[int, str]:
 def _texts(s: Session, ids: Sequence[int]) -> dict[int, str]:
     out: dict[int, str] = {}
     for chunk in _chunks(list(ids)):
-        stmt = select(PhotoText.photo_id, PhotoText.text).where(
-            PhotoText.photo_id.in_(chunk), PhotoText.status == TextStatus.OK
+        stmt = (
+            select(PhotoText.photo_id, PhotoText.text)
+            .join(Photo, Photo.id == PhotoText.photo_id)
+            .where(
+                PhotoText.photo_id.in_(chunk),
+                PhotoText.status == TextStatus.OK,
+                PhotoText.content_hash.is_not_distinct_from(Photo.content_hash),  # not a changed file's
+            )
         )
         out.update({int(r.photo_id): r.text for r in s.execute(stmt)})
     return out
