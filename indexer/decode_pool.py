@@ -54,8 +54,9 @@ _SLOTS: Any = None
 _SLOT = -1
 
 
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the indexer dies (SIGKILL included) instead of lingering as an orphan."""
+def watch_parent(parent_pid: int) -> None:
+    """Exit when the indexer dies (SIGKILL included) instead of lingering as an orphan (run it in a
+    daemon thread of each worker process: decoders, text readers)."""
     while True:
         time.sleep(0.5)
         if os.getppid() != parent_pid:
@@ -71,7 +72,7 @@ def _init_worker(opts: DecodeOptions, known: frozenset[str], parent_pid: int, sl
     Image.MAX_IMAGE_PIXELS = None  # decode_file checks --max-pixels itself, right after reading the header
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the indexer's to handle; it stops the pool
     register_optional_plugins()
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(parent_pid,), daemon=True).start()
 
 
 def _decode_chunk(tasks: list[DecodeTask]) -> list[DecodeResult]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +40,7 @@ from tqdm import tqdm
 from indexer.core.imaging import open_image
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.text import MAX_TEXT_CHARS, TextResult, TextStatus, TextTodo, safe_text
+from indexer.decode_pool import watch_parent
 
 READ_SIDE = 1600
 DETECT_SIDE = 960
@@ -186,7 +188,9 @@ class _Readers:
         if self.workers > 1:
             try:
                 if self._executor is None:
-                    self._executor = ProcessPoolExecutor(self.workers, _SPAWN, initializer=_start_worker)
+                    self._executor = ProcessPoolExecutor(
+                        self.workers, _SPAWN, initializer=_start_worker, initargs=(os.getpid(),)
+                    )
                 return list(self._executor.map(_read_in_worker, todo))
             except BrokenProcessPool:
                 self.close()
@@ -205,8 +209,10 @@ _WORKER_READER: RapidOcrReader | None = None
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def _start_worker() -> None:
+def _start_worker(parent_pid: int) -> None:
+    """A text reader's process: its one-thread engine, and gone when the indexer dies (a SIGKILL too)."""
     global _WORKER_READER
+    threading.Thread(target=watch_parent, args=(parent_pid,), daemon=True).start()
     _WORKER_READER = RapidOcrReader(threads=1)
     _WORKER_READER.load()
 

@@ -210,3 +210,46 @@ def test_dualens_ocr_says_whether_indexing_reads_text_and_refuses_other_values()
     with pytest.raises(UsageError, match="DUALENS_OCR must be on or off"):
         ocr_enabled({"DUALENS_OCR": "sometimes"})
     assert IndexOptions().ocr is ocr_enabled()  # the library's default follows it too
+
+
+@pytest.mark.sqlite_only  # no database involved
+def test_text_reader_processes_exit_when_the_indexer_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed `dualens index` leaves no text-reading process behind (each watches its parent)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    script = tmp_path / "killed_indexer.py"
+    script.write_text(
+        "import os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from indexer import ocr\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, ocr._SPAWN, initializer=ocr._start_worker, initargs=(os.getpid(),))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=repo)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _alive(worker):
+            time.sleep(0.2)
+        assert not _alive(worker), "a text reader outlived the killed indexer"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
