@@ -179,6 +179,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         reindex=args.reindex,
         progress=not args.no_progress,
         on_progress=_print_progress if args.progress_lines else None,
+        on_text_progress=_print_text_progress if args.progress_lines else None,
         prune=args.prune,
         retry_failed=args.retry_failed,
         ocr=not args.no_ocr and ocr_enabled(),
@@ -200,6 +201,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _print_progress(done: int, total: int) -> None:
     print(f"progress {done} {total}", flush=True)
+
+
+def _print_text_progress(done: int, total: int) -> None:
+    print(f"text {done} {total}", flush=True)
 
 
 def _report(summary: IndexSummary, *, quiet_if_unchanged: bool = False) -> None:

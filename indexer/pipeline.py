@@ -68,6 +68,7 @@ class IndexOptions:
     engine: str = "local"  # local: this process and its decoder processes; ray: a Ray cluster
     ray: RayOptions = field(default_factory=RayOptions)  # where and how wide (engine "ray")
     on_progress: Callable[[int, int], None] | None = None  # (files done, files to do): 0 first, then each
+    on_text_progress: Callable[[int, int], None] | None = None  # (photos read, to read) of the text stage
 
 
 @dataclass
@@ -174,6 +175,24 @@ def _progress(total: int, enabled: bool, desc: str = "indexing") -> tqdm:
     return tqdm(total=total, unit="img", desc=desc, disable=disable, file=sys.stderr, smoothing=0.1)
 
 
+def _text_progress(options: IndexOptions, total: int) -> tqdm:
+    """The text stage's bar, also told to ``options.on_text_progress`` (0 first, then each batch)."""
+    bar = _progress(total, enabled=options.progress, desc="reading text")
+    report = options.on_text_progress
+    if report is None:
+        return bar
+    report(0, total)
+    done, update = [0], bar.update
+
+    def told(n: float | None = 1) -> bool | None:
+        done[0] += int(n or 0)
+        report(done[0], total)
+        return update(n)
+
+    bar.update = told
+    return bar
+
+
 def make_encoder(model: str, options: IndexOptions, precision: str = "fp32") -> DualEncoder:
     batch = options.batch_size or DEFAULT_BATCH_SIZE
     precision = options.precision or precision
@@ -257,7 +276,7 @@ def run_index(
             finish_run(collection.database)
         if options.ocr:  # after the run is complete: searches serve the new photos while text is read
             with timer.stage("ocr"):
-                bar = partial(_progress, enabled=options.progress, desc="reading text")
+                bar = partial(_text_progress, options)
                 run = read_texts(collection, threads=options.threads, workers=options.workers, progress=bar)
                 summary.texts_read, summary.ocr_problem = run.read, run.problem
     summary.times.total = time.perf_counter() - start

@@ -228,7 +228,8 @@ def test_text_reader_processes_exit_when_the_indexer_is_killed(tmp_path: Path) -
         "from concurrent.futures import ProcessPoolExecutor\n"
         "from indexer import ocr\n"
         "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(1, ocr._SPAWN, initializer=ocr._start_worker, initargs=(os.getpid(),))\n"
+        "    start = dict(initializer=ocr._start_worker, initargs=(os.getpid(),))\n"
+        "    pool = ProcessPoolExecutor(1, ocr._SPAWN, **start)\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    time.sleep(600)\n"
     )
@@ -253,3 +254,15 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_the_text_stage_reports_its_progress_from_zero_to_every_photo(
+    tmp_path: Path, scripted: ScriptedReader
+) -> None:
+    root = tmp_path / "photos"
+    for i in range(5):
+        _plain(root / f"p{i}.png", 40 * i)
+    told: list[tuple[int, int]] = []
+    _index(tmp_path / "data", root, on_text_progress=lambda done, total: told.append((done, total)))
+    assert told[0] == (0, 5) and told[-1] == (5, 5)
+    assert [d for d, _ in told] == sorted(d for d, _ in told)

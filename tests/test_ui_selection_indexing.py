@@ -59,6 +59,8 @@ def test_the_status_line_says_done_of_total_the_rate_and_the_time_left() -> None
     assert status_line(indexing.Progress("/p", started=now)).startswith("Starting")
     failed = indexing.Progress("/p", started=now, finished=now, error="no photos")
     assert status_line(failed) == "Not added: no photos"
+    reading = indexing.Progress("/p", started=now, done=30, total=30, text_done=4, text_total=30)
+    assert status_line(reading) == "Reading the text in the photos: 4 of 30"  # not "30 of 30, 0 s left"
 
 
 def _wait(run: indexing.IndexRun, timeout: float = 240.0) -> indexing.Progress:

@@ -45,6 +45,8 @@ class Progress:
     total: int | None = None
     planned_at: float | None = None  # when the total was known: the rate counts from there
     finished: float | None = None
+    text_done: int = 0  # the text stage's photos read, once it started (text_total set)
+    text_total: int | None = None
     error: str | None = None
     summary: str = ""
 
@@ -139,6 +141,8 @@ class IndexRun:
                 done, total = int(words[1]), int(words[2])
                 planned = self.progress().planned_at or time.monotonic()
                 self._update(done=done, total=total, planned_at=planned)
+            elif len(words) == 3 and words[0] == "text" and words[1].isdigit() and words[2].isdigit():
+                self._update(text_done=int(words[1]), text_total=int(words[2]))
             elif line.startswith("indexed "):
                 summary.append(line.strip())
         code = self._process.wait()

@@ -61,10 +61,13 @@ def _start(data_dir: str, roots: list[str]) -> None:
 
 
 def status_line(progress: indexing.Progress) -> str:
-    """The run in one line: "Indexing: 12 of 20 photos · 3.1 photos/s · about 3 s left"."""
+    """The run in one line: "Indexing: 12 of 20 photos · 3.1 photos/s · about 3 s left", then the
+    text stage's "Reading the text in the photos: 5 of 20"."""
     if progress.running:
         if progress.total is None:
             return "Starting: loading the model and looking through the folder…"
+        if progress.text_total is not None:  # the photos are searchable; their words come next
+            return f"Reading the text in the photos: {progress.text_done:,} of {progress.text_total:,}"
         line = f"Indexing: {progress.done:,} of {progress.total:,} photos"
         if progress.rate is not None:
             line += f" · {progress.rate:.1f} photos/s"
@@ -81,7 +84,9 @@ def _status(data_dir: str) -> None:
     if run is None:
         return
     progress = run.progress()
-    if progress.total and progress.running:
+    if progress.text_total and progress.running:
+        st.progress(min(1.0, progress.text_done / progress.text_total))
+    elif progress.total and progress.running:
         st.progress(min(1.0, progress.done / progress.total))
     _say(status_line(progress), role="status")
     if not progress.running and st.session_state.get(_SEEN_END) is not run:
