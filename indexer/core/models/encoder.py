@@ -294,14 +294,14 @@ class DualEncoder:
             return self._engine
 
     def _open(self) -> _TorchEngine | _OnnxEngine:
-        if self._choose_backend() == "onnx":
+        onnx = self._choose_backend() == "onnx"
+        if onnx:
             towers = self._at_precision(self._existing_export() or self._export_now())
             if towers is not None:
                 return _OnnxEngine(towers)
         if self.precision != "fp32":
-            raise ModelError(
-                f"{self.precision} precision needs the ONNX backend, which cannot run {self.model_id}"
-            )
+            why = f"which cannot run {self.model_id}" if onnx else "not the torch backend asked for"
+            raise ModelError(f"{self.precision} precision needs the ONNX backend, {why}")
         return _TorchEngine(self._torch_state())
 
     def _at_precision(
