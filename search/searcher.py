@@ -368,15 +368,18 @@ class Searcher:
         user_min: float | None,
     ) -> list[Hit]:
         """The vector ranking fused with the word matches (search/text_terms.py), ranks renumbered:
-        a photo without a word match keeps its order among the others."""
+        a photo without a word match keeps its order among the others, and with bands, no weak match
+        comes before a good or strong one (a word match is at least good)."""
         matched = self._word_matched(words, filters, limit, vector)
         matched = [h for h in matched if _passes(h, filters, cutoffs, user_min)]
         if not matched:
             return vector_hits
         by_id = {h.id: h for h in vector_hits}
         by_id.update({h.id: h for h in matched})  # the same photo, now with its words
-        order = fuse([h.id for h in vector_hits], [h.id for h in matched])
-        return [replace(by_id[pid], rank=n) for n, pid in enumerate(order, 1)]
+        fused = [by_id[pid] for pid in fuse([h.id for h in vector_hits], [h.id for h in matched])]
+        if cutoffs is not None:  # weak matches after the good and strong ones (stable: fused order kept)
+            fused.sort(key=lambda h: _band(cutoffs, h) == "weak")
+        return [replace(h, rank=n) for n, h in enumerate(fused, 1)]
 
     def _search_words(
         self, query: Query, k: int, offset: int, filters: Filters, sort: str, banded: bool

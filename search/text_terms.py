@@ -63,11 +63,14 @@ def photo_texts(collection: Collection, ids: Sequence[int]) -> dict[int, str]:
 
 
 def fuse(vector_ids: Sequence[int], text_ids: Sequence[int], k: int = RRF_K) -> list[int]:
-    """Reciprocal-rank fusion of two rankings (ids, best first) into one, best first."""
+    """Reciprocal-rank fusion of two rankings (ids, best first) into one, best first. A word match
+    beyond the vector candidates ranks as if it came right after them (not as if it had no vector
+    rank at all), so a strong word match is never outranked by the vector ranking's first photo alone."""
     vector_rank = {pid: n for n, pid in enumerate(vector_ids, 1)}
     scores = {pid: 1.0 / (k + n) for pid, n in vector_rank.items()}
+    after = 1.0 / (k + len(vector_ids) + 1)
     for n, pid in enumerate(text_ids, 1):
-        scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + n)
+        scores[pid] = scores.get(pid, after) + 1.0 / (k + n)
     missing = len(vector_ids) + len(text_ids) + 1
     return sorted(scores, key=lambda pid: (-scores[pid], vector_rank.get(pid, missing), pid))
 

@@ -94,6 +94,15 @@ def test_a_plain_word_query_ranks_the_photo_whose_text_says_it_first(searcher):
     assert hits[0].relevance in ("good", "strong")  # matched by its words: never weak
 
 
+def test_no_weak_match_comes_before_a_word_match_and_one_hit_is_the_word_match(searcher):
+    for query in ("stop", "invoice", "main street"):
+        bands = [h.relevance for h in searcher.search(query, k=40)]
+        first_weak = bands.index("weak") if "weak" in bands else len(bands)
+        assert "weak" not in bands[:first_weak] and set(bands[first_weak:]) <= {"weak"}, (query, bands)
+    (only,) = searcher.search("stop", k=1)
+    assert only.text_words == ("STOP",)
+
+
 def test_photos_without_a_word_match_keep_their_vector_order(searcher, world):
     _, by_name, _ = world
     fused = searcher.search("dog invoice", k=40)  # no photo's text holds both words
@@ -203,8 +212,9 @@ def test_the_page_escapes_the_text_before_highlighting_the_matched_words(searche
 def test_rank_fusion_lifts_word_matches_and_keeps_the_order_of_the_rest():
     vector = [10, 11, 12, 13, 14]
     fused = fuse(vector, [13, 99])
-    # 13 is in both rankings; 99 (second by words, 1/62) ties with 11 (second by vector): vector order wins
-    assert fused[:4] == [13, 10, 11, 99]
+    # 13 is in both rankings (1/64 + 1/61); 99, second by words and beyond the vector candidates, counts
+    # as sixth by vector (1/62 + 1/66): above 10, first by vector alone (1/61)
+    assert fused[:3] == [13, 99, 10]
     assert [i for i in fused if i not in (13, 99)] == [10, 11, 12, 14]
     assert fuse(vector, []) == vector and fuse([], [5, 4]) == [5, 4]
 
