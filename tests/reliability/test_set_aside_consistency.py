@@ -229,3 +229,26 @@ def test_an_undo_into_another_collection_restores_the_files_but_not_foreign_rows
     assert copy.exists()
     assert _count(other, None) == 2  # the first collection's row is not put into this one
     assert "return at the next `dualens index`" in capsys.readouterr().out
+
+
+def test_an_undo_brings_back_the_words_read_in_the_photo(
+    copies: tuple[Path, Path], tmp_path: Path, database: str | None
+) -> None:
+    from indexer.core.storage.collection import Collection
+    from indexer.core.storage.text import TextResult, TextStatus
+
+    data, copy = copies
+    db = ["--db", database] if database else []
+    with Collection.open(data, db_url=database) as c:
+        photo = c.photo_by_path(copy)
+        assert photo is not None
+        read = TextResult(photo.id, photo.content_hash, "test-engine 1", TextStatus.OK, "INVOICE 2023")
+        c.write_texts([read])
+    assert _cli("duplicates", "--data", str(data), *db, "--quarantine", str(tmp_path / "q")) == 0
+    with Collection.open(data, db_url=database) as c:
+        assert c.text_matches("invoice", 5) == []
+    (manifest,) = (tmp_path / "q").glob("dualens-*/manifest.json")
+    assert _cli("duplicates", "--data", str(data), *db, "--undo", str(manifest)) == 0  # through rows.json
+    with Collection.open(data, db_url=database) as c:
+        assert [m.photo_id for m in c.text_matches("invoice 2023", 5)] == [photo.id]
+    assert _check(data, database) == 0

@@ -3,8 +3,9 @@
 A move aside and its undo are writers of the collection, as an indexer is: they run inside
 :func:`writer` (the indexer's locks, the database checked writable, refused in one line otherwise)
 before any file moves. :func:`take_out` deletes the rows of photos whose files were just moved away and
-returns them whole (every column, vectors included); :func:`put_back` inserts such rows again under
-their own ids, except where a row holds that id or path again (a `dualens index` ran meanwhile).
+returns them whole (every column, vectors and recognised text included); :func:`put_back` inserts
+such rows again under their own ids, except where a row holds that id or path again (a `dualens
+index` ran meanwhile).
 Each bumps the generation in the transaction that changes the rows and then brings the vector index
 files in line with a delta (``VectorIndexes.update``), so `dualens check` passes right after either.
 :func:`save_rows`/:func:`load_rows` keep the rows beside the quarantine's manifest (JSON, bytes in
@@ -30,11 +31,15 @@ from indexer.core.errors import CollectionError
 from indexer.core.storage.collection import Collection
 from indexer.core.storage.database import InfoKey, bump_generation
 from indexer.core.storage.locks import collection_lock
-from indexer.core.storage.schema import CollectionInfo, Photo, PhotoStatus
+from indexer.core.storage.schema import CollectionInfo, Photo, PhotoStatus, PhotoText, TextStatus
 
 Row = dict[str, Any]
 _CHUNK = 500
 ROWS_NAME = "rows.json"  # beside the quarantine's manifest.json
+TEXT_KEY = "recognised_text"  # a set-aside row's photo_text row (its words come back with it)
+# photo_text's own columns (a server's generated tsvector column is not one of the model's)
+_TEXT_COLUMNS = tuple(PhotoText.__table__.columns)
+_TEXT_NAMES = frozenset(c.name for c in _TEXT_COLUMNS)
 _ROWS_KIND = "dualens-set-aside"
 
 
@@ -69,7 +74,10 @@ def take_out(collection: Collection, ids: Sequence[int]) -> list[Row]:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             found = s.execute(select(*columns).where(Photo.id.in_(chunk))).mappings().all()
-            rows += [dict(r) for r in found]
+            texts = s.execute(select(*_TEXT_COLUMNS).where(PhotoText.photo_id.in_(chunk))).mappings().all()
+            by_photo = {int(t["photo_id"]): dict(t) for t in texts}
+            rows += [_with_text(dict(r), by_photo.get(int(r["id"]))) for r in found]
+            s.execute(delete(PhotoText).where(PhotoText.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
         if rows:
             bump_generation(s)
@@ -90,13 +98,22 @@ def put_back(collection: Collection, rows: Sequence[Row]) -> list[int]:
                 select(Photo.id).where(or_(Photo.id == row["id"], Photo.path == row["path"]))
             ).first()
             if taken is None:
-                s.execute(insert(Photo).values(**row))
+                photo = {k: v for k, v in row.items() if k != TEXT_KEY}
+                s.execute(insert(Photo).values(**photo))
+                if row.get(TEXT_KEY):  # its recognised text too, so it is found by its words at once
+                    s.execute(insert(PhotoText).values(**row[TEXT_KEY]))
                 back.append(int(row["id"]))
         if back:
             bump_generation(s)
     if back:
         collection.indexes.update(before, [], back)
     return back
+
+
+def _with_text(row: Row, text: Row | None) -> Row:
+    if text is not None:
+        row[TEXT_KEY] = {k: v for k, v in text.items() if k in _TEXT_NAMES}
+    return row
 
 
 def rows_file(manifest: Path) -> Path:
@@ -106,6 +123,8 @@ def rows_file(manifest: Path) -> Path:
 
 
 def _encode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, datetime):
@@ -115,19 +134,21 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(row: dict[str, Any]) -> Row:
-    columns = Photo.__table__.columns
+def _decode(row: dict[str, Any], table: Any = Photo.__table__) -> Row:
+    columns = table.columns
     out: Row = {}
     for name, value in row.items():
         column = columns.get(name)
-        if column is None or value is None:
+        if name == TEXT_KEY and table is Photo.__table__ and isinstance(value, dict):
+            out[name] = _decode(value, PhotoText.__table__)
+        elif column is None or value is None:
             out[name] = value
         elif isinstance(column.type, LargeBinary):
             out[name] = base64.b64decode(value)
         elif isinstance(column.type, DateTime):
             out[name] = datetime.fromisoformat(value)
         elif name == "status":  # an enum, kept by its value
-            out[name] = PhotoStatus(value)
+            out[name] = PhotoStatus(value) if table is Photo.__table__ else TextStatus(value)
         else:
             out[name] = value
     return out
