@@ -69,6 +69,7 @@ button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; 
 .dl-band-good {color: #3b5bdb;}
 .dl-band-weak {color: #5f6670;}
 .dl-words {font-size: 0.75rem; color: #3d434a; overflow-wrap: anywhere;} .dl-words mark {padding: 0 0.1em;}
+.dl-words-label {color: #565d67;}
 .dl-divider {margin: 1.2rem 0 0.6rem 0; padding-top: 0.6rem; border-top: 1px dashed #ced4da;
              color: #6b7280; font-size: 0.9rem;}
 .dl-context {font-size: 1.05rem; margin: 0;}

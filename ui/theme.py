@@ -29,6 +29,10 @@ CSS = """
   .dl-band-good {color: #9db4ff;}
   .dl-divider {border-top-color: #3d434c; color: #a8afb9;}
   .dl-meta td {border-bottom-color: #2c3038;}
+  /* words read in the photo: light grey text, matched words on a dark amber, not glaring yellow */
+  .dl-words {color: #c9d1d9;}
+  .dl-words mark {background-color: #6b5200; color: #ffffff;}
+  .dl-words-label {color: #a8afb9;}
   /* primary buttons keep the darker red with white text (5.6:1) */
 }
 </style>

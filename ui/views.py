@@ -400,7 +400,7 @@ def words_html(hit: Hit, limit: int | None = None) -> str:
     text = text_snippet(hit.text, hit.text_words, limit) if limit else hit.text
     pieces = word_segments(text, hit.text_words)
     body = "".join(f"<mark>{_esc(p)}</mark>" if matched else _esc(p) for p, matched in pieces)
-    return f'<div class="dl-words"><span class="dl-sr">Words in the photo: </span>{body}</div>'
+    return f'<div class="dl-words"><span class="dl-words-label">Words in the photo: </span>{body}</div>'
 
 
 def more_button(more: bool, capped: bool = False) -> None:

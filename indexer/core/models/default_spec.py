@@ -44,9 +44,9 @@ def model_hint(model_id: str | None) -> str | None:
         return None
     return (
         "the offline default model is small: an ImageNet classifier (1,000 everyday objects, animals "
-        "and scenes) aligned with 7,091 captioned photos; it misses text in photos, counts and "
-        f"relations, and much that is rare. For those, index with a CLIP model: --model {CLIP_SUGGESTION} "
-        "(downloaded once, ~600 MB)"
+        "and scenes) aligned with 7,091 captioned photos; it misses counts, relations and much that "
+        f"is rare. For those, index with a CLIP model: --model {CLIP_SUGGESTION} (downloaded once, "
+        '~600 MB). Words written in photos are read separately: search them with text:"…"'
     )
 
 
