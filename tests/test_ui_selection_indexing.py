@@ -31,7 +31,7 @@ def test_a_folder_is_refused_in_one_line_unless_it_is_a_readable_folder_the_serv
         "photos": "is not a full path",
         str(allowed / ".." / "elsewhere"): "is not a full path",
         str(allowed / "missing"): "there is no folder",
-        str(elsewhere): "outside the folders this server may read",
+        str(elsewhere): "to allow others",  # and how: DUALENS_UI_ADD_FOLDERS
         str(allowed / "link"): "outside the folders this server may read",  # a link out of it
         str(data): "holds the collection's own data folder",
         str(allowed): "holds the collection's own data folder",

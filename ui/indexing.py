@@ -95,7 +95,10 @@ def check_folder(raw: str, allowed: Sequence[Path], data_dir: str | os.PathLike[
     real = folder.resolve()
     if not PathGuard(allowed).inside_roots(real):
         places = ", ".join(printable(str(p)) for p in allowed) or "none"
-        raise UsageError(f"{shown} is outside the folders this server may read ({places})")
+        raise UsageError(
+            f"{shown} is outside the folders this server may read ({places}); "
+            f"start it with {ALLOWED_ENV}=/path/one:/path/two to allow others"
+        )
     data = Path(data_dir).resolve()
     if real == data or data in real.parents or real in data.parents:
         raise UsageError(f"{shown} holds the collection's own data folder; choose the photos' folder")
