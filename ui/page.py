@@ -111,9 +111,4 @@ def results(
         views.no_results(current, active)
         return
     views.result_grid(backend, page.hits, current.text if current.kind == "text" else "")
-    more = state.can_show_more(page.has_more)
-    views.more_button(more, capped=page.has_more and not more)
-    state.advance_detail([h.id for h in page.hits])
-    detail = state.detail_id()
-    if detail is not None:
-        viewer.viewer(backend, detail, page.hits, more)
+    viewer.more_and_viewer(backend, page.hits, page.has_more)

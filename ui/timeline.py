@@ -73,9 +73,4 @@ def render(backend: UiBackend, current: state.View, active: Filters) -> None:
         for month, hits in month_groups(page.hits):
             st.markdown(f'<h3 class="dl-month">{views._esc(month)}</h3>', unsafe_allow_html=True)
             views._grid(backend, hits)
-        more = state.can_show_more(page.has_more)
-        views.more_button(more, capped=page.has_more and not more)
-        state.advance_detail([h.id for h in page.hits])
-        detail = state.detail_id()
-        if detail is not None:
-            viewer.viewer(backend, detail, page.hits, more)
+        viewer.more_and_viewer(backend, page.hits, page.has_more)

@@ -16,7 +16,7 @@ from search import Hit
 from ui import state
 from ui.backend import UiBackend
 from ui.thumbnails import placeholder
-from ui.views import _esc, alt_text, meta_table, words_html
+from ui.views import _esc, alt_text, meta_table, more_button, words_html
 
 
 def _neighbours(hits: Sequence[Hit], photo_id: int) -> tuple[int | None, int | None, int | None]:
@@ -110,3 +110,14 @@ def viewer(backend: UiBackend, photo_id: int, hits: Sequence[Hit], more: bool = 
                 on_click="ignore",
                 key="viewer-download",
             )
+
+
+def more_and_viewer(backend: UiBackend, hits: Sequence[Hit], has_more: bool) -> None:
+    """Under a page of photos (results or the timeline): Show more while it can add photos, and the
+    viewer over the page when a photo of it is open."""
+    more = state.can_show_more(has_more)
+    more_button(more, capped=has_more and not more)
+    state.advance_detail([h.id for h in hits])
+    detail = state.detail_id()
+    if detail is not None:
+        viewer(backend, detail, hits, more)
