@@ -55,7 +55,7 @@ ui: $(STAMP)
 SCREENSHOTS ?= $(CURDIR)/build/ui-screenshots
 
 test: $(STAMP)
-	DUALENS_UI_SCREENSHOTS=$(SCREENSHOTS) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DUALENS_UI_SCREENSHOTS=$(SCREENSHOTS) $(BIN)/python -m pytest --durations=40 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
