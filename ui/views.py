@@ -19,6 +19,7 @@ from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood, text_snippet, word_segments
+from search.relevance import band_chance
 from ui import selection, state, thumbsize
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
@@ -441,9 +442,13 @@ def meta_table(hit: Hit, with_scores: bool) -> str:
         rows += [
             ("Cosine similarity", f"{hit.cosine:.4f}"),
             ("Model logit", f"{hit.logit:.3f}"),
-            # the model's softmax over the query's top results (sigmoid for SigLIP): a share among
-            # them, not a calibrated chance that the photo matches; the Match band is that verdict
-            ("Probability", f"{hit.probability:.1%} (model's raw score among these results, not the match)"),
+            # a banded hit: how often its band was right in labelled tests (search/relevance.py); else
+            # the model's softmax share among the top results (sigmoid for SigLIP), said to be one
+            (
+                "Probability",
+                band_chance(hit.relevance)
+                or f"{hit.probability:.1%} (the model's share among these results, not a chance of matching)",
+            ),
         ]
     body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="dl-meta">{body}</table>'
