@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from search.prestart import start as prestart_text_tower
     from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
     from search.query import Query, Term, TermKind, parse_query
+    from search.relevance import band_chance
     from search.searcher import IndexReport, Searcher
     from search.text_terms import text_snippet, word_segments
     from search.understand import Interpretation, Understood
@@ -38,6 +39,7 @@ _LAZY: dict[str, tuple[str, str]] = {
         for n in ("Expected", "QuarantineReport", "UndoReport", "move_aside", "undo")
     },
     **{n: ("search.query", n) for n in ("Query", "Term", "TermKind", "parse_query")},
+    "band_chance": ("search.relevance", "band_chance"),
     **{n: ("search.searcher", n) for n in ("IndexReport", "Searcher")},
     **{n: ("search.text_terms", n) for n in ("text_snippet", "word_segments")},
     **{n: ("search.understand", n) for n in ("Interpretation", "Understood")},
@@ -79,6 +81,7 @@ __all__ = [
     "TermKind",
     "Understood",
     "UndoReport",
+    "band_chance",
     "collection_exists",
     "find_duplicates",
     "move_aside",

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from search import Hit
-from search.relevance import band_chance
+from search import Hit, band_chance
 from ui.views import meta_table
 
 

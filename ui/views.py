@@ -18,8 +18,7 @@ import streamlit as st
 from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
-from search import Facets, Filters, Hit, Stats, Understood, text_snippet, word_segments
-from search.relevance import band_chance
+from search import Facets, Filters, Hit, Stats, Understood, band_chance, text_snippet, word_segments
 from ui import selection, state, thumbsize
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
