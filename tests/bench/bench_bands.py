@@ -8,11 +8,13 @@
 Each data set becomes labelled text queries over a collection of its photos (the default offline
 model, vectors through the evaluation cache, so only the first run embeds):
 
-- keywords (flickr8k): for each of :data:`CONCEPTS`, "a dog" and "a photo of a dog"; the right photos
+Queries in tests/bench/band_queries.py:
+
+- keywords (flickr8k): for each of ``CONCEPTS``, "a dog" and "a photo of a dog"; the right photos
   are those one of whose five captions says the word (or a plural or synonym: "puppy");
-- natural (flickr8k): :data:`NATURAL` queries such as "a dog on a beach"; right: captions say both;
-- thing-in-place (flickr8k): each of :data:`PAIR_THINGS` in each of :data:`PAIR_PLACES` ("a dog in
-  the snow"); right: captions say both (the near misses: the thing elsewhere, the place without it);
+- natural (flickr8k): ``NATURAL`` queries such as "a dog on a beach"; right: captions say both;
+- thing-in-place (flickr8k): each of ``PAIR_THINGS`` in each of ``PAIR_PLACES`` ("a dog in the
+  snow"); right: captions say both (the near misses: the thing elsewhere, the place without it);
 - classes (imagenet-sample): "a photo of a {class}" and "{class}" -> the photo of that class;
 - captions (flickr8k): each caption -> its photo; another photo the caption also describes counts as
   wrong, so this precision is a lower bound (reported apart, no target).
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search.relevance import Relevance
+from tests.bench.band_queries import CONCEPTS, NATURAL, PAIR_PLACES, PAIR_THINGS
 
 if TYPE_CHECKING:
     from indexer.core.models import DualEncoder
@@ -47,104 +50,6 @@ PAGE = 24
 HELD_OUT = 300
 TARGETS = {"strong": 0.90, "good": 0.70}
 NONSENSE_TARGET = 0.90
-# concept: (query, words a caption says when the photo shows it)
-CONCEPTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "dog": ("a dog", ("dog", "dogs", "puppy", "puppies")),
-    "cat": ("a cat", ("cat", "cats", "kitten")),
-    "horse": ("a horse", ("horse", "horses", "pony")),
-    "bird": ("a bird", ("bird", "birds")),
-    "cow": ("a cow", ("cow", "cows", "cattle", "bull")),
-    "sheep": ("a sheep", ("sheep", "lamb")),
-    "ball": ("a ball", ("ball", "balls")),
-    "bicycle": ("a bicycle", ("bicycle", "bicycles", "bike", "bikes", "cyclist", "biker", "bmx")),
-    "motorcycle": ("a motorcycle", ("motorcycle", "motorcycles", "motorbike", "motorcyclist", "dirt bike")),
-    "car": ("a car", ("car", "cars")),
-    "boat": ("a boat", ("boat", "boats", "canoe", "kayak", "raft", "sailboat")),
-    "skateboard": (
-        "a skateboarder",
-        ("skateboard", "skateboarder", "skateboarding", "skateboards", "skater"),
-    ),
-    "surf": ("a surfer", ("surfer", "surfers", "surfboard", "surfing", "surfs")),
-    "snow": ("snow", ("snow", "snowy", "snowboard", "snowboarder", "snowboarding")),
-    "beach": ("a beach", ("beach", "beaches", "shore")),
-    "water": ("water", ("water",)),
-    "grass": ("grass", ("grass", "grassy", "lawn")),
-    "tree": ("a tree", ("tree", "trees", "forest", "woods")),
-    "mountain": ("a mountain", ("mountain", "mountains", "hill", "hills")),
-    "rock": ("rocks", ("rock", "rocks", "rocky", "boulder", "cliff")),
-    "sand": ("sand", ("sand", "sandy")),
-    "ocean": ("the ocean", ("ocean", "sea", "waves", "wave")),
-    "pool": ("a swimming pool", ("pool", "swimming pool")),
-    "lake": ("a lake", ("lake", "river", "pond", "stream")),
-    "street": ("a street", ("street", "streets", "road", "sidewalk")),
-    "city": ("a city", ("city", "buildings", "building", "urban")),
-    "field": ("a field", ("field", "meadow")),
-    "child": ("a child", ("child", "children", "kid", "kids", "boy", "boys", "girl", "girls", "toddler")),
-    "baby": ("a baby", ("baby", "babies", "infant", "toddler")),
-    "man": ("a man", ("man", "men", "guy")),
-    "woman": ("a woman", ("woman", "women", "lady")),
-    "crowd": ("a crowd of people", ("crowd", "crowds", "crowded")),
-    "football": ("football", ("football", "footballs")),
-    "soccer": ("soccer", ("soccer",)),
-    "basketball": ("basketball", ("basketball",)),
-    "frisbee": ("a frisbee", ("frisbee", "frisbees")),
-    "stick": ("a stick", ("stick", "sticks")),
-    "hat": ("a hat", ("hat", "hats", "cap")),
-    "helmet": ("a helmet", ("helmet", "helmets")),
-    "sunglasses": ("sunglasses", ("sunglasses",)),
-    "bridge": ("a bridge", ("bridge",)),
-    "train": ("a train", ("train", "trains")),
-    "bench": ("a bench", ("bench", "benches")),
-    "stairs": ("stairs", ("stairs", "steps", "staircase")),
-    "fountain": ("a fountain", ("fountain", "fountains")),
-    "tent": ("a tent", ("tent", "tents")),
-    "fire": ("fire", ("fire", "campfire")),
-    "guitar": ("a guitar", ("guitar", "guitars", "guitarist")),
-    "flag": ("a flag", ("flag", "flags")),
-    "playground": ("a playground", ("playground", "swing", "swings", "slide", "jungle gym")),
-    "umbrella": ("an umbrella", ("umbrella", "umbrellas")),
-    "dirt": ("mud", ("dirt", "mud", "muddy")),
-    "climbing": ("rock climbing", ("climbing", "climber", "climbs", "climb")),
-    "swimming": ("swimming", ("swimming", "swims", "swim", "swimmer")),
-    "jumping": ("jumping", ("jumping", "jumps", "jump", "leaps", "leaping")),
-    "running": ("running", ("running", "runs", "run", "runner")),
-    "night": ("at night", ("night", "dark")),
-    "costume": ("a costume", ("costume", "costumes", "mask")),
-    "skiing": ("skiing", ("ski", "skiing", "skier", "skiers", "skis")),
-    "toy": ("a toy", ("toy", "toys")),
-}
-NATURAL: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("a dog on a beach", ("dog", "beach")),
-    ("two children playing in the snow", ("child", "snow")),
-    ("a dog running through the grass", ("dog", "grass")),
-    ("a dog swimming in the water", ("dog", "water")),
-    ("a dog playing in the snow", ("dog", "snow")),
-    ("a dog catching a frisbee", ("dog", "frisbee")),
-    ("a dog with a ball", ("dog", "ball")),
-    ("a boy jumping into a swimming pool", ("child", "pool")),
-    ("a man riding a bicycle", ("man", "bicycle")),
-    ("a surfer riding a wave", ("surf", "ocean")),
-    ("a skier on a snowy mountain", ("skiing", "snow")),
-    ("a man climbing a rock", ("climbing", "rock")),
-    ("children on a playground", ("child", "playground")),
-    ("a girl at the beach", ("child", "beach")),
-    ("people walking down a city street", ("street",)),
-    ("a boat on a lake", ("boat", "lake")),
-    ("a football game", ("football",)),
-    ("a horse in a field", ("horse", "field")),
-    ("a woman in a hat", ("woman", "hat")),
-    ("a child in the water", ("child", "water")),
-)
-
-# a thing in a place ("a dog in the snow"): right when the captions say both; photos of the thing
-# elsewhere, or of the place without it, are the near misses (as related classes are on imagenet)
-PAIR_THINGS = ("dog", "child", "man", "woman", "horse", "bird", "bicycle", "car", "boat", "ball")
-PAIR_PLACES = {
-    "beach": "on a beach", "snow": "in the snow", "water": "in the water", "grass": "on the grass",
-    "street": "on a street", "field": "in a field", "pool": "in a swimming pool", "ocean": "in the ocean",
-    "mountain": "on a mountain", "rock": "on the rocks", "sand": "in the sand", "lake": "by a lake",
-    "city": "in a city", "playground": "on a playground", "tree": "near trees",
-}  # fmt: skip
 
 
 def shared_datasets() -> Path | None:
