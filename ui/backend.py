@@ -43,13 +43,14 @@ from ui.thumbsize import snap
 
 log = logging.getLogger(__name__)
 
-RequestKind = Literal["text", "similar", "image"]
+RequestKind = Literal["text", "similar", "image", "timeline"]
 
 
 @dataclass(frozen=True)
 class SearchRequest:
     """What the user asked for, from the page or the HTTP API. ``photo_id`` is a database id, never
-    a path; ``offset`` hits are skipped, then ``limit`` are shown."""
+    a path; ``offset`` hits are skipped, then ``limit`` are shown. ``timeline``: the photos the
+    filters allow, newest first (no query: match bands, minimum score and ``sort`` do not apply)."""
 
     kind: RequestKind
     text: str = ""
@@ -159,6 +160,9 @@ class Backend:
             if image is None:
                 raise QueryError("no uploaded photo")
             hits = self.searcher.search_image(image, k=k, offset=offset, filters=filters, sort=sort)
+        elif request.kind == "timeline":
+            filters = replace(filters, min_match=None, min_score=None)  # nothing ranked: no bands
+            hits = self.searcher.list_by_date(filters, k=k, offset=offset)
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]

@@ -25,7 +25,7 @@ from indexer.core.errors import (
     QueryError,
     UsageError,
 )
-from search import Facets, Filters, FolderOption, PlaceOption, Stats, Understood, parse_date
+from search import Facets, Filters, FolderOption, Hit, PlaceOption, Stats, Understood, parse_date
 
 MAX_K = 200  # hits per request (`k`)
 MAX_OFFSET = 10_000  # hits a request may skip (`offset`)
@@ -263,6 +263,54 @@ class SearchPage(Page):
 
 class SimilarPage(Page):
     photo_id: int
+
+
+UNDATED = "Undated"
+
+
+def month_key(hit: Hit) -> str | None:
+    """ "2019-07": the month of the date the timeline sorts a photo by (date taken, else the file's
+    date); None when it has neither (no date taken and a file dated at or before the epoch)."""
+    when: datetime | None = hit.taken_at or hit.mtime
+    if when is None or (hit.taken_at is None and when.timestamp() <= 0):
+        return None
+    return f"{when:%Y-%m}"
+
+
+def month_label(key: str | None) -> str:
+    """ "July 2019" for "2019-07"; ``UNDATED`` for None."""
+    return UNDATED if key is None else f"{datetime.strptime(key, '%Y-%m'):%B %Y}"
+
+
+class MonthGroup(BaseModel):
+    """A run of a timeline page's photos taken in one month (``month`` None: undated, always last)."""
+
+    month: str | None  # "2019-07"
+    label: str  # "July 2019" | "Undated"
+    count: int  # photos of this page in it
+
+    @classmethod
+    def runs(cls, hits: list[Hit]) -> list[MonthGroup]:
+        """The page's months in the order of its hits (newest first), the undated ones last."""
+        groups: list[MonthGroup] = []
+        undated = 0
+        for hit in hits:
+            key = month_key(hit)
+            if key is None:
+                undated += 1
+            elif groups and groups[-1].month == key:
+                groups[-1].count += 1
+            else:
+                groups.append(cls(month=key, label=month_label(key), count=1))
+        return groups + ([cls(month=None, label=UNDATED, count=undated)] if undated else [])
+
+
+class TimelinePage(Page):
+    """The collection newest first (date taken, else the file's date), the filters applied; ``total``:
+    photos they allow; ``months``: each hit's month key (None: undated), ``groups``: their runs."""
+
+    months: list[str | None] = []
+    groups: list[MonthGroup] = []
 
 
 class LabelOut(BaseModel):
