@@ -1,0 +1,87 @@
+"""In a real headless Chromium on real photos (tests/helpers/ui_photo_server.py: 20 shared
+imagenet-sample photos dated by their files, 4 with an EXIF date taken, one undated): the timeline
+of `dualens ui --api` (the page a client of a real `dualens serve`), the sort order kept in the URL,
+and the selection bar and the viewer on a phone. Skips cleanly without Debian's chromium or the
+shared photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, _page, _shot
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from tests.helpers.api_server import Server  # noqa: E402
+from tests.helpers.ui_photo_server import IMAGENET, Planted, plant_collection, serve  # noqa: E402
+from tests.test_ui_browser_timeline import GRID_IMAGES, _headings, _months, _names, _timeline  # noqa: E402
+
+PAGE_SIZE = 16
+
+pytestmark = [
+    # a real browser on a shared 2-core machine: a click can land during a rerun of the page
+    pytest.mark.flaky(reruns=2, reruns_delay=1),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
+    pytest.mark.skipif(not IMAGENET.is_dir(), reason="needs the shared imagenet-sample photos"),
+]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    return plant_collection(tmp_path_factory.mktemp("ui-uimisc"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def api_page(planted: Planted) -> Iterator[str]:
+    """`dualens ui --api`: a page that reads nothing of the collection, a client of `dualens serve`."""
+    service = Server(planted.data)
+    nowhere = planted.data.parent / "no-collection-here"
+    try:
+        with serve(
+            nowhere,
+            planted.data.parent / "streamlit-api.log",
+            DUALENS_API_URL=service.url,
+            DUALENS_UI_PAGE_SIZE=str(PAGE_SIZE),
+        ) as url:
+            yield url
+    finally:
+        service.stop()
+
+
+def test_the_timeline_over_the_api_shows_the_photos_newest_first_by_month(
+    api_page: str, browser, planted: Planted, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page = _page(browser, DESKTOP)
+    page.goto(api_page)
+    _timeline(page)
+    # the planted photos' EXIF dates (2021) first, though their files are the oldest: the service's order
+    assert _names(page) == planted.newest_first[:PAGE_SIZE]
+    assert _headings(page) == _months(planted, PAGE_SIZE)
+    page.get_by_text(f"{PAGE_SIZE} of {len(planted.newest_first)} photos").wait_for()
+    _shot(page, "desktop-timeline-api", tmp_path)
+    page.get_by_role("button", name="Show more").click()
+    total = len(planted.newest_first)
+    _timeline(page, total)
+    assert _names(page) == planted.newest_first
+    assert _headings(page) == _months(planted, total) and _headings(page)[-1] == "Undated"
+    page.locator(GRID_IMAGES).first.click()  # the viewer opens over the service's timeline too
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"1 of {total}").wait_for()
+    assert planted.newest_first[0] in dialog.inner_text()
+    page.close()
