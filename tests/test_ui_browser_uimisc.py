@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, _page, _shot
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, _context, _page, _shot
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -84,4 +84,49 @@ def test_the_timeline_over_the_api_shows_the_photos_newest_first_by_month(
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"1 of {total}").wait_for()
     assert planted.newest_first[0] in dialog.inner_text()
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def local_page(planted: Planted) -> Iterator[str]:
+    """`dualens ui` on the collection itself."""
+    with serve(
+        planted.data, planted.data.parent / "streamlit.log", DUALENS_UI_PAGE_SIZE=str(PAGE_SIZE)
+    ) as url:
+        yield url
+
+
+def _shown(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.wait_for_function(f"() => document.querySelectorAll('{GRID_IMAGES}').length >= {PAGE_SIZE}")
+    return [str(t) for t in page.locator(".dl-name").evaluate_all("els => els.map(e => e.title)")]
+
+
+def _in_date_order(names: list[str], planted: Planted) -> bool:
+    return names == [n for n in planted.newest_first if n in set(names)]
+
+
+def test_the_sort_order_is_kept_in_the_url_and_restored_by_back_and_forward(
+    local_page: str, browser, planted: Planted
+) -> None:  # type: ignore[no-untyped-def]
+    page = _page(browser, DESKTOP)
+    page.goto(f"{local_page}/?similar=1&sort=date")  # photos like the first indexed one, newest first
+    _context(page, "Photos similar to").wait_for()
+    newest = page.get_by_role("radio", name="Newest first")
+    assert newest.is_checked()
+    by_date = _shown(page)
+    assert len(by_date) == PAGE_SIZE and _in_date_order(by_date, planted)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Best match").click()
+    page.wait_for_url(lambda url: "sort=" not in url and "similar=1" in url)  # the default: left out
+    page.wait_for_function(f"() => document.querySelector('.dl-name')?.title !== {by_date[0]!r}")
+    assert not _in_date_order(_shown(page), planted)
+    page.go_back()  # the page before: newest first again, from its URL
+    page.wait_for_url(lambda url: "sort=date" in url)
+    _context(page, "Photos similar to").wait_for()
+    assert page.get_by_role("radio", name="Newest first").is_checked()
+    assert _shown(page) == by_date
+    page.go_forward()
+    page.wait_for_url(lambda url: "sort=" not in url)
+    _context(page, "Photos similar to").wait_for()
+    assert page.get_by_role("radio", name="Best match").is_checked()
+    assert not _in_date_order(_shown(page), planted)
     page.close()
