@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, _context, _page, _shot
+from tests.test_ui_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    _axe_violations,
+    _context,
+    _page,
+    _results,
+    _shot,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -129,4 +139,79 @@ def test_the_sort_order_is_kept_in_the_url_and_restored_by_back_and_forward(
     _context(page, "Photos similar to").wait_for()
     assert page.get_by_role("radio", name="Best match").is_checked()
     assert not _in_date_order(_shown(page), planted)
+    page.close()
+
+
+# ---------------------------------------------------------------------- a phone (390×844)
+
+HORIZONTAL_SCROLL = "() => document.scrollingElement.scrollWidth > document.scrollingElement.clientWidth"
+SMALL_TARGETS = (  # the visible buttons and links under a selector smaller than 44×44 CSS pixels
+    "(sel) => Array.from(document.querySelectorAll(sel + ' button, ' + sel + ' a'))"
+    ".map(b => [b.innerText.trim() || b.getAttribute('aria-label'), b.getBoundingClientRect()])"
+    ".filter(([, r]) => r.width > 0 && (r.width < 44 || r.height < 44))"
+    ".map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`)"
+)
+
+
+def _box(page, selector: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    found = page.locator(f"{selector} >> visible=true").first.bounding_box()
+    assert found is not None, selector
+    return dict(found)
+
+
+def test_on_a_phone_the_selection_bar_stays_at_hand_with_touch_sized_buttons(
+    local_page: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page = _page(browser, PHONE)
+    page.goto(local_page)
+    _results(page, "a fish")
+    boxes = page.locator('[class*="st-key-sel-"] label')
+    boxes.nth(0).click()
+    page.locator(".st-key-selection-bar .dl-selected", has_text="1 selected").wait_for()
+    boxes.nth(1).click()
+    page.locator(".st-key-selection-bar .dl-selected", has_text="2 selected").wait_for()
+    page.get_by_role("button", name="Download 2 as zip").wait_for()
+    assert not page.evaluate(HORIZONTAL_SCROLL)
+    assert page.evaluate(SMALL_TARGETS, ".st-key-selection-bar") == []
+    for name in ("Copy paths", "Move aside", "Clear selection"):  # icons on a phone, named for everyone
+        page.locator(".st-key-selection-bar").get_by_role("button", name=name).wait_for()
+    bar = _box(page, ".st-key-selection-bar")
+    assert bar["y"] + bar["height"] <= PHONE["height"] and bar["width"] <= PHONE["width"]
+    assert bar["height"] < PHONE["height"] / 4  # the photos stay in view above it
+    page.mouse.move(195, 300)
+    page.mouse.wheel(0, 1500)  # scrolled down the grid: the bar is where it was
+    page.wait_for_timeout(400)
+    assert _box(page, ".st-key-selection-bar") == bar
+    _shot(page, "phone-selection-bar", tmp_path)
+    assert _axe_violations(page) == [], "phone, photos selected"
+    page.locator(".st-key-selection-bar").get_by_role("button", name="Clear selection").click()
+    page.locator(".st-key-selection-bar").wait_for(state="detached")
+    page.close()
+
+
+def test_on_a_phone_the_viewer_shows_the_photo_above_its_details_with_touch_sized_controls(
+    local_page: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page = _page(browser, PHONE)
+    page.goto(local_page)
+    _results(page, "a fish")
+    page.locator(GRID_IMAGES).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"1 of {PAGE_SIZE}").wait_for()
+    dialog.locator('[data-testid="stImage"] img').first.wait_for()
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    assert not page.evaluate(HORIZONTAL_SCROLL)
+    assert page.evaluate(SMALL_TARGETS, '[role="dialog"]') == []
+    photo = _box(page, '[role="dialog"] [data-testid="stImage"] img')
+    details = _box(page, '[role="dialog"] .dl-meta')
+    assert photo["y"] + photo["height"] <= details["y"]  # the photo first, then what it is
+    assert photo["y"] + photo["height"] <= PHONE["height"]  # seen whole without scrolling
+    assert photo["x"] >= 0 and photo["x"] + photo["width"] <= PHONE["width"]
+    previous, following = _box(page, ".st-key-viewer-prev button"), _box(page, ".st-key-viewer-next button")
+    assert previous["y"] == following["y"]  # side by side, under the thumb
+    assert _box(page, ".st-key-viewer-actual")["y"] > photo["y"]  # the 1:1 switch under the photo
+    _shot(page, "phone-viewer", tmp_path)
+    assert _axe_violations(page) == [], "phone viewer"
+    dialog.get_by_role("button", name="Next").click()
+    dialog.get_by_text(f"2 of {PAGE_SIZE}").wait_for()
     page.close()
