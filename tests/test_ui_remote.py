@@ -179,3 +179,16 @@ def test_every_error_the_api_answers_is_read_back_as_its_own_class() -> None:
     assert error_class(422, "bad_request") is ImageError and error_class(413, "too_large") is UploadTooLarge
     assert (NotFoundError.http_status, QueryError.http_status, CollectionError.http_status) == (404, 400, 503)
     assert error_class(422, "invalid_request") is None  # a request that fails validation: no typed error
+
+
+def test_the_total_counts_only_the_photos_a_place_term_allows(pair: tuple[Backend, RemoteBackend]) -> None:
+    local, remote = pair
+    everywhere = SearchRequest("text", text='"a photo"', limit=20)
+    in_paris = SearchRequest("text", text='"a photo" + place:"Paris"', limit=20)
+    nice = Filters(place="Nice")
+    elsewhere = SearchRequest("text", text='"a photo" + place:"Paris"', filters=nice, limit=20)
+    for backend in (local, remote):
+        assert backend.run(everywhere).total == 12
+        page = backend.run(in_paris)
+        assert len(page.hits) == 3 and page.total == 3 and not page.has_more  # "3 of 3", not "3 of 12"
+        assert backend.run(elsewhere).total == 0  # two places: no photo is in both
