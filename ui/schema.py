@@ -10,6 +10,7 @@ back through ``Hit.from_json`` (search/hits.py, the hit's own codec).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -282,6 +283,22 @@ def month_label(key: str | None) -> str:
     return UNDATED if key is None else f"{datetime.strptime(key, '%Y-%m'):%B %Y}"
 
 
+def month_runs(hits: Sequence[Hit]) -> list[tuple[str | None, list[Hit]]]:
+    """The hits (newest first) in runs of one month each (:func:`month_key`), in their order; the
+    undated ones in one run, last, whatever their place in ``hits``."""
+    runs: list[tuple[str | None, list[Hit]]] = []
+    undated: list[Hit] = []
+    for hit in hits:
+        key = month_key(hit)
+        if key is None:
+            undated.append(hit)
+        elif runs and runs[-1][0] == key:
+            runs[-1][1].append(hit)
+        else:
+            runs.append((key, [hit]))
+    return runs + ([(None, undated)] if undated else [])
+
+
 class MonthGroup(BaseModel):
     """A run of a timeline page's photos taken in one month (``month`` None: undated, always last)."""
 
@@ -290,19 +307,9 @@ class MonthGroup(BaseModel):
     count: int  # photos of this page in it
 
     @classmethod
-    def runs(cls, hits: list[Hit]) -> list[MonthGroup]:
+    def runs(cls, hits: Sequence[Hit]) -> list[MonthGroup]:
         """The page's months in the order of its hits (newest first), the undated ones last."""
-        groups: list[MonthGroup] = []
-        undated = 0
-        for hit in hits:
-            key = month_key(hit)
-            if key is None:
-                undated += 1
-            elif groups and groups[-1].month == key:
-                groups[-1].count += 1
-            else:
-                groups.append(cls(month=key, label=month_label(key), count=1))
-        return groups + ([cls(month=None, label=UNDATED, count=undated)] if undated else [])
+        return [cls(month=key, label=month_label(key), count=len(run)) for key, run in month_runs(hits)]
 
 
 class TimelinePage(Page):

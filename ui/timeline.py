@@ -17,7 +17,9 @@ import streamlit as st
 from search import Filters, Hit
 from ui import state, viewer, views
 from ui.backend import ResultPage, SearchRequest, UiBackend
-from ui.schema import UNDATED, month_key, month_label
+from ui.schema import UNDATED, month_key, month_label, month_runs
+
+__all__ = ["UNDATED", "month_groups", "month_of", "render", "timeline_page"]  # UNDATED: "Undated"
 
 
 def month_of(hit: Hit) -> str:
@@ -26,19 +28,9 @@ def month_of(hit: Hit) -> str:
 
 
 def month_groups(hits: Sequence[Hit]) -> list[tuple[str, list[Hit]]]:
-    """The hits (newest first) in runs of one month each, in their order; the undated ones in one
-    group, last, whatever their place in ``hits``."""
-    groups: list[tuple[str, list[Hit]]] = []
-    undated: list[Hit] = []
-    for hit in hits:
-        month = month_of(hit)
-        if month == UNDATED:
-            undated.append(hit)
-        elif groups and groups[-1][0] == month:
-            groups[-1][1].append(hit)
-        else:
-            groups.append((month, [hit]))
-    return groups + ([(UNDATED, undated)] if undated else [])
+    """The hits (newest first) in runs of one month each ("July 2019"), in their order; the undated
+    ones in one group, last, whatever their place in ``hits``."""
+    return [(month_label(key), run) for key, run in month_runs(hits)]
 
 
 def timeline_page(backend: UiBackend, filters: Filters, limit: int) -> ResultPage:
