@@ -184,6 +184,12 @@ def test_on_a_phone_the_selection_bar_stays_at_hand_with_touch_sized_buttons(
     assert _box(page, ".st-key-selection-bar") == bar
     _shot(page, "phone-selection-bar", tmp_path)
     assert _axe_violations(page) == [], "phone, photos selected"
+    page.emulate_media(color_scheme="dark")  # the bar over the photos follows the system's theme
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelector('.st-key-selection-bar')).backgroundColor"
+        " === 'rgb(14, 17, 23)'"
+    )
+    assert _axe_violations(page) == [], "phone, photos selected, dark"
     page.locator(".st-key-selection-bar").get_by_role("button", name="Clear selection").click()
     page.locator(".st-key-selection-bar").wait_for(state="detached")
     page.close()
