@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
@@ -108,6 +109,7 @@ def test_the_timeline_over_a_real_service_matches_the_in_process_pages(
         assert timeline_page(remote, Filters(), 30).total == 12
         dates = [h.date for h in timeline_page(remote, Filters(), 30).hits]
         assert dates == sorted(dates, reverse=True)
+        assert httpx.get(f"{api_server.url}/timeline", timeout=10).status_code == 401  # the key, as /search
     finally:
         remote.close()
         local.close()
