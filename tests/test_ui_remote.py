@@ -179,3 +179,46 @@ def test_every_error_the_api_answers_is_read_back_as_its_own_class() -> None:
     assert error_class(422, "bad_request") is ImageError and error_class(413, "too_large") is UploadTooLarge
     assert (NotFoundError.http_status, QueryError.http_status, CollectionError.http_status) == (404, 400, 503)
     assert error_class(422, "invalid_request") is None  # a request that fails validation: no typed error
+
+
+def test_the_total_counts_only_the_photos_a_place_term_allows(pair: tuple[Backend, RemoteBackend]) -> None:
+    local, remote = pair
+    everywhere = SearchRequest("text", text='"a photo"', limit=20)
+    in_paris = SearchRequest("text", text='"a photo" + place:"Paris"', limit=20)
+    nice = Filters(place="Nice")
+    elsewhere = SearchRequest("text", text='"a photo" + place:"Paris"', filters=nice, limit=20)
+    for backend in (local, remote):
+        assert backend.run(everywhere).total == 12
+        page = backend.run(in_paris)
+        assert len(page.hits) == 3 and page.total == 3 and not page.has_more  # "3 of 3", not "3 of 12"
+        assert backend.run(elsewhere).total == 0  # two places: no photo is in both
+
+
+def test_the_sort_order_comes_from_the_url_and_goes_back_into_it(
+    api_server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ui.page import get_remote_backend
+    from ui.state import SORT
+
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    monkeypatch.setenv(API_URL_ENV, api_server.url)
+    monkeypatch.setenv(API_KEY_FILE_ENV, str(key))
+    monkeypatch.setenv("DUALENS_DATA", str(tmp_path / "no-collection-here"))
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params.update({"q": "a photo", "sort": "date"})
+        at.run()
+        assert not at.exception and at.radio(key=SORT).value == "date"
+        assert at.query_params["sort"] in ("date", ["date"])
+        at.radio(key=SORT).set_value("relevance").run()
+        assert not at.exception and "sort" not in at.query_params  # the default is left out
+        at.radio(key=SORT).set_value("date").run()
+        assert at.query_params["sort"] in ("date", ["date"])
+        assert at.query_params["q"] in ("a photo", ["a photo"])
+        fresh = AppTest.from_file(APP, default_timeout=60)
+        fresh.query_params.update({"q": "a photo", "sort": "name"})  # not an order: the default
+        fresh.run()
+        assert not fresh.exception and fresh.radio(key=SORT).value == "relevance"
+    finally:
+        get_remote_backend.clear()

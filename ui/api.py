@@ -43,15 +43,18 @@ from ui.schema import (
     FilterParams,
     Health,
     LabelsOut,
+    MonthGroup,
     Page,
     PhotoLabelsOut,
     SearchPage,
     SimilarPage,
     StatsOut,
+    TimelinePage,
     Unauthorised,
     UnderstoodOut,
     UploadTooLarge,
     error_code,
+    month_key,
 )
 
 MAX_LABELS = 50
@@ -272,6 +275,16 @@ def similar(
     _photo_or_404(b, photo_id)  # inside the roots, or not available
     result = b.run(_request("similar", f, k, offset, photo_id=photo_id, sort=sort))
     return _page(result, SimilarPage, k, offset, photo_id=photo_id)
+
+
+@router.get("/timeline", tags=["search"], dependencies=guarded, response_model=TimelinePage)
+def timeline(b: TheBackend, f: FilterArgs, k: K = 20, offset: Offset = 0) -> JSONResponse:
+    """The collection newest first (date taken, else the file's date; equal dates: the newer id
+    first), the folder, date, type and place filters applied (`min_match` and `min_score` rank
+    queries and are ignored here), with each photo's month (`months`) and their runs (`groups`)."""
+    result = b.run(_request("timeline", f, k, offset))
+    months = [month_key(hit) for hit in result.hits]
+    return _page(result, TimelinePage, k, offset, months=months, groups=MonthGroup.runs(result.hits))
 
 
 def _uploaded(image: UploadFile, config: UiConfig) -> Image.Image:

@@ -43,13 +43,14 @@ from ui.thumbsize import snap
 
 log = logging.getLogger(__name__)
 
-RequestKind = Literal["text", "similar", "image"]
+RequestKind = Literal["text", "similar", "image", "timeline"]
 
 
 @dataclass(frozen=True)
 class SearchRequest:
     """What the user asked for, from the page or the HTTP API. ``photo_id`` is a database id, never
-    a path; ``offset`` hits are skipped, then ``limit`` are shown."""
+    a path; ``offset`` hits are skipped, then ``limit`` are shown. ``timeline``: the photos the
+    filters allow, newest first (no query: match bands, minimum score and ``sort`` do not apply)."""
 
     kind: RequestKind
     text: str = ""
@@ -135,7 +136,7 @@ class Backend:
         whether "Show more" has anything."""
         limit = max(1, min(request.limit, self.config.max_results))
         k, offset, sort, filters = limit + 1, request.offset, request.sort, request.filters
-        understood, words = None, None
+        understood, words, place = None, None, None
         if request.kind == "text":
             query = self.safe_query(request.text)
             hits, meant = self.searcher.search_understood(
@@ -143,6 +144,7 @@ class Backend:
             )
             filters, understood = meant.filters, meant.understood
             words = meant.query.text if meant.query is not None else None  # a text: term ranks its matches
+            place = meant.query.place if meant.query is not None else None  # narrows as the filter does
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
@@ -159,10 +161,15 @@ class Backend:
             if image is None:
                 raise QueryError("no uploaded photo")
             hits = self.searcher.search_image(image, k=k, offset=offset, filters=filters, sort=sort)
+        elif request.kind == "timeline":
+            filters = replace(filters, min_match=None, min_score=None)  # nothing ranked: no bands
+            hits = self.searcher.list_by_date(filters, k=k, offset=offset)
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
-        total = self.searcher.count(filters, words) - (1 if request.kind == "similar" else 0)
+        counted = _narrowed(filters, place) if place else filters
+        total = 0 if counted is None else self.searcher.count(counted, words)
+        total -= 1 if request.kind == "similar" else 0
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,
@@ -277,6 +284,14 @@ class Backend:
 
     def close(self) -> None:
         self.searcher.close()
+
+
+def _narrowed(filters: Filters, place: str) -> Filters | None:
+    """The filters a query's ``place:`` term leaves (what its total counts): None when they name
+    another place already, so that no photo can be in both."""
+    if filters.place and filters.place.lower() != place.lower():
+        return None
+    return replace(filters, place=place)
 
 
 def _present(group: DuplicateGroup) -> DuplicateGroup | None:

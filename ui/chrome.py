@@ -84,6 +84,20 @@ button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; 
 .dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
 .dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
 .dl-meta td:last-child {word-break: break-all;}
+/* the viewer on a phone: Previous and Next side by side (the count below them), the photo first and
+   its Actual size switch under it, every control a 44 px touch target */
+@media (max-width: 640px) {
+  [data-testid="stDialog"] button {min-height: 44px; min-width: 44px;}
+  [data-testid="stDialog"] [data-testid="stTooltipIcon"] {min-width: 44px; min-height: 44px;
+      display: inline-flex; align-items: center; justify-content: center;}
+  [data-testid="stDialog"] [data-testid="stCheckbox"] label {min-height: 44px; align-items: center;}
+  .st-key-viewer-nav {flex-wrap: wrap; row-gap: 0.2rem;}
+  .st-key-viewer-nav > div:has(.dl-count) {order: 3; flex: 1 1 100%;}
+  .st-key-viewer-nav .dl-count {white-space: normal; overflow-wrap: anywhere;}
+  .st-key-viewer-prev, .st-key-viewer-next {flex: 1 1 0; min-width: 0;}
+  .st-key-viewer-prev button, .st-key-viewer-next button {width: 100%;}
+  .st-key-viewer-actual {order: 2;}
+}
 /* a collapsed sidebar is off screen: nothing in it to scroll to (axe: scrollable-region-focusable) */
 [data-testid="stSidebar"][data-collapsed="true"] [data-testid="stSidebarContent"] {overflow: hidden;}
 </style>

@@ -159,13 +159,16 @@ class RemoteBackend:
         return found
 
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage:
-        """One page of hits, as the service's Backend.run answers it (``has_more`` and ``total`` too);
-        a page longer than the API's ``k`` limit is asked for in several requests."""
+        """One page of hits, as the service's Backend.run answers it (``has_more`` and ``total`` too;
+        the timeline from ``/timeline``); a page longer than the API's ``k`` limit is asked for in
+        several requests."""
         limit = max(1, min(request.limit, self.config.max_results))
         send = self._sender(request, image)
         hits: list[Hit] = []
         offset, more, total, understood = request.offset, True, None, None
         wanted = [("sort", request.sort)] + ([("literal", "true")] if request.literal else [])
+        if request.kind == "timeline":
+            wanted = []  # a listing has no ranking to sort or query to read
         while more and len(hits) < limit:
             k = min(MAX_K, limit - len(hits))
             params = [("k", str(k)), ("offset", str(offset)), *FilterParams.of(request.filters).params()]
@@ -185,6 +188,8 @@ class RemoteBackend:
             if not request.text.strip():
                 raise QueryError("the query is empty; describe the photo you are looking for")
             return lambda params: self._json("/search", [("q", request.text), *params])
+        if request.kind == "timeline":
+            return lambda params: self._json("/timeline", params)
         if request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")

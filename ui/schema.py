@@ -10,6 +10,7 @@ back through ``Hit.from_json`` (search/hits.py, the hit's own codec).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from indexer.core.errors import (
     QueryError,
     UsageError,
 )
-from search import Facets, Filters, FolderOption, PlaceOption, Stats, Understood, parse_date
+from search import Facets, Filters, FolderOption, Hit, PlaceOption, Stats, Understood, parse_date
 
 MAX_K = 200  # hits per request (`k`)
 MAX_OFFSET = 10_000  # hits a request may skip (`offset`)
@@ -263,6 +264,60 @@ class SearchPage(Page):
 
 class SimilarPage(Page):
     photo_id: int
+
+
+UNDATED = "Undated"
+
+
+def month_key(hit: Hit) -> str | None:
+    """ "2019-07": the month of the date the timeline sorts a photo by (date taken, else the file's
+    date); None when it has neither (no date taken and a file dated at or before the epoch)."""
+    when: datetime | None = hit.taken_at or hit.mtime
+    if when is None or (hit.taken_at is None and when.timestamp() <= 0):
+        return None
+    return f"{when:%Y-%m}"
+
+
+def month_label(key: str | None) -> str:
+    """ "July 2019" for "2019-07"; ``UNDATED`` for None."""
+    return UNDATED if key is None else f"{datetime.strptime(key, '%Y-%m'):%B %Y}"
+
+
+def month_runs(hits: Sequence[Hit]) -> list[tuple[str | None, list[Hit]]]:
+    """The hits (newest first) in runs of one month each (:func:`month_key`), in their order; the
+    undated ones in one run, last, whatever their place in ``hits``."""
+    runs: list[tuple[str | None, list[Hit]]] = []
+    undated: list[Hit] = []
+    for hit in hits:
+        key = month_key(hit)
+        if key is None:
+            undated.append(hit)
+        elif runs and runs[-1][0] == key:
+            runs[-1][1].append(hit)
+        else:
+            runs.append((key, [hit]))
+    return runs + ([(None, undated)] if undated else [])
+
+
+class MonthGroup(BaseModel):
+    """A run of a timeline page's photos taken in one month (``month`` None: undated, always last)."""
+
+    month: str | None  # "2019-07"
+    label: str  # "July 2019" | "Undated"
+    count: int  # photos of this page in it
+
+    @classmethod
+    def runs(cls, hits: Sequence[Hit]) -> list[MonthGroup]:
+        """The page's months in the order of its hits (newest first), the undated ones last."""
+        return [cls(month=key, label=month_label(key), count=len(run)) for key, run in month_runs(hits)]
+
+
+class TimelinePage(Page):
+    """The collection newest first (date taken, else the file's date), the filters applied; ``total``:
+    photos they allow; ``months``: each hit's month key (None: undated), ``groups``: their runs."""
+
+    months: list[str | None] = []
+    groups: list[MonthGroup] = []
 
 
 class LabelOut(BaseModel):

@@ -60,6 +60,24 @@ CSS = """<style>
 [class*="st-key-card-"] [class*="st-key-sel-"] {position: absolute; top: 0.35rem; left: 0.35rem; z-index: 2;
     width: auto; background: rgba(255, 255, 255, 0.9); border-radius: 6px; padding: 0.15rem 0.1rem 0 0.35rem;}
 .dl-selected {font-weight: 600; white-space: nowrap;}
+/* a phone: the bar stays at hand at the bottom of the screen while photos are selected, its actions
+   as 44 px icons (their names kept for screen readers), the page padded so nothing hides under it */
+@media (max-width: 640px) {
+  .st-key-selection-bar:has(.st-key-selection-actions) {position: fixed; left: 0.5rem; right: 0.5rem;
+      bottom: 0.5rem; z-index: 1000; width: auto; max-width: none; background-color: #ffffff;
+      box-shadow: 0 -2px 14px rgba(0, 0, 0, 0.22); padding: 0.5rem 0.75rem; gap: 0.35rem;}
+  .block-container:has(.st-key-selection-actions) {padding-bottom: 13rem;}
+  .st-key-selection-bar button {min-height: 44px; min-width: 44px;}
+  .st-key-selection-actions {gap: 0.35rem; flex-wrap: nowrap;}
+  .st-key-selection-actions button {padding: 0.25rem 0.6rem;}
+  .st-key-selection-actions button [data-testid="stMarkdownContainer"] {position: absolute; width: 1px;
+      height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
+  .st-key-selection-bar .dl-facts {font-size: 0.75rem;}
+}
+@media (max-width: 640px) and (prefers-color-scheme: dark) {
+  .st-key-selection-bar:has(.st-key-selection-actions) {background-color: #0e1117;
+      box-shadow: 0 -2px 14px rgba(0, 0, 0, 0.7);}
+}
 </style>"""
 
 

@@ -36,6 +36,7 @@ SHOW_NAMES = "show_names"  # file names on the cards (the date is always there)
 LITERAL = "f_literal"  # on: no dates or places read from the query text
 SORT = "f_sort"  # "relevance" or "date"
 SORT_CHOICES = {"relevance": "Best match", "date": "Newest first"}
+DEFAULT_SORT = "relevance"  # left out of the URL
 ALL_PLACES = ""
 MATCH_CHOICES = {"all": "All matches", "good": "Good and strong matches", "strong": "Strong matches only"}
 ALL_FOLDERS = ""
@@ -296,7 +297,8 @@ def search_upload() -> None:
 
 # ---- the URL: what is shown, so that a link, a reload, Back and Forward give the same page ----
 # ?q=text | ?similar=<id>, and optionally &photo=<id> (the viewer), &folder=, &type=jpg,png, &place=,
-# &match=good|strong, &from=YYYY-MM-DD, &to=YYYY-MM-DD. Values are checked against what the collection
+# &match=good|strong, &from=YYYY-MM-DD, &to=YYYY-MM-DD, &sort=date (absent: the default, best match
+# first). Values are checked against what the collection
 # offers (a folder or place it lacks, a bad date: ignored); nothing else is read.
 
 
@@ -336,6 +338,9 @@ def _restore_filters(params: Any, facets: Facets) -> None:
     match = str(params.get("match") or "")
     if match in ("good", "strong"):
         st.session_state[MIN_MATCH] = match
+    sort = str(params.get("sort") or "")
+    if sort in SORT_CHOICES and sort != DEFAULT_SORT:
+        st.session_state[SORT] = sort
     low, high = _url_date(params.get("from")), _url_date(params.get("to"))
     first, last = facets.first_date, facets.last_date
     inside = [
@@ -374,6 +379,8 @@ def url_params(new: View | None = None) -> dict[str, str]:
         wanted["place"] = str(place)
     if match in ("good", "strong"):
         wanted["match"] = str(match)
+    if st.session_state.get(SORT) in SORT_CHOICES and st.session_state[SORT] != DEFAULT_SORT:
+        wanted["sort"] = str(st.session_state[SORT])
     low, high = _date_range(st.session_state.get(DATES))
     if low:
         wanted["from"] = low.isoformat()

@@ -11,55 +11,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
 import streamlit as st
 
 from search import Filters, Hit
 from ui import state, viewer, views
-from ui.backend import Backend, ResultPage, UiBackend
+from ui.backend import ResultPage, SearchRequest, UiBackend
+from ui.schema import UNDATED, month_key, month_label, month_runs
 
-UNDATED = "Undated"
+__all__ = ["UNDATED", "month_groups", "month_of", "render", "timeline_page"]  # UNDATED: "Undated"
 
 
 def month_of(hit: Hit) -> str:
     """ "July 2019": the month of the date the timeline sorts the photo by; ``UNDATED`` when none."""
-    when: datetime | None = hit.taken_at or hit.mtime
-    if when is None or (hit.taken_at is None and when.timestamp() <= 0):
-        return UNDATED
-    return f"{when:%B %Y}"
+    return month_label(month_key(hit))
 
 
 def month_groups(hits: Sequence[Hit]) -> list[tuple[str, list[Hit]]]:
-    """The hits (newest first) in runs of one month each, in their order; the undated ones in one
-    group, last, whatever their place in ``hits``."""
-    groups: list[tuple[str, list[Hit]]] = []
-    undated: list[Hit] = []
-    for hit in hits:
-        month = month_of(hit)
-        if month == UNDATED:
-            undated.append(hit)
-        elif groups and groups[-1][0] == month:
-            groups[-1][1].append(hit)
-        else:
-            groups.append((month, [hit]))
-    return groups + ([(UNDATED, undated)] if undated else [])
+    """The hits (newest first) in runs of one month each ("July 2019"), in their order; the undated
+    ones in one group, last, whatever their place in ``hits``."""
+    return [(month_label(key), run) for key, run in month_runs(hits)]
 
 
-def timeline_page(backend: Backend, filters: Filters, limit: int) -> ResultPage:
-    """The first ``limit`` photos the filters allow, newest first (one more is read to know whether
-    "Show more" has anything); photos outside the indexed folders are left out."""
-    limit = max(1, min(limit, backend.config.max_results))
-    hits = backend.searcher.list_by_date(filters, k=limit + 1, offset=0)
-    shown = [hit for hit in hits if backend.guard.inside_roots(hit.path)]
-    total = backend.searcher.count(filters)
-    return ResultPage(hits=shown[:limit], has_more=len(hits) > limit, total=max(total, len(shown[:limit])))
+def timeline_page(backend: UiBackend, filters: Filters, limit: int) -> ResultPage:
+    """The first ``limit`` photos the filters allow, newest first, and whether "Show more" has
+    anything: in process or from a `dualens serve`'s ``/timeline`` (the same Backend.run answers
+    both); photos outside the indexed folders are left out."""
+    return backend.run(SearchRequest("timeline", filters=filters, limit=limit))
 
 
 def render(backend: UiBackend, current: state.View, active: Filters) -> None:
-    """The timeline under the search bar (in-process backends; a `dualens serve` offers no listing)."""
-    if not isinstance(backend, Backend):
-        return
+    """The timeline under the search bar (in process, or over `dualens ui --api`)."""
     listed = replace(active, min_match=None)  # match bands rank queries; the timeline has none
     with st.container(key="timeline"):
         page = timeline_page(backend, listed, current.limit)
