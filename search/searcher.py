@@ -25,7 +25,6 @@ from PIL import Image
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DualEncoder
-from indexer.core.storage import set_aside
 from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
 from indexer.core.storage.schema import Photo, PhotoStatus
@@ -56,7 +55,6 @@ from search.understand import Interpretation, interpret
 
 if TYPE_CHECKING:  # a search never needs them: imported by the methods that do
     from search.duplicates import DuplicateGroup
-    from search.quarantine import Expected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -860,32 +858,6 @@ class Searcher:
         from search.duplicates import find_duplicates
 
         return find_duplicates(self.collection)
-
-    def files_to_move(self, ids: Sequence[int]) -> dict[int, Expected]:
-        """Path, size and mtime of these photos as stored (unknown ids left out): a quarantine moves a
-        file only while it is still the file the collection knows."""
-        from search.quarantine import Expected
-
-        rows = self.collection.photos([int(i) for i in ids])
-        return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
-
-    def set_aside_writer(self) -> contextlib.AbstractContextManager[None]:
-        """The collection's writer locks, its database checked writable (CollectionError otherwise):
-        hold it around a move aside or an undo and their :meth:`take_out`/:meth:`put_back`."""
-        return set_aside.writer(self.collection)
-
-    def take_out(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Remove these photos (just moved aside) from the collection and the index files at once;
-        their former rows, for :meth:`put_back`. Call inside :meth:`set_aside_writer`."""
-        return set_aside.take_out(self.collection, ids)
-
-    def put_back(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Restore rows :meth:`take_out` returned (their files are back); the ids restored."""
-        return set_aside.put_back(self.collection, rows)
-
-    def collection_id(self) -> str:
-        """The collection's own id (rows set aside name their owner by it)."""
-        return self.collection.collection_id()
 
 
 def _read_index(collection: Collection) -> tuple[FileSignature | None, VectorIndex]:
