@@ -383,14 +383,16 @@ class Searcher:
         self, query: Query, k: int, offset: int, filters: Filters, sort: str, banded: bool
     ) -> list[Hit]:
         """A query with a ``text:`` term: only photos whose recognised text holds its words; ranked
-        by the text match alone, or by the other terms' vector among those photos."""
+        by the text match alone (their cosines, logits and probabilities then those of the words as
+        a text query: real scores, not zeros), or by the other terms' vector among those photos."""
         assert query.text is not None
         terms_only = Query(query.terms) if query.terms else None
         limit = DATE_SORT_LIMIT if sort == "date" or terms_only else offset + k
         with query_threads():
             vector = self.embed_query(terms_only) if terms_only else None
             cutoffs = self._cutoffs(vector, self._index) if vector is not None and banded else None
-            hits = self._word_matched(query.text, filters, limit, vector)
+            scoring = vector if vector is not None else self.embed_query(Query((Term.text(query.text),)))
+            hits = self._word_matched(query.text, filters, limit, scoring)
         if vector is not None:
             hits = sorted(hits, key=lambda h: -h.cosine)  # stable: text order breaks ties
         hits = [h for h in hits if _passes(h, filters, cutoffs, filters.min_score)]
