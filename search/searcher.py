@@ -30,6 +30,7 @@ from indexer.core.storage.collection import JOINT, Collection, CollectionStats, 
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.search_reads import (
     allowed_ids,
+    count_word_matches,
     date_keys,
     hit_rows,
     model_fingerprint,
@@ -404,10 +405,8 @@ class Searcher:
     def _word_matched(self, words: str, filters: Filters, limit: int, vector: np.ndarray | None) -> list[Hit]:
         """Photos whose recognised text holds ``words`` (best text match first) as hits that may be
         served (filters, roots), with their words and text; cosines against ``vector`` (0 without)."""
-        allowed = self._allowed_ids(filters)
-        if allowed is not None and len(allowed) == 0:
-            return []
-        matches = word_hits(self.collection, words, limit, None if allowed is None else allowed.tolist())
+        spec = photo_filter(filters, self._roots) if filters.restricts_candidates else None
+        matches = word_hits(self.collection, words, limit, spec)  # the filters applied with the limit
         rows = self._metadata([m.photo_id for m in matches])
         kept = [m for m in matches if m.photo_id in rows and self._rule.allows(rows[m.photo_id].path)]
         if not kept:
@@ -609,10 +608,10 @@ class Searcher:
         """How many indexed photos a query with these filters ranks (its match band and minimum score
         aside): the whole collection, or what its folder, dates, types and place allow; with ``words``
         (a ``text:`` term) only those of them whose recognised text holds the words."""
-        allowed = self._allowed_ids(filters) if filters is not None else None
         if words is not None:
-            ids = None if allowed is None else allowed.tolist()
-            return len(word_hits(self.collection, words, MAX_OFFSET + MAX_K, ids))
+            spec = photo_filter(filters, self._roots) if filters and filters.restricts_candidates else None
+            return count_word_matches(self.collection, words, spec)  # counted, no rows read
+        allowed = self._allowed_ids(filters) if filters is not None else None
         return self._index.ntotal if allowed is None else len(allowed)
 
     def has_folder(self, folder: str) -> bool:
