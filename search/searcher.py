@@ -50,7 +50,7 @@ from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
-from search.text_terms import band_with_words, fuse, photo_texts, text_snippet, word_hits
+from search.text_terms import WordHit, band_with_words, fuse, photo_texts, text_snippet, word_hits
 from search.threads import query_threads
 from search.understand import Interpretation, interpret
 
@@ -418,7 +418,7 @@ class Searcher:
             cosines = np.array([by_id.get(m.photo_id, -1.0) for m in kept])
         scores = self.score_model() if vector is not None else None
         logits = scores.logits(cosines) if scores else cosines
-        probabilities = scores.probabilities(cosines) if scores else cosines
+        probabilities = self._pooled_probabilities(vector, kept, cosines) if vector is not None else cosines
         texts = photo_texts(self.collection, [m.photo_id for m in kept])
         return [
             replace(
@@ -428,6 +428,22 @@ class Searcher:
             )
             for m, c, lg, p in zip(kept, cosines, logits, probabilities, strict=True)
         ]
+
+    def _pooled_probabilities(
+        self, vector: np.ndarray, kept: list[WordHit], cosines: np.ndarray
+    ) -> np.ndarray:
+        """Word matches' probabilities as a vector search gives them: sigmoid each (SigLIP), or a softmax
+        over the query's top MIN_CANDIDATES photos together with them (CLIP-style), never over a few
+        word matches alone (one match alone would be 100 %)."""
+        scores = self.score_model()
+        if scores.is_sigmoid:
+            return scores.probabilities(cosines)
+        top = self._index.search(vector.reshape(1, -1), MIN_CANDIDATES)
+        pool = {int(i): float(c) for i, c in zip(top.ids[0], top.scores[0], strict=True) if i >= 0}
+        pool.update((m.photo_id, float(c)) for m, c in zip(kept, cosines, strict=True))
+        logits = scores.logits(np.fromiter(pool.values(), dtype=np.float64))
+        peak = float(logits.max())
+        return np.exp(scores.logits(cosines) - peak) / np.exp(logits - peak).sum()
 
     def _cutoffs(self, vector: np.ndarray, index: VectorIndex) -> Cutoffs:
         """A text query's band cut-offs: the collection's calibration and the query's own best
