@@ -135,7 +135,7 @@ class Backend:
         whether "Show more" has anything."""
         limit = max(1, min(request.limit, self.config.max_results))
         k, offset, sort, filters = limit + 1, request.offset, request.sort, request.filters
-        understood, words = None, None
+        understood, words, place = None, None, None
         if request.kind == "text":
             query = self.safe_query(request.text)
             hits, meant = self.searcher.search_understood(
@@ -143,6 +143,7 @@ class Backend:
             )
             filters, understood = meant.filters, meant.understood
             words = meant.query.text if meant.query is not None else None  # a text: term ranks its matches
+            place = meant.query.place if meant.query is not None else None
         elif request.kind == "similar":
             if request.photo_id is None:
                 raise QueryError("no photo chosen")
@@ -162,13 +163,22 @@ class Backend:
         else:
             raise QueryError(f"unknown request kind {request.kind!r}")
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
-        total = self.searcher.count(filters, words) - (1 if request.kind == "similar" else 0)
+        total = self._total(filters, words, place) - (1 if request.kind == "similar" else 0)
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,
             total=max(total, len(shown[:limit])),
             understood=understood,
         )
+
+    def _total(self, filters: Filters, words: str | None, place: str | None) -> int:
+        """How many photos a request ranks: what its filters allow, narrowed by a ``+ place:"…"`` term as
+        by the place filter (search applies it so; a term and a filter of two places: none)."""
+        if place:
+            if filters.place and filters.place.lower() != place.lower():
+                return 0
+            filters = replace(filters, place=place)
+        return self.searcher.count(filters, words)
 
     def safe_query(self, text: str) -> Query:
         """Parse the query language, replacing image paths by the ids of indexed photos.
