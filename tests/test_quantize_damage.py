@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -88,3 +89,16 @@ def _fingerprint(folder: Path) -> str:
     made = quantize.Int8Manifest.read(folder)
     assert made is not None
     return made.fingerprint
+
+
+def test_an_intact_graph_with_another_time_is_used_as_it_is_and_recorded_again(
+    int8_folder: tuple[Path, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, before = int8_folder
+    graph = folder / quantize.TEXT_INT8
+    os.utime(graph, ns=(1_000_000_000, 1_000_000_000))  # copied without its times: same bytes
+    with caplog.at_level(logging.WARNING):
+        after = _reopened(folder)
+    assert _damage_warnings(caplog) == [] and np.array_equal(after, before)
+    made = quantize.Int8Manifest.read(folder)
+    assert made is not None and made.files[quantize.TEXT_INT8][1] == 1_000_000_000  # no hash next time

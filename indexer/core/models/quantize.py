@@ -23,6 +23,7 @@ float32 tail normalises them). Calibration photos must never come from a reporti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -99,12 +100,19 @@ def _unusable(folder: Path, fingerprint: str) -> str | None:
         why = _damage(folder / name, manifest.files.get(name))
         if why:
             return why
-    if not manifest.files:  # an older release's manifest: loaded once, then its files recorded
+    if not manifest.files:  # an older release's manifest: the graphs loaded, then recorded
         why = _load_failure(folder)
         if why:
             return why
-        _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(_recorded(folder, manifest)), indent=2))
+    if any(_stale(folder / name, manifest.files.get(name)) for name in (IMAGE_INT8, TEXT_INT8)):
+        with contextlib.suppress(OSError):  # recorded again (a read-only folder: checked again next time)
+            _write_manifest(folder, _recorded(folder, manifest))
     return None
+
+
+def _stale(path: Path, record: list[Any] | None) -> bool:
+    """Whether the record of an intact graph lacks its current time (copied, or an older manifest)."""
+    return record is None or path.stat().st_mtime_ns != record[1]
 
 
 def _damage(path: Path, record: list[Any] | None) -> str | None:
@@ -239,11 +247,15 @@ def build(folder: Path, fingerprint: str, calibration: Sequence[np.ndarray], che
         os.replace(image, folder / IMAGE_INT8)
         os.replace(text, folder / TEXT_INT8)
         manifest = _recorded(folder, manifest)
-        _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(manifest), indent=2))
+        _write_manifest(folder, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("int8 towers of %s: %s image tower, min cosine to fp32 %.4f", folder, method, worst)
     return manifest
+
+
+def _write_manifest(folder: Path, manifest: Int8Manifest) -> None:
+    _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(manifest), indent=2))
 
 
 def _write_atomically(path: Path, text: str) -> None:
