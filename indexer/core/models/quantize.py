@@ -9,9 +9,9 @@ changed model, whose export is made again, drops them too:
 - ``image.int8.onnx``: static quantisation (QDQ, per-channel int8 weights, uint8 activations whose
   ranges are calibrated on photos) of the convolutional tower; the projection head and the
   normalisation stay float32. Without calibration photos the image tower is quantised dynamically.
-- ``int8.json``: how each tower was made, its smallest cosine to the fp32 export on the sample
-  images and captions, and each graph's size, time and SHA-256 as written (written last: the files
-  are complete when it is there).
+- ``int8.files.json``: each graph's size, time and SHA-256 as written.
+- ``int8.json``: how each tower was made and its smallest cosine to the fp32 export on the sample
+  images and captions (written last: the files are complete when it is there).
 
 A damaged graph (another size, or another time and content than recorded; for a manifest of an
 older release, a graph ONNX Runtime cannot load) is quantised again, with a one-line warning.
@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INT8_VERSION = 1
 INT8_MANIFEST = "int8.json"
+INT8_RECORD = "int8.files.json"  # graph name -> [size, mtime_ns, sha256], as written
 IMAGE_INT8 = "image.int8.onnx"
 TEXT_INT8 = "text.int8.onnx"
 CALIBRATION_ENV = "DUALENS_CALIBRATION_DIR"
@@ -67,7 +68,6 @@ class Int8Manifest:
     calibration_photos: int
     min_cosine_image: float
     min_cosine_text: float
-    files: dict[str, list[Any]] = field(default_factory=dict)  # graph name -> [size, mtime_ns, sha256]
 
     @classmethod
     def read(cls, folder: Path) -> Int8Manifest | None:
@@ -96,18 +96,28 @@ def _unusable(folder: Path, fingerprint: str) -> str | None:
     manifest = Int8Manifest.read(folder)
     if manifest is None or manifest.fingerprint != fingerprint:
         return ""
+    record = graph_records(folder)
     for name in (IMAGE_INT8, TEXT_INT8):
-        why = _damage(folder / name, manifest.files.get(name))
+        why = _damage(folder / name, record.get(name))
         if why:
             return why
-    if not manifest.files:  # an older release's manifest: the graphs loaded, then recorded
+    if not record:  # made by an older release: the graphs loaded, then recorded
         why = _load_failure(folder)
         if why:
             return why
-    if any(_stale(folder / name, manifest.files.get(name)) for name in (IMAGE_INT8, TEXT_INT8)):
+    if any(_stale(folder / name, record.get(name)) for name in (IMAGE_INT8, TEXT_INT8)):
         with contextlib.suppress(OSError):  # recorded again (a read-only folder: checked again next time)
-            _write_manifest(folder, _recorded(folder, manifest))
+            _write_records(folder)
     return None
+
+
+def graph_records(folder: Path) -> dict[str, list[Any]]:
+    """The int8 graphs' size, time and SHA-256 as written ({} when not recorded)."""
+    try:
+        record = json.loads((folder / INT8_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _stale(path: Path, record: list[Any] | None) -> bool:
@@ -151,13 +161,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _recorded(folder: Path, manifest: Int8Manifest) -> Int8Manifest:
-    """The manifest with the size, time and hash of the graphs as they are in ``folder`` now."""
-    files = {}
+def _write_records(folder: Path) -> None:
+    """Record the size, time and hash of the graphs as they are in ``folder`` now."""
+    record = {}
     for name in (IMAGE_INT8, TEXT_INT8):
         st = (folder / name).stat()
-        files[name] = [st.st_size, st.st_mtime_ns, _sha256(folder / name)]
-    return replace(manifest, files=files)
+        record[name] = [st.st_size, st.st_mtime_ns, _sha256(folder / name)]
+    _write_atomically(folder / INT8_RECORD, json.dumps(record, indent=2))
 
 
 def calibration_photos(limit: int = CALIBRATION_PHOTOS) -> list[Path]:
@@ -244,18 +254,15 @@ def build(folder: Path, fingerprint: str, calibration: Sequence[np.ndarray], che
             raise ModelError(f"the int8 towers differ too much from fp32 (cosine {worst:.3f})")
         manifest = Int8Manifest(INT8_VERSION, fingerprint, method, len(calibration), cos_image, cos_text)
         (folder / INT8_MANIFEST).unlink(missing_ok=True)  # made again: no manifest over the new graphs
+        (folder / INT8_RECORD).unlink(missing_ok=True)
         os.replace(image, folder / IMAGE_INT8)
         os.replace(text, folder / TEXT_INT8)
-        manifest = _recorded(folder, manifest)
-        _write_manifest(folder, manifest)
+        _write_records(folder)
+        _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(manifest), indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("int8 towers of %s: %s image tower, min cosine to fp32 %.4f", folder, method, worst)
     return manifest
-
-
-def _write_manifest(folder: Path, manifest: Int8Manifest) -> None:
-    _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(manifest), indent=2))
 
 
 def _write_atomically(path: Path, text: str) -> None:
