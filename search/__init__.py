@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from search.filters import Filters, parse_date
     from search.hits import Hit
     from search.prestart import start as prestart_text_tower
-    from search.quarantine import Expected, QuarantineReport, UndoReport, move_aside, undo
+    from search.quarantine import (
+        Expected,
+        QuarantineReport,
+        UndoReport,
+        move_aside,
+        quarantine_photos,
+        undo,
+        undo_quarantine,
+    )
     from search.query import Query, Term, TermKind, parse_query
     from search.relevance import band_chance
     from search.searcher import IndexReport, Searcher
@@ -36,8 +44,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "prestart_text_tower": ("search.prestart", "start"),  # for a server process: search/prestart.py
     **{
         n: ("search.quarantine", n)
-        for n in ("Expected", "QuarantineReport", "UndoReport", "move_aside", "undo")
+        for n in ("Expected", "QuarantineReport", "UndoReport", "move_aside", "undo", "quarantine_photos")
     },
+    "undo_quarantine": ("search.quarantine", "undo_quarantine"),
     **{n: ("search.query", n) for n in ("Query", "Term", "TermKind", "parse_query")},
     "band_chance": ("search.relevance", "band_chance"),
     **{n: ("search.searcher", n) for n in ("IndexReport", "Searcher")},
@@ -89,7 +98,9 @@ __all__ = [
     "parse_date",
     "parse_query",
     "prestart_text_tower",
+    "quarantine_photos",
     "text_snippet",
     "undo",
+    "undo_quarantine",
     "word_segments",
 ]

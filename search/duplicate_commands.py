@@ -72,9 +72,11 @@ def run_duplicates(args: argparse.Namespace) -> int:
             print(f"not restored: {printable(line)}", file=sys.stderr)
         restored = len(report.restored)
         if not restored and not report.skipped:
-            print("nothing to undo: every photo of this quarantine is in its place")
+            back = report.back_in_collection  # put back in place by an earlier undo, their rows now
+            print(f"every photo of this quarantine is in its place; {back} back in the collection now"
+                  if back else "nothing to undo: every photo of this quarantine is in its place")  # fmt: skip
             return 0
-        later = restored - report.back_in_collection
+        later = max(0, restored - report.back_in_collection)
         tail = f"; {later} return at the next `dualens index`" if later else ", back in the collection"
         print(f"restored {restored} photo(s){tail}")
         return 0 if not report.skipped else 1
@@ -87,20 +89,15 @@ def _undo(args: argparse.Namespace, manifest: Path) -> UndoReport:
     """Move a quarantine's photos back and put their kept rows into the collection at once (as the
     UI's Undo does); without a collection to open, the files alone (the next `dualens index` adds them)."""
     from indexer.core.errors import CollectionError
-    from indexer.core.storage import set_aside
     from indexer.core.storage.collection import Collection
-    from search.quarantine import undo
+    from search.quarantine import undo, undo_quarantine
 
     try:
         collection = Collection.open(args.data, db_url=args.db)
     except CollectionError:
         return undo(manifest)
-    with collection, set_aside.writer(collection):
-        report = undo(manifest)
-        restored = set(report.restored)
-        rows = [r for r in set_aside.load_rows(manifest, collection.collection_id()) if r["path"] in restored]
-        report.back_in_collection = len(set_aside.put_back(collection, rows))
-    return report
+    with collection:
+        return undo_quarantine(collection, manifest)
 
 
 def _find(args: argparse.Namespace) -> int:
@@ -146,22 +143,15 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def _move_aside(args: argparse.Namespace, ids: list[int]) -> QuarantineReport:
-    """Move these photos into the quarantine and take their rows out of the collection and its index
-    files at once, keeping the rows beside the manifest for --undo: a writer of the collection, refused
-    in one line before anything moves while an indexer runs or the collection is read-only."""
-    from indexer.core.storage import set_aside
+    """Move these photos into the quarantine and take their rows out of the collection at once
+    (:func:`search.quarantine.quarantine_photos`, as the UI's Move aside does)."""
     from indexer.core.storage.collection import Collection
-    from search.quarantine import Expected, move_aside
+    from search.quarantine import quarantine_photos
 
-    with Collection.open(args.data, db_url=args.db) as collection, set_aside.writer(collection):
-        rows = collection.photos(ids)
-        files = [Expected(rows[i].path, rows[i].size, rows[i].mtime_ns) for i in ids if i in rows]
-        report = move_aside(files, Path(args.quarantine), collection.roots())
-        for line in report.skipped:
-            print(f"not moved: {printable(line)}", file=sys.stderr)
-        moved = {e.original for e in report.moved}
-        taken = set_aside.take_out(collection, [i for i in ids if i in rows and rows[i].path in moved])
-        set_aside.save_rows(report.manifest, taken, collection.collection_id())
+    with Collection.open(args.data, db_url=args.db) as collection:
+        report, _ = quarantine_photos(collection, ids, Path(args.quarantine))
+    for line in report.skipped:
+        print(f"not moved: {printable(line)}", file=sys.stderr)
     return report
 
 

@@ -6,6 +6,10 @@ Neither direction ever overwrites a file: a name taken in the quarantine gets a 
 whose original place is occupied again is left in the quarantine (and said so). Across disks a
 file is copied to a hidden partial name, flushed, renamed into place and only then removed: no
 truncated copy ever carries the photo's name, and ``undo`` removes what a killed move left behind.
+
+:func:`quarantine_photos` and :func:`undo_quarantine` are the one move aside and undo of a collection's
+photos (the CLI's and the UI's): the files move, and the rows follow at once, inside the collection's
+writer locks (indexer/core/storage/set_aside.py).
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from indexer.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from indexer.core.storage.collection import Collection
+
+Row = dict[str, Any]  # a photo's row as indexer/core/storage/set_aside.py takes it out and puts it back
 
 MANIFEST_NAME = "manifest.json"
 KIND = "dualens-quarantine"
@@ -272,3 +282,51 @@ def undo(manifest: Path) -> UndoReport:
 
 def _manifest_file(path: Path) -> Path:
     return path / MANIFEST_NAME if path.is_dir() else path
+
+
+def quarantine_photos(
+    collection: Collection,
+    ids: Sequence[int],
+    folder: Path,
+    accept: Callable[[int, Expected], bool] | None = None,
+) -> tuple[QuarantineReport, list[Row]]:
+    """Move these photos (those ``accept`` keeps; unknown ids left out) into a quarantine under
+    ``folder``, take the rows of the moved ones out of the collection and its index files at once and
+    keep them beside the manifest for :func:`undo_quarantine`; the report and the rows taken out.
+    A writer of the collection: refused in one line before anything moves while an indexer runs or
+    the collection is read-only."""
+    from indexer.core.storage import set_aside
+
+    with set_aside.writer(collection):
+        stored = collection.photos([int(i) for i in ids])
+        known = {i: Expected(stored[i].path, stored[i].size, stored[i].mtime_ns) for i in ids if i in stored}
+        files = {i: f for i, f in known.items() if accept is None or accept(i, f)}
+        report = move_aside(list(files.values()), folder, collection.roots())
+        moved = {e.original for e in report.moved}
+        rows = set_aside.take_out(collection, [i for i, f in files.items() if f.path in moved])
+    set_aside.save_rows(report.manifest, rows, collection.collection_id())
+    return report, rows
+
+
+def undo_quarantine(collection: Collection, manifest: Path, rows: Sequence[Row] | None = None) -> UndoReport:
+    """Move a quarantine's photos back (:func:`undo`) and put the rows kept for them (``rows``, else
+    those beside the manifest, if they are this collection's) into the collection and its index files;
+    ``back_in_collection`` counts the photos in it again. A row comes back while its photo is in its
+    place as moved, whether this undo or an earlier one put it there (one given another collection
+    restores the files alone: the rows stay for this one). A writer of the collection, as above."""
+    from indexer.core.storage import set_aside
+
+    with set_aside.writer(collection):
+        report = undo(manifest)
+        if rows is None:
+            rows = set_aside.load_rows(manifest, collection.collection_id())
+        in_place = set(report.restored) | _back_in_place(manifest)
+        back = set_aside.put_back(collection, [r for r in rows if r["path"] in in_place])
+    report.back_in_collection = len(back)
+    return report
+
+
+def _back_in_place(manifest: Path) -> set[str]:
+    """The photos of a quarantine that an undo put back and that are still the files it moved."""
+    entries = read_manifest(Path(os.path.expanduser(manifest)))
+    return {e.original for e in entries if not e.moved and _is_restored(e, Path(e.original))}

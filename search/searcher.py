@@ -25,12 +25,12 @@ from PIL import Image
 
 from indexer.core.errors import CollectionError, ModelMismatchError, NotFoundError, QueryError, UsageError
 from indexer.core.models import DualEncoder
-from indexer.core.storage import set_aside
 from indexer.core.storage.calibration import CalibrationKey, read_calibration, write_calibration
 from indexer.core.storage.collection import JOINT, Collection, CollectionStats, Space
 from indexer.core.storage.schema import Photo, PhotoStatus
 from indexer.core.storage.search_reads import (
     allowed_ids,
+    count_word_matches,
     date_keys,
     hit_rows,
     model_fingerprint,
@@ -50,13 +50,12 @@ from search.query import Query, Term, TermKind, parse_query
 from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
-from search.text_terms import band_with_words, fuse, photo_texts, text_snippet, word_hits
+from search.text_terms import WordHit, band_with_words, fuse, photo_texts, text_snippet, word_hits
 from search.threads import query_threads
 from search.understand import Interpretation, interpret
 
 if TYPE_CHECKING:  # a search never needs them: imported by the methods that do
     from search.duplicates import DuplicateGroup
-    from search.quarantine import Expected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -385,14 +384,16 @@ class Searcher:
         self, query: Query, k: int, offset: int, filters: Filters, sort: str, banded: bool
     ) -> list[Hit]:
         """A query with a ``text:`` term: only photos whose recognised text holds its words; ranked
-        by the text match alone, or by the other terms' vector among those photos."""
+        by the text match alone (their cosines, logits and probabilities then those of the words as
+        a text query: real scores, not zeros), or by the other terms' vector among those photos."""
         assert query.text is not None
         terms_only = Query(query.terms) if query.terms else None
         limit = DATE_SORT_LIMIT if sort == "date" or terms_only else offset + k
         with query_threads():
             vector = self.embed_query(terms_only) if terms_only else None
             cutoffs = self._cutoffs(vector, self._index) if vector is not None and banded else None
-            hits = self._word_matched(query.text, filters, limit, vector)
+            scoring = vector if vector is not None else self.embed_query(Query((Term.text(query.text),)))
+            hits = self._word_matched(query.text, filters, limit, scoring)
         if vector is not None:
             hits = sorted(hits, key=lambda h: -h.cosine)  # stable: text order breaks ties
         hits = [h for h in hits if _passes(h, filters, cutoffs, filters.min_score)]
@@ -404,10 +405,8 @@ class Searcher:
     def _word_matched(self, words: str, filters: Filters, limit: int, vector: np.ndarray | None) -> list[Hit]:
         """Photos whose recognised text holds ``words`` (best text match first) as hits that may be
         served (filters, roots), with their words and text; cosines against ``vector`` (0 without)."""
-        allowed = self._allowed_ids(filters)
-        if allowed is not None and len(allowed) == 0:
-            return []
-        matches = word_hits(self.collection, words, limit, None if allowed is None else allowed.tolist())
+        spec = photo_filter(filters, self._roots) if filters.restricts_candidates else None
+        matches = word_hits(self.collection, words, limit, spec)  # the filters applied with the limit
         rows = self._metadata([m.photo_id for m in matches])
         kept = [m for m in matches if m.photo_id in rows and self._rule.allows(rows[m.photo_id].path)]
         if not kept:
@@ -419,7 +418,7 @@ class Searcher:
             cosines = np.array([by_id.get(m.photo_id, -1.0) for m in kept])
         scores = self.score_model() if vector is not None else None
         logits = scores.logits(cosines) if scores else cosines
-        probabilities = scores.probabilities(cosines) if scores else cosines
+        probabilities = self._pooled_probabilities(vector, kept, cosines) if vector is not None else cosines
         texts = photo_texts(self.collection, [m.photo_id for m in kept])
         return [
             replace(
@@ -429,6 +428,22 @@ class Searcher:
             )
             for m, c, lg, p in zip(kept, cosines, logits, probabilities, strict=True)
         ]
+
+    def _pooled_probabilities(
+        self, vector: np.ndarray, kept: list[WordHit], cosines: np.ndarray
+    ) -> np.ndarray:
+        """Word matches' probabilities as a vector search gives them: sigmoid each (SigLIP), or a softmax
+        over the query's top MIN_CANDIDATES photos together with them (CLIP-style), never over a few
+        word matches alone (one match alone would be 100 %)."""
+        scores = self.score_model()
+        if scores.is_sigmoid:
+            return scores.probabilities(cosines)
+        top = self._index.search(vector.reshape(1, -1), MIN_CANDIDATES)
+        pool = {int(i): float(c) for i, c in zip(top.ids[0], top.scores[0], strict=True) if i >= 0}
+        pool.update((m.photo_id, float(c)) for m, c in zip(kept, cosines, strict=True))
+        logits = scores.logits(np.fromiter(pool.values(), dtype=np.float64))
+        peak = float(logits.max())
+        return np.exp(scores.logits(cosines) - peak) / np.exp(logits - peak).sum()
 
     def _cutoffs(self, vector: np.ndarray, index: VectorIndex) -> Cutoffs:
         """A text query's band cut-offs: the collection's calibration and the query's own best
@@ -609,10 +624,10 @@ class Searcher:
         """How many indexed photos a query with these filters ranks (its match band and minimum score
         aside): the whole collection, or what its folder, dates, types and place allow; with ``words``
         (a ``text:`` term) only those of them whose recognised text holds the words."""
-        allowed = self._allowed_ids(filters) if filters is not None else None
         if words is not None:
-            ids = None if allowed is None else allowed.tolist()
-            return len(word_hits(self.collection, words, MAX_OFFSET + MAX_K, ids))
+            spec = photo_filter(filters, self._roots) if filters and filters.restricts_candidates else None
+            return count_word_matches(self.collection, words, spec)  # counted, no rows read
+        allowed = self._allowed_ids(filters) if filters is not None else None
         return self._index.ntotal if allowed is None else len(allowed)
 
     def has_folder(self, folder: str) -> bool:
@@ -860,32 +875,6 @@ class Searcher:
         from search.duplicates import find_duplicates
 
         return find_duplicates(self.collection)
-
-    def files_to_move(self, ids: Sequence[int]) -> dict[int, Expected]:
-        """Path, size and mtime of these photos as stored (unknown ids left out): a quarantine moves a
-        file only while it is still the file the collection knows."""
-        from search.quarantine import Expected
-
-        rows = self.collection.photos([int(i) for i in ids])
-        return {i: Expected(row.path, row.size, row.mtime_ns) for i, row in rows.items()}
-
-    def set_aside_writer(self) -> contextlib.AbstractContextManager[None]:
-        """The collection's writer locks, its database checked writable (CollectionError otherwise):
-        hold it around a move aside or an undo and their :meth:`take_out`/:meth:`put_back`."""
-        return set_aside.writer(self.collection)
-
-    def take_out(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Remove these photos (just moved aside) from the collection and the index files at once;
-        their former rows, for :meth:`put_back`. Call inside :meth:`set_aside_writer`."""
-        return set_aside.take_out(self.collection, ids)
-
-    def put_back(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Restore rows :meth:`take_out` returned (their files are back); the ids restored."""
-        return set_aside.put_back(self.collection, rows)
-
-    def collection_id(self) -> str:
-        """The collection's own id (rows set aside name their owner by it)."""
-        return self.collection.collection_id()
 
 
 def _read_index(collection: Collection) -> tuple[FileSignature | None, VectorIndex]:

@@ -11,7 +11,8 @@ only moves down by the word matches fused above it), and the fused order is dete
 the better vector rank, then the lower id).
 
 Bands: a photo matched by its words is at least ``good`` (the words are literally there); it is
-``strong`` when its cosine alone is good or strong too. Words-only results have no cosine: ``good``.
+``strong`` when its cosine alone is good or strong too. Words-only results (``text:`` alone) are
+``good``; their cosine is that of the words as a text query, for display and the minimum score.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from indexer.core.storage.collection import Collection
+from indexer.core.storage.search_reads import PhotoFilter, word_matches
 from indexer.core.storage.text import fold, tokens
 
 RRF_K = 60  # the constant of Cormack et al. (2009); the flickr8k-train check kept it (docs/benchmarks.md)
@@ -40,12 +42,13 @@ class WordHit:
 
 
 def word_hits(
-    collection: Collection, words: str, limit: int, allowed: Sequence[int] | None = None
+    collection: Collection, words: str, limit: int, spec: PhotoFilter | None = None
 ) -> list[WordHit]:
-    """The best ``limit`` photos whose recognised text holds every word of ``words``, best first."""
+    """The best ``limit`` photos whose recognised text holds every word of ``words``, best first,
+    among those the filter ``spec`` allows (applied in the database, with the limit)."""
     if limit <= 0 or not words.split():
         return []
-    found = collection.text_matches(words, limit, allowed)
+    found = word_matches(collection, words, limit, spec)
     wanted = set(tokens(words))
     return [WordHit(int(m.photo_id), float(m.score), _query_words(m.words, wanted)) for m in found]
 

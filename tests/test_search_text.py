@@ -226,3 +226,17 @@ def test_a_snippet_starts_near_the_first_matched_word_and_segments_join_back():
     pieces = word_segments("Café, CAFE-cafés", ["café"])
     assert "".join(p for p, _ in pieces) == "Café, CAFE-cafés"
     assert [p for p, hit in pieces if hit] == ["Café", "CAFE"]  # whole words, accents and case folded
+
+
+def test_a_words_only_hit_carries_the_real_cosine_of_its_words_not_zero(searcher, world, clip_encoder):
+    _, by_name, _ = world
+    (hit,) = searcher.search('text:"invoice 2023"', k=5)
+    words = clip_encoder.embed_texts(["invoice 2023"])[0]
+    stored = searcher.collection.vectors([by_name["docs/invoice.png"]])[0]
+    assert hit.cosine == pytest.approx(float(stored @ words), abs=1e-4) and hit.cosine != 0.0
+    assert hit.logit == pytest.approx(
+        float(searcher.score_model().logits(np.array([hit.cosine]))[0]), abs=1e-3
+    )
+    vector_only = {h.id: h for h in searcher.search('"invoice 2023" + 0:"x"', k=40)}  # every photo
+    assert hit.probability == pytest.approx(vector_only[hit.id].probability, rel=1e-4)  # not 100 % alone
+    assert hit.relevance == "good"  # the band still says its words are there

@@ -18,9 +18,9 @@ from typing import Literal, Protocol
 from PIL import Image
 
 from indexer.core.errors import QueryError
-from indexer.core.storage import set_aside
 from search import (
     DuplicateGroup,
+    Expected,
     Facets,
     Filters,
     Hit,
@@ -32,9 +32,9 @@ from search import (
     TermKind,
     Understood,
     UndoReport,
-    move_aside,
     parse_query,
-    undo,
+    quarantine_photos,
+    undo_quarantine,
 )
 from ui.config import UiConfig
 from ui.safety import PathGuard, UnsafePathError
@@ -242,21 +242,15 @@ class Backend:
 
     def quarantine(self, photo_ids: list[int], folder: Path, *, copies_only: bool = True) -> QuarantineReport:
         """Move these photos (ids of duplicate copies, or of any photos when not ``copies_only``: a
-        selection on the results; paths from the database, never the browser) and
-        take their rows out of the collection and the index files: a writer of the collection, refused
-        in one line before anything moves while an indexer runs or the collection is read-only. The
-        rows are kept beside the manifest (and here), for :meth:`undo`, even after a restart."""
-        with self.searcher.set_aside_writer():
-            known = self.searcher.files_to_move(photo_ids)
-            copies = (
-                {m.id for g in self.duplicates() for m in g.copies if not m.linked} if copies_only else known
-            )
-            chosen = [i for i in photo_ids if i in known and i in copies]  # a duplicate's link is kept
-            files = {i: known[i] for i in chosen if self.guard.inside_roots(known[i].path)}
-            report = move_aside(list(files.values()), folder, self.searcher.roots())
-            moved = {e.original for e in report.moved}
-            rows = self.searcher.take_out([i for i, f in files.items() if f.path in moved])
-        set_aside.save_rows(report.manifest, rows, self.searcher.collection_id())
+        selection on the results; paths from the database, never the browser) aside and take their
+        rows out of the collection at once (:func:`~search.quarantine_photos`, the CLI's too). The rows
+        are kept beside the manifest (and here), for :meth:`undo`, even after a restart."""
+        copies = {m.id for g in self.duplicates() for m in g.copies if not m.linked} if copies_only else None
+
+        def accept(photo_id: int, file: Expected) -> bool:  # a duplicate's link is kept
+            return (copies is None or photo_id in copies) and self.guard.inside_roots(file.path)
+
+        report, rows = quarantine_photos(self.searcher.collection, photo_ids, folder, accept)
         with self._lock:
             self._set_aside[str(report.manifest)] = rows
         self.refresh()
@@ -264,21 +258,12 @@ class Backend:
 
     def undo(self, manifest: Path) -> UndoReport:
         """Put a quarantine's photos back in their places, and their rows into the collection and the
-        index files (kept here, or beside the manifest by an earlier server); ``back_in_collection``
-        counts those that are in it again (the others return at the next `dualens index`)."""
-        with self.searcher.set_aside_writer():
-            report = undo(manifest)
-            restored = set(report.restored)
-            with self._lock:
-                rows = self._set_aside.pop(str(manifest), None)
-            if rows is None:
-                rows = set_aside.load_rows(manifest, self.searcher.collection_id())
-            back = self.searcher.put_back([r for r in rows if r["path"] in restored])
-        report.back_in_collection = len(back)
+        index files (kept here, or beside the manifest by an earlier server): :func:`~search.undo_quarantine`;
+        ``back_in_collection`` counts those that are in it again (the others return at the next
+        `dualens index`)."""
         with self._lock:
-            left = [r for r in rows if r["path"] not in restored]
-            if left:
-                self._set_aside.setdefault(str(manifest), []).extend(left)
+            rows = self._set_aside.get(str(manifest))
+        report = undo_quarantine(self.searcher.collection, manifest, rows)
         self.refresh()
         return report
 

@@ -252,3 +252,25 @@ def test_an_undo_brings_back_the_words_read_in_the_photo(
     with Collection.open(data, db_url=database) as c:
         assert [m.photo_id for m in c.text_matches("invoice 2023", 5)] == [photo.id]
     assert _check(data, database) == 0
+
+
+@pytest.mark.sqlite_only  # a second collection of its own: another SQLite file beside the first
+def test_an_undo_given_another_collection_leaves_the_kept_rows_for_the_right_one(
+    copies: tuple[Path, Path], tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, copy = copies
+    before = _count(data, None)
+    assert _cli("duplicates", "--data", str(data), "--quarantine", str(tmp_path / "q")) == 0
+    other_photos, other = tmp_path / "other-photos", tmp_path / "other"
+    make_photos(other_photos, n=2)
+    build_collection(other, other_photos, tiny_model_dir, None)
+    (manifest,) = (tmp_path / "q").glob("dualens-*/manifest.json")
+    assert _cli("duplicates", "--data", str(other), "--undo", str(manifest)) == 0  # the wrong collection
+    assert copy.exists() and _count(data, None) == before - 1
+    capsys.readouterr()
+    assert _cli("duplicates", "--data", str(data), "--undo", str(manifest)) == 0  # then the right one
+    assert "1 back in the collection" in capsys.readouterr().out
+    assert _count(data, None) == before  # its row came back without a `dualens index`
+    assert _check(data, None) == 0
+    assert _cli("duplicates", "--data", str(data), "--undo", str(manifest)) == 0  # again: nothing more
+    assert _count(data, None) == before

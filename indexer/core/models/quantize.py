@@ -9,8 +9,12 @@ changed model, whose export is made again, drops them too:
 - ``image.int8.onnx``: static quantisation (QDQ, per-channel int8 weights, uint8 activations whose
   ranges are calibrated on photos) of the convolutional tower; the projection head and the
   normalisation stay float32. Without calibration photos the image tower is quantised dynamically.
+- ``int8.files.json``: each graph's size, time and SHA-256 as written.
 - ``int8.json``: how each tower was made and its smallest cosine to the fp32 export on the sample
   images and captions (written last: the files are complete when it is there).
+
+A damaged graph (another size, or another time and content than recorded; for a manifest of an
+older release, a graph ONNX Runtime cannot load) is quantised again, with a one-line warning.
 
 Invariant: an int8 tower returns L2-normalised float32 vectors, like the fp32 one (the graph's
 float32 tail normalises them). Calibration photos must never come from a reporting set
@@ -19,6 +23,8 @@ float32 tail normalises them). Calibration photos must never come from a reporti
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INT8_VERSION = 1
 INT8_MANIFEST = "int8.json"
+INT8_RECORD = "int8.files.json"  # graph name -> [size, mtime_ns, sha256], as written
 IMAGE_INT8 = "image.int8.onnx"
 TEXT_INT8 = "text.int8.onnx"
 CALIBRATION_ENV = "DUALENS_CALIBRATION_DIR"
@@ -79,14 +86,88 @@ def check_precision(precision: str) -> str:
 
 
 def is_built(folder: Path, fingerprint: str) -> bool:
-    """Whether the int8 towers of the export in ``folder`` are there and complete."""
+    """Whether the int8 towers of the export in ``folder`` are there, complete and intact."""
+    return _unusable(folder, fingerprint) is None
+
+
+def _unusable(folder: Path, fingerprint: str) -> str | None:
+    """None when the int8 towers in ``folder`` can be used; "" when they are not made (or made of
+    another model); else why they are damaged."""
     manifest = Int8Manifest.read(folder)
-    return (
-        manifest is not None
-        and manifest.fingerprint == fingerprint
-        and (folder / IMAGE_INT8).is_file()
-        and (folder / TEXT_INT8).is_file()
-    )
+    if manifest is None or manifest.fingerprint != fingerprint:
+        return ""
+    record = graph_records(folder)
+    for name in (IMAGE_INT8, TEXT_INT8):
+        why = _damage(folder / name, record.get(name))
+        if why:
+            return why
+    if not record:  # made by an older release: the graphs loaded, then recorded
+        why = _load_failure(folder)
+        if why:
+            return why
+    if any(_stale(folder / name, record.get(name)) for name in (IMAGE_INT8, TEXT_INT8)):
+        with contextlib.suppress(OSError):  # recorded again (a read-only folder: checked again next time)
+            _write_records(folder)
+    return None
+
+
+def graph_records(folder: Path) -> dict[str, list[Any]]:
+    """The int8 graphs' size, time and SHA-256 as written ({} when not recorded)."""
+    try:
+        record = json.loads((folder / INT8_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _stale(path: Path, record: list[Any] | None) -> bool:
+    """Whether the record of an intact graph lacks its current time (copied, or an older manifest)."""
+    return record is None or path.stat().st_mtime_ns != record[1]
+
+
+def _damage(path: Path, record: list[Any] | None) -> str | None:
+    """Why the graph at ``path`` is not the one ``record`` (size, mtime_ns, sha256) describes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path.name} is missing"
+    if record is None:
+        return None
+    size, mtime_ns, digest = record
+    if st.st_size != size:
+        return f"{path.name} has {st.st_size} bytes, not {size}"
+    if st.st_mtime_ns != mtime_ns and _sha256(path) != digest:  # the hash only when touched since
+        return f"{path.name} is not the graph that was made"
+    return None
+
+
+def _load_failure(folder: Path) -> str | None:
+    """Why ONNX Runtime cannot load one of the int8 graphs (None: both load)."""
+    import onnxruntime as ort
+
+    for name in (IMAGE_INT8, TEXT_INT8):
+        try:
+            ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # any load failure is a damaged file
+            return f"{name} cannot be loaded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_records(folder: Path) -> None:
+    """Record the size, time and hash of the graphs as they are in ``folder`` now."""
+    record = {}
+    for name in (IMAGE_INT8, TEXT_INT8):
+        st = (folder / name).stat()
+        record[name] = [st.st_size, st.st_mtime_ns, _sha256(folder / name)]
+    _write_atomically(folder / INT8_RECORD, json.dumps(record, indent=2))
 
 
 def calibration_photos(limit: int = CALIBRATION_PHOTOS) -> list[Path]:
@@ -117,9 +198,12 @@ def _calibration_dir() -> Path | None:
 def int8_towers(fp32: OnnxTowers, *, build_missing: bool = True) -> OnnxTowers | None:
     """The int8 towers of an fp32 export, quantised now when missing (None: missing, not built)."""
     folder, fingerprint = fp32.folder, fp32.manifest.fingerprint
-    if not is_built(folder, fingerprint):
+    why = _unusable(folder, fingerprint)
+    if why is not None:
         if not build_missing:
             return None
+        if why:
+            log.warning("the int8 towers in %s are damaged (%s); quantising them again", folder, why)
         config = fp32.manifest.preprocess_config()
         pixels = [_pixels(path, config) for path in calibration_photos()]
         build(folder, fingerprint, pixels, lambda work: compare(fp32, work))
@@ -169,8 +253,11 @@ def build(folder: Path, fingerprint: str, calibration: Sequence[np.ndarray], che
         if not worst >= MIN_INT8_COSINE:
             raise ModelError(f"the int8 towers differ too much from fp32 (cosine {worst:.3f})")
         manifest = Int8Manifest(INT8_VERSION, fingerprint, method, len(calibration), cos_image, cos_text)
+        (folder / INT8_MANIFEST).unlink(missing_ok=True)  # made again: no manifest over the new graphs
+        (folder / INT8_RECORD).unlink(missing_ok=True)
         os.replace(image, folder / IMAGE_INT8)
         os.replace(text, folder / TEXT_INT8)
+        _write_records(folder)
         _write_atomically(folder / INT8_MANIFEST, json.dumps(asdict(manifest), indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -28,6 +28,7 @@ from indexer.core.storage.collection import (
     indexed_vector_chunks,
 )
 from indexer.core.storage.schema import Photo, PhotoStatus
+from indexer.core.storage.text import TextMatch, count_text_matches, text_matches
 from indexer.core.text import to_stored
 
 HIT_COLUMNS = (
@@ -146,6 +147,20 @@ def allowed_ids(collection: Collection, spec: PhotoFilter) -> np.ndarray:
     with collection.session() as session:
         ids = session.scalars(allowed_ids_statement(spec)).all()
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+
+def word_matches(collection: Collection, words: str, limit: int, spec: PhotoFilter | None) -> list[TextMatch]:
+    """The indexed photos that pass the spec (all without one) whose recognised text holds every word,
+    best first, at most ``limit``: the filter and the limit applied in one bounded query."""
+    among = None if spec is None else allowed_ids_statement(spec)
+    return text_matches(collection.database, words, limit, among=among)
+
+
+def count_word_matches(collection: Collection, words: str, spec: PhotoFilter | None) -> int:
+    """How many indexed photos that pass the spec hold every word in their recognised text (counted
+    in the database, whatever their number)."""
+    among = None if spec is None else allowed_ids_statement(spec)
+    return count_text_matches(collection.database, words, among)
 
 
 def date_keys(collection: Collection, spec: PhotoFilter) -> list[tuple[int, str, datetime | None, int]]:

@@ -26,9 +26,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, text
+from sqlalchemy import Float, Integer, Select, Subquery, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from indexer.core.storage.database import Database, utcnow
@@ -214,30 +214,60 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 # ---------------------------------------------------------------------------------------- reading
 def text_matches(
-    database: Database, query: str, limit: int, allowed: Sequence[int] | None = None
+    database: Database,
+    query: str,
+    limit: int,
+    allowed: Sequence[int] | None = None,
+    among: Select[Any] | None = None,
 ) -> list[TextMatch]:
     """The indexed photos whose text holds every word of ``query``, best first (ties: lower id first),
-    at most ``limit``, only among ``allowed`` when given. A query without letters or digits matches
-    nothing; no query is ever an error."""
+    at most ``limit``, only among ``allowed`` when given, and among the ids ``among`` selects (a
+    filter, applied in SQL: the query stays bounded by ``limit`` however common the words). A query
+    without letters or digits matches nothing; no query is ever an error."""
     words = list(dict.fromkeys(tokens(query)))
     if not words or limit <= 0 or (allowed is not None and not allowed):
         return []
     keep = None if allowed is None else set(allowed)
     with database.snapshot() as s:
-        found = _scored(s, words, None if keep is not None else limit)
+        found = _scored(s, words, None if keep is not None else limit, among)
         if keep is not None:
             found = [(i, score) for i, score in found if i in keep][:limit]
         shown = _texts(s, [i for i, _ in found])
     return [TextMatch(i, score, matched_words(shown.get(i, ""), words)) for i, score in found]
 
 
-def _scored(s: Session, words: list[str], limit: int | None) -> list[tuple[int, float]]:
+def _scored(
+    s: Session, words: list[str], limit: int | None, among: Select[Any] | None
+) -> list[tuple[int, float]]:
     """Matches of the photos whose text was read from the file they hold now (a changed file's old
-    text is neither found nor shown until it is read again)."""
-    limit_sql = "" if limit is None else " LIMIT :limit"
-    params: dict[str, object] = {"indexed": PhotoStatus.INDEXED.value}
+    text is neither found nor shown until it is read again), best first; only those whose id
+    ``among`` selects, at most ``limit`` (both in the database)."""
+    matches = _matches(s, words)
+    stmt = select(matches.c.photo_id, matches.c.score).order_by(matches.c.score.desc(), matches.c.photo_id)
+    if among is not None:
+        stmt = stmt.where(matches.c.photo_id.in_(among))
     if limit is not None:
-        params["limit"] = limit
+        stmt = stmt.limit(limit)
+    return [(int(r.photo_id), float(r.score)) for r in s.execute(stmt)]
+
+
+def count_text_matches(database: Database, query: str, among: Select[Any] | None = None) -> int:
+    """How many photos :func:`text_matches` would find without a limit (among the ids ``among``
+    selects), counted in the database: no row or text of theirs is read."""
+    words = list(dict.fromkeys(tokens(query)))
+    if not words:
+        return 0
+    with database.snapshot() as s:
+        matches = _matches(s, words)
+        stmt = select(func.count()).select_from(matches)
+        if among is not None:
+            stmt = stmt.where(matches.c.photo_id.in_(among))
+        return int(s.execute(stmt).scalar_one())
+
+
+def _matches(s: Session, words: list[str]) -> Subquery:
+    """The full-text match of ``words`` as a subquery of (photo_id, score), score higher is better."""
+    params: dict[str, object] = {"indexed": PhotoStatus.INDEXED.value}
     if s.get_bind().dialect.name == "postgresql":
         sql = (
             "SELECT t.photo_id, ts_rank(t.search, q, 1) AS score"
@@ -245,7 +275,6 @@ def _scored(s: Session, words: list[str], limit: int | None) -> list[tuple[int, 
             " plainto_tsquery('simple', :query) AS q"
             " WHERE t.search @@ q AND p.status = :indexed"
             " AND t.content_hash IS NOT DISTINCT FROM p.content_hash"
-            " ORDER BY score DESC, t.photo_id" + limit_sql
         )
         params["query"] = " ".join(words)
     else:
@@ -253,11 +282,9 @@ def _scored(s: Session, words: list[str], limit: int | None) -> list[tuple[int, 
             f"SELECT f.rowid AS photo_id, -bm25({FTS_TABLE}) AS score"
             f" FROM {FTS_TABLE} f JOIN photos p ON p.id = f.rowid JOIN photo_text t ON t.photo_id = f.rowid"
             f" WHERE {FTS_TABLE} MATCH :query AND p.status = :indexed AND t.content_hash IS p.content_hash"
-            " ORDER BY score DESC, f.rowid" + limit_sql
         )
         params["query"] = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-    rows = s.execute(text(sql).bindparams(*(bindparam(k) for k in params)), params)
-    return [(int(r.photo_id), float(r.score)) for r in rows]
+    return text(sql).bindparams(**params).columns(photo_id=Integer, score=Float).subquery("matches")
 
 
 def photo_texts(database: Database, ids: Sequence[int]) -> dict[int, str]:
