@@ -5,10 +5,13 @@
     embed     ``map_batches`` with a callable class: an actor pool, the model loaded once per actor,
               on a GPU (fp16) when the actor has one, else on CPU (ONNX Runtime or torch)
 
-Only the small results travel back (metadata and one L2-normalised float32 vector per photo): the
-driver stays the single writer, so the database and FAISS guarantees of the local engine hold
-unchanged. Ray retries tasks and restarts actors whose worker process dies; a driver that dies
-loses at most the batch in flight, and the next run resumes from what was committed.
+On PostgreSQL each embedding actor also writes: it COPYs the rows of its batch's new files into the
+run's staging table over its own connection (``indexer.core.storage.staging``), and only the small
+results travel back; the driver commits each batch with one ``INSERT … SELECT`` in its transaction.
+On SQLite (one file, one writer) the vectors travel back and the driver writes them. Either way the
+driver commits every batch, so the database and FAISS guarantees of the local engine hold unchanged.
+Ray retries tasks and restarts actors whose worker process dies; a driver that dies loses at most the
+batch in flight, and the next run resumes from what was committed.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from typing import Any
 import numpy as np
 
 from indexer.core.errors import ClusterError, DualensError, ModelError, UsageError
+from indexer.core.storage.staging import StageSink, StageSpec
 from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file_within
 
 log = logging.getLogger(__name__)
 
 DECODE_BATCH = 16  # files per decode task
 DECODE_CPUS = 0.5  # logical CPUs per decode task (a task also waits on reads from the file system)
+PASSED = ("path", "root", "file_type", "existing")  # columns decode passes on to the actors
 
 
 @dataclass(frozen=True)
@@ -211,14 +216,26 @@ def decode_batch(
         if isinstance(result, Decoded):
             pixels[n] = result.pixels
         results.append(_pack(result))
-    return {"result": np.array(results, dtype=object), "pixels": pixels}
+    passed = {k: batch[k] for k in PASSED if k in batch}  # what the embedding actors stage rows with
+    return {"result": np.array(results, dtype=object), "pixels": pixels, **passed}
 
 
 class EmbedWorker:
-    """One embedding actor: loads the model once, then embeds every batch Ray Data sends it."""
+    """One embedding actor: loads the model once, then embeds every batch Ray Data sends it (and with
+    ``stage``, stages the rows of its new files itself: their vectors do not travel back)."""
 
-    def __init__(self, model: str, backend: str, device: str, model_id: str, fingerprint: str | None) -> None:
+    def __init__(
+        self,
+        model: str,
+        backend: str,
+        device: str,
+        model_id: str,
+        fingerprint: str | None,
+        stage: StageSpec | None = None,
+    ) -> None:
         from indexer.core.models import DualEncoder
+
+        self.sink = None if stage is None else StageSink(stage)
 
         self.encoder = DualEncoder(model, device=device, backend=backend, threads=None)
         if self.encoder.model_id != model_id or self.encoder.fingerprint != fingerprint:
@@ -240,7 +257,45 @@ class EmbedWorker:
             vectors[wanted] = joint
             if seen is not None:
                 visual[wanted] = seen
-        return {"result": batch["result"], "vector": vectors, "visual": visual}
+        if self.sink is None:
+            return {"result": batch["result"], "vector": vectors, "visual": visual}
+        return self._staged(batch, results, wanted, vectors, visual if visual.shape[1] else None)
+
+    def _staged(
+        self,
+        batch: dict[str, np.ndarray],
+        results: list[DecodeResult],
+        wanted: list[int],
+        vectors: np.ndarray,
+        visual: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
+        """Stage the new files' rows; their vectors go back empty, with the call's token."""
+        assert self.sink is not None
+        new = [n for n in wanted if not batch["existing"][n]]
+        rows = [(int(results[n].item_no), _new_row(batch, n, results[n], vectors[n], visual)) for n in new]
+        token = self.sink.write(rows)
+        empty = np.zeros(0, np.float32)
+        out_vectors, out_visual = np.empty(len(results), object), np.empty(len(results), object)
+        for n in range(len(results)):
+            staged = n in new
+            out_vectors[n] = empty if staged else vectors[n]
+            out_visual[n] = empty if staged or visual is None else visual[n]
+        tokens = np.array([token if n in new else "" for n in range(len(results))], dtype=object)
+        return {"result": batch["result"], "vector": out_vectors, "visual": out_visual, "token": tokens}
+
+
+def _new_row(
+    batch: dict[str, np.ndarray], n: int, result: DecodeResult, vector: np.ndarray, visual: np.ndarray | None
+) -> Any:
+    """The NewVectors of a new file, as the driver's writer would make it."""
+    from indexer.plan import WorkItem
+    from indexer.scan import ScannedFile
+    from indexer.writer import Embedded
+    from indexer.writer import _row_write as row_write  # the driver's own conversion
+
+    assert isinstance(result, Decoded)
+    file = ScannedFile(str(batch["path"][n]), str(batch["root"][n]), str(batch["file_type"][n]), 0, 0)
+    return row_write(Embedded(WorkItem(file, None), result, vector, None if visual is None else visual[n]))
 
 
 # ---------------------------------------------------------------- the driver
@@ -261,9 +316,13 @@ def embedded_results(
     known: frozenset[str],
     spec: EmbedSpec,
     options: RayOptions,
-) -> Iterator[tuple[DecodeResult, np.ndarray, np.ndarray | None]]:
-    """(result, vector, visual vector or None) of every task, in completion order; the vectors are
-    meaningful for Decoded only.
+    stage: StageSpec | None = None,
+    roots: Sequence[tuple[str, str, bool]] = (),
+) -> Iterator[tuple[DecodeResult, np.ndarray, np.ndarray | None, str]]:
+    """(result, vector, visual vector or None, token) of every task, in completion order; the vectors
+    are meaningful for Decoded only. With ``stage`` (``roots``: each task's root, file type and
+    whether its row exists), the actors stage new files' rows: those come back with the call's token
+    and an empty vector, the rest with token "".
 
     Must run inside :func:`ray_session`.
     """
@@ -277,6 +336,9 @@ def embedded_results(
     context.print_on_execution_start = False
     workers = options.workers or _default_workers(ray, options.gpus_per_worker)
     items = [{"item_no": t.item_no, "path": t.path, "old_hash": t.old_hash or ""} for t in tasks]
+    if stage is not None:
+        for item, (root, file_type, existing) in zip(items, roots, strict=True):
+            item.update(root=root, file_type=file_type, existing=existing)
     blocks = max(1, min(len(items) // DECODE_BATCH, 4 * (os.cpu_count() or 2) * workers))
     dataset = (
         ray.data.from_items(items, override_num_blocks=blocks)
@@ -295,6 +357,7 @@ def embedded_results(
                 "device": "cuda" if options.gpus_per_worker > 0 else "cpu",
                 "model_id": spec.model_id,
                 "fingerprint": spec.fingerprint,
+                "stage": stage,
             },
             batch_size=spec.batch_size,
             batch_format="numpy",
@@ -305,8 +368,10 @@ def embedded_results(
     )
     try:
         for batch in dataset.iter_batches(batch_size=spec.batch_size, batch_format="numpy"):
-            for packed, vector, visual in zip(batch["result"], batch["vector"], batch["visual"], strict=True):
-                yield pickle.loads(packed), vector, (visual if visual.size else None)
+            tokens = batch.get("token", np.full(len(batch["result"]), "", dtype=object))
+            rows = zip(batch["result"], batch["vector"], batch["visual"], tokens, strict=True)
+            for packed, vector, visual, token in rows:
+                yield pickle.loads(packed), vector, (visual if visual.size else None), str(token)
     except ray.exceptions.RayError as exc:
         raise _worker_error(exc) from exc
 
