@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
 from indexer.core.errors import ModelError
+from indexer.core.storage.batches import NewVectors
 from indexer.core.storage.staging import StageSink, StageSpec
 from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file_within
 
@@ -67,7 +67,6 @@ class EmbedWorker:
         from indexer.core.models import DualEncoder
 
         self.sink = None if stage is None else StageSink(stage)
-
         self.encoder = DualEncoder(model, device=device, backend=backend, threads=None)
         if self.encoder.model_id != model_id or self.encoder.fingerprint != fingerprint:
             raise ModelError(
@@ -102,8 +101,10 @@ class EmbedWorker:
     ) -> dict[str, np.ndarray]:
         """Stage the new files' rows; their vectors go back empty, with the call's token."""
         assert self.sink is not None
-        new = [n for n in wanted if not batch["existing"][n]]
-        rows = [(int(results[n].item_no), _new_row(batch, n, results[n], vectors[n], visual)) for n in new]
+        new = {n for n in wanted if not batch["existing"][n]}
+        rows = [
+            (int(results[n].item_no), _new_row(batch, n, results[n], vectors[n], visual)) for n in sorted(new)
+        ]
         token = self.sink.write(rows)
         empty = np.zeros(0, np.float32)
         out_vectors, out_visual = np.empty(len(results), object), np.empty(len(results), object)
@@ -117,7 +118,7 @@ class EmbedWorker:
 
 def _new_row(
     batch: dict[str, np.ndarray], n: int, result: DecodeResult, vector: np.ndarray, visual: np.ndarray | None
-) -> Any:
+) -> NewVectors:
     """The NewVectors of a new file, as the driver's writer would make it."""
     from indexer.plan import WorkItem
     from indexer.scan import ScannedFile
@@ -126,4 +127,6 @@ def _new_row(
 
     assert isinstance(result, Decoded)
     file = ScannedFile(str(batch["path"][n]), str(batch["root"][n]), str(batch["file_type"][n]), 0, 0)
-    return row_write(Embedded(WorkItem(file, None), result, vector, None if visual is None else visual[n]))
+    row = row_write(Embedded(WorkItem(file, None), result, vector, None if visual is None else visual[n]))
+    assert isinstance(row, NewVectors)
+    return row

@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ray-sizes", default="1000", help="sizes for `dualens index --engine ray` ('': none)"
     )
     parser.add_argument("--no-ocr", action="store_true", help="index without the text stage")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="'default', or 'tiny': a tiny random model (fast: the growth alone)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     ray_sizes = sorted(int(s) for s in args.ray_sizes.split(",") if s)
@@ -188,11 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     peaks: dict[int, float] = {}
     own: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        model = args.model
+        if model == "tiny":
+            from tests.helpers.tiny_models import make_tiny_dual_encoder
+
+            model = str(make_tiny_dual_encoder(Path(tmp) / "tiny-model"))
+        print(f"model {args.model}, text stage {'off' if args.no_ocr else 'on'}")
         for n in sorted({*sizes, *ray_sizes}):
             photos = make_photos(Path(tmp) / f"photos-{n}", n)
             for engine in (["local"] if n in sizes else []) + (["ray"] if n in ray_sizes else []):
                 data = Path(tmp) / (f"data-{n}" if engine == "local" else f"data-ray-{n}")
-                index = ["index", "--data", str(data), "--model", "default", "--no-progress", str(photos)]
+                index = ["index", "--data", str(data), "--model", model, "--no-progress", str(photos)]
                 tree, main, took = run_peak(dualens(ROOT, [*index, "--engine", engine]), env)
                 if engine == "local":
                     peaks[n], own[n] = tree, main
