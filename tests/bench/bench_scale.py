@@ -36,6 +36,7 @@ N_PHOTOS = int(os.environ.get("BENCH_PHOTOS", "400"))
 N_ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 DIM = 384
 WRITE_BATCH = 256
+WRITER_WAIT_S = float(os.environ.get("BENCH_WRITER_WAIT_MS", "0.5")) / 1000  # the Ray writers' model stand-in
 
 
 def _photos(tmp: Path) -> tuple[Path, str]:
@@ -207,15 +208,18 @@ def _row(i: int, vector: np.ndarray) -> object:
 
 class _SyntheticWriter:
     """A Ray actor standing for an embedding actor: synthetic unit vectors for its batch, then either
-    staged by itself (``stage``) or sent back to the driver (the funnel)."""
+    staged by itself (``stage``) or sent back to the driver (the funnel). ``wait_s``: a wait a row
+    first, standing for a model on a device (time the host's CPUs are free)."""
 
-    def __init__(self, stage: object | None) -> None:
+    def __init__(self, stage: object | None, wait_s: float) -> None:
         from indexer.core.storage.staging import StageSink
 
         self.sink = None if stage is None else StageSink(stage)  # type: ignore[arg-type]
+        self.wait_s = wait_s
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ids = batch["id"]
+        time.sleep(self.wait_s * len(ids))
         vectors = np.random.default_rng(int(ids[0])).standard_normal((len(ids), DIM)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         if self.sink is None:
@@ -224,7 +228,7 @@ class _SyntheticWriter:
         return {"id": ids, "token": np.array([token] * len(ids), dtype=object)}
 
 
-def _ray_write_rate(url: str, actors: int, staged: bool) -> tuple[float, float]:
+def _ray_write_rate(url: str, actors: int, staged: bool, wait_s: float) -> tuple[float, float]:
     """Rows/s of N_ROWS synthetic rows through the Ray engine's write path, WRITE_BATCH a transaction:
     from the first batch the driver commits to the last (Ray's start-up and the actors' left out); and
     rows/s of the driver's commits alone (what one driver could take with writers enough)."""
@@ -241,7 +245,7 @@ def _ray_write_rate(url: str, actors: int, staged: bool) -> tuple[float, float]:
         writer = StagedRowWriter(c.database, stage) if staged else RowWriter(c.database, 1)
         dataset = ray.data.range(N_ROWS, override_num_blocks=max(1, N_ROWS // WRITE_BATCH)).map_batches(
             _SyntheticWriter,
-            fn_constructor_kwargs={"stage": stage if staged else None},
+            fn_constructor_kwargs={"stage": stage if staged else None, "wait_s": wait_s},
             batch_size=WRITE_BATCH,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
@@ -296,9 +300,15 @@ def ray_writers(server: object) -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray.data.DataContext.get_current().print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        runs = {
-            (k, staged): _ray_write_rate(new_url(), k, staged) for staged in (False, True) for k in (1, 2)
-        }
+        keys = [(k, staged) for staged in (False, True) for k in (1, 2)]
+        found = {w: {key: _ray_write_rate(new_url(), *key, w) for key in keys} for w in (0.0, WRITER_WAIT_S)}
+    for wait_s, runs in found.items():  # printed here: a Ray session sends stdout to the debug log
+        what = f"writers waiting {wait_s * 1000:g} ms a row (a model on a device)" if wait_s else "no model"
+        print(f" {what}:")
+        _print_ray_rates(runs)
+
+
+def _print_ray_rates(runs: dict[tuple[int, bool], tuple[float, float]]) -> None:
     rates = {key: rate for key, (rate, _) in runs.items()}
     for staged in (False, True):
         name = "workers stage, driver INSERT … SELECT" if staged else "driver funnel (baseline)            "
