@@ -348,7 +348,9 @@ def _process(state: _RunState, encoder: Encoder, options: IndexOptions, timer: _
 def _process_on_ray(
     state: _RunState, encoder: Encoder, model: str, options: IndexOptions, timer: _Timer
 ) -> None:
-    """Decode and embed on a Ray cluster; write here, a transaction per batch (see ray_engine)."""
+    """Decode and embed on a Ray cluster; commit here, a transaction per batch (see ray_engine: on
+    PostgreSQL the actors stage the new files' rows and each batch moves them in one statement)."""
+    from indexer.core.storage.staging import StagedRowWriter, staging_table
     from indexer.ray_engine import EmbedSpec, embedded_results, ray_session
 
     plan = state.plan
@@ -365,16 +367,25 @@ def _process_on_ray(
         batch_size=batch_size,
     )
     ops: list[WriteOp] = []
+    rows = state.writer.rows
+    files = [(i.file.root, i.file.file_type, i.existing_id is not None) for i in plan.todo]
 
-    with ray_session(options.ray), _progress(len(plan.todo), options.progress) as bar:
-        results = embedded_results(tasks, opts, plan.missing_hashes, spec, options.ray)
+    with (
+        ray_session(options.ray),
+        staging_table(rows.database, rows.run, rows.staging) as stage,
+        _progress(len(plan.todo), options.progress) as bar,
+    ):
+        staged = None if stage is None else StagedRowWriter(rows.database, stage)
+        if staged is not None:
+            state.writer.rows = staged
+        results = embedded_results(tasks, opts, plan.missing_hashes, spec, options.ray, stage, files)
         done = 0
         while True:
             with timer.stage("embed"):  # waiting for the cluster: decoding and embedding overlap there
                 pair = next(results, None)
             if pair is None:
                 break
-            result, vector, visual = pair
+            result, vector, visual, token = pair
             bar.update(1)
             done += 1
             if options.on_progress is not None:
@@ -385,6 +396,8 @@ def _process_on_ray(
             if op is None:
                 assert isinstance(result, Decoded)
                 op = Embedded(item, result, vector, visual)
+                if token and staged is not None:  # a new file whose row the actor staged
+                    staged.expect(item.file.path, result.item_no, token)
             ops.append(op)
             if len(ops) >= batch_size:
                 _write(state, ops, timer)

@@ -1,14 +1,17 @@
 """The Ray engine: decode on the cluster's CPUs, embed in an actor pool, write on the driver.
 
     driver    scan + plan (as the local engine), then one writer: a transaction per batch
-    decode    Ray Data ``map_batches`` tasks (CPU): read, hash and decode files (``decode_file``)
+    decode    Ray Data ``map_batches`` tasks (CPU): read, hash and decode files (``indexer.ray_stages``)
     embed     ``map_batches`` with a callable class: an actor pool, the model loaded once per actor,
               on a GPU (fp16) when the actor has one, else on CPU (ONNX Runtime or torch)
 
-Only the small results travel back (metadata and one L2-normalised float32 vector per photo): the
-driver stays the single writer, so the database and FAISS guarantees of the local engine hold
-unchanged. Ray retries tasks and restarts actors whose worker process dies; a driver that dies
-loses at most the batch in flight, and the next run resumes from what was committed.
+On PostgreSQL each embedding actor also writes: it COPYs the rows of its batch's new files into the
+run's staging table over its own connection (``indexer.core.storage.staging``), and only the small
+results travel back; the driver commits each batch with one ``INSERT … SELECT`` in its transaction.
+On SQLite (one file, one writer) the vectors travel back and the driver writes them. Either way the
+driver commits every batch, so the database and FAISS guarantees of the local engine hold unchanged.
+Ray retries tasks and restarts actors whose worker process dies; a driver that dies loses at most the
+batch in flight, and the next run resumes from what was committed.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from indexer.core.errors import ClusterError, DualensError, ModelError, UsageError
-from indexer.decode import Decoded, DecodeOptions, DecodeResult, DecodeTask, decode_file_within
+from indexer.core.storage.staging import StageSpec
+from indexer.decode import DecodeOptions, DecodeResult, DecodeTask
+from indexer.ray_stages import EmbedWorker, decode_batch
+
+__all__ = ["EmbedSpec", "EmbedWorker", "RayOptions", "RayShardExecutor", "decode_batch", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -184,65 +191,6 @@ class _LogStream(io.TextIOBase):
         return len(text)
 
 
-# ---------------------------------------------------------------- the two stages (run on workers)
-def _pack(result: DecodeResult) -> bytes:
-    if isinstance(result, Decoded):
-        result = replace(result, pixels=np.zeros(0, np.float16))  # the pixels travel in their own column
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def decode_batch(
-    batch: dict[str, np.ndarray], opts: DecodeOptions, known: frozenset[str]
-) -> dict[str, np.ndarray]:
-    """Decode one batch of files: a pickled result per file and a pixel array (zeros if not decoded).
-
-    Each file is given up after ``opts.timeout`` seconds on the wall clock (recorded as too slow).
-    """
-    from indexer.core.imaging import register_optional_plugins
-
-    register_optional_plugins()
-    shape = (len(batch["item_no"]), 3, *opts.cfg.size)
-    results, pixels = [], np.zeros(shape, dtype=opts.transfer_dtype)
-    for n, (item_no, path, old_hash) in enumerate(
-        zip(batch["item_no"], batch["path"], batch["old_hash"], strict=True)
-    ):
-        task = DecodeTask(int(item_no), str(path), str(old_hash) or None)
-        result = decode_file_within(task, opts, known)
-        if isinstance(result, Decoded):
-            pixels[n] = result.pixels
-        results.append(_pack(result))
-    return {"result": np.array(results, dtype=object), "pixels": pixels}
-
-
-class EmbedWorker:
-    """One embedding actor: loads the model once, then embeds every batch Ray Data sends it."""
-
-    def __init__(self, model: str, backend: str, device: str, model_id: str, fingerprint: str | None) -> None:
-        from indexer.core.models import DualEncoder
-
-        self.encoder = DualEncoder(model, device=device, backend=backend, threads=None)
-        if self.encoder.model_id != model_id or self.encoder.fingerprint != fingerprint:
-            raise ModelError(
-                f"this worker's model {self.encoder.model_id} differs from the driver's {model_id} "
-                "(not the same files on every node?)"
-            )
-        self.encoder.load()
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [pickle.loads(r) for r in batch["result"]]
-        wanted = [n for n, r in enumerate(results) if isinstance(r, Decoded)]
-        vectors = np.zeros((len(results), self.encoder.dim), dtype=np.float32)
-        visual = np.zeros((len(results), self.encoder.visual_dim), dtype=np.float32)
-        if wanted:
-            joint, seen = self.encoder.embed_pixels_pair(
-                np.asarray(batch["pixels"][wanted], dtype=np.float32)
-            )
-            vectors[wanted] = joint
-            if seen is not None:
-                visual[wanted] = seen
-        return {"result": batch["result"], "vector": vectors, "visual": visual}
-
-
 # ---------------------------------------------------------------- the driver
 @dataclass(frozen=True)
 class EmbedSpec:
@@ -261,9 +209,13 @@ def embedded_results(
     known: frozenset[str],
     spec: EmbedSpec,
     options: RayOptions,
-) -> Iterator[tuple[DecodeResult, np.ndarray, np.ndarray | None]]:
-    """(result, vector, visual vector or None) of every task, in completion order; the vectors are
-    meaningful for Decoded only.
+    stage: StageSpec | None = None,
+    roots: Sequence[tuple[str, str, bool]] = (),
+) -> Iterator[tuple[DecodeResult, np.ndarray, np.ndarray | None, str]]:
+    """(result, vector, visual vector or None, token) of every task, in completion order; the vectors
+    are meaningful for Decoded only. With ``stage`` (``roots``: each task's root, file type and
+    whether its row exists), the actors stage new files' rows: those come back with the call's token
+    and an empty vector, the rest with token "".
 
     Must run inside :func:`ray_session`.
     """
@@ -277,6 +229,9 @@ def embedded_results(
     context.print_on_execution_start = False
     workers = options.workers or _default_workers(ray, options.gpus_per_worker)
     items = [{"item_no": t.item_no, "path": t.path, "old_hash": t.old_hash or ""} for t in tasks]
+    if stage is not None:
+        for item, (root, file_type, existing) in zip(items, roots, strict=True):
+            item.update(root=root, file_type=file_type, existing=existing)
     blocks = max(1, min(len(items) // DECODE_BATCH, 4 * (os.cpu_count() or 2) * workers))
     dataset = (
         ray.data.from_items(items, override_num_blocks=blocks)
@@ -295,6 +250,7 @@ def embedded_results(
                 "device": "cuda" if options.gpus_per_worker > 0 else "cpu",
                 "model_id": spec.model_id,
                 "fingerprint": spec.fingerprint,
+                "stage": stage,
             },
             batch_size=spec.batch_size,
             batch_format="numpy",
@@ -305,8 +261,10 @@ def embedded_results(
     )
     try:
         for batch in dataset.iter_batches(batch_size=spec.batch_size, batch_format="numpy"):
-            for packed, vector, visual in zip(batch["result"], batch["vector"], batch["visual"], strict=True):
-                yield pickle.loads(packed), vector, (visual if visual.size else None)
+            tokens = batch.get("token", np.full(len(batch["result"]), "", dtype=object))
+            rows = zip(batch["result"], batch["vector"], batch["visual"], tokens, strict=True)
+            for packed, vector, visual, token in rows:
+                yield pickle.loads(packed), vector, (visual if visual.size else None), str(token)
     except ray.exceptions.RayError as exc:
         raise _worker_error(exc) from exc
 

@@ -7,13 +7,17 @@ kernel's own high-water mark (VmHWM) of each process at its end:
     dualens index (local)   at each size of --sizes (default 1000 and 5000 photos): generated,
                             seeded 160x120 JPEGs in a temp dir, the default model. It should stay
                             flat with the collection's size: the ratio largest/smallest is printed.
+    dualens index --engine ray   the Ray driver's own peak (the main process; Ray's local cluster,
+                            started by it, is in the tree figure) at each size of --ray-sizes
+                            (default 1000), the same photos
     dualens serve           per worker (--workers 2), after 20 text searches spread over the workers
     baseline                python -c "import onnxruntime, tokenizers, faiss, sqlalchemy, numpy"
 
 ``dualens ui``'s peak is printed by ``make bench-ui`` (tests/bench/bench_ui_start.py), measured
 after its first results are shown in a real browser.
 
-Run: ``python -m tests.bench.bench_memory [--sizes 1000,5000]``.
+Run: ``python -m tests.bench.bench_memory [--sizes 1000,5000] [--ray-sizes 1000] [--no-ocr]``
+(``--no-ocr``: the index runs without the text stage, to reach larger sizes on a slow machine).
 """
 
 from __future__ import annotations
@@ -168,24 +172,50 @@ def _hwm_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,5000", help="collection sizes for `dualens index`")
+    parser.add_argument(
+        "--ray-sizes", default="1000", help="sizes for `dualens index --engine ray` ('': none)"
+    )
+    parser.add_argument("--no-ocr", action="store_true", help="index without the text stage")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="'default', or 'tiny': a tiny random model (fast: the growth alone)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
+    ray_sizes = sorted(int(s) for s in args.ray_sizes.split(",") if s)
+    env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    if args.no_ocr:
+        env["DUALENS_OCR"] = "off"
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     bare, _, _ = run_peak([sys.executable, "-c", BARE_IMPORT], env)
     print(f"memory baseline  python -c {BARE_IMPORT!r}: peak RSS {bare:6.0f} MB")
     peaks: dict[int, float] = {}
     own: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        for n in sizes:
-            photos, data = make_photos(Path(tmp) / f"photos-{n}", n), Path(tmp) / f"data-{n}"
-            index = ["index", "--data", str(data), "--model", "default", "--no-progress", str(photos)]
-            peaks[n], own[n], took = run_peak(dualens(ROOT, index), env)
-            print(
-                f"memory index    {n:6d} photos: peak RSS {peaks[n]:6.0f} MB (process tree), "
-                f"{own[n]:6.0f} MB (main process) | "
-                f"{peaks[n] / bare:4.1f}x baseline | {n / took:5.1f} photos/s"
-            )
+        model = args.model
+        if model == "tiny":
+            from tests.helpers.tiny_models import make_tiny_dual_encoder
+
+            model = str(make_tiny_dual_encoder(Path(tmp) / "tiny-model"))
+        print(f"model {args.model}, text stage {'off' if args.no_ocr else 'on'}")
+        warm = make_photos(Path(tmp) / "photos-warm", 8)  # one-time work (a model's ONNX export) kept out
+        run_peak(
+            dualens(ROOT, ["index", "--data", str(Path(tmp) / "data-warm"), "--model", model, str(warm)]), env
+        )
+        for n in sorted({*sizes, *ray_sizes}):
+            photos = make_photos(Path(tmp) / f"photos-{n}", n)
+            for engine in (["local"] if n in sizes else []) + (["ray"] if n in ray_sizes else []):
+                data = Path(tmp) / (f"data-{n}" if engine == "local" else f"data-ray-{n}")
+                index = ["index", "--data", str(data), "--model", model, "--no-progress", str(photos)]
+                tree, main, took = run_peak(dualens(ROOT, [*index, "--engine", engine]), env)
+                if engine == "local":
+                    peaks[n], own[n] = tree, main
+                what = "index   " if engine == "local" else "ray driver"
+                print(
+                    f"memory {what} {n:6d} photos: peak RSS {tree:6.0f} MB (process tree), "
+                    f"{main:6.0f} MB (main process) | {tree / bare:4.1f}x baseline | {n / took:5.1f} photos/s"
+                )
         ratio = peaks[sizes[-1]] / peaks[sizes[0]]
         verdict = "MET" if ratio <= FLAT_RATIO else "NOT MET"
         print(

@@ -7,7 +7,11 @@
         (a transaction per 256 rows) into SQLite and into a PostgreSQL server: rows/s of the bulk
         path (COPY / executemany) against the row-at-a-time ORM path in the same run (MET/NOT MET:
         >= 10x on PostgreSQL, >= 3x on SQLite), then 1 and 2 concurrent writer processes on
-        PostgreSQL (MET/NOT MET: 2 >= 1.7x one)
+        PostgreSQL (MET/NOT MET: 2 >= 1.7x one), then the Ray engine's write path with 1 and 2 writer
+        actors on PostgreSQL: the actors COPY their rows into the run's staging table and the driver
+        commits each batch with one INSERT … SELECT, against the driver-funnel path (the actors
+        send their vectors back and the driver COPYs them) in the same run (MET/NOT MET: 2 writers
+        >= 1.7x one); synthetic rows, no model, so the figure is the ingest path's own
 
 Not a test: it prints figures and ratios (the local engine and SQLite are the baselines). The photos
 are imagenet-sample's first 400 when ../shared is there, else generated JPEGs. The default model.
@@ -15,6 +19,7 @@ are imagenet-sample's first 400 when ../shared is there, else generated JPEGs. T
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +36,7 @@ N_PHOTOS = int(os.environ.get("BENCH_PHOTOS", "400"))
 N_ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 DIM = 384
 WRITE_BATCH = 256
+WRITER_WAIT_S = float(os.environ.get("BENCH_WRITER_WAIT_MS", "0.5")) / 1000  # the Ray writers' model stand-in
 
 
 def _photos(tmp: Path) -> tuple[Path, str]:
@@ -143,6 +149,7 @@ def databases(tmp: Path, *, sqlite_only: bool = False) -> None:
         pg = bulk_write(tmp / "pg", server.url(server.new_database()), bulk=True)
         _verdict("PostgreSQL 15 (unix socket, fsync on), COPY", pg, pg_before, 10)
         writers(tmp, server)
+        ray_writers(server)
     finally:
         server.stop()
 
@@ -189,6 +196,133 @@ def writers(tmp: Path, server: object) -> None:
     print(f"  PostgreSQL, 2 writer processes {two:8.0f} rows/s: {two / one:.2f}x one (target >= 1.7x: {met})")
 
 
+def _row(i: int, vector: np.ndarray) -> object:
+    """Photo row ``i`` of the Ray write benchmark as the driver's writer gets it (no vector: staged)."""
+    from indexer.core.storage.batches import FileState, NewVectors, PhotoFacts
+
+    path = f"/photos/{i % 1000:03d}/IMG_{i:07d}.jpg"
+    file = FileState(path, "/photos", "jpeg", 2_500_000, 1_700_000_000_000_000_000 + i, f"{i:064x}", True)
+    facts = PhotoFacts(4000, 3000, datetime(2020, 1, 1 + i % 28), "Canon", "EOS")
+    return NewVectors(None, file, facts, vector)
+
+
+class _SyntheticWriter:
+    """A Ray actor standing for an embedding actor: synthetic unit vectors for its batch, then either
+    staged by itself (``stage``) or sent back to the driver (the funnel). ``wait_s``: a wait a row
+    first, standing for a model on a device (time the host's CPUs are free)."""
+
+    def __init__(self, stage: object | None, wait_s: float) -> None:
+        from indexer.core.storage.staging import StageSink
+
+        self.sink = None if stage is None else StageSink(stage)  # type: ignore[arg-type]
+        self.wait_s = wait_s
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ids = batch["id"]
+        time.sleep(self.wait_s * len(ids))
+        vectors = np.random.default_rng(int(ids[0])).standard_normal((len(ids), DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        if self.sink is None:
+            return {"id": ids, "vector": vectors}
+        token = self.sink.write([(int(i), _row(int(i), v)) for i, v in zip(ids, vectors, strict=True)])
+        return {"id": ids, "token": np.array([token] * len(ids), dtype=object)}
+
+
+def _ray_write_rate(url: str, actors: int, staged: bool, wait_s: float) -> tuple[float, float]:
+    """Rows/s of N_ROWS synthetic rows through the Ray engine's write path, WRITE_BATCH a transaction:
+    from the first batch the driver commits to the last (Ray's start-up and the actors' left out); and
+    rows/s of the driver's commits alone (what one driver could take with writers enough)."""
+    import ray.data
+
+    from indexer.core.storage.batches import RowWriter
+    from indexer.core.storage.collection import Collection
+    from indexer.core.storage.staging import StagedRowWriter, staging_table
+
+    data = Path(tempfile.mkdtemp(prefix="dualens-bench-ray-"))
+    empty = np.zeros(0, np.float32)
+    with Collection.open(data, create=True, db_url=url) as c, staging_table(c.database, 1, False) as stage:
+        assert stage is not None
+        writer = StagedRowWriter(c.database, stage) if staged else RowWriter(c.database, 1)
+        dataset = ray.data.range(N_ROWS, override_num_blocks=max(1, N_ROWS // WRITE_BATCH)).map_batches(
+            _SyntheticWriter,
+            fn_constructor_kwargs={"stage": stage if staged else None, "wait_s": wait_s},
+            batch_size=WRITE_BATCH,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+        )
+        began, done, committing = 0.0, 0, 0.0
+        for batch in dataset.iter_batches(batch_size=WRITE_BATCH, batch_format="numpy"):
+            ids = [int(i) for i in batch["id"]]
+            commit = time.perf_counter()
+            if staged:
+                rows = [_row(i, empty) for i in ids]
+                for row, i, token in zip(rows, ids, batch["token"], strict=True):
+                    writer.expect(row.file.path, i, str(token))  # type: ignore[attr-defined]
+                writer.write(rows)  # type: ignore[arg-type]
+            else:
+                writer.write([_row(i, v) for i, v in zip(ids, batch["vector"], strict=True)])  # type: ignore[misc]
+            if not began:
+                began = time.perf_counter()
+            else:
+                done += len(ids)
+                committing += time.perf_counter() - commit
+        seconds = time.perf_counter() - began
+        assert c.info().n_indexed == N_ROWS
+    shutil.rmtree(data, ignore_errors=True)
+    return done / seconds, done / committing
+
+
+def ray_writers_only() -> None:
+    """``python -m tests.bench.bench_scale ray-writers``: only the Ray write path's rows."""
+    from tests.helpers.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        server.execute("ALTER SYSTEM SET fsync = on")
+        server.execute("ALTER SYSTEM SET synchronous_commit = on")
+        server.execute("SELECT pg_reload_conf()")
+        ray_writers(server)
+    finally:
+        server.stop()
+
+
+def ray_writers(server: object) -> None:
+    """The Ray engine's ingest on PostgreSQL: 1 and 2 writer actors, staged against the driver funnel."""
+    import ray.data  # ray.data.DataContext below
+
+    from indexer.ray_engine import RayOptions, ray_session
+
+    new_url = lambda: server.url(server.new_database())  # type: ignore[attr-defined]  # noqa: E731
+    cores = os.cpu_count()
+    print(f"ray write path: {N_ROWS} synthetic rows, {WRITE_BATCH} a transaction, PostgreSQL, {cores} cores")
+    with ray_session(RayOptions(workers=2)) as ray:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ray.data.DataContext.get_current().print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        keys = [(k, staged) for staged in (False, True) for k in (1, 2)]
+        found = {w: {key: _ray_write_rate(new_url(), *key, w) for key in keys} for w in (0.0, WRITER_WAIT_S)}
+    for wait_s, runs in found.items():  # printed here: a Ray session sends stdout to the debug log
+        what = f"writers waiting {wait_s * 1000:g} ms a row (a model on a device)" if wait_s else "no model"
+        print(f" {what}:")
+        _print_ray_rates(runs)
+
+
+def _print_ray_rates(runs: dict[tuple[int, bool], tuple[float, float]]) -> None:
+    rates = {key: rate for key, (rate, _) in runs.items()}
+    for staged in (False, True):
+        name = "workers stage, driver INSERT … SELECT" if staged else "driver funnel (baseline)            "
+        one, two = rates[(1, staged)], rates[(2, staged)]
+        alone = max(runs[(1, staged)][1], runs[(2, staged)][1])
+        print(f"  {name}: 1 writer {one:6.0f} rows/s, 2 writers {two:6.0f} rows/s: {two / one:.2f}x; "
+              f"the driver's commits alone {alone:6.0f} rows/s")  # fmt: skip
+    staged_two, funnel_two = rates[(2, True)], rates[(2, False)]
+    ratio = rates[(2, True)] / rates[(1, True)]
+    met = "MET" if ratio >= 1.7 else "NOT MET"
+    print(f"  ray, 2 writers vs 1, staged: {ratio:.2f}x (target >= 1.7x: {met}); "
+          f"staged vs funnel at 2 writers: {staged_two / funnel_two:.2f}x")  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
     what = argv[0] if argv else "all"
     tmp = Path(tempfile.mkdtemp(prefix="dualens-bench-scale-"))
@@ -199,6 +333,8 @@ def main(argv: list[str]) -> None:
             engines(tmp)
         if what in ("all", "databases", "sqlite"):
             databases(tmp, sqlite_only=what == "sqlite")
+        if what == "ray-writers":
+            ray_writers_only()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

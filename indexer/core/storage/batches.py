@@ -223,8 +223,8 @@ class RowWriter:
         vectors = [np.asarray(w.vector, dtype=np.float32).reshape(-1) for w in fresh]
         for dim in sorted({int(v.shape[0]) for v in vectors}):
             self._check_dim(s, dim)
-        blobs = _unit_blobs(vectors)
-        visuals = iter(_unit_blobs([np.asarray(w.visual).reshape(-1) for w in fresh if w.visual is not None]))
+        blobs = unit_blobs(vectors)
+        visuals = iter(unit_blobs([np.asarray(w.visual).reshape(-1) for w in fresh if w.visual is not None]))
         rows = [
             self._fresh_row(w, blob, None if w.visual is None else next(visuals), now)
             for w, blob in zip(fresh, blobs, strict=True)
@@ -239,19 +239,7 @@ class RowWriter:
     def _fresh_row(
         self, w: NewVectors, blob: bytes, visual: bytes | None, now: datetime
     ) -> dict[str, object]:
-        f, m = w.file, w.facts
-        row: dict[str, object] = {
-            "path": f.path, "root": f.root, "file_type": f.file_type, "size": f.size,
-            "mtime_ns": f.mtime_ns, "content_hash": f.content_hash if f.hashed else None,
-            "seen_run": self.run, "width": m.width, "height": m.height, "taken_at": m.taken_at,
-            "camera_make": m.camera_make, "camera_model": m.camera_model,
-            "gps_lat": m.gps_lat, "gps_lon": m.gps_lon, "indexed_at": now,
-        }  # fmt: skip
-        if self.staging:  # new content: nothing served until the switch
-            row.update(status=PhotoStatus.PENDING, next_vector=blob, next_visual=visual)
-        else:
-            row.update(status=PhotoStatus.INDEXED, vector=blob, visual=visual)
-        return row
+        return fresh_row(w, blob, visual, now, run=self.run, staging=self.staging)
 
     def _write_new(self, s: Session, w: NewVectors, now: datetime) -> tuple[Photo, str | None]:
         vector = np.asarray(w.vector, dtype=np.float32).reshape(-1)  # unit length: the model's promise
@@ -330,7 +318,7 @@ class RowWriter:
         return removed
 
 
-def _unit_blobs(vectors: Sequence[np.ndarray]) -> list[bytes]:
+def unit_blobs(vectors: Sequence[np.ndarray]) -> list[bytes]:
     """Each vector as a float32 blob, all checked at once to be finite unit vectors (the storage
     boundary, as ``vector_to_blob``)."""
     if not vectors:
@@ -341,3 +329,22 @@ def _unit_blobs(vectors: Sequence[np.ndarray]) -> list[bytes]:
     if len(non_unit_rows(matrix)):
         raise CollectionError("refusing to store a vector that is not a finite unit-length vector")
     return [row.tobytes() for row in matrix]
+
+
+def fresh_row(
+    w: NewVectors, blob: bytes, visual: bytes | None, now: datetime, *, run: int, staging: bool
+) -> dict[str, object]:
+    """The columns of a new file's new row (``staging``: a re-index run's, served after the switch)."""
+    f, m = w.file, w.facts
+    row: dict[str, object] = {
+        "path": f.path, "root": f.root, "file_type": f.file_type, "size": f.size,
+        "mtime_ns": f.mtime_ns, "content_hash": f.content_hash if f.hashed else None,
+        "seen_run": run, "width": m.width, "height": m.height, "taken_at": m.taken_at,
+        "camera_make": m.camera_make, "camera_model": m.camera_model,
+        "gps_lat": m.gps_lat, "gps_lon": m.gps_lon, "indexed_at": now,
+    }  # fmt: skip
+    if staging:  # new content: nothing served until the switch
+        row.update(status=PhotoStatus.PENDING, next_vector=blob, next_visual=visual)
+    else:
+        row.update(status=PhotoStatus.INDEXED, vector=blob, visual=visual)
+    return row

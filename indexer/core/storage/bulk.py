@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from indexer.core.storage.schema import Photo
@@ -24,7 +24,7 @@ TABLE_NAME: str = Photo.__tablename__
 COLUMNS: tuple[str, ...] = tuple(c.name for c in _TABLE.columns)
 _PATH = COLUMNS.index("path")
 _LOOKUP_CHUNK = 500  # paths a lookup (SQLite's limit on bound values is far above)
-_COPY_TYPES: list[int] = []  # the columns' type oids, in COLUMNS order (looked up once per process)
+_COPY_TYPES: dict[str, list[int]] = {}  # a table's column type oids, in COLUMNS order (once per process)
 
 
 def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -34,10 +34,10 @@ def insert_photos(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
         return []
     conn = s.connection()
     if conn.dialect.name == "postgresql":
-        ids = _sequence_ids(conn, len(rows))
-        _copy(conn, _tuples(conn, rows, ids))
+        ids = sequence_ids(conn, len(rows))
+        copy_rows(conn, tuples(conn.dialect, rows, ids))
     else:
-        ids = _sqlite_insert(conn, _tuples(conn, rows, [None] * len(rows)))
+        ids = _sqlite_insert(conn, tuples(conn.dialect, rows, [None] * len(rows)))
     return ids
 
 
@@ -56,13 +56,13 @@ def _sqlite_insert(conn: Connection, values: list[tuple[Any, ...]]) -> list[int]
     return [found[path] for path in paths]
 
 
-def _tuples(
-    conn: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int | None]
+def tuples(
+    dialect: Dialect, rows: Sequence[dict[str, Any]], ids: Sequence[int | None]
 ) -> list[tuple[Any, ...]]:
     """The driver's values of each row, in ``COLUMNS`` order (``id`` first; None: the database's)."""
     processed: list[tuple[int, Callable[[Any], Any]]] = []
     for n, column in enumerate(_TABLE.columns):
-        process = column.type.bind_processor(conn.dialect)
+        process = column.type.bind_processor(dialect)
         if process is not None:
             processed.append((n, process))
     names = COLUMNS[1:]
@@ -76,24 +76,32 @@ def _tuples(
     return out
 
 
-def _sequence_ids(conn: Connection, n: int) -> list[int]:
+def sequence_ids(conn: Connection, n: int) -> list[int]:
+    """``n`` new ids drawn from the table's sequence (PostgreSQL)."""
     sql = f"SELECT nextval(pg_get_serial_sequence('{TABLE_NAME}', 'id')) FROM generate_series(1, %(n)s)"
     return [int(row[0]) for row in conn.exec_driver_sql(sql, {"n": n})]
 
 
-def _copy(conn: Connection, values: list[tuple[Any, ...]]) -> None:
-    """COPY ``values`` into the table through the transaction's own psycopg connection."""
+def copy_rows(
+    conn: Connection,
+    values: Sequence[tuple[Any, ...]],
+    table: str = TABLE_NAME,
+    columns: Sequence[str] = COLUMNS,
+) -> None:
+    """COPY ``values`` (in ``columns`` order) into ``table`` through the transaction's own psycopg
+    connection."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        if not _COPY_TYPES:  # built-in types (text, int8, bytea…): the same oids on every server
+        types = _COPY_TYPES.get(f"{table}({','.join(columns)})")
+        if types is None:  # built-in types (text, int8, bytea…): the same oids on every server
             cur.execute(
                 "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
-                (TABLE_NAME,),
+                (table,),
             )
             oids = dict(cur.fetchall())
-            _COPY_TYPES.extend(oids[name] for name in COLUMNS)
-        with cur.copy(f"COPY {TABLE_NAME} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_COPY_TYPES)
+            types = _COPY_TYPES[f"{table}({','.join(columns)})"] = [oids[name] for name in columns]
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in values:
                 copy.write_row(row)
