@@ -112,7 +112,7 @@ def test_only_the_photos_the_gate_lets_through_are_read_and_a_failing_one_is_rec
         assert read_texts(c, reader, gate=gate).read == 0  # the failure is not retried by the same engine
 
 
-def test_dualens_ocr_all_reads_every_photo_the_gate_skipped(
+def test_the_gate_runs_when_dualens_ocr_asks_for_it_and_all_reads_every_photo_it_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weights = tmp_path / "gate.npz"
@@ -121,8 +121,8 @@ def test_dualens_ocr_all_reads_every_photo_the_gate_skipped(
     reader = ScriptedReader()
     monkeypatch.setattr(ocr, "RapidOcrReader", lambda threads=None: reader)
     _photos(tmp_path / "photos")
-    monkeypatch.setenv("DUALENS_OCR", "on")
-    _index(tmp_path / "data", tmp_path / "photos", model_id=DEFAULT_MODEL_ID, ocr=True)
+    monkeypatch.setenv("DUALENS_OCR", "gate")
+    _index(tmp_path / "data", tmp_path / "photos", model_id=DEFAULT_MODEL_ID)
     assert reader.reads == 0  # the default model's collection: its gate skipped all three
     monkeypatch.setenv("DUALENS_OCR", "all")
     _index(tmp_path / "data", tmp_path / "photos", model_id=DEFAULT_MODEL_ID)  # ocr from $DUALENS_OCR
@@ -131,15 +131,17 @@ def test_dualens_ocr_all_reads_every_photo_the_gate_skipped(
         assert text_counts(c.database) == {TextStatus.OK: 3}
 
 
-def test_the_gate_serves_only_the_models_and_precision_it_was_trained_for() -> None:
-    gate = gate_for(DEFAULT_MODEL_ID, environ={})
+def test_the_gate_is_opt_in_and_serves_only_the_models_and_precision_it_was_trained_for() -> None:
+    asked = {"DUALENS_OCR": "gate"}
+    gate = gate_for(DEFAULT_MODEL_ID, environ=asked)
     assert gate is not None and gate.weights.shape == (FEATURE_DIM,)
-    v5 = gate_for(V5_MODEL_ID, environ={})  # v5 has v4.2's image side
+    v5 = gate_for(V5_MODEL_ID, environ=asked)  # v5 has v4.2's image side
     assert v5 is not None and v5.version == gate.version == load_gate().version
     assert gate.version.startswith("probe-lite2-")
-    assert gate_for("openai/clip-vit-base-patch32", environ={}) is None
-    assert gate_for(DEFAULT_MODEL_ID, "int8", environ={}) is None
+    assert gate_for("openai/clip-vit-base-patch32", environ=asked) is None
+    assert gate_for(DEFAULT_MODEL_ID, "int8", environ=asked) is None
     assert gate_for(DEFAULT_MODEL_ID, environ={"DUALENS_OCR": "all"}) is None
+    assert gate_for(DEFAULT_MODEL_ID, environ={}) is None  # opt-in: by default every photo is read
 
 
 def _shared_photo(name: str) -> Path:
@@ -152,8 +154,9 @@ def _shared_photo(name: str) -> Path:
 
 @pytest.mark.slow
 def test_the_default_gate_skips_a_real_photo_without_text_and_reads_it_with_a_sign_on_it(
-    tmp_path: Path, default_encoder: object
+    tmp_path: Path, default_encoder: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DUALENS_OCR", "gate")
     source = _shared_photo(PLAIN_PHOTO)
     root = tmp_path / "photos"
     root.mkdir()

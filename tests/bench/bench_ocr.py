@@ -136,10 +136,11 @@ def _gate_keeps(data: Path) -> dict[str, bool]:
     from indexer.core.storage.collection import Collection
     from indexer.core.storage.schema import Photo
     from indexer.core.storage.spaces import VISUAL
-    from indexer.ocr import collection_gate
+    from indexer.ocr_gate import gate_for
 
     with Collection.open(data) as c:
-        gate = collection_gate(c)
+        facts = c.database.facts()
+        gate = gate_for(facts.model_id, facts.precision, environ={"DUALENS_OCR": "gate"})
         with c.session() as s:
             path_of = {int(r.id): str(r.path) for r in s.execute(select(Photo.id, Photo.path))}
         ids, vectors = c.indexed_vectors(list(path_of), space=VISUAL)
@@ -248,12 +249,12 @@ def fusion(count: int, seed: int) -> None:
     )
 
 
-MODES = {"off": "off", "gate": "on", "all": "all"}  # $DUALENS_OCR of each run: no OCR, gated, every photo
+MODES = {"off": "off", "gate": "gate", "all": "all"}  # $DUALENS_OCR of each run: no OCR, gated, every photo
 
 
 def _rates(folder: Path, tmp: Path, encoder: Any, count: int) -> dict[str, float]:
-    """Photos/s of `dualens index` of ``folder`` (a new collection each) with OCR off, on with the
-    gate, and on for every photo ($DUALENS_OCR=all), in that order, in this run."""
+    """Photos/s of `dualens index` of ``folder`` (a new collection each) with OCR off, on behind the
+    gate ($DUALENS_OCR=gate), and on for every photo ($DUALENS_OCR=all), in that order, in this run."""
     from indexer.pipeline import IndexOptions, run_index
 
     rates = {}
@@ -340,7 +341,7 @@ def _gate_on_real_text(folder: Path, tmp: Path, encoder: Any, n: int) -> None:
     """Which of the imagenet-sample photos with text (words the engine read) the gate lets through."""
     from indexer.pipeline import IndexOptions, run_index
 
-    os.environ["DUALENS_OCR"] = "on"
+    os.environ["DUALENS_OCR"] = "gate"
     run_index(tmp / "data-real-text", [folder], IndexOptions(), encoder=encoder)
     stored = _stored(tmp / "data-real-text")
     kept = sum(not engine.startswith("gate ") for engine, _ in stored.values())
