@@ -18,9 +18,10 @@ punctuation). Work per photo is bounded:
 The stage reads photos whose stored text is missing, of another engine, or of another content of the
 file, ``BATCH`` photos per transaction (a killed run loses at most its batch); a photo the engine or
 the image reader fails on is recorded as failed and the run goes on. Before the engine, the text gate
-(``indexer/ocr_gate.py``, the default model's collections) records the photos it judges to hold no
-text as read with none, ``GATE_BATCH`` per transaction, from the vectors embedding stored: they cost
-no decoding and no engine, and the engine (and its worker processes) starts only for the rest.
+(``indexer/ocr_gate.py``; opt-in, ``$DUALENS_OCR=gate``; the default model's collections) records the
+photos it judges to hold no text as read with none, ``GATE_BATCH`` per transaction, from the vectors
+embedding stored: they cost no decoding and no engine, and the engine (and its worker processes)
+starts only for the rest.
 """
 
 from __future__ import annotations
@@ -288,7 +289,8 @@ def skip_without_text(
 
 
 def collection_gate(collection: Collection) -> TextGate | None:
-    """The text gate for the collection's model (``indexer/ocr_gate.py``), or None."""
+    """The text gate for the collection's model when ``$DUALENS_OCR=gate`` (``indexer/ocr_gate.py``),
+    or None."""
     facts = collection.database.facts()
     return gate_for(facts.model_id, facts.precision)
 
