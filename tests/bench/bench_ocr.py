@@ -123,7 +123,7 @@ def _write_texts(data: Path, texts: dict[Path, str]) -> None:
             photo = collection.photo_by_path(str(path))
             status = TextStatus.OK if text.strip() else TextStatus.NONE
             if photo is not None:
-                results.append(TextResult(int(photo.id), None, ENGINE, status, text))
+                results.append(TextResult(int(photo.id), photo.content_hash, ENGINE, status, text))
         collection.write_texts(results)
     finally:
         collection.close()
