@@ -315,6 +315,8 @@ def throughput(count: int, seed: int) -> None:
             rates = _rates(folder, Path(tmp), encoder, n)
             ratio = rates["gate"] / rates["off"]
             target = f"; target gate >= 0.8x off: {_verdict(ratio >= 0.8)}" if folder is plain else ""
+            stored = _stored(Path(tmp) / f"data-{folder.name}-gate")
+            target += f"; gate skipped {sum(e.startswith('gate ') for e, _ in stored.values())} of {n}"
             print(
                 f"throughput [{label}] OCR off {rates['off']:.2f} photos/s, on with gate {rates['gate']:.2f} "
                 f"({ratio:.2f}x off), on without gate {rates['all']:.2f} ({rates['all'] / rates['off']:.2f}x)"
