@@ -17,7 +17,11 @@ punctuation). Work per photo is bounded:
 
 The stage reads photos whose stored text is missing, of another engine, or of another content of the
 file, ``BATCH`` photos per transaction (a killed run loses at most its batch); a photo the engine or
-the image reader fails on is recorded as failed and the run goes on.
+the image reader fails on is recorded as failed and the run goes on. Before the engine, the text gate
+(``indexer/ocr_gate.py``; opt-in, ``$DUALENS_OCR=gate``; the default model's collections) records the
+photos it judges to hold no text as read with none, ``GATE_BATCH`` per transaction, from the vectors
+embedding stored: they cost no decoding and no engine, and the engine (and its worker processes)
+starts only for the rest.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from tqdm import tqdm
 
 from indexer.core.imaging import open_image
 from indexer.core.storage.collection import Collection
+from indexer.core.storage.spaces import VISUAL
 from indexer.core.storage.text import MAX_TEXT_CHARS, TextResult, TextStatus, TextTodo, safe_text
 from indexer.decode_pool import watch_parent
+from indexer.ocr_gate import TextGate, gate_for, split
 
 READ_SIDE = 1600
 DETECT_SIDE = 960
@@ -53,6 +59,7 @@ MIN_SCORE = 0.5  # recognised lines below this confidence are dropped
 BATCH = 16  # photos per transaction
 MIN_PHOTOS_PER_WORKER = 8  # a worker process loads its engine (~2 s): fewer photos are read in this process
 ENGINE_VERSION = "1.4.4"
+GATE_BATCH = 512  # photos judged by the gate per transaction (a vector read and a dot product each)
 
 
 @dataclass(frozen=True)
@@ -229,15 +236,17 @@ def fill_texts(
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
     workers: int = 0,
+    gate: TextGate | None = None,
 ) -> int:
     """Read the text of every photo whose stored text is not ``reader``'s reading of its current
-    content, ``batch`` photos per transaction; returns how many photos were read (failures included).
-    ``progress`` is told each batch's size once it is stored. ``workers`` > 1: in that many processes."""
+    content (nor ``gate``'s skip, when given), ``batch`` photos per transaction; returns how many
+    photos were read (failures included). ``progress`` is told each batch's size once it is stored.
+    ``workers`` > 1: in that many processes."""
     after, read = 0, 0
     readers = _Readers(reader, workers)
     try:
         while True:
-            todo = collection.texts_to_read(reader.name, after=after, limit=batch)
+            todo = collection.texts_to_read(done_by(reader, gate), after=after, limit=batch)
             if not todo:
                 return read
             read += collection.write_texts(readers.read(todo))
@@ -248,12 +257,52 @@ def fill_texts(
         readers.close()
 
 
+def done_by(reader: TextReader, gate: TextGate | None) -> tuple[str, ...]:
+    """The stored engine names that count as ``reader``'s reading: its own, and ``gate``'s skip."""
+    return (reader.name,) if gate is None else (reader.name, gate.engine_for(reader.name))
+
+
+def skip_without_text(
+    collection: Collection, gate: TextGate, reader: TextReader, *, batch: int = GATE_BATCH
+) -> int:
+    """Store as read with no text (by ``gate`` for ``reader``) every photo still to read that ``gate``
+    judges to hold none, ``batch`` photos per transaction; returns how many. Photos without a
+    stored visual vector of the gate's size are left to the engine."""
+    names = done_by(reader, gate)
+    after = skipped = 0
+    while todo := collection.texts_to_read(names, after=after, limit=batch):
+        ids, matrix = collection.indexed_vectors([t.photo_id for t in todo], space=VISUAL)
+        vectors = (
+            {int(i): matrix[n] for n, i in enumerate(ids)} if matrix.shape[1:] == gate.weights.shape else {}
+        )
+        _, skip = split(gate, [t.photo_id for t in todo], vectors)
+        chosen = set(skip)
+        skipped += collection.write_texts(
+            [
+                TextResult(t.photo_id, t.content_hash, names[1], TextStatus.NONE)
+                for t in todo
+                if t.photo_id in chosen
+            ]
+        )
+        after = todo[-1].photo_id
+    return skipped
+
+
+def collection_gate(collection: Collection) -> TextGate | None:
+    """The text gate for the collection's model when ``$DUALENS_OCR=gate`` (``indexer/ocr_gate.py``),
+    or None."""
+    facts = collection.database.facts()
+    return gate_for(facts.model_id, facts.precision)
+
+
 @dataclass(frozen=True)
 class TextRun:
-    """The stage's outcome: photos read, and why it could not run (None: it ran)."""
+    """The stage's outcome: photos read (those the gate skipped included; ``skipped`` of them), and
+    why it could not run (None: it ran)."""
 
     read: int = 0
     problem: str | None = None
+    skipped: int = 0
 
 
 def read_texts(
@@ -263,6 +312,7 @@ def read_texts(
     threads: int | None = None,
     workers: int | None = None,
     progress: Callable[[int], tqdm] | None = None,
+    gate: TextGate | bool = True,
 ) -> TextRun:
     """The indexing stage: :func:`fill_texts` with the default engine. ``workers``: processes to read
     in (None: one per core; 0 or 1: this process, its engine on ``threads`` threads, None: ONNX
@@ -270,11 +320,14 @@ def read_texts(
     engine on every thread (measured on 2 cores: docs/usage.md); a run with few photos reads them here.
     An engine that cannot be loaded is reported, not raised: the photos just indexed stay indexed,
     and the next run tries again. ``progress``: given the number of photos to read, the progress bar
-    to update (closed at the end)."""
+    to update (closed at the end). ``gate``: True the collection's text gate (:func:`collection_gate`),
+    False none (every photo is read), or that gate; the photos it skips are not counted in ``progress``."""
     reader = reader or RapidOcrReader(threads=threads)
-    total = collection.count_texts_to_read(reader.name)
+    chosen = collection_gate(collection) if gate is True else (gate or None)
+    skipped = skip_without_text(collection, chosen, reader) if chosen is not None else 0
+    total = collection.count_texts_to_read(done_by(reader, chosen))
     if not total:
-        return TextRun()
+        return TextRun(read=skipped, skipped=skipped)
     processes = (os.cpu_count() or 1) if workers is None else workers
     processes = min(processes, total // MIN_PHOTOS_PER_WORKER)
     try:
@@ -284,8 +337,14 @@ def read_texts(
             reader.load()
     except (ImportError, OSError, RuntimeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return TextRun(problem=f"text recognition is unavailable ({detail}); photos were indexed without it")
+        return TextRun(
+            read=skipped,
+            problem=f"text recognition is unavailable ({detail}); photos were indexed without it",
+            skipped=skipped,
+        )
     if progress is None:
-        return TextRun(read=fill_texts(collection, reader, workers=processes))
-    with progress(total) as bar:
-        return TextRun(read=fill_texts(collection, reader, progress=bar.update, workers=processes))
+        read = fill_texts(collection, reader, workers=processes, gate=chosen)
+    else:
+        with progress(total) as bar:
+            read = fill_texts(collection, reader, progress=bar.update, workers=processes, gate=chosen)
+    return TextRun(read=read + skipped, skipped=skipped)

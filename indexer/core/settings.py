@@ -128,15 +128,18 @@ def resolve_backend(backend: str | None = None, environ: Mapping[str, str] | Non
     return value if value in BACKENDS else "auto"
 
 
-OCR_ENV = "DUALENS_OCR"  # "off" (or 0, no, false): index without reading the text in photos
+OCR_ENV = (
+    "DUALENS_OCR"  # "off" (or 0, no, false): index without reading the text in photos; "gate": the text gate
+)
 _OFF = ("off", "0", "no", "false")
 
 
 def ocr_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether indexing reads the text in photos when ``--no-ocr`` is not given: yes, unless
-    ``$DUALENS_OCR`` says off (``off``, ``0``, ``no`` or ``false``); any other value is an error."""
+    ``$DUALENS_OCR`` says off (``off``, ``0``, ``no`` or ``false``); ``gate`` reads the photos the text
+    gate lets through (indexer/ocr_gate.py), ``all`` every photo (as on); any other value is an error."""
     value = (os.environ if environ is None else environ).get(OCR_ENV, "").strip().lower()
-    if value in ("", "on", "1", "yes", "true"):
+    if value in ("", "on", "1", "yes", "true", "all", "gate"):
         return True
     if value in _OFF:
         return False

@@ -96,6 +96,12 @@ def load(folder: Path) -> list[TextPhoto]:
     ]
 
 
+def render_photo(path: Path, source: Path, rng: random.Random, font_files: list[Path]) -> TextPhoto:
+    """``source`` with 1-3 words of the vocabulary drawn on it as :func:`generate` draws them, saved at
+    ``path``."""
+    return _render_one(path, source, rng, font_files)
+
+
 def _render_one(path: Path, source: Path, rng: random.Random, font_files: list[Path]) -> TextPhoto:
     with Image.open(source) as opened:
         image = opened.convert("RGB")

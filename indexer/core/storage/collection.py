@@ -200,11 +200,13 @@ class Collection:
         """The recognised text of those of ``ids`` that have some, for display."""
         return photo_texts(self.database, ids)
 
-    def texts_to_read(self, engine: str, *, after: int = 0, limit: int = 100) -> list[TextTodo]:
+    def texts_to_read(
+        self, engine: str | Sequence[str], *, after: int = 0, limit: int = 100
+    ) -> list[TextTodo]:
         """Photos (id > ``after``, id order) whose text ``engine`` has not read from their current content."""
         return texts_to_read(self.database, engine, after=after, limit=limit)
 
-    def count_texts_to_read(self, engine: str) -> int:
+    def count_texts_to_read(self, engine: str | Sequence[str]) -> int:
         return count_texts_to_read(self.database, engine)
 
     def write_texts(self, results: Sequence[TextResult]) -> int:

@@ -141,29 +141,33 @@ def matched_words(recognised: str, query: Iterable[str]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------- writing
-def texts_to_read(database: Database, engine: str, *, after: int = 0, limit: int = 100) -> list[TextTodo]:
+def texts_to_read(
+    database: Database, engine: str | Sequence[str], *, after: int = 0, limit: int = 100
+) -> list[TextTodo]:
     """Up to ``limit`` readable photos with id > ``after``, in id order, whose text was not read by
-    ``engine`` from their current content (none yet, another engine, or the file changed since)."""
+    ``engine`` (or one of several names) from their current content (none yet, another engine, or
+    the file changed since)."""
     stmt = _to_read(select(Photo.id, Photo.path, Photo.content_hash), engine, after)
     with database.session() as s:
         rows = s.execute(stmt.order_by(Photo.id).limit(limit))
         return [TextTodo(r.id, r.path, r.content_hash) for r in rows]
 
 
-def count_texts_to_read(database: Database, engine: str) -> int:
+def count_texts_to_read(database: Database, engine: str | Sequence[str]) -> int:
     """How many photos :func:`texts_to_read` would give in all."""
     with database.session() as s:
         return int(s.execute(_to_read(select(func.count()).select_from(Photo), engine, 0)).scalar_one())
 
 
-def _to_read(stmt: _Query, engine: str, after: int) -> _Query:
+def _to_read(stmt: _Query, engine: str | Sequence[str], after: int) -> _Query:
     stored = PhotoText.__table__.alias("t")
+    engines = [engine] if isinstance(engine, str) else list(engine)
     return (
         stmt.outerjoin(stored, stored.c.photo_id == Photo.id)
         .where(Photo.id > after, Photo.status != PhotoStatus.ERROR)
         .where(
             stored.c.photo_id.is_(None)
-            | (stored.c.engine != engine)
+            | stored.c.engine.not_in(engines)
             | stored.c.content_hash.is_distinct_from(Photo.content_hash)
         )
     )
