@@ -1,10 +1,10 @@
 """``python -m ui.launch STREAMLIT-ARGS``: the web UI's server process (``dualens ui`` runs it).
 
 It starts loading the collection's backend (model, FAISS index, database) in a background thread
-at once, its text tower first (search/prestart.py: before Streamlit and the page's modules are
-imported), then runs Streamlit in this process. The first visitor therefore does not wait for the
-model from scratch: the page shows its loading state until the backend is ready (the page's
-``get_backend`` waits for the same cached load), and every later page finds it loaded.
+at once (ui/warmup.py), its text tower first (search/prestart.py: before Streamlit and the page's
+modules are imported), then runs Streamlit in this process. The first visitor therefore does not
+wait for the model from scratch: the page draws its search box at once and a loading note until
+that same load has finished, and every later page finds it loaded.
 """
 
 from __future__ import annotations
@@ -24,23 +24,21 @@ def _data_dir(argv: list[str]) -> str | None:
 
 
 def _warm(data: str | None) -> None:
+    """Load the collection's backend (ui/warmup.py: the load the page waits for); say when it is ready."""
     import os
 
-    if os.environ.get("DUALENS_API_URL"):
+    from ui import warmup
+
+    if os.environ.get(warmup.API_URL_ENV):
         return  # a client of a `dualens serve`: nothing to load here
     try:
-        from indexer.core.settings import Settings
-        from search import prestart_text_tower
-
-        settings = Settings.resolve(data)
-        prestart_text_tower(settings)  # the text tower loads while Streamlit and the page's modules import
-        from ui.page import get_backend
-
-        get_backend(str(settings.data_dir))
-    except Exception as exc:  # no collection yet, a damaged one: the page says so on the first visit
+        load = warmup.begin(warmup.data_dir_of(data))
+    except Exception as exc:  # a --data that is no folder: the page says so on the first visit
         log.info("the collection was not loaded at start: %s", exc)
         return
-    print(READY, file=sys.stderr, flush=True)
+    load.done.wait()
+    if load.error is None:
+        print(READY, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
