@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("dualens.ui")
@@ -50,22 +51,30 @@ def data_dir_of(data: str | os.PathLike[str] | None) -> str:
     return str(resolve_data_dir(data if data is not None else os.environ.get(DATA_ENV)))
 
 
-def begin(data_dir: str) -> Load:
-    """Start loading ``data_dir``'s backend in a background thread, unless that was started before."""
+def begin(data_dir: str, after_text_tower: Callable[[], object] | None = None) -> Load:
+    """Start loading ``data_dir``'s backend in a background thread, unless that was started before.
+
+    The text tower starts first (its session is built outside the GIL); ``after_text_tower``, when
+    given, is called next and the rest of the load (Python imports, CPU-bound) waits for it to return.
+    """
     with _lock:
         load = _loads.get(data_dir)
         if load is None:
             load = _loads[data_dir] = Load()
-            threading.Thread(target=_run, args=(data_dir, load), name="dualens-warm-up", daemon=True).start()
+            threading.Thread(
+                target=_run, args=(data_dir, load, after_text_tower), name="dualens-warm-up", daemon=True
+            ).start()
     return load
 
 
-def _run(data_dir: str, load: Load) -> None:
+def _run(data_dir: str, load: Load, after_text_tower: Callable[[], object] | None = None) -> None:
     try:
         from indexer.core.settings import Settings
         from search import prestart_text_tower
 
         prestart_text_tower(Settings.resolve(data_dir))  # loads while the page's modules import
+        if after_text_tower is not None:
+            after_text_tower()
         from ui.page import get_backend
 
         get_backend(data_dir)
