@@ -4,6 +4,7 @@ the page's search box drawn before it ends."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
@@ -87,3 +88,42 @@ def test_waiting_for_a_server_that_never_starts_gives_up_at_its_timeout(
     start = time.monotonic()
     launch._server_started(timeout_s=0.3)
     assert 0.25 <= time.monotonic() - start < 5
+
+
+def test_the_service_variables_are_the_remote_clients_own() -> None:
+    from ui import remote
+
+    assert (warmup.API_URL_ENV, warmup.API_KEY_FILE_ENV) == (remote.API_URL_ENV, remote.API_KEY_FILE_ENV)
+
+
+def test_dualens_ui_starts_its_server_without_loading_the_http_client_or_the_backend(
+    api_world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = (
+        "import os, sys\n"
+        "from ui.cli import main\n"
+        "def instead(path, argv, env):\n"
+        "    heavy = ('httpx', 'ui.remote', 'pydantic', 'sqlalchemy', 'faiss', 'onnxruntime', 'streamlit')\n"
+        "    print(argv[2], sorted(m for m in heavy if m in sys.modules)); sys.exit(0)\n"
+        "os.execve = instead\n"
+        f"main(['ui', '--data', {str(api_world[0])!r}, '--port', '{port}'])\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DUALENS_DB_URL", "DUALENS_API_URL", "PYTHONPATH")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ui.launch", "[]"]  # the server is started next, by exec
