@@ -43,10 +43,10 @@ from ui import warmup
 if not getattr(warmup, "_held_by_test", False):  # once per server: every page run comes here
     _real_run = warmup._run
 
-    def _held(data_dir, load):
+    def _held(*args):
         while not Path({gate!r}).exists():
             time.sleep(0.05)
-        _real_run(data_dir, load)
+        _real_run(*args)
 
     warmup._run, warmup._held_by_test = _held, True
 runpy.run_path({app!r}, run_name="__main__")
