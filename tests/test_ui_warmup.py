@@ -91,9 +91,9 @@ def test_waiting_for_a_server_that_never_starts_gives_up_at_its_timeout(
 
 
 def test_the_service_variables_are_the_remote_clients_own() -> None:
-    from ui import remote
+    from ui import config, remote
 
-    assert (warmup.API_URL_ENV, warmup.API_KEY_FILE_ENV) == (remote.API_URL_ENV, remote.API_KEY_FILE_ENV)
+    assert (config.API_URL_ENV, config.API_KEY_FILE_ENV) == (remote.API_URL_ENV, remote.API_KEY_FILE_ENV)
 
 
 def test_dualens_ui_starts_its_server_without_loading_the_http_client_or_the_backend(

@@ -17,8 +17,7 @@ from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import Filters, collection_exists
 from ui import chrome, duplicates_view, indexing_view, selection, state, timeline, viewer, views
 from ui.backend import Backend, SearchRequest, UiBackend
-from ui.config import UiConfig, read_api_key
-from ui.warmup import API_KEY_FILE_ENV, API_URL_ENV
+from ui.config import API_KEY_FILE_ENV, API_URL_ENV, UiConfig, read_api_key
 
 if TYPE_CHECKING:
     from ui.remote import RemoteBackend  # imported when used: the HTTP client is for `dualens ui --api` only

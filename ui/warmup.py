@@ -23,11 +23,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ui.config import API_URL_ENV  # set: the page is a client of a `dualens serve`, nothing loads here
+
 log = logging.getLogger("dualens.ui")
 
-# ui/remote.py's names (a test keeps them equal), here for `dualens ui`, which must not import that module
-API_URL_ENV = "DUALENS_API_URL"  # the page is a client of a `dualens serve`: nothing loads here
-API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
 LOADING = "Loading the collection… a search typed now runs as soon as it is loaded."
 # The search box, as ui/views.py `search_bar` draws it: same key (its identity) and the same look.
 QUERY_KEY = "q"  # ui/state.py QUERY
