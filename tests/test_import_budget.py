@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NEVER = ("httpx", "uvicorn", "streamlit", "fastapi", "starlette", "torch", "transformers", "ray")
 IMAGE_READERS = {"search", "similar", "--help"}
 OTHER_COMMAND_MODULES = ("indexer.model_commands", "indexer.quality.commands", "ui.commands", "ui.remote")
+PROCESS_POOLS = (
+    "multiprocessing",
+    "concurrent.futures.process",
+)  # only the writers of IVF-PQ shards use them
 
 
 def imported_modules(argv: list[str]) -> set[str]:
@@ -57,6 +61,10 @@ def test_a_subcommand_imports_no_web_service_ui_or_torch(
     assert sorted(packages & set(NEVER)) == []
     if command[0] not in IMAGE_READERS:
         assert "PIL" not in packages
+    if (
+        command[0] != "--help"
+    ):  # a read of the collection starts no worker processes: never loads their modules
+        assert sorted(modules & set(PROCESS_POOLS)) == []
     if command[0] == "search":  # the query ran: its text tower was loaded
         assert {"onnxruntime", "tokenizers", "faiss"} <= packages
         assert sorted(modules & set(OTHER_COMMAND_MODULES)) == []

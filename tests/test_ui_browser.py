@@ -181,7 +181,8 @@ def test_a_cold_start_shows_its_loading_state_then_focuses_search(server: str, b
     page.add_init_script(
         "window.__said = []; new MutationObserver(() => {"
         " const t = document.body ? document.body.innerText : '';"
-        " if (/Starting dualens|Loading the model/.test(t)) window.__said.push(t.slice(0, 200)); })"
+        " if (/Starting dualens|Loading the model|Loading the collection/.test(t))"
+        " window.__said.push(t.slice(0, 200)); })"
         ".observe(document, {subtree: true, childList: true, characterData: true});"
     )
     page.goto(server)  # the first page of this server: the model layer is not imported yet

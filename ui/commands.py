@@ -151,7 +151,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    from ui.remote import API_KEY_FILE_ENV, API_URL_ENV
+    from ui.config import API_KEY_FILE_ENV, API_URL_ENV  # not ui.remote's: it loads the HTTP client
 
     if not 1 <= int(args.port) <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")

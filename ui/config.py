@@ -12,6 +12,10 @@ from dataclasses import dataclass, fields
 from indexer.core.errors import UsageError
 
 ENV_PREFIX = "DUALENS_UI_"
+# `dualens ui --api URL`: the page is a client of that service (ui/remote.py); named here, where
+# `dualens ui` and the page read them without loading the HTTP client
+API_URL_ENV = "DUALENS_API_URL"
+API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
 
 
 @dataclass(frozen=True)

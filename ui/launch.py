@@ -1,10 +1,11 @@
 """``python -m ui.launch STREAMLIT-ARGS``: the web UI's server process (``dualens ui`` runs it).
 
 It starts loading the collection's backend (model, FAISS index, database) in a background thread
-at once, its text tower first (search/prestart.py: before Streamlit and the page's modules are
-imported), then runs Streamlit in this process. The first visitor therefore does not wait for the
-model from scratch: the page shows its loading state until the backend is ready (the page's
-``get_backend`` waits for the same cached load), and every later page finds it loaded.
+at once (ui/warmup.py), its text tower first (search/prestart.py: before Streamlit and the page's
+modules are imported), then runs Streamlit in this process; the rest of the load (CPU-bound imports,
+the collection's open) starts as soon as Streamlit's server has started, before a browser connects.
+The first visitor therefore does not wait for the model from scratch: the page draws its search box
+at once and a loading note until that same load has finished, and every later page finds it loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 log = logging.getLogger("dualens.ui")
 
@@ -23,29 +26,43 @@ def _data_dir(argv: list[str]) -> str | None:
     return rest[rest.index("--data") + 1] if "--data" in rest[:-1] else None
 
 
-def _warm(data: str | None) -> None:
+def _server_started(timeout_s: float = 60.0) -> None:
+    """Return once Streamlit's runtime in this process has started (or after ``timeout_s``); imports nothing.
+
+    The backend's CPU-bound part waits for it: on a busy machine it would otherwise slow Streamlit's own
+    start, and with it the search box, which needs the server and not the backend.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runtime = getattr(sys.modules.get("streamlit.runtime.runtime"), "Runtime", None)
+        if runtime is not None and runtime.exists() and runtime.instance().state.name != "INITIAL":
+            return
+        time.sleep(0.05)
+
+
+def _warm(data: str | None, after_text_tower: Callable[[], object] | None = None) -> None:
+    """Load the collection's backend (ui/warmup.py: the load the page waits for); say when it is ready."""
     import os
 
-    if os.environ.get("DUALENS_API_URL"):
+    from ui import warmup
+
+    if os.environ.get(warmup.API_URL_ENV):
         return  # a client of a `dualens serve`: nothing to load here
     try:
-        from indexer.core.settings import Settings
-        from search import prestart_text_tower
-
-        settings = Settings.resolve(data)
-        prestart_text_tower(settings)  # the text tower loads while Streamlit and the page's modules import
-        from ui.page import get_backend
-
-        get_backend(str(settings.data_dir))
-    except Exception as exc:  # no collection yet, a damaged one: the page says so on the first visit
+        load = warmup.begin(warmup.data_dir_of(data), after_text_tower)
+    except Exception as exc:  # a --data that is no folder: the page says so on the first visit
         log.info("the collection was not loaded at start: %s", exc)
         return
-    print(READY, file=sys.stderr, flush=True)
+    load.done.wait()
+    if load.error is None:
+        print(READY, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    threading.Thread(target=_warm, args=(_data_dir(args),), name="dualens-warm-up", daemon=True).start()
+    warm = threading.Thread(target=_warm, args=(_data_dir(args), _server_started), name="dualens-ready")
+    warm.daemon = True
+    warm.start()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *args]

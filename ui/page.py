@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -16,8 +17,10 @@ from indexer.core.settings import DATA_ENV, resolve_data_dir
 from search import Filters, collection_exists
 from ui import chrome, duplicates_view, indexing_view, selection, state, timeline, viewer, views
 from ui.backend import Backend, SearchRequest, UiBackend
-from ui.config import UiConfig, read_api_key
-from ui.remote import API_KEY_FILE_ENV, API_URL_ENV, RemoteBackend
+from ui.config import API_KEY_FILE_ENV, API_URL_ENV, UiConfig, read_api_key
+
+if TYPE_CHECKING:
+    from ui.remote import RemoteBackend  # imported when used: the HTTP client is for `dualens ui --api` only
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ def get_backend(data_dir: str) -> Backend:
 @st.cache_resource(show_spinner="Connecting to the search service…")
 def get_remote_backend(url: str, key_file: str | None) -> RemoteBackend:
     """One client of a `dualens serve` per server (``dualens ui --api URL``)."""
+    from ui.remote import RemoteBackend
+
     return RemoteBackend.open(url, UiConfig.from_env(), read_api_key(key_file) if key_file else None)
 
 

@@ -2,7 +2,9 @@
 
 Each figure is the wall time of a new process, from start to exit, against the bare import of the
 libraries a query needs (``python -c "import onnxruntime, tokenizers, faiss, sqlalchemy, numpy"``),
-measured pair by pair in the same run so that the machine's load falls on both alike:
+measured pair by pair in the same run so that the machine's load falls on both alike. Beside each
+wall time, the process's CPU time (user + system, from ``getrusage`` of the finished child): on a
+shared machine whose load changes during the run, the CPU ratio is the steadier of the two:
 
     dualens search "a dog on a beach"   (the target: p50 <= 1.6x the bare import)
     dualens search '"a dog on a beach" - "a cat"'   (no relevance bands: nothing measured per process)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,6 +71,14 @@ def wall(argv: list[str], cwd: Path) -> float:
     return elapsed
 
 
+def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of a new process, from start to exit."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed = wall(argv, cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def build_collection(data: Path, photos: Path) -> None:
     photos.mkdir()
     for i in range(PHOTOS):
@@ -97,26 +108,28 @@ def main(argv: list[str] | None = None) -> int:
         for tree in trees.values():  # warm the page cache and the bytecode of both trees once
             for line in lines.values():
                 wall(dualens(tree, line), tree)
-        times: dict[tuple[str, str], list[float]] = {}
-        bare_times: dict[str, list[float]] = {name: [] for name in lines}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        bare_times: dict[str, list[tuple[float, float]]] = {name: [] for name in lines}
         for _ in range(args.repeat):
             for name, line in lines.items():
-                bare_times[name].append(wall(bare, ROOT))  # the pair: bare import, then each tree
+                bare_times[name].append(timed(bare, ROOT))  # the pair: bare import, then each tree
                 for label, tree in trees.items():
-                    times.setdefault((label, name), []).append(wall(dualens(tree, line), tree))
+                    times.setdefault((label, name), []).append(timed(dualens(tree, line), tree))
     print(f"load average at end: {os.getloadavg()[0]:.2f}; {args.repeat} rounds")
     print(f"bare import = python -c {BARE_IMPORT!r}")
     for name in lines:
-        base = p50(bare_times[name])
+        base = p50([w for w, _ in bare_times[name]])
+        base_cpu = p50([c for _, c in bare_times[name]])
         for label in trees:
-            took = p50(times[(label, name)])
+            took = p50([w for w, _ in times[(label, name)]])
+            cpu = p50([c for _, c in times[(label, name)]])
             ratio = took / base
             verdict = ""
             if name == "search":
                 verdict = f"  target <= {TARGET_RATIO}x: {'MET' if ratio <= TARGET_RATIO else 'NOT MET'}"
             print(
                 f"cold {name:14s} {label:13s} p50 {took:6.3f} s | bare import p50 {base:6.3f} s | "
-                f"ratio {ratio:4.2f}x{verdict}"
+                f"ratio {ratio:4.2f}x | CPU {cpu:5.3f} s vs {base_cpu:5.3f} s {cpu / base_cpu:4.2f}x{verdict}"
             )
     return 0
 

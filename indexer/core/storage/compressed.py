@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +193,9 @@ def add_vectors(
         workers = workers or max(1, (os.cpu_count() or 2) - 1)
         with ExitStack() as stack:
             if executor is None:
+                import multiprocessing  # here: a search that only reads the index never loads it
+                from concurrent.futures import ProcessPoolExecutor
+
                 # spawn, not fork: the parent's OpenMP thread pool (training) does not survive a fork
                 spawn = multiprocessing.get_context("spawn")
                 executor = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=spawn))
