@@ -16,6 +16,8 @@ ENV_PREFIX = "DUALENS_UI_"
 # `dualens ui` and the page read them without loading the HTTP client
 API_URL_ENV = "DUALENS_API_URL"
 API_KEY_FILE_ENV = "DUALENS_API_KEY_FILE"
+# the search box's hint, drawn by the page (ui/views.py) and while the collection loads (ui/warmup.py)
+SEARCH_PLACEHOLDER = 'Describe a photo: a red sports car · "beach" - "people" · 2:"sunset" + "boat"'
 
 
 @dataclass(frozen=True)

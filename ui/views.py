@@ -22,6 +22,7 @@ from search import Facets, Filters, Hit, Stats, Understood, band_chance, text_sn
 from ui import selection, state, thumbsize
 from ui.backend import ResultPage, UiBackend
 from ui.chrome import literal
+from ui.config import SEARCH_PLACEHOLDER
 from ui.thumbnails import placeholder
 
 EXAMPLES = ("a red sports car", "a dog playing on the grass", "a bowl of fruit", "a sailing boat at sea")
@@ -167,7 +168,7 @@ def search_bar() -> None:
     st.text_input(
         "Search",
         key=state.QUERY,
-        placeholder='Describe a photo: a red sports car · "beach" - "people" · 2:"sunset" + "boat"',
+        placeholder=SEARCH_PLACEHOLDER,
         label_visibility="collapsed",
         icon=":material/search:",
         on_change=state.on_query,

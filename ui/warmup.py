@@ -23,14 +23,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ui.config import API_URL_ENV  # set: the page is a client of a `dualens serve`, nothing loads here
+from ui.config import (  # set: the page is a client of a `dualens serve`, nothing loads here
+    API_URL_ENV,
+    SEARCH_PLACEHOLDER,
+)
 
 log = logging.getLogger("dualens.ui")
 
 LOADING = "Loading the collection… a search typed now runs as soon as it is loaded."
 # The search box, as ui/views.py `search_bar` draws it: same key (its identity) and the same look.
 QUERY_KEY = "q"  # ui/state.py QUERY
-PLACEHOLDER = 'Describe a photo: a red sports car · "beach" - "people" · 2:"sunset" + "boat"'
 
 
 @dataclass
@@ -112,7 +114,7 @@ def while_loading(data: str | None) -> None:
     st.text_input(
         "Search",
         key=QUERY_KEY,
-        placeholder=PLACEHOLDER,
+        placeholder=SEARCH_PLACEHOLDER,
         label_visibility="collapsed",
         icon=":material/search:",
         on_change=_query_typed,
