@@ -92,6 +92,7 @@ class EnglishValidation:
     score: float
     text_to_image: tuple[float, float, float]
     zero_shot_top1: float
+    agreement: float  # % of held-out photos whose top class (of the 1000 prompts) is v4.2's
 
 
 class EnglishTrainer:
@@ -139,7 +140,12 @@ class EnglishTrainer:
         m = retrieval_metrics((txt @ img.T).numpy(), self.val_targets)
         zs = self.check.accuracy(h, self.img)  # type: ignore[arg-type]  # same image/text_embeds API
         t = m.text_to_image
-        return EnglishValidation(step, mean_recall(m), (t.recall_at_1, t.recall_at_5, t.recall_at_10), zs[0])
+        ours = (img @ h.text_embeds(self.anchors).T).argmax(dim=-1)
+        v42 = self.teacher[torch.from_numpy(self.val_idx)].argmax(dim=-1)
+        agreement = float((ours == v42).float().mean()) * 100
+        return EnglishValidation(
+            step, mean_recall(m), (t.recall_at_1, t.recall_at_5, t.recall_at_10), zs[0], agreement
+        )
 
     def fit(self, log: list[str] | None = None) -> tuple[EnglishValidation, EnglishValidation]:
         """Train with early stopping; (start, best accepted) on the held-out split, the best state

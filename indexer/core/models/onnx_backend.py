@@ -34,11 +34,12 @@ import numpy as np
 from indexer.core import settings
 from indexer.core.errors import ModelError
 from indexer.core.models.default_spec import visual_output
-from indexer.core.models.language import is_english
+from indexer.core.models.language import is_english, prefetch
 from indexer.core.models.preprocess import PreprocessConfig
 from indexer.core.models.routed import (
     ENGLISH_GRAPH,
     ENGLISH_TOKENIZER,
+    LANGID_FILE,
     EnglishRoute,
     OnnxEnglish,
     export_english,
@@ -220,7 +221,7 @@ class OnnxTowers:
 
         def start() -> None:
             with contextlib.suppress(ModelError):  # embed_texts tries again and reports it
-                if self._english is not None and query is not None and is_english(query):
+                if self._english is not None and query is not None and self._is_english(query):
                     self._ensure_english()
                 else:
                     self._ensure_text()
@@ -244,7 +245,12 @@ class OnnxTowers:
         """L2-normalised text vectors, each text through its route (a routed model: routed.py)."""
         if self._english is None:
             return self.embed_base_texts(texts)
+        prefetch(self.folder / LANGID_FILE)  # the packed identifier, when the export has one
         return route_texts(texts, self.manifest.dim, self.embed_english, self.embed_base_texts)
+
+    def _is_english(self, query: str) -> bool:
+        prefetch(self.folder / LANGID_FILE)
+        return is_english(query)
 
     def embed_base_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Through text.onnx, the model's own text tower (what ``get_text_features`` computes)."""
