@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -176,8 +177,13 @@ def test_an_english_query_loads_only_the_english_route_and_a_german_one_only_use
 
     load_encoder(str(v5_dir), backend="onnx", threads=1).embed_texts(["export it"])  # the export, once
     english = load_encoder(str(v5_dir), backend="onnx", threads=1)
-    english.embed_texts(["a dog running on the beach"])
     towers = english._engine.towers  # type: ignore[union-attr]
+    towers.prefetch_text("a dog running on the beach")  # as `dualens search` starts it (prestart)
+    towers.prefetch_text()  # as Searcher.open then asks, knowing no query: nothing more loads
+    for thread in threading.enumerate():
+        if thread.name == "dualens-text-tower":
+            thread.join(timeout=120)
+    english.embed_texts(["a dog running on the beach"])
     assert towers._english is not None and towers._english._session is not None and towers._text is None
     german = load_encoder(str(v5_dir), backend="onnx", threads=1)
     german.embed_texts(["Ein Hund rennt am Strand."])

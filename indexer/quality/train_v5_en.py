@@ -39,6 +39,7 @@ class EnglishRecipe:
     distill: float = 1.0
     distill_scale: float = 50.0
     init_decay: float = 0.01
+    norm_weight: float = 0.0  # weight of the variance of log |E a| over the class prompts (zero-shot)
     val_fraction: float = 0.2
     eval_every: int = 100
     patience: int = 5
@@ -127,6 +128,10 @@ class EnglishTrainer:
         student = nn.functional.log_softmax(r.distill_scale * img @ classes.T, dim=-1)
         kl = nn.functional.kl_div(student, self.teacher[images], log_target=True, reduction="batchmean")
         total = loss + r.anchor_weight * anchor + r.distill * kl + r.init_decay * h.penalty()
+        if (
+            r.norm_weight > 0
+        ):  # a class's score is <a, x> / |E a| near the start: equal norms keep v4.2's top class
+            total = total + r.norm_weight * (self.anchors @ h.english.T).norm(dim=-1).log().var()
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()

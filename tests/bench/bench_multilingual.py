@@ -147,6 +147,15 @@ def verdict(name: str, value: float, lower_is_better: bool = False) -> str:
 def main() -> int:
     cache = REPO / "data" / "cache" / "eval"
     print(f"bench-multilingual: {V5} vs {V42} (baseline), same run; {_load()}", flush=True)
+    parts = os.environ.get("BENCH_PARTS", "quality,speed")  # either, or both (the default)
+    if "quality" in parts:
+        quality_figures(cache)
+    if "speed" in parts:
+        speed_figures()
+    return 0
+
+
+def quality_figures(cache: Path) -> None:
     figures = quality(cache)
     for key in ("de R@1", "de R@5", "de R@10", "en R@1", "en R@5", "en R@10", "zero-shot top-1"):
         base, new = figures[V42][key], figures[V5][key]
@@ -159,6 +168,9 @@ def main() -> int:
         captions = list(load_caption_dataset(FLICKR / "images", FLICKR / csv).captions)
         tower = "MiniLM (English route)" if english else "USE"
         print(f"  routing: {routing(captions, english):5.1f} % of the {lang} captions to {tower}", flush=True)
+
+
+def speed_figures() -> None:
     for lang, queries in (("en", ENGLISH_QUERIES), ("de/fr/es", OTHER_QUERIES)):
         warm = {m: warm_p50(m, queries) for m in (V42, V5)}
         print(
@@ -177,7 +189,6 @@ def main() -> int:
             f"target no slower than v4.2 (within 5 %): {met} ({runs} runs, interleaved); {_load()}",
             flush=True,
         )
-    return 0
 
 
 if __name__ == "__main__":

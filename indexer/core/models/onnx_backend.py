@@ -150,6 +150,7 @@ class OnnxTowers:
         self._image: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
+        self._prefetched = False  # a routed model: a tower was started by prefetch_text
         self._english = (
             None if manifest.english is None else OnnxEnglish(folder, manifest.english, self._session)
         )
@@ -217,7 +218,13 @@ class OnnxTowers:
     def prefetch_text(self, query: str | None = None) -> None:
         """Start the text tower in the background (ONNX Runtime releases the GIL while it loads), so
         a query's own work (opening the collection, its index) overlaps it; errors surface on use.
-        A routed model (v5) starts the tower ``query`` takes (without one: the multilingual one)."""
+        A routed model (v5) starts the tower ``query`` takes; without a query, the multilingual one
+        unless a tower was started already (a second, query-less call must not load the other)."""
+        if self._english is not None:
+            with self._lock:
+                if query is None and self._prefetched:
+                    return
+                self._prefetched = True
 
         def start() -> None:
             with contextlib.suppress(ModelError):  # embed_texts tries again and reports it
