@@ -173,8 +173,8 @@ def run_search(args: argparse.Namespace) -> int:
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
     text = any(t.kind is TermKind.TEXT for t in query.terms)
     if text and getattr(args, "model", None) is None:
-        words = " ".join(str(t.value) for t in query.terms if t.kind is TermKind.TEXT)
-        prestart.start(args.settings, words)  # the text tower loads while the query path's libraries import
+        prestart.hint(" ".join(str(t.value) for t in query.terms if t.kind is TermKind.TEXT))
+        prestart.start(args.settings)  # the text tower loads while the query path's libraries import
     filters = _filters(args)
     with _open_searcher(args, text=text) as searcher:
         hits, meant = searcher.search_understood(

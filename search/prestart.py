@@ -45,11 +45,22 @@ _lock = threading.Lock()
 _started: _Started | None = None
 
 
+_hint: str | None = None  # the query's words, when the caller knew them (hint)
+
+
+def hint(query: str) -> None:
+    """The words of the query about to run: a model with a text tower per language (v5) starts the
+    one they take."""
+    global _hint
+    _hint = query
+
+
 def start(settings: Settings, query: str | None = None) -> None:
     """Begin loading the text tower of the collection's model in the background (a SQLite
     collection only: a server's database is read through the collection as usual); for a model
-    with a text tower per language (v5), the one ``query`` takes."""
+    with a text tower per language (v5), the one ``query`` (else the :func:`hint`) takes."""
     global _started
+    query = _hint if query is None else query
     paths = settings.paths
     if not paths.uses_sqlite_file or not paths.database.is_file():
         return
