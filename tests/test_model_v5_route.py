@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,7 +53,9 @@ def test_a_word_the_identifier_cannot_place_takes_the_multilingual_tower() -> No
     assert not is_english("x") and not is_english("")
 
 
-def _recorder(calls: list[tuple[str, list[str]]], name: str, value: float):  # type: ignore[no-untyped-def]
+def _recorder(
+    calls: list[tuple[str, list[str]]], name: str, value: float
+) -> Callable[[list[str]], np.ndarray]:
     def embed(texts: list[str]) -> np.ndarray:
         calls.append((name, list(texts)))
         return np.full((len(texts), 3), value, dtype=np.float32)
@@ -78,3 +84,30 @@ def test_the_english_head_ships_and_v4_2s_spec_is_unchanged_by_it() -> None:
     visual = load_file(str(head_path(V5_SPEC.head)))["v42_visual_map"]
     assert english.shape == visual.shape == (512, 384)
     assert "english" not in DEFAULT_SPEC.as_json() and V5_SPEC.as_json()["english"] == V5_SPEC.english
+
+
+def test_dualens_search_starts_the_text_tower_its_query_words_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.core.settings import Settings
+    from search import prestart
+
+    asked: list[str | None] = []
+
+    class Recorder:
+        def prefetch_text(self, query: str | None = None) -> None:
+            asked.append(query)
+
+        fingerprint = None
+
+    settings = Settings.resolve(tmp_path, None, "auto")
+    settings.paths.database.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(settings.paths.database) as db:
+        db.execute("CREATE TABLE collection_info (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO collection_info VALUES ('model_id', 'dualens-default-v5')")
+    monkeypatch.setattr(prestart, "query_encoder", lambda *args: Recorder())
+    monkeypatch.setattr(prestart, "_hint", None)
+    prestart.hint("Hund am Strand")
+    prestart.start(settings)
+    assert prestart.claim("dualens-default-v5", None) is not None
+    assert asked == ["Hund am Strand"]
