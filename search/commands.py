@@ -173,6 +173,7 @@ def run_search(args: argparse.Namespace) -> int:
     query = parse_query(args.query)  # a syntax error is reported before anything is opened
     text = any(t.kind is TermKind.TEXT for t in query.terms)
     if text and getattr(args, "model", None) is None:
+        prestart.hint(" ".join(str(t.value) for t in query.terms if t.kind is TermKind.TEXT))
         prestart.start(args.settings)  # the text tower loads while the query path's libraries import
     filters = _filters(args)
     with _open_searcher(args, text=text) as searcher:

@@ -45,10 +45,22 @@ _lock = threading.Lock()
 _started: _Started | None = None
 
 
-def start(settings: Settings) -> None:
+_hint: str | None = None  # the query's words, when the caller knew them (hint)
+
+
+def hint(query: str) -> None:
+    """The words of the query about to run: a model with a text tower per language (v5) starts the
+    one they take."""
+    global _hint
+    _hint = query
+
+
+def start(settings: Settings, query: str | None = None) -> None:
     """Begin loading the text tower of the collection's model in the background (a SQLite
-    collection only: a server's database is read through the collection as usual)."""
+    collection only: a server's database is read through the collection as usual); for a model
+    with a text tower per language (v5), the one ``query`` (else the :func:`hint`) takes."""
     global _started
+    query = _hint if query is None else query
     paths = settings.paths
     if not paths.uses_sqlite_file or not paths.database.is_file():
         return
@@ -56,7 +68,10 @@ def start(settings: Settings) -> None:
 
     started = _Started()
     started.thread = threading.Thread(
-        target=_warm, args=(started, paths.database, settings.backend), name="dualens-prestart", daemon=False
+        target=_warm,
+        args=(started, paths.database, settings.backend, query),
+        name="dualens-prestart",
+        daemon=False,
     )
     with _lock:
         _started = started
@@ -120,14 +135,14 @@ def _peek(database: Path, key: str) -> str | None:
     return row[0] if row and isinstance(row[0], str) and row[0] else None
 
 
-def _warm(started: _Started, database: Path, backend: str) -> None:
+def _warm(started: _Started, database: Path, backend: str, query: str | None = None) -> None:
     model_id = peek_model_id(database)
     if model_id is None:
         return
     precision = _peek(database, PRECISION_KEY) or "fp32"
     try:
         encoder = query_encoder(model_id, backend, precision)
-        encoder.prefetch_text()  # its own thread: ONNX Runtime builds the session without the GIL
+        encoder.prefetch_text(query)  # its own thread: ONNX Runtime builds the session without the GIL
         encoder.fingerprint  # noqa: B018  a local model's content hash, read once while the query waits
     except (DualensError, OSError):
         return  # the query path makes the same encoder and reports the error

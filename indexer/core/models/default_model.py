@@ -40,6 +40,7 @@ from indexer.core.errors import ModelError
 from indexer.core.models.default_head import apply_head
 from indexer.core.models.default_spec import (
     DEFAULT_SPEC,
+    ENGLISH_DIR,
     MARKER_FILE,
     USE_TEXT,
     DefaultModelSpec,
@@ -119,6 +120,8 @@ def build_default_model(
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        if spec.english:
+            english_route(spec).save(tmp / ENGLISH_DIR)
         seconds = time.perf_counter() - started
         marker = {"model_id": model_id_of(spec), "spec": spec.as_json(), "build_seconds": round(seconds, 1)}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
@@ -176,6 +179,26 @@ def compose_v5_model(spec: DefaultModelSpec) -> tuple[Any, Any]:
     model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
     apply_head(model, spec.head)
     return model.eval(), default_processor(tokenizer, spec)
+
+
+def english_route(spec: DefaultModelSpec) -> Any:
+    """v5's English route: v4.2's text side (composed exactly as v4.2 is) followed by the shipped
+    ``english`` head's map ``E`` (dim x 384), folded into one projection ``E @ W_text_v4.2``."""
+    from safetensors.torch import load_file
+
+    from indexer.core.models.default_spec import head_path
+    from indexer.core.models.minilm import TEXT_MAX_LENGTH
+    from indexer.core.models.routed import EnglishRoute
+
+    path = head_path(spec.english)
+    try:
+        english = load_file(str(path))["english_map"]
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"the English route's head {path} cannot be read: {exc}") from exc
+    v42, processor = compose_default_model(DEFAULT_SPEC)
+    with torch.no_grad():
+        projection = english.float() @ v42.text_projection.weight.float()
+    return EnglishRoute(v42.text_model.eval(), processor.tokenizer, projection, TEXT_MAX_LENGTH)
 
 
 def centring_projection(class_embeddings: torch.Tensor) -> torch.Tensor:
@@ -261,7 +284,10 @@ def _make_readable(directory: Path) -> None:
     os.umask(umask)
     directory.chmod(0o777 & ~umask)
     for path in directory.iterdir():
-        path.chmod(0o666 & ~umask)
+        if path.is_dir():
+            _make_readable(path)
+        else:
+            path.chmod(0o666 & ~umask)
 
 
 def _replace_dir(new: Path, out: Path) -> None:

@@ -120,6 +120,7 @@ class DefaultModelSpec:
     features: bool = False  # the tower also outputs its 1280 pooled features (zero-weighted until trained)
     head: str = ""  # a trained head shipped in the package (heads/<name>.safetensors), applied last
     text: str = ""  # the text tower: "" all-MiniLM-L6-v2 (v1-v4.2), USE_TEXT the multilingual USE (v5)
+    english: str = ""  # v5: the English route's head (v4.2's text side, then this map; routed.py)
 
     def __post_init__(self) -> None:
         if self.vision not in VISION_TOWERS:
@@ -134,11 +135,13 @@ class DefaultModelSpec:
         """The spec as JSON; the fields added after v3 only when set, so a v3 build stays current.
         A trained head is recorded with the digest of its file: retraining it changes the spec."""
         raw = json.loads(json.dumps(asdict(self)))
-        for name, unset in (("features", False), ("head", ""), ("text", "")):
+        for name, unset in (("features", False), ("head", ""), ("text", ""), ("english", "")):
             if raw.get(name) == unset:
                 del raw[name]
         if self.head:
             raw["head_sha256"] = head_digest(self.head)
+        if self.english:
+            raw["english_sha256"] = head_digest(self.english)
         return raw
 
 
@@ -178,12 +181,17 @@ def spec_fingerprint(
 
 
 # v5: v4.2's image side joined to the multilingual Universal Sentence Encoder (use_multilingual.py),
-# its head LiT-trained on flickr8k-train English captions (indexer/quality/train_v5.py). Selectable
-# by name (``--model dualens-default-v5``), built into the sibling folder V5_DIR of the default's.
+# its head LiT-trained on flickr8k-train English captions (indexer/quality/train_v5.py). A query
+# that is confidently English takes v4.2's text side instead, mapped into the same space by the
+# ``english`` head (routed.py, indexer/quality/train_v5_en.py). Selectable by name
+# (``--model dualens-default-v5``), built into the sibling folder V5_DIR of the default's.
 V5_MODEL_ID = "dualens-default-v5"
 USE_TEXT = "use-multilingual-v3"
 V5_DIR = "default-v5"
-V5_SPEC = DefaultModelSpec(features=True, head="dualens-default-v5", text=USE_TEXT)
+ENGLISH_DIR = "english"  # a v5 build's English route (routed.py)
+V5_SPEC = DefaultModelSpec(
+    features=True, head="dualens-default-v5", text=USE_TEXT, english="dualens-default-v5-en"
+)
 
 
 def model_id_of(spec: DefaultModelSpec) -> str:
@@ -208,4 +216,5 @@ def is_current(path: Path, spec: DefaultModelSpec | None = None) -> bool:
     except (OSError, ValueError):
         return False
     complete = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    complete = complete and (not spec.english or (path / ENGLISH_DIR / "model.safetensors").is_file())
     return complete and info.get("model_id") == model_id_of(spec) and info.get("spec") == spec.as_json()

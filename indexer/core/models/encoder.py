@@ -19,6 +19,7 @@ from indexer.core.models import onnx_backend
 from indexer.core.models.default_spec import FEATURE_DIM, is_current, visual_dim_of, visual_output
 from indexer.core.models.preprocess import PreprocessConfig, preprocess_image
 from indexer.core.models.resolve import ResolvedModel, local_fingerprint, resolve_model
+from indexer.core.models.routed import EnglishRoute, has_english_route, load_english_route, route_texts
 from indexer.core.settings import BACKENDS
 from indexer.core.vectors import l2_normalise
 
@@ -43,6 +44,7 @@ class _Loaded:
     max_length: int
     patch_size: int | None = None  # a patch-grid model (SigLIP 2): see onnx_backend.image_inputs
     visual_dim: int = 0  # > 0: the image tower's own pooled features, for image-to-image search
+    english_location: str | None = None  # a routed model (v5): its folder, whose English route loads lazily
 
 
 class _TorchEngine:
@@ -52,6 +54,8 @@ class _TorchEngine:
 
     def __init__(self, state: _Loaded) -> None:
         self.state = state
+        self._english: EnglishRoute | None = None
+        self._lock = threading.Lock()
 
     @property
     def on_gpu(self) -> bool:
@@ -75,6 +79,20 @@ class _TorchEngine:
             return _normalise(_pooled(output)), visual
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Each text through its route on a routed model (routed.py), else the model's text tower."""
+        if self.state.english_location is None:
+            return self._embed_base_texts(texts)
+        return route_texts(texts, self.state.dim, self._embed_english, self._embed_base_texts)
+
+    def _embed_english(self, texts: list[str]) -> np.ndarray:
+        """The English route: float32 on the CPU whatever the device (a query is a few tokens)."""
+        with self._lock:
+            if self._english is None:
+                assert self.state.english_location is not None
+                self._english = load_english_route(self.state.english_location)
+        return self._english.embed(texts)
+
+    def _embed_base_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
         state = self.state
@@ -193,13 +211,13 @@ class DualEncoder:
 
         return (self._device_name or "cuda").startswith("cuda") and torch.cuda.is_available()
 
-    def prefetch_text(self) -> None:
+    def prefetch_text(self, query: str | None = None) -> None:
         """Start loading the text tower in the background when an ONNX export is ready (else nothing:
-        the first text embedding loads the model as usual)."""
+        the first text embedding loads the model as usual); a routed model's, the one ``query`` takes."""
         if self._engine is None and self._choose_backend() == "onnx":
             export = self._at_precision(self._existing_export(), build_missing=False)
             if export is not None:
-                export.prefetch_text()
+                export.prefetch_text(query)
 
     def runs_on_onnx(self) -> bool:
         """Whether this model will run on ONNX Runtime; answered without loading it."""
@@ -367,6 +385,7 @@ class DualEncoder:
             max_length=state.max_length,
             preprocess=self.preprocess_config,
             visual_dim=state.visual_dim,
+            english=None if state.english_location is None else load_english_route(state.english_location),
         )
         try:
             towers = onnx_backend.export(source, self._resolved.location, key, self._threads)
@@ -423,6 +442,7 @@ class DualEncoder:
             max_length=_max_text_length(tokenizer, config, is_sigmoid),
             patch_size=self.preprocess_config.patch_size,
             visual_dim=_visual_dim(model),
+            english_location=self._resolved.location if has_english_route(self._resolved.location) else None,
         )
         log.info("loaded %s on %s (%s, dim %d)", self.model_id, device, dtype, dim)
         return state

@@ -34,7 +34,18 @@ import numpy as np
 from indexer.core import settings
 from indexer.core.errors import ModelError
 from indexer.core.models.default_spec import visual_output
+from indexer.core.models.language import is_english, prefetch
 from indexer.core.models.preprocess import PreprocessConfig
+from indexer.core.models.routed import (
+    ENGLISH_GRAPH,
+    ENGLISH_TOKENIZER,
+    LANGID_FILE,
+    EnglishRoute,
+    OnnxEnglish,
+    export_english,
+    route_texts,
+    verify_english,
+)
 from indexer.core.vectors import l2_normalise
 
 log = logging.getLogger(__name__)
@@ -73,6 +84,7 @@ class Manifest:
     preprocess: dict[str, Any]
     min_cosine: float
     visual_dim: int = 0  # > 0: image.onnx has a second output, "visual"
+    english: dict[str, Any] | None = None  # v5: the English route's graph and tokenizer (routed.py)
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:
@@ -138,6 +150,10 @@ class OnnxTowers:
         self._image: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
+        self._prefetched = False  # a routed model: a tower was started by prefetch_text
+        self._english = (
+            None if manifest.english is None else OnnxEnglish(folder, manifest.english, self._session)
+        )
 
     @property
     def on_gpu(self) -> bool:
@@ -150,16 +166,20 @@ class OnnxTowers:
     def _session(self, name: str) -> Any:
         import onnxruntime as ort
 
-        path = self.graph(name.removesuffix(".onnx"))
+        # the English route's graph is fp32 at every precision (only USE's text tower is quantised)
+        path = (
+            self.folder / ENGLISH_GRAPH if name == ENGLISH_GRAPH else self.graph(name.removesuffix(".onnx"))
+        )
         options = ort.SessionOptions()
         # A text query pays for the session's start in a new process: basic optimisation halves it
         # (0.27 -> 0.15 s for MiniLM) at no measurable cost per query; indexing amortises the full set.
-        level = "ORT_ENABLE_BASIC" if name == "text.onnx" else "ORT_ENABLE_ALL"
+        text = name in ("text.onnx", ENGLISH_GRAPH)
+        level = "ORT_ENABLE_BASIC" if text else "ORT_ENABLE_ALL"
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
         options.inter_op_num_threads = 1
-        if name == "text.onnx":
+        if text:
             # Queries come one at a time: idle threads must not spin (ORT's default) on cores that
             # other server processes need; measured: 2 API workers, p50 56 -> see benchmarks.md.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -187,13 +207,31 @@ class OnnxTowers:
             if self._text is None:
                 self._text = self._session("text.onnx")
 
-    def prefetch_text(self) -> None:
+    def _ensure_english(self) -> OnnxEnglish:
+        english = self._english
+        if english is None:
+            raise ModelError("this model has no English text route")
+        with self._lock:
+            english.ensure()
+        return english
+
+    def prefetch_text(self, query: str | None = None) -> None:
         """Start the text tower in the background (ONNX Runtime releases the GIL while it loads), so
-        a query's own work (opening the collection, its index) overlaps it; errors surface on use."""
+        a query's own work (opening the collection, its index) overlaps it; errors surface on use.
+        A routed model (v5) starts the tower ``query`` takes; without a query, the multilingual one
+        unless a tower was started already (a second, query-less call must not load the other)."""
+        if self._english is not None:
+            with self._lock:
+                if query is None and self._prefetched:
+                    return
+                self._prefetched = True
 
         def start() -> None:
             with contextlib.suppress(ModelError):  # embed_texts tries again and reports it
-                self._ensure_text()
+                if self._english is not None and query is not None and self._is_english(query):
+                    self._ensure_english()
+                else:
+                    self._ensure_text()
 
         # Not a daemon: a process that exits while ONNX Runtime builds the session (a query refused
         # early, e.g. an unknown --folder) aborted in its C++ teardown ("terminate called without an
@@ -211,8 +249,24 @@ class OnnxTowers:
         return {name: feeds[name] for name in self.manifest.text_inputs}
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised text vectors, each text through its route (a routed model: routed.py)."""
+        if self._english is None:
+            return self.embed_base_texts(texts)
+        prefetch(self.folder / LANGID_FILE)  # the packed identifier, when the export has one
+        return route_texts(texts, self.manifest.dim, self.embed_english, self.embed_base_texts)
+
+    def _is_english(self, query: str) -> bool:
+        prefetch(self.folder / LANGID_FILE)
+        return is_english(query)
+
+    def embed_base_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Through text.onnx, the model's own text tower (what ``get_text_features`` computes)."""
         self._ensure_text()
         return self._text.run(None, self._tokens(texts))[0]  # normalised inside the graph
+
+    def embed_english(self, texts: Sequence[str]) -> np.ndarray:
+        """Through the English route (a routed model only)."""
+        return self._ensure_english().embed(texts)
 
 
 def load_tokenizer(folder: Path, manifest: Manifest) -> Any:
@@ -233,7 +287,9 @@ def load(location: str, fingerprint: str, threads: int | None = None) -> OnnxTow
     manifest = Manifest.read(folder)
     if manifest is None or manifest.fingerprint != fingerprint:
         return None
-    if not all((folder / name).is_file() for name in ("image.onnx", "text.onnx", "tokenizer.json")):
+    names: tuple[str, ...] = ("image.onnx", "text.onnx", "tokenizer.json")
+    names += (ENGLISH_GRAPH, ENGLISH_TOKENIZER) if manifest.english is not None else ()
+    if not all((folder / name).is_file() for name in names):
         return None
     return OnnxTowers(folder, manifest, threads)
 
@@ -255,6 +311,7 @@ class TorchModel:
     max_length: int
     preprocess: PreprocessConfig
     visual_dim: int = 0
+    english: EnglishRoute | None = None  # v5: the English route, exported beside the towers
 
 
 def export(source: TorchModel, location: str, fingerprint: str, threads: int | None = None) -> OnnxTowers:
@@ -268,9 +325,11 @@ def export(source: TorchModel, location: str, fingerprint: str, threads: int | N
     target.parent.mkdir(parents=True, exist_ok=True)
     # Reference vectors first: tracing for the export can leave the torch model changed in place.
     reference = reference_vectors(source)
+    english_reference = None if source.english is None else source.english.embed(SAMPLE_CAPTIONS)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         text_inputs = _export_graphs(source, tmp)
+        english = None if source.english is None else export_english(source.english, tmp, OPSET)
         source.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         pad_id = source.tokenizer.pad_token_id
         manifest = Manifest(
@@ -289,9 +348,16 @@ def export(source: TorchModel, location: str, fingerprint: str, threads: int | N
             preprocess=asdict(source.preprocess),
             min_cosine=0.0,
             visual_dim=source.visual_dim,
+            english=english,
         )
         towers = OnnxTowers(tmp, manifest, threads)
         cosine = verify(reference, towers)
+        if source.english is not None and english_reference is not None and towers._english is not None:
+            cosine = min(
+                cosine, verify_english(english_reference, SAMPLE_CAPTIONS, source.english, towers._english)
+            )
+            if not cosine >= MIN_COSINE:
+                raise ModelError(f"the English route's export differs (cosine {cosine:.6f} < {MIN_COSINE})")
         manifest = Manifest(**{**asdict(manifest), "min_cosine": cosine, "text_inputs": text_inputs})
         (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
         if target.exists():
@@ -429,11 +495,11 @@ def verify(reference: Reference, towers: OnnxTowers) -> float:
         [
             *visual_cosines,
             (reference.image_vectors * joint).sum(axis=1),
-            (reference.text_vectors * towers.embed_texts(list(reference.texts))).sum(axis=1),
+            (reference.text_vectors * towers.embed_base_texts(list(reference.texts))).sum(axis=1),
             # one caption at a time too: no padding at all, a path the batch above does not take
             (
                 reference.text_vectors[:2]
-                * np.concatenate([towers.embed_texts([t]) for t in reference.texts[:2]])
+                * np.concatenate([towers.embed_base_texts([t]) for t in reference.texts[:2]])
             ).sum(axis=1),
         ]
     )
