@@ -317,9 +317,9 @@ def undo_quarantine(collection: Collection, manifest: Path, rows: Sequence[Row] 
     from indexer.core.storage import set_aside
 
     with set_aside.writer(collection):
-        report = undo(manifest)
-        if rows is None:
+        if rows is None:  # read first: damaged rows are refused before any file moves
             rows = set_aside.load_rows(manifest, collection.collection_id())
+        report = undo(manifest)
         in_place = set(report.restored) | _back_in_place(manifest)
         back = set_aside.put_back(collection, [r for r in rows if r["path"] in in_place])
     report.back_in_collection = len(back)
