@@ -51,3 +51,19 @@ def test_an_undo_with_damaged_kept_rows_is_refused_in_one_line_before_any_file_m
         kept.unlink()  # as the message says: the photos come back without their rows
         assert undo_quarantine(collection, report.manifest).restored == [str(original)]
         assert original.exists()
+
+
+def test_an_undo_given_the_manifest_under_a_tilde_puts_the_rows_back_with_the_files(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    make_photos(photos, n=2)
+    build_collection(data, photos, tiny_model_dir, None)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Collection.open(data) as collection:
+        (first,) = sorted(collection.photos(list(range(1, 100))))[:1]
+        report, _ = quarantine_photos(collection, [first], tmp_path / "q")
+        typed = Path("~") / report.manifest.relative_to(tmp_path)  # as `--undo '~/q/…/manifest.json'`
+        undone = undo_quarantine(collection, typed)
+        assert len(undone.restored) == 1 and undone.back_in_collection == 1
+        assert collection.photos([first]).keys() == {first}
