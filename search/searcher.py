@@ -589,16 +589,17 @@ class Searcher:
 
     def list_by_date(self, filters: Filters | None = None, k: int = 20, offset: int = 0) -> list[Hit]:
         """The photos the filters allow (all of them without filters), newest first (date taken, else
-        file date); scores are 0, ranks their place in that order."""
+        file date; the undated, with neither, last); scores are 0, ranks their place in that order."""
         _check_paging(k, offset)
         keys = date_keys(self.collection, photo_filter(filters or Filters(), self._roots))
         kept = [
-            (pid, taken or datetime.fromtimestamp(ns / 1e9))
+            # undated (no date taken, a file dated at or before the epoch) after every dated photo
+            (taken is not None or ns > 0, taken or datetime.fromtimestamp(ns / 1e9), pid)
             for pid, path, taken, ns in keys
             if self._rule.allows(path)
         ]
-        kept.sort(key=lambda key: (key[1], key[0]), reverse=True)  # equal dates: the newer id first
-        page = [pid for pid, _ in kept[offset : offset + k]]
+        kept.sort(reverse=True)  # equal dates: the newer id first
+        page = [pid for _, _, pid in kept[offset : offset + k]]
         rows = self._metadata(page)  # whole rows for this page only
         hits = [
             Hit.from_row(rows[pid], cosine=0.0, logit=0.0, probability=0.0, rank=0)
