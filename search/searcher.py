@@ -631,6 +631,12 @@ class Searcher:
         allowed = self._allowed_ids(filters) if filters is not None else None
         return self._index.ntotal if allowed is None else len(allowed)
 
+    def allows(self, photo_id: int, filters: Filters) -> bool:
+        """Whether :meth:`count` with these filters counts the indexed photo ``photo_id`` (without
+        filters restricting the candidates: every indexed photo)."""
+        allowed = self._allowed_ids(filters)
+        return allowed is None or bool(np.any(allowed == photo_id))
+
     def has_folder(self, folder: str) -> bool:
         """Whether any indexed photo lies below ``folder`` (absolute, or relative to a root)."""
         allowed = self._allowed_ids(Filters(folder=folder))
