@@ -47,7 +47,7 @@ from search.images import check_readable, load_image
 from search.limits import MAX_K, MAX_OFFSET
 from search.prestart import query_encoder
 from search.query import Query, Term, TermKind, parse_query
-from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
+from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance, plausible
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.text_terms import WordHit, band_with_words, fuse, photo_texts, text_snippet, word_hits
@@ -464,7 +464,7 @@ class Searcher:
                 index.collection_id or "", index.generation, encoder.model_id, encoder.fingerprint or "", RULE
             )
             values = read_calibration(root, stored)
-            if values is not None and {"floor", "strong"} <= values.keys():
+            if values is not None and plausible(values):  # else damaged: measured again
                 measured = Relevance.from_values(values)
             else:
 
