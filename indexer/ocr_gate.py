@@ -22,7 +22,9 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +40,10 @@ GATE_FILE = Path(__file__).with_name("ocr_gate_lite2.npz")
 GATED_MODELS = frozenset({DEFAULT_MODEL_ID, V5_MODEL_ID})
 GATED_PRECISION = "fp32"
 GATED = "gate"  # $DUALENS_OCR=gate: the gate runs (opt-in); any other value: every photo is read
+# what np.load raises on a damaged .npz (empty, truncated, not an archive, a field missing)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,12 +109,17 @@ def gate_for(
     model_id: str | None, precision: str = GATED_PRECISION, environ: Mapping[str, str] | None = None
 ) -> TextGate | None:
     """The gate for a collection of ``model_id`` at ``precision`` when ``$DUALENS_OCR=gate``, or None
-    (every photo is read): not asked for, another model, int8 towers, or no gate file."""
+    (every photo is read): not asked for, another model, int8 towers, or no readable gate file (a
+    damaged one is logged and ignored)."""
     if not gate_asked(environ) or model_id not in GATED_MODELS or precision != GATED_PRECISION:
         return None
     if not GATE_FILE.is_file():
         return None
-    return load_gate()
+    try:
+        return load_gate()
+    except UNREADABLE as exc:
+        log.warning("ignoring the unreadable text gate %s (every photo is read): %s", GATE_FILE, exc)
+        return None
 
 
 def split(

@@ -316,10 +316,11 @@ def undo_quarantine(collection: Collection, manifest: Path, rows: Sequence[Row] 
     restores the files alone: the rows stay for this one). A writer of the collection, as above."""
     from indexer.core.storage import set_aside
 
+    manifest = Path(os.path.expanduser(manifest))  # the rows beside it are found as the files are
     with set_aside.writer(collection):
-        report = undo(manifest)
-        if rows is None:
+        if rows is None:  # read first: damaged rows are refused before any file moves
             rows = set_aside.load_rows(manifest, collection.collection_id())
+        report = undo(manifest)
         in_place = set(report.restored) | _back_in_place(manifest)
         back = set_aside.put_back(collection, [r for r in rows if r["path"] in in_place])
     report.back_in_collection = len(back)

@@ -140,6 +140,13 @@ class Relevance:
         return cls(values["floor"], values["strong"], Z_GOOD, Z_STRONG, d_good=D_GOOD, gap_good=GAP_GOOD)
 
 
+def plausible(values: dict[str, float]) -> bool:
+    """Whether stored values are ones :func:`calibrate` can give: a floor among the cosines, a strong
+    cut-off not below it."""
+    floor, strong = values.get("floor"), values.get("strong")
+    return floor is not None and strong is not None and -1.0 <= floor <= 1.0 and strong >= floor
+
+
 def _above(mu: float, sigma: float, z: float) -> float:
     """``mu + z * sigma``: -inf for z = -inf, +inf when the scores do not spread (none stands out)."""
     if z == -math.inf:

@@ -47,7 +47,7 @@ from search.images import check_readable, load_image
 from search.limits import MAX_K, MAX_OFFSET
 from search.prestart import query_encoder
 from search.query import Query, Term, TermKind, parse_query
-from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance
+from search.relevance import RULE, TOP_SCORES, Cutoffs, Relevance, plausible
 from search.relevance import measure as measure_relevance
 from search.scoring import ScoreModel
 from search.text_terms import WordHit, band_with_words, fuse, photo_texts, text_snippet, word_hits
@@ -464,7 +464,7 @@ class Searcher:
                 index.collection_id or "", index.generation, encoder.model_id, encoder.fingerprint or "", RULE
             )
             values = read_calibration(root, stored)
-            if values is not None and {"floor", "strong"} <= values.keys():
+            if values is not None and plausible(values):  # else damaged: measured again
                 measured = Relevance.from_values(values)
             else:
 
@@ -589,16 +589,17 @@ class Searcher:
 
     def list_by_date(self, filters: Filters | None = None, k: int = 20, offset: int = 0) -> list[Hit]:
         """The photos the filters allow (all of them without filters), newest first (date taken, else
-        file date); scores are 0, ranks their place in that order."""
+        file date; the undated, with neither, last); scores are 0, ranks their place in that order."""
         _check_paging(k, offset)
         keys = date_keys(self.collection, photo_filter(filters or Filters(), self._roots))
         kept = [
-            (pid, taken or datetime.fromtimestamp(ns / 1e9))
+            # undated (no date taken, a file dated at or before the epoch) after every dated photo
+            (taken is not None or ns > 0, taken or datetime.fromtimestamp(ns / 1e9), pid)
             for pid, path, taken, ns in keys
             if self._rule.allows(path)
         ]
-        kept.sort(key=lambda key: (key[1], key[0]), reverse=True)  # equal dates: the newer id first
-        page = [pid for pid, _ in kept[offset : offset + k]]
+        kept.sort(reverse=True)  # equal dates: the newer id first
+        page = [pid for _, _, pid in kept[offset : offset + k]]
         rows = self._metadata(page)  # whole rows for this page only
         hits = [
             Hit.from_row(rows[pid], cosine=0.0, logit=0.0, probability=0.0, rank=0)
@@ -629,6 +630,12 @@ class Searcher:
             return count_word_matches(self.collection, words, spec)  # counted, no rows read
         allowed = self._allowed_ids(filters) if filters is not None else None
         return self._index.ntotal if allowed is None else len(allowed)
+
+    def allows(self, photo_id: int, filters: Filters) -> bool:
+        """Whether :meth:`count` with these filters counts the indexed photo ``photo_id`` (without
+        filters restricting the candidates: every indexed photo)."""
+        allowed = self._allowed_ids(filters)
+        return allowed is None or bool(np.any(allowed == photo_id))
 
     def has_folder(self, folder: str) -> bool:
         """Whether any indexed photo lies below ``folder`` (absolute, or relative to a root)."""

@@ -3,6 +3,7 @@ manifest) is detected and quantised again, with a one-line warning, instead of f
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -98,3 +99,14 @@ def test_an_intact_graph_with_another_time_is_used_as_it_is_and_recorded_again(
         after = _reopened(folder)
     assert _damage_warnings(caplog) == [] and np.array_equal(after, before)
     assert quantize.graph_records(folder)[quantize.TEXT_INT8][1] == 1_000_000_000  # no hash next time
+
+
+@pytest.mark.parametrize("entry", [[1], "text", None, [1, 2, 3, 4], ["a", "b", "c"]])
+def test_a_damaged_record_of_the_int8_graphs_reads_as_no_record_instead_of_failing_every_start(
+    int8_folder: tuple[Path, np.ndarray], entry: object
+) -> None:
+    folder, before = int8_folder
+    record = quantize.graph_records(folder)
+    (folder / quantize.INT8_RECORD).write_text(json.dumps({**record, quantize.TEXT_INT8: entry}))
+    assert quantize.TEXT_INT8 not in quantize.graph_records(folder)
+    assert np.allclose(_reopened(folder), before, atol=1e-5)

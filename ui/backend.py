@@ -169,7 +169,8 @@ class Backend:
         shown = [hit for hit in hits if self.guard.inside_roots(hit.path)]
         counted = _narrowed(filters, place) if place else filters
         total = 0 if counted is None else self.searcher.count(counted, words)
-        total -= 1 if request.kind == "similar" else 0
+        if request.kind == "similar" and counted is not None:  # the chosen photo, when counted, is no result
+            total -= 1 if self.searcher.allows(int(request.photo_id or 0), counted) else 0
         return ResultPage(
             hits=shown[:limit],
             has_more=len(hits) > limit,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zipfile
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 # USE Multilingual v3's languages, as langid.py names them (zh covers zh-cn and zh-tw)
 USE_LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh")
 ENGLISH_CONFIDENCE = 0.95
+MAX_CHARS = 1000  # a text's language is told from its start (the identifier counts n-grams in uint16)
 
 _lock = threading.Lock()
 _identifier: Any = None  # the loaded identifier; False: py3langid is not installed
@@ -88,17 +90,18 @@ def _unpack(path: Path) -> Any:
         ptc, pc = parts["nb_ptc"], parts["nb_pc"]
         classes = [str(c) for c in parts["nb_classes"]]
         return LanguageIdentifier(ptc, pc, ptc.shape[0], classes, nextmove, output, norm_probs=True)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("ignoring the unreadable packed language identifier %s: %s", path, exc)
         return None
 
 
 def language_of(text: str) -> tuple[str, float]:
-    """The most probable of :data:`USE_LANGUAGES` and its probability ("" and 0 without py3langid)."""
+    """The most probable of :data:`USE_LANGUAGES` and its probability ("" and 0 without py3langid),
+    told from the first :data:`MAX_CHARS` characters."""
     identifier = _load()
     if identifier is False:
         return "", 0.0
-    language, probability = identifier.classify(text)
+    language, probability = identifier.classify(text[:MAX_CHARS])
     return str(language), float(probability)
 
 

@@ -112,12 +112,24 @@ def _unusable(folder: Path, fingerprint: str) -> str | None:
 
 
 def graph_records(folder: Path) -> dict[str, list[Any]]:
-    """The int8 graphs' size, time and SHA-256 as written ({} when not recorded)."""
+    """The int8 graphs' size, time and SHA-256 as written ({} when not recorded); an entry not of
+    that form is left out (read as not recorded)."""
     try:
         record = json.loads((folder / INT8_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return record if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    return {name: entry for name, entry in record.items() if _well_formed(entry)}
+
+
+def _well_formed(entry: Any) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:2])
+        and isinstance(entry[2], str)
+    )
 
 
 def _stale(path: Path, record: list[Any] | None) -> bool:

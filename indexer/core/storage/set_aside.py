@@ -182,6 +182,26 @@ def load_rows(manifest: Path, owner: str) -> list[Row]:
     if body.get("owner", owner) != owner:
         return []
     try:
-        return [_decode(r) for r in body["rows"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CollectionError(f"the rows kept in {rows_file(manifest)} are damaged ({exc})") from exc
+        return [_decode(_checked(r)) for r in body["rows"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CollectionError(
+            f"the rows kept in {rows_file(manifest)} are damaged ({exc}); remove that file to put the "
+            "photos back without them (`dualens index` then reads them again)"
+        ) from exc
+
+
+_PHOTO_NAMES = frozenset(c.name for c in Photo.__table__.columns)
+
+
+def _checked(row: Any) -> dict[str, Any]:
+    """``row`` when it is a photo row as :func:`save_rows` wrote it (an int id, a path, only the
+    columns of ``photos`` and its recognised text); ValueError otherwise."""
+    if not isinstance(row, dict) or not (isinstance(row.get("id"), int) and isinstance(row.get("path"), str)):
+        raise ValueError("a row without its id or path")
+    unknown = set(row) - _PHOTO_NAMES - {TEXT_KEY}
+    text = row.get(TEXT_KEY)
+    if text is not None:
+        unknown |= set(text) - _TEXT_NAMES if isinstance(text, dict) else {TEXT_KEY}
+    if unknown:
+        raise ValueError(f"unknown fields {', '.join(sorted(map(str, unknown)))}")
+    return row
