@@ -80,7 +80,9 @@ class UiBackend(Protocol):
     def facets(self) -> Facets: ...
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
     def photo(self, photo_id: int) -> Hit | None: ...
-    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None: ...
+    def thumbnail(
+        self, hit: Hit, *, preview: bool = False, px: int | None = None, square: bool = True
+    ) -> Path | None: ...
     def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
     def quarantine(
@@ -197,11 +199,14 @@ class Backend:
             return None
         return hit
 
-    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None:
-        """``px``: a grid thumbnail of that size, snapped to an allowed one (ui/thumbsize.py)."""
+    def thumbnail(
+        self, hit: Hit, *, preview: bool = False, px: int | None = None, square: bool = True
+    ) -> Path | None:
+        """``px``: a grid thumbnail of that size, snapped to an allowed one (ui/thumbsize.py); not
+        ``square``: the whole photo, its longest edge that size (the justified grid's tiles)."""
         spec = self.preview_spec if preview else self.grid_spec
-        if px is not None and not preview:
-            spec = ThumbSpec(snap(px, self.config.thumb_px), square=True)
+        if (px is not None or not square) and not preview:
+            spec = ThumbSpec(snap(px or self.config.thumb_px, self.config.thumb_px), square=square)
         return self.thumbnails.get(hit.id, hit.path, spec)
 
     def index_label(self) -> str:
