@@ -122,6 +122,7 @@ ui-assets:  # rebuild ui/frontend/dist (the grid component) with npm; the built 
 
 bench-ui-weight: $(STAMP)  # bytes of the first page, grid thumbnails sized to the slot vs one size
 	$(BIN)/python -m tests.bench.bench_ui_weight
+	$(BIN)/python -m tests.bench.bench_ui_grid
 
 bench-understanding: $(STAMP)  # the query-understanding table: share parsed as intended, traps filtered
 	$(BIN)/python -m tests.bench.bench_understanding $(ARGS)

@@ -92,6 +92,11 @@ class UiBackend(Protocol):
     def close(self) -> None: ...
 
 
+def justified_cap(thumb_px: int) -> int:
+    """The largest thumbnail of the justified grid: a third over ``thumb_px`` (a wide tile on a 3x phone)."""
+    return thumb_px * 4 // 3
+
+
 class Backend:
     """Searcher + path guard + thumbnails for one data directory, shared by all sessions."""
 
@@ -206,7 +211,8 @@ class Backend:
         ``square``: the whole photo, its longest edge that size (the justified grid's tiles)."""
         spec = self.preview_spec if preview else self.grid_spec
         if (px is not None or not square) and not preview:
-            spec = ThumbSpec(snap(px or self.config.thumb_px, self.config.thumb_px), square=square)
+            cap = self.config.thumb_px if square else justified_cap(self.config.thumb_px)
+            spec = ThumbSpec(snap(px or cap, cap), square=square)
         return self.thumbnails.get(hit.id, hit.path, spec)
 
     def index_label(self) -> str:

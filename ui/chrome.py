@@ -141,7 +141,8 @@ PAGE_SCRIPT = """
     if (view) { view.focus(); view.click(); return; }
   });
   document.addEventListener("click", (e) => {
-    const moves = '[class*="st-key-similar-"], .st-key-back, .st-key-viewer-similar, [class*="st-key-chip-"]';
+    const moves = '[class*="st-key-similar-"], .dl-sim, .st-key-back, .st-key-viewer-similar, '
+      + '[class*="st-key-chip-"]';
     const line = document.querySelector(".dl-context");
     const clear = e.target.closest && e.target.closest(".st-key-clear");
     if (clear || (e.target.closest && e.target.closest(moves)))

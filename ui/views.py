@@ -20,7 +20,7 @@ from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood, text_snippet, word_segments
 from ui import grid_component, state, thumbsize
-from ui.backend import ResultPage, UiBackend
+from ui.backend import ResultPage, UiBackend, justified_cap
 from ui.chrome import literal
 from ui.thumbnails import placeholder
 
@@ -338,7 +338,7 @@ def _grid(backend: UiBackend, hits: Sequence[Hit], label: str = "Photos") -> Non
     page part (good, weak, a month), kept across "Show more"."""
     if not hits:
         return
-    px = thumbsize.grid_px(st.context.cookies, backend.config.thumb_px)
+    px = thumbsize.grid_px(st.context.cookies, justified_cap(backend.config.thumb_px))
     grid_component.render(backend, hits, px, _describe, key=f"grid-{hits[0].id}", label=label)
 
 
