@@ -47,7 +47,6 @@ function tile(item, data) {
   img.src = item.src;
   img.width = item.w;
   img.height = item.h;
-  img.loading = "lazy";
   img.decoding = "async";
   img.draggable = false;
   open.append(img);
