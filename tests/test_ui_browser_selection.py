@@ -73,7 +73,8 @@ def _select(page, n: int) -> None:  # type: ignore[no-untyped-def]
         page.locator(".dl-jg .dl-sel").nth(i).click()
         page.get_by_text(f"{i + 1} selected", exact=True).wait_for()
         page.wait_for_function(  # the grid redrawn with the selection (not only the bar)
-            "(n) => document.querySelectorAll('.dl-jg .dl-sel[aria-checked=\"true\"]').length === n", arg=i + 1
+            "(n) => document.querySelectorAll('.dl-jg .dl-sel[aria-checked=\"true\"]').length === n",
+            arg=i + 1,
         )
 
 
