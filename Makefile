@@ -11,7 +11,7 @@ DIR ?=
 DATA_OPT := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-ui bench-memory bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight bench-multilingual eval train train-default clean help
+.PHONY: install model index check errors rebuild-index search ui test test-fast lint bench bench-index bench-search bench-quality bench-scale bench-search-scale bench-relevance bench-bands bench-cold bench-ui bench-memory bench-understanding bench-similar bench-ocr bench-gpu bench-ui-weight ui-assets bench-multilingual eval train train-default clean help
 
 help:
 	@echo "make index DIR=photos/   index a folder of photos into data/"
@@ -117,8 +117,12 @@ bench-quality: $(STAMP)
 bench-ocr: $(STAMP)  # text in photos: engine word recall, word-query precision, fusion R@10, OCR throughput
 	$(BIN)/python -m tests.bench.bench_ocr
 
+ui-assets:  # rebuild ui/frontend/dist (the grid component) with npm; the built files are committed
+	cd ui/frontend && npm ci --no-audit --no-fund && npm run build
+
 bench-ui-weight: $(STAMP)  # bytes of the first page, grid thumbnails sized to the slot vs one size
 	$(BIN)/python -m tests.bench.bench_ui_weight
+	$(BIN)/python -m tests.bench.bench_ui_grid
 
 bench-understanding: $(STAMP)  # the query-understanding table: share parsed as intended, traps filtered
 	$(BIN)/python -m tests.bench.bench_understanding $(ARGS)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import grid_apptest
 from tests.helpers.ui_fixtures import DATED, build_collection, make_photos
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
@@ -52,11 +53,15 @@ def _search(at: AppTest, text: str) -> AppTest:
 
 
 def _ids(at: AppTest) -> list[int]:
-    return [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
+    return grid_apptest.ids(at)
 
 
 def _names(at: AppTest) -> list[str]:
-    return re.findall(r'class="dl-name[^"]*" title="([^"]+)"', " ".join(m.value for m in at.markdown))
+    return grid_apptest.names(at)
+
+
+def _bands(at: AppTest) -> list[str]:
+    return [str(item["band"]) for item in grid_apptest.items(at)]
 
 
 def _texts(at: AppTest) -> str:
@@ -120,9 +125,9 @@ def test_text_query_shows_thumbnails_with_scores_and_a_count(collection, monkeyp
     at = _search(_app(data, monkeypatch).run(), "a red car")
     _clean(at)
     assert len(_ids(at)) == PAGE
-    assert len(at.image) >= PAGE and all(img.value for img in at.image)
+    assert all(item["src"] and item["w"] > 0 and item["h"] > 0 for item in grid_apptest.items(at))
     assert f"{PAGE} of 20 photos" in _texts(at)  # every photo is ranked: the count says of how many
-    bands = re.findall(r'class="dl-band dl-band-(\w+)"', _texts(at))
+    bands = _bands(at)
     order = {"strong": 0, "good": 1, "weak": 2}
     assert len(bands) == PAGE and [order[b] for b in bands] == sorted(order[b] for b in bands)
     thumbs = list((data / "thumbnails").rglob("*.jpg"))
@@ -151,7 +156,7 @@ def test_similar_replaces_the_results_and_leaves_the_photo_out(collection, monke
     at = _search(_app(data, monkeypatch).run(), "a red car")
     source = _ids(at)[0]
     source_name = _names(at)[0]
-    at.button(key=f"similar-{source}").click().run()
+    grid_apptest.similar(at, source)
     _clean(at)
     assert "Photos similar to" in _texts(at) and source_name in _texts(at)
     assert source not in _ids(at)
@@ -220,7 +225,7 @@ def test_details_dialog_shows_metadata_and_scores(collection, monkeypatch) -> No
     data, photos = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")
     hit = _ids(at)[0]
-    at.button(key=f"details-{hit}").click().run()
+    grid_apptest.open_photo(at, hit)
     _clean(at)
     text = _texts(at)
     for label in ("Date taken", "Camera", "Dimensions", "Cosine similarity", "Model logit", "Probability"):
@@ -395,7 +400,7 @@ def test_weak_matches_sit_below_a_divider_and_all_weak_says_no_good_matches(
     get_backend.clear()
     at = _search(_app(data, monkeypatch).run(), "a red car")
     _clean(at)
-    bands = re.findall(r'class="dl-band dl-band-(\w+)"', _texts(at))
+    bands = _bands(at)
     divider = "Weaker matches" in _texts(at)
     nothing_good = "No good matches for" in _texts(at)
     assert len(bands) == PAGE
@@ -449,7 +454,7 @@ def test_similar_leads_back_to_the_text_results(collection, monkeypatch) -> None
     data, _ = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")
     first = _ids(at)
-    at.button(key=f"similar-{first[0]}").click().run()
+    grid_apptest.similar(at, first[0])
     assert "Photos similar to" in _texts(at) and at.text_input(key="q").value == ""
     at.button(key="back").click().run()
     _clean(at)
@@ -460,7 +465,7 @@ def test_the_viewer_steps_through_the_results(collection, monkeypatch) -> None:
     data, _ = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")
     ids = _ids(at)
-    at.button(key=f"details-{ids[0]}").click().run()
+    grid_apptest.open_photo(at, ids[0])
     assert f"1 of {PAGE}" in _texts(at)
     assert at.button(key="viewer-prev").disabled
     at.button(key="viewer-next").click().run()
@@ -472,9 +477,11 @@ def test_the_viewer_steps_through_the_results(collection, monkeypatch) -> None:
 def test_cards_show_the_date_and_file_names_on_request(collection, monkeypatch) -> None:
     data, _ = collection
     at = _search(_app(data, monkeypatch).run(), "a red car")
-    markup = _texts(at)
-    assert 'class="dl-name dl-sr"' in markup  # read out, not shown
-    assert len(re.findall(r'class="dl-date">\d{4}-\d\d-\d\d<', markup)) == PAGE
+    grids = grid_apptest.grids(at)
+    assert grids and not any(g["showNames"] for g in grids)  # names read out (alt text), not shown
+    dates = [item["date"] for item in grid_apptest.items(at)]
+    assert len(dates) == PAGE and all(re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in dates)
+    assert all(item["name"] in item["alt"] for item in grid_apptest.items(at))
     at.toggle(key="show_names").set_value(True).run()
     _clean(at)
-    assert 'class="dl-name dl-sr"' not in _texts(at) and len(_names(at)) == PAGE
+    assert all(g["showNames"] for g in grid_apptest.grids(at)) and len(_names(at)) == PAGE

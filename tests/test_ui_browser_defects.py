@@ -110,7 +110,7 @@ def _page_of(browser) -> object:  # type: ignore[no-untyped-def]
     return page
 
 
-GRID_IMAGES = '[data-testid="stGrid"] [data-testid="stImage"] img'
+GRID_IMAGES = ".dl-jg .dl-tile img"
 
 
 def _grid_full(page, n: int = PAGE_SIZE) -> None:  # type: ignore[no-untyped-def]
@@ -146,7 +146,8 @@ def test_a_query_in_the_url_is_shown_literally_never_as_a_link_or_bold(
     assert page.locator('a[href*="login.example.invalid"]').count() == 0
     assert "bold" not in [t.strip() for t in banner.locator("strong, em").all_inner_texts()]
     # the way back from a Similar names the query too, on a button (Markdown as well)
-    page.locator('[class*="st-key-similar-"] button').first.click()
+    page.locator(".dl-jg .dl-tile").first.hover()
+    page.locator(".dl-jg .dl-sim").first.click()
     back = page.locator(".st-key-back button")
     back.wait_for()
     assert query in back.inner_text().replace("\u2060", "")
@@ -160,7 +161,7 @@ def test_esc_closes_a_viewer_opened_by_clicking_its_thumbnail(server: str, brows
     page.goto(server)
     _results(page, "goldfish")
     _grid_full(page)
-    page.locator('[data-testid="stGrid"] [data-testid="stImage"] img').first.click()
+    page.locator(".dl-jg .dl-tile img").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("1 of").wait_for()
     page.keyboard.press("Escape")
@@ -177,7 +178,7 @@ def test_a_new_search_takes_the_previous_photos_away_at_once(server: str, browse
     # still shows its old photo, visible, under the new heading is recorded
     page.evaluate(
         """() => {
-        const imgs = () => document.querySelectorAll('[data-testid="stGrid"] [data-testid="stImage"] img');
+        const imgs = () => document.querySelectorAll('.dl-jg .dl-tile img');
         imgs().forEach((img) => { img.__old = img.src; });
         const shown = (el) => { let o = 1; for (let e = el; e; e = e.parentElement) {
             const s = getComputedStyle(e); if (s.display === 'none' || s.visibility === 'hidden') return 0;
@@ -206,7 +207,7 @@ def test_find_similar_in_the_viewer_brings_the_new_results_line_into_view_with_t
     page.goto(server)
     _results(page, "goldfish")
     _grid_full(page)
-    page.locator('[class*="st-key-details-"] button:visible').last.click()  # the page scrolled down
+    page.locator(".dl-jg .dl-open").last.click()  # the page scrolled down
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"{PAGE_SIZE} of {PAGE_SIZE}").wait_for()
     dialog.get_by_role("button", name="Find similar photos").click()
@@ -225,7 +226,7 @@ def test_a_photo_viewed_over_an_upload_never_stays_in_the_url(server: str, brows
     _upload(page, IMAGENET / GOLDFISH)
     _context(page, "Photos like").wait_for()
     _grid_full(page)
-    page.locator('[class*="st-key-details-"] button:visible').first.click()
+    page.locator(".dl-jg .dl-open").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("1 of").wait_for()
     dialog.get_by_role("button", name="Close").click()
@@ -280,7 +281,7 @@ def test_viewer_next_loads_the_next_page_and_the_cap_replaces_show_more_with_a_n
     page.goto(server)
     _results(page, "a fish")
     page.get_by_text(f"{PAGE_SIZE} of {N_PHOTOS} photos").wait_for()
-    page.locator('[class*="st-key-details-"] button:visible').last.click()
+    page.locator(".dl-jg .dl-open").last.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"{PAGE_SIZE} of {PAGE_SIZE}").wait_for()
     dialog.get_by_role("button", name="Next").click(timeout=5_000)

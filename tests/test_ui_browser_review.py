@@ -126,14 +126,14 @@ def server(world: tuple[Path, Path]) -> Iterator[str]:
 
 
 def _grid_images(page):  # type: ignore[no-untyped-def]
-    return page.locator('[data-testid="stGrid"] [data-testid="stImage"] img')
+    return page.locator(".dl-jg .dl-tile img")
 
 
 def _open_first_in_viewer(page) -> None:  # type: ignore[no-untyped-def]
     """The first card's View, again if a rerun of the page swallowed the click (the grid may still be
     settling after a navigation)."""
     for attempt in range(3):
-        page.locator('[class*="st-key-details-"] button:visible').first.click()
+        page.locator(".dl-jg .dl-open").first.click()
         try:
             page.get_by_role("dialog").get_by_text("1 of").wait_for(timeout=15_000)
             return
@@ -255,7 +255,7 @@ def test_the_viewer_never_blows_up_a_small_photo_and_shows_it_at_actual_size(ser
     page = _page(browser)
     page.goto(server)
     _results(page, "a great white shark")
-    small = page.locator('[data-testid="stGrid"] [data-testid="stImage"] img[alt^="small_shark.jpg"]')
+    small = page.locator('.dl-jg .dl-tile img[alt^="small_shark.jpg"]')
     small.first.click()
     dialog = page.get_by_role("dialog")
     photo = dialog.locator('[data-testid="stImage"] img')

@@ -69,8 +69,13 @@ def server(world: tuple[Path, Path]) -> Iterator[str]:
 def _select(page, n: int) -> None:  # type: ignore[no-untyped-def]
     """Tick the Select box of the first ``n`` cards, one at a time (each click reruns the page)."""
     for i in range(n):
-        page.locator('[class*="st-key-sel-"] label').nth(i).click()
+        page.locator(".dl-jg .dl-tile").nth(i).hover()  # its Select shows on hover
+        page.locator(".dl-jg .dl-sel").nth(i).click()
         page.get_by_text(f"{i + 1} selected", exact=True).wait_for()
+        page.wait_for_function(  # the grid redrawn with the selection (not only the bar)
+            "(n) => document.querySelectorAll('.dl-jg .dl-sel[aria-checked=\"true\"]').length === n",
+            arg=i + 1,
+        )
 
 
 def _selected_paths(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -143,15 +148,18 @@ def test_shift_click_selects_every_photo_between_two_boxes(server: str, browser)
     page = _page(browser)
     page.goto(server)
     _results(page, "a cat")
-    boxes = page.locator('[class*="st-key-sel-"] label')
+    boxes = page.locator(".dl-jg .dl-sel")
+    tiles = page.locator(".dl-jg .dl-tile")
+    tiles.nth(0).hover()
     boxes.nth(0).click()
     page.get_by_text("1 selected", exact=True).wait_for()
+    tiles.nth(4).hover()
     boxes.nth(4).click(modifiers=["Shift"])
     page.get_by_text("5 selected", exact=True).wait_for()
-    checked = page.locator('[class*="st-key-sel-"] input:checked')
+    checked = page.locator('.dl-jg .dl-sel[aria-checked="true"]')
     page.wait_for_function(
-        "() => document.querySelectorAll('[class*=\"st-key-sel-\"] input:checked').length === 5"
+        "() => document.querySelectorAll('.dl-jg .dl-sel[aria-checked=\"true\"]').length === 5"
     )
     assert checked.count() == 5
-    assert page.locator('[class*="st-key-sel-"] input').nth(5).is_checked() is False
+    assert page.locator(".dl-jg .dl-sel").nth(5).is_checked() is False
     page.close()

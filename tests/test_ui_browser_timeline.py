@@ -21,7 +21,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from tests.helpers.ui_photo_server import IMAGENET, PLANTED, Planted, plant_collection, serve  # noqa: E402
 
 PAGE_SIZE = 16
-GRID_IMAGES = '[data-testid="stGrid"] [data-testid="stImage"] img'
+GRID_IMAGES = ".dl-jg .dl-tile img"
 
 pytestmark = [
     # a real browser on a shared 2-core machine: a click can land during a rerun of the page

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from indexer.core.errors import CollectionError, QueryError, UsageError
 from search import Filters
+from tests.helpers import grid_apptest
 from tests.helpers.api_server import KEY, Server
 from ui.backend import Backend, SearchRequest
 from ui.config import UiConfig
@@ -108,11 +109,11 @@ def test_the_page_searches_through_the_service(
         at.text_input(key="q").set_value("a photo")
         at.run()
         assert not at.exception
-        ids = [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
-        assert len(ids) == 4 and all(img.value for img in at.image)
-        at.button(key=f"similar-{ids[0]}").click().run()
+        ids = grid_apptest.ids(at)
+        assert len(ids) == 4 and all(item["src"] and item["w"] > 0 for item in grid_apptest.items(at))
+        grid_apptest.similar(at, ids[0])
         assert not at.exception
-        again = [int(b.key.split("-")[1]) for b in at.button if b.key and b.key.startswith("similar-")]
+        again = grid_apptest.ids(at)
         assert again and ids[0] not in again
     finally:
         get_remote_backend.clear()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import grid_apptest
 from tests.helpers.ui_fixtures import build_collection, make_photos
 from ui.selection import zip_bytes, zip_names, zip_note
 
@@ -60,8 +61,18 @@ def app(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     get_backend.clear()
 
 
-def _boxes(at: AppTest) -> list:  # type: ignore[type-arg]
-    return [c for c in at.checkbox if c.key and c.key.startswith("sel-")]
+def _boxes(at: AppTest) -> list[int]:
+    """The photos of the grids, each with its Select (ui/grid_component.py)."""
+    return grid_apptest.ids(at)
+
+
+def _checked(at: AppTest) -> set[int]:
+    """The photos the grids show as selected."""
+    return {int(i) for grid in grid_apptest.grids(at) for i in grid["selected"]}
+
+
+def _check(at: AppTest, photo_id: int) -> None:
+    grid_apptest.select(at, [photo_id])
 
 
 def _said(at: AppTest) -> str:
@@ -74,26 +85,26 @@ def _said(at: AppTest) -> str:
 def test_the_selection_bar_counts_the_selected_photos_and_clears(app: AppTest) -> None:
     assert "selected" not in _said(app)
     for box in _boxes(app)[:3]:
-        box.check().run()
+        _check(app, box)
     assert "3 selected" in _said(app) and "A zip of the 3 originals" in _said(app)
-    assert [b.value for b in _boxes(app)] == [True, True, True, False]
+    assert [b in _checked(app) for b in _boxes(app)] == [True, True, True, False]
     app.button(key="sel-clear").click().run()
-    assert "selected" not in _said(app) and not any(b.value for b in _boxes(app))
+    assert "selected" not in _said(app) and not _checked(app)
 
 
 def test_the_selection_survives_show_more_and_sorting_and_a_new_query_drops_it(app: AppTest) -> None:
     first, second = _boxes(app)[:2]
-    first.check().run()
-    second.check().run()
-    chosen = {first.key, second.key}
+    _check(app, first)
+    _check(app, second)
+    chosen = {first, second}
     app.button(key="more").click().run()
-    assert len(_boxes(app)) == 8 and {b.key for b in _boxes(app) if b.value} == chosen
+    assert len(_boxes(app)) == 8 and _checked(app) == chosen
     app.radio(key="f_sort").set_value("date").run()  # the tiny model's matches are all weak: none shown
     assert "2 selected" in _said(app)
     app.radio(key="f_sort").set_value("relevance").run()
-    assert "2 selected" in _said(app) and {b.key for b in _boxes(app) if b.value} == chosen
+    assert "2 selected" in _said(app) and _checked(app) == chosen
     app.text_input(key="q").input("another photo").run()
-    assert "selected" not in _said(app) and not any(b.value for b in _boxes(app))
+    assert "selected" not in _said(app) and not _checked(app)
 
 
 def test_move_aside_asks_first_then_moves_the_selection_out_and_undo_brings_it_back(
@@ -101,7 +112,7 @@ def test_move_aside_asks_first_then_moves_the_selection_out_and_undo_brings_it_b
 ) -> None:
     photos = sorted((tmp_path / "photos").rglob("*.jpg"))
     for box in _boxes(app)[:2]:
-        box.check().run()
+        _check(app, box)
     app.button(key="sel-move").click().run()
     assert "Move 2 photo(s) to a new folder" in _said(app) and all(p.exists() for p in photos)
     app.button(key="sel-move-yes").click().run()

@@ -352,10 +352,15 @@ def photo(b: TheBackend, photo_id: int) -> JSONResponse:
     "/photos/{photo_id}/thumbnail", tags=["photos"], dependencies=guarded, response_class=FileResponse
 )
 def thumbnail(
-    b: TheBackend, photo_id: int, preview: bool = False, w: Annotated[int | None, Query(ge=1, le=4096)] = None
+    b: TheBackend,
+    photo_id: int,
+    preview: bool = False,
+    w: Annotated[int | None, Query(ge=1, le=4096)] = None,
+    square: bool = True,
 ) -> FileResponse:
-    """``w``: a grid thumbnail for a slot of that many pixels (rounded up to an allowed size)."""
-    path = b.thumbnail(_photo_or_404(b, photo_id), preview=preview, px=w)
+    """``w``: a grid thumbnail for a slot of that many pixels (rounded up to an allowed size);
+    ``square=false``: the whole photo, its longest edge that size (the UI's justified grid)."""
+    path = b.thumbnail(_photo_or_404(b, photo_id), preview=preview, px=w, square=square)
     if path is None:
         raise NotFoundError(f"photo {photo_id} cannot be read any more")
     return FileResponse(path, media_type="image/jpeg")

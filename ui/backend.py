@@ -81,7 +81,9 @@ class UiBackend(Protocol):
     def facets(self) -> Facets: ...
     def run(self, request: SearchRequest, image: Image.Image | None = None) -> ResultPage: ...
     def photo(self, photo_id: int) -> Hit | None: ...
-    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None: ...
+    def thumbnail(
+        self, hit: Hit, *, preview: bool = False, px: int | None = None, square: bool = True
+    ) -> Path | None: ...
     def original(self, hit: Hit) -> Path | None: ...
     def duplicates(self) -> list[DuplicateGroup]: ...
     def quarantine(
@@ -89,6 +91,11 @@ class UiBackend(Protocol):
     ) -> QuarantineReport: ...
     def undo(self, manifest: Path) -> UndoReport: ...
     def close(self) -> None: ...
+
+
+def justified_cap(thumb_px: int) -> int:
+    """The largest thumbnail of the justified grid: a third over ``thumb_px`` (a wide tile on a 3x phone)."""
+    return thumb_px * 4 // 3
 
 
 class Backend:
@@ -205,11 +212,15 @@ class Backend:
             return None
         return hit
 
-    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None:
-        """``px``: a grid thumbnail of that size, snapped to an allowed one (ui/thumbsize.py)."""
+    def thumbnail(
+        self, hit: Hit, *, preview: bool = False, px: int | None = None, square: bool = True
+    ) -> Path | None:
+        """``px``: a grid thumbnail of that size, snapped to an allowed one (ui/thumbsize.py); not
+        ``square``: the whole photo, its longest edge that size (the justified grid's tiles)."""
         spec = self.preview_spec if preview else self.grid_spec
-        if px is not None and not preview:
-            spec = ThumbSpec(snap(px, self.config.thumb_px), square=True)
+        if (px is not None or not square) and not preview:
+            cap = self.config.thumb_px if square else justified_cap(self.config.thumb_px)
+            spec = ThumbSpec(snap(px or cap, cap), square=square)
         return self.thumbnails.get(hit.id, hit.path, spec)
 
     def index_label(self) -> str:

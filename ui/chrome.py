@@ -36,6 +36,8 @@ def literal(text: object) -> str:
 CSS = """
 <style>
 .block-container {padding-top: 2.2rem; padding-bottom: 4rem; max-width: 1400px;}
+/* the justified grid gets the width: narrow side margins on a desktop */
+@media (min-width: 641px) {.block-container {padding-left: 2rem; padding-right: 2rem;}}
 [data-testid="stImage"] img {border-radius: 8px;}
 .dl-title {font-size: 2rem; font-weight: 700; letter-spacing: -0.02em; margin: 0; line-height: 1.1;}
 .dl-title span {color: #e8590c;}
@@ -52,9 +54,6 @@ CSS = """
 /* primary buttons: white on a darker red than Streamlit's (#ff4b4b is 3.6:1, under WCAG's 4.5:1) */
 button[kind="primary"] {background-color: #c62828; border-color: #c62828; color: #ffffff;}
 button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; color: #ffffff;}
-/* grid thumbnails: no fullscreen button (a blown-up square crop, a hidden tab stop); View opens the photo */
-[data-testid="stGrid"] [data-testid="stElementToolbar"] {display: none;}
-[data-testid="stGrid"] [data-testid="stImage"] img {cursor: zoom-in;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
 /* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
 @media (max-width: 640px) {
@@ -156,7 +155,8 @@ PAGE_SCRIPT = """
     if (view) { view.focus(); view.click(); return; }
   });
   document.addEventListener("click", (e) => {
-    const moves = '[class*="st-key-similar-"], .st-key-back, .st-key-viewer-similar, [class*="st-key-chip-"]';
+    const moves = '[class*="st-key-similar-"], .dl-sim, .st-key-back, .st-key-viewer-similar, '
+      + '[class*="st-key-chip-"]';
     const line = document.querySelector(".dl-context");
     const clear = e.target.closest && e.target.closest(".st-key-clear");
     if (clear || (e.target.closest && e.target.closest(moves)))

@@ -22,7 +22,7 @@ SEARCH_PLACEHOLDER = 'Describe a photo: a red sports car Â· "beach" - "people" Â
 
 @dataclass(frozen=True)
 class UiConfig:
-    page_size: int = 24  # results added by each "Show more"
+    page_size: int = 48  # results added by each "Show more" (the justified grid shows >= 30 above the fold)
     max_results: int = 480  # paging stops here
     thumb_px: int = 384  # square grid thumbnail edge: sharp at 2x on a desktop, 3x on a phone
     preview_px: int = 1280  # longest edge of the detail preview

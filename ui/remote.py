@@ -210,10 +210,14 @@ class RemoteBackend:
         except NotFoundError:
             return None
 
-    def thumbnail(self, hit: Hit, *, preview: bool = False, px: int | None = None) -> Path | None:
+    def thumbnail(
+        self, hit: Hit, *, preview: bool = False, px: int | None = None, square: bool = True
+    ) -> Path | None:
         """A local copy of the service's thumbnail (per photo version), None when it has none."""
-        tag = "preview" if preview else f"grid{px or ''}"
+        tag = "preview" if preview else f"grid{px or ''}{'' if square else 'f'}"
         size = {"w": str(px)} if px and not preview else {}
+        if not square and not preview:
+            size["square"] = "false"
         target = self._cache / f"{hit.id}-{int(hit.mtime.timestamp() * 1e6)}-{hit.size}-{tag}.jpg"
         if target.is_file():
             return target

@@ -101,6 +101,13 @@ def _on_box(photo_id: int) -> None:
     _store(ids)
 
 
+def choose(ids: Sequence[int], on: bool) -> None:
+    """Add the photos to the selection (``on``) or take them out: a grid's click, shift-click range
+    or long press (ui/grid_component.py)."""
+    current = selected()
+    _store([*current, *ids] if on else [i for i in current if i not in set(ids)])
+
+
 def clear() -> None:
     _store([])
     st.session_state[_CONFIRM] = False

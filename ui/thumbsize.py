@@ -39,9 +39,11 @@ SCRIPT = """
 <script>
 (() => {
   const remember = () => {
-    const img = document.querySelector('[data-testid="stGrid"] [data-testid="stImage"] img');
+    // the justified grid's tiles (ui/grid_component.py): the longest side of the widest one
+    const tiles = Array.from(document.querySelectorAll('.dl-jg .dl-tile')).slice(0, 24)
+      .map((t) => Math.max(t.getBoundingClientRect().width, t.getBoundingClientRect().height));
     const w = window.innerWidth;
-    const css = img && img.getBoundingClientRect().width || (w <= 640 ? (w - 32) / 3 : 180);
+    const css = Math.max(0, ...tiles) || (w <= 640 ? (w - 32) / 3 : 180);
     const px = Math.round(css * (window.devicePixelRatio || 1));
     if (px > 0) document.cookie = `dualens_slot=${px}; path=/; max-age=31536000; SameSite=Lax`;
   };

@@ -19,8 +19,8 @@ from indexer.core.imaging import supported_extensions
 from indexer.core.models.default_spec import model_hint
 from indexer.core.text import printable
 from search import Facets, Filters, Hit, Stats, Understood, band_chance, text_snippet, word_segments
-from ui import selection, state, thumbsize
-from ui.backend import ResultPage, UiBackend
+from ui import grid_component, state, thumbsize
+from ui.backend import ResultPage, UiBackend, justified_cap
 from ui.chrome import literal
 from ui.config import SEARCH_PLACEHOLDER
 from ui.thumbnails import placeholder
@@ -334,40 +334,17 @@ def result_grid(backend: UiBackend, hits: Sequence[Hit], text: str = "") -> None
         _grid(backend, weak)
 
 
-def _grid(backend: UiBackend, hits: Sequence[Hit]) -> None:
-    # at least 6 photos a row at 1440 px; 3 on a phone (chrome.CSS)
-    grid = st.grid("auto", min_column_width=150, gap="small", border=False)
-    for hit in hits:
-        with grid.cell():
-            _card(backend, hit)
+def _grid(backend: UiBackend, hits: Sequence[Hit], label: str = "Photos") -> None:
+    """The hits in justified rows (ui/grid_component.py), keyed by their first photo: one grid per
+    page part (good, weak, a month), kept across "Show more"."""
+    if not hits:
+        return
+    px = thumbsize.grid_px(st.context.cookies, justified_cap(backend.config.thumb_px))
+    grid_component.render(backend, hits, px, _describe, key=f"grid-{hits[0].id}", label=label)
 
 
-def _card(backend: UiBackend, hit: Hit) -> None:
-    thumb = backend.thumbnail(hit, px=thumbsize.grid_px(st.context.cookies, backend.config.thumb_px))
-    st.image(
-        str(thumb) if thumb else placeholder(backend.config.thumb_px), width="stretch", alt=alt_text(hit)
-    )
-    st.markdown(card_caption(hit), unsafe_allow_html=True)
-    name = Path(hit.path).name
-    with st.container(horizontal=True, gap="xsmall", key=f"card-{hit.id}"):
-        st.button(
-            "Similar",
-            key=f"similar-{hit.id}",
-            icon=":material/image_search:",
-            on_click=state.show_similar,
-            args=(hit.id,),
-            help=f"Photos similar to {literal(name)}",
-        )
-        st.button(
-            "View",
-            key=f"details-{hit.id}",
-            type="tertiary",
-            icon=":material/open_in_full:",
-            on_click=state.show_detail,
-            args=(hit.id,),
-            help=f"Open {literal(name)} larger, with its details",
-        )
-        selection.select_box(hit)
+def _describe(hit: Hit) -> tuple[str, str]:
+    return alt_text(hit), _date((hit.taken_at or hit.mtime).date())
 
 
 def alt_text(hit: Hit) -> str:

@@ -28,7 +28,7 @@ from tests.helpers.ui_photo_server import plant_collection, serve
 from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
 
 TARGET_RATIO = 0.5
-GRID = '[data-testid="stGrid"] [data-testid="stImage"] img'
+GRID = ".dl-jg .dl-tile img"
 PHONE_AGENT = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
 DEVICES = {
     "desktop 1x": {"viewport": {"width": 1440, "height": 900}, "device_scale_factor": 1},
