@@ -111,19 +111,24 @@ function markSelected(root, selected) {
   });
 }
 
-// after the viewer closes (Esc or its close button), the focus goes back to the photo it opened
+// after the viewer closes (Esc or its close button), the focus goes back to the photo it showed last
 function watchViewer() {
   if (window.__dualensGridFocus) return;
   window.__dualensGridFocus = true;
   let seen = false;
   setInterval(() => {
-    const wanted = window.__dualensOpened;
-    if (!wanted) return;
     const dialog = document.querySelector('[data-testid="stDialog"] [role="dialog"]');
-    if (dialog) { seen = true; return; }
-    if (!seen) return;
+    if (dialog) {  // the viewer's Next/Previous move on (a rerun may hide it a moment): the photo seen last
+      const now = new URLSearchParams(window.location.search).get("photo");
+      if (now && document.querySelector(`.dl-tile[data-id="${CSS.escape(now)}"]`)) window.__dualensOpened = now;
+      if (window.__dualensOpened) seen = true;
+      return;
+    }
+    const wanted = window.__dualensOpened;
+    if (!wanted || !seen) return;
     const button = document.querySelector(`.dl-tile[data-id="${wanted}"] .dl-open`);
-    const lost = !document.activeElement || document.activeElement === document.body;
+    const active = document.activeElement;  // the dialog gives it back to the photo first opened
+    const lost = !active || active === document.body || active.closest(".dl-jg");
     if (button && lost) button.focus();
     seen = false;
     window.__dualensOpened = null;
@@ -136,13 +141,15 @@ export default function (component) {
   let root = parentElement.querySelector(".dl-jg");
   const signature = JSON.stringify([data.items, data.showNames, data.rowHeight]);
   if (!root || root.dataset.signature !== signature) {
-    if (root) root.remove();
+    const old = root;
     root = el("div", "dl-jg");
     root.dataset.signature = signature;
     root.setAttribute("role", "group");
     root.setAttribute("aria-label", data.label || "Photos");
     data.items.forEach((item) => root.append(tile(item, data)));
-    parentElement.append(root);
+    // the new grid takes the old one's place at its height until placed: the page keeps its scroll
+    // position (Show more adds photos under the ones seen; an emptied grid would scroll to the top)
+    if (old) { root.style.height = old.style.height; old.replaceWith(root); } else parentElement.append(root);
   }
   const send = (value) => setTriggerValue("action", { ...value, n: Date.now() + Math.random() });
   const state = shared;
