@@ -1,7 +1,7 @@
 """A new user's defects of the justified grid (ui/frontend/src/grid.js) in a real headless Chromium on
 real shared photos: Show more keeps the page where it was (the grid redrawn with more photos used to
 empty for a moment and scroll the page to the top), and Esc after the viewer's Next gives the focus to
-the photo seen last, not the one first opened.
+the photo seen last, not the one first opened; the viewer's details wrap between words on a phone.
 
 The collection: the first ``N_PHOTOS`` shared imagenet-sample photos, ``PAGE_SIZE`` a page, so that
 a Similar page has Show more. Skips cleanly without the shared data or Debian chromium.
@@ -113,4 +113,27 @@ def test_esc_after_next_gives_the_focus_to_the_photo_seen_last(server: str, brow
         arg=seen,
         timeout=10_000,
     )
+    page.close()
+
+
+def test_the_viewers_details_wrap_between_words_on_a_phone(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.set_default_timeout(60_000)
+    page.goto(server + "/?similar=1&photo=1")
+    page.locator('[data-testid="stDialog"] .dl-meta').wait_for()
+    split = page.evaluate(  # words (not long paths) of the details drawn on more than one line
+        "() => { const out = [];"
+        " for (const td of document.querySelectorAll('.dl-meta td:last-child')) {"
+        "  const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);"
+        "  for (let n = walk.nextNode(); n; n = walk.nextNode()) {"
+        "   for (const m of n.data.matchAll(/\\S+/g)) {"
+        "    if (m[0].length > 20) continue;"
+        "    const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);"
+        "    const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));"
+        "    if (tops.size > 1) out.push(m[0]); } } }"
+        " return out; }"
+    )
+    assert page.evaluate("() => document.querySelectorAll('.dl-meta td').length") > 10
+    assert split == []
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
     page.close()

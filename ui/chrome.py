@@ -82,7 +82,7 @@ button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; 
 .dl-meta {width: 100%; font-size: 0.88rem; border-collapse: collapse;}
 .dl-meta td {padding: 0.28rem 0.4rem; border-bottom: 1px solid #eceef1; vertical-align: top;}
 .dl-meta td:first-child {color: #6b7280; white-space: nowrap; width: 32%;}
-.dl-meta td:last-child {word-break: break-all;}
+.dl-meta td:last-child {overflow-wrap: anywhere;}  /* words whole; a long path breaks where it must */
 /* the viewer on a phone: Previous and Next side by side (the count below them), the photo first and
    its Actual size switch under it, every control a 44 px touch target */
 @media (max-width: 640px) {
