@@ -11,7 +11,7 @@ import justifiedLayout from "justified-layout";
 const LONG_PRESS_MS = 500;
 // kept across the page's reruns and remounts (a shift-click's anchor outlives the first click's
 // rerun, which may mount the grid afresh): the last photo (de)selected, a long press under way
-const shared = { anchor: null, pressed: null, timer: null, selected: [] };
+const shared = { anchor: null, pressed: null, timer: null };
 const GAP = 4;
 
 // the row height aimed at: about 8 photos a row on a desktop (so that >= 30 show above the fold at
@@ -130,13 +130,18 @@ function watchViewer() {
   }, 150);
 }
 
+// Streamlit calls this function again with every new data (a rerun that changed the selection) and
+// calls what it returns only when the element unmounts: the grid's listeners are added once per
+// drawn grid and read the latest call's data and trigger from it (two calls adding two listeners
+// made one click toggle twice, undoing itself). Each grid keeps its own selection: a page may show
+// several (a similar photo above the rest), each given only its own photos' selection.
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   if (!data || !Array.isArray(data.items)) return;
   let root = parentElement.querySelector(".dl-jg");
   const signature = JSON.stringify([data.items, data.showNames, data.rowHeight]);
   if (!root || root.dataset.signature !== signature) {
-    if (root) root.remove();
+    if (root) { if (root.__dlUnbind) root.__dlUnbind(); root.remove(); }
     root = el("div", "dl-jg");
     root.dataset.signature = signature;
     root.setAttribute("role", "group");
@@ -144,17 +149,28 @@ export default function (component) {
     data.items.forEach((item) => root.append(tile(item, data)));
     parentElement.append(root);
   }
-  const send = (value) => setTriggerValue("action", { ...value, n: Date.now() + Math.random() });
-  const state = shared;
-  state.selected = (data.selected || []).map(String);
-  markSelected(root, state.selected);
+  root.__dl = {
+    data,
+    selected: (data.selected || []).map(String),
+    send: (value) => setTriggerValue("action", { ...value, n: Date.now() + Math.random() }),
+  };
+  markSelected(root, root.__dl.selected);
   place(root, data);
   watchViewer();
+  if (!root.__dlUnbind) root.__dlUnbind = bind(root);
+  return () => { if (root.__dlUnbind) root.__dlUnbind(); root.__dlUnbind = null; };
+}
 
+// the grid's listeners, added once; they return a function that removes them
+function bind(root) {
+  const state = shared;
+  const now = () => root.__dl;
+  const send = (value) => now().send(value);
   const tileOf = (e) => e.target.closest && e.target.closest(".dl-tile");
   const ids = () => Array.from(root.querySelectorAll(".dl-tile")).map((t) => t.dataset.id);
   const toggle = (id, range) => {
-    const on = !state.selected.includes(id);
+    const current = now();
+    const on = !current.selected.includes(id);
     let chosen = [id];
     if (range && state.anchor && state.anchor !== id) {
       const all = ids();
@@ -162,10 +178,10 @@ export default function (component) {
       if (a >= 0) chosen = all.slice(a, b + 1);
     }
     state.anchor = id;
-    state.selected = on
-      ? Array.from(new Set([...state.selected, ...chosen]))
-      : state.selected.filter((s) => !chosen.includes(s));
-    markSelected(root, state.selected);
+    current.selected = on
+      ? Array.from(new Set([...current.selected, ...chosen]))
+      : current.selected.filter((s) => !chosen.includes(s));
+    markSelected(root, current.selected);
     send({ kind: "select", ids: chosen.map(Number), on });
   };
   const onClick = (e) => {
@@ -199,7 +215,7 @@ export default function (component) {
   const onMove = (e) => {  // a finger that scrolls is no long press
     if (e.pointerType === "touch" && state.timer && Math.abs(e.movementY) + Math.abs(e.movementX) > 8) cancelPress();
   };
-  const observer = new ResizeObserver(() => place(root, data));
+  const observer = new ResizeObserver(() => place(root, now().data));
   observer.observe(root);
   root.addEventListener("click", onClick);
   root.addEventListener("pointerdown", onDown);
