@@ -47,6 +47,7 @@ function tile(item, data) {
   img.src = item.src;
   img.width = item.w;
   img.height = item.h;
+  img.loading = "lazy";  // place() loads the first screen's at once
   img.decoding = "async";
   img.draggable = false;
   open.append(img);
@@ -91,9 +92,12 @@ function place(root, data) {
     },
   );
   root.style.height = `${Math.ceil(layout.containerHeight)}px`;
+  const top = root.getBoundingClientRect().top;
   root.querySelectorAll(".dl-tile").forEach((t, n) => {
     const box = layout.boxes[n];
     if (!box) return;
+    // on the screen now: loaded at once; below it, when scrolled near (the browser's lazy loading)
+    if (top + box.top < window.innerHeight) t.querySelector("img").loading = "eager";
     t.style.left = `${box.left}px`;
     t.style.top = `${box.top}px`;
     t.style.width = `${box.width}px`;
