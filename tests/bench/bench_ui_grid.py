@@ -85,7 +85,7 @@ def _measure(browser: Browser, url: str, path: str) -> dict[str, tuple[int, int,
         page = context.new_page()
         page.set_default_timeout(120_000)
         requests: list[Request] = []
-        page.on("requestfinished", lambda r, seen=requests: seen.append(r))  # not a builtin: Playwright wraps it
+        page.on("requestfinished", lambda r, seen=requests: seen.append(r))  # Playwright wraps it
         page.goto(url + path)
         page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 24", arg=PHOTOS)
         page.wait_for_function(
