@@ -78,6 +78,10 @@ def browser() -> Iterator[object]:
             launched.close()
 
 
+# a JS predicate: the image is on the screen now (the grid's tiles below it load lazily, when scrolled near)
+IN_VIEW = "(img) => { const r = img.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }"
+
+
 def _page(browser, viewport: dict[str, int] = DESKTOP, scale: float = 1):  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport=viewport, device_scale_factor=scale, accept_downloads=True)
     page.set_default_timeout(60_000)
@@ -87,9 +91,9 @@ def _page(browser, viewport: dict[str, int] = DESKTOP, scale: float = 1):  # typ
 def _shot(page, name: str, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """A screenshot, kept in $DUALENS_UI_SCREENSHOTS when set."""
     path = tmp_path / f"{name}.png"
-    page.wait_for_function(  # every widget drawn (no placeholder skeletons), every image loaded
+    page.wait_for_function(  # every widget drawn (no placeholder skeletons), every image in view loaded
         "() => !document.querySelector('[data-testid*=\"Skeleton\"]') && Array.from(document.images)"
-        ".every(img => img.complete && img.naturalWidth > 0)"
+        f".filter({IN_VIEW}).every(img => img.complete && img.naturalWidth > 0)"
     )
     page.wait_for_timeout(300)  # the last paint
     page.screenshot(path=str(path), full_page=False)

@@ -110,7 +110,7 @@ def test_a_query_typed_while_the_collection_loads_runs_once_it_is_loaded(  # typ
         assert page.get_by_text(LOADING).first.is_visible()
         gate.touch()
         _context(page, "Results for").wait_for(timeout=45_000)
-        page.locator('[data-testid="stImage"] img').first.wait_for()
+        page.locator(".dl-jg .dl-tile img").first.wait_for()  # a result photo in the grid
         assert page.locator(BOX).input_value() == "a red photo"
         assert page.get_by_text(LOADING).count() == 0
         assert "Traceback" not in page.inner_text("body")

@@ -55,14 +55,9 @@ CSS = """
 button[kind="primary"] {background-color: #c62828; border-color: #c62828; color: #ffffff;}
 button[kind="primary"]:hover {background-color: #a51f1f; border-color: #a51f1f; color: #ffffff;}
 .dl-band {font-size: 0.75rem; font-weight: 600;}
-/* a phone: three photos a row, the card's buttons as icons (their names kept for screen readers) */
+/* a phone: three photos a row in a card grid (the duplicates view's groups) */
 @media (max-width: 640px) {
   [data-testid="stGrid"] {grid-template-columns: repeat(3, minmax(0, 1fr)) !important;}
-  [class*="st-key-card-"] {flex-wrap: nowrap; gap: 0.1rem;}
-  [class*="st-key-card-"] button {padding: 0.1rem 0.2rem; min-height: 1.8rem;}
-  [class*="st-key-card-"] button [data-testid="stMarkdownContainer"] {position: absolute; width: 1px;
-      height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
-  .dl-name, .dl-band {font-size: 0.7rem;}
 }
 .dl-band-strong {color: #1e6b30;}
 .dl-band-good {color: #3b5bdb;}
@@ -114,10 +109,9 @@ def inject_css() -> None:
 # - in the photo viewer, the Left and Right keys show the previous and the next photo;
 # - Enter in a date field applies the dates typed (Streamlit applies them when its calendar closes,
 #   which Esc does: Enter is passed on as an Esc);
-# - Esc closes the photo viewer wherever the focus is (a click on a thumbnail leaves it on the page);
-# - each card's buttons get an accessible name with their photo's, and the focus follows a Similar
-#   (the grid's or the viewer's), a way back or a removed filter to the line that says what the
-#   results are (scrolled into view), and a Clear to the search box.
+# - Esc closes the photo viewer wherever the focus is (a click on a photo leaves it on the page);
+# - the focus follows a Similar (the grid's or the viewer's), a way back or a removed filter to the
+#   line that says what the results are (scrolled into view), and a Clear to the search box.
 PAGE_SCRIPT = """
 <script>
 (() => {
@@ -145,18 +139,11 @@ PAGE_SCRIPT = """
     const esc = {key: "Escape", code: "Escape", keyCode: 27, bubbles: true, cancelable: true};
     e.target.dispatchEvent(new KeyboardEvent("keydown", esc));
   }, true);
-  // each card's buttons name their photo for screen readers ("Similar to IMG_1.jpg"), and after a
-  // click that changes the results the focus moves to the line that says what they are now
+  // after a click that changes the results the focus moves to the line that says what they are now
   let pending = null;
   let settle = null;
-  document.addEventListener("click", (e) => {  // a thumbnail opens the viewer, as its View button does
-    const thumb = e.target.closest && e.target.closest('[data-testid="stGrid"] [data-testid="stImage"]');
-    const view = thumb && thumb.closest(".stGridCell")?.querySelector('[class*="st-key-details-"] button');
-    if (view) { view.focus(); view.click(); return; }
-  });
   document.addEventListener("click", (e) => {
-    const moves = '[class*="st-key-similar-"], .dl-sim, .st-key-back, .st-key-viewer-similar, '
-      + '[class*="st-key-chip-"]';
+    const moves = '.dl-sim, .st-key-back, .st-key-viewer-similar, [class*="st-key-chip-"]';
     const line = document.querySelector(".dl-context");
     const clear = e.target.closest && e.target.closest(".st-key-clear");
     if (clear || (e.target.closest && e.target.closest(moves)))
@@ -165,13 +152,6 @@ PAGE_SCRIPT = """
   let queued = false;
   const tidy = () => {
     queued = false;
-    document.querySelectorAll('[class*="st-key-similar-"] button, [class*="st-key-details-"] button')
-      .forEach((b) => {
-        const name = b.closest(".stGridCell")?.querySelector(".dl-name")?.getAttribute("title");
-        const verb = b.closest('[class*="st-key-similar-"]') ? "Similar to" : "View";
-        const label = `${verb} ${name}`;
-        if (name && b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
-      });
     const line = document.querySelector(".dl-context");
     if (pending && pending.clear && !document.querySelector(".st-key-clear") && box()) {
       pending = null;
@@ -197,24 +177,6 @@ PAGE_SCRIPT = """
     if (settle) settle.given = true;
   };
   document.addEventListener("focusout", () => setTimeout(keep, 0));
-  // shift-click on a card's Select box (ui/selection.py): the boxes between it and the one clicked
-  // before take the state this click gives it (each through its own click, one after the other, so
-  // the page hears every one)
-  let anchor = null;
-  document.addEventListener("click", (e) => {
-    const box = e.isTrusted && e.target.closest && e.target.closest('[class*="st-key-sel-"]');
-    if (!box) return;
-    const key = Array.from(box.classList).find((c) => c.startsWith("st-key-sel-"));
-    const boxes = Array.from(document.querySelectorAll('[class*="st-key-sel-"]:has(input[type="checkbox"])'));
-    const from = anchor && boxes.findIndex((b) => b.classList.contains(anchor));
-    const to = boxes.indexOf(box);
-    anchor = key;
-    if (!e.shiftKey || from === null || from < 0 || from === to) return;
-    const want = !box.querySelector("input").checked;
-    boxes.slice(Math.min(from, to) + 1, Math.max(from, to))
-      .filter((b) => b.querySelector("input").checked !== want)
-      .forEach((b, n) => setTimeout(() => b.querySelector("input").click(), 120 * (n + 1)));
-  }, true);
   // a scrollable sidebar can be scrolled with the keyboard too (axe: scrollable-region-focusable),
   // marked as soon as it appears rather than at the next frame
   const focusable = () => document.querySelectorAll('[data-testid="stSidebarContent"]:not([tabindex])')

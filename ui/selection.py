@@ -32,7 +32,6 @@ _FOR = "dualens_selected_for"  # the query the selection was made on
 _CONFIRM = "dualens_selection_confirm"  # Move aside asked, waiting for its confirmation
 _LAST_MANIFEST = "dualens_selection_manifest"  # the last move aside, for its Undo
 _NOTE = "dualens_selection_note"  # what the last move or undo did
-BOX = "sel-"  # key prefix of each card's Select box
 
 
 # ---- the selection (session state) ----
@@ -54,11 +53,8 @@ def query_identity(view: state.View) -> tuple[object, ...]:
     return (view.kind, view.text, view.photo_id, view.upload_name, upload)
 
 
-# each card's Select box sits on its photo's top-left corner (the card's row keeps Similar and View)
+# the selection bar's style
 CSS = """<style>
-.stGridCell:has([class*="st-key-sel-"]) {position: relative;}
-[class*="st-key-card-"] [class*="st-key-sel-"] {position: absolute; top: 0.35rem; left: 0.35rem; z-index: 2;
-    width: auto; background: rgba(255, 255, 255, 0.9); border-radius: 6px; padding: 0.15rem 0.1rem 0 0.35rem;}
 .dl-selected {font-weight: 600; white-space: nowrap;}
 /* a phone: the bar stays at hand at the bottom of the screen while photos are selected, its actions
    as 44 px icons (their names kept for screen readers), the page padded so nothing hides under it */
@@ -82,7 +78,7 @@ CSS = """<style>
 
 
 def keep_for(view: state.View) -> None:
-    """Drop the selection when the query changed since it was made, and style the boxes; call once
+    """Drop the selection when the query changed since it was made, and style the bar; call once
     per run."""
     st.html(CSS)  # style only: takes no room on the page
     identity = query_identity(view)
@@ -90,15 +86,6 @@ def keep_for(view: state.View) -> None:
         st.session_state[_FOR] = identity
         _store([])
         st.session_state[_CONFIRM] = False
-
-
-def _on_box(photo_id: int) -> None:
-    ids = selected()
-    if st.session_state.get(f"{BOX}{photo_id}"):
-        ids.append(photo_id)
-    else:
-        ids = [i for i in ids if i != photo_id]
-    _store(ids)
 
 
 def choose(ids: Sequence[int], on: bool) -> None:
@@ -111,19 +98,6 @@ def choose(ids: Sequence[int], on: bool) -> None:
 def clear() -> None:
     _store([])
     st.session_state[_CONFIRM] = False
-
-
-def select_box(hit: Hit) -> None:
-    """The card's Select box, checked when the photo is selected (its state is the selection's)."""
-    key = f"{BOX}{hit.id}"
-    st.session_state[key] = hit.id in selected()
-    st.checkbox(
-        f"Select {literal(Path(hit.path).name)}",
-        key=key,
-        on_change=_on_box,
-        args=(hit.id,),
-        label_visibility="collapsed",
-    )
 
 
 # ---- what the bar offers ----

@@ -355,21 +355,6 @@ def alt_text(hit: Hit) -> str:
     return f"{name}, file date {_date(hit.mtime)}"
 
 
-def card_caption(hit: Hit) -> str:
-    """File name (escaped), the date, and for text queries the match band; raw scores stay in the
-    viewer."""
-    name = _esc(Path(hit.path).name)
-    band = BAND_LABELS.get(hit.relevance)
-    when = _date((hit.taken_at or hit.mtime).date())
-    line = f'<div class="dl-band dl-band-{hit.relevance}">{band}</div>' if band else ""
-    hidden = "" if st.session_state.get(state.SHOW_NAMES) else " dl-sr"
-    head = f'<div class="dl-name{hidden}" title="{name}">{name}</div><div class="dl-date">{when}</div>'
-    return head + line + words_html(hit, CARD_WORDS_CHARS)
-
-
-CARD_WORDS_CHARS = 80  # a card shows this much of a photo's recognised text; the viewer shows it all
-
-
 def words_html(hit: Hit, limit: int | None = None) -> str:
     """The recognised text of a photo matched by its words ("" for other hits), literal: each piece is
     escaped first, then the matched words are wrapped in <mark> (search/text_terms.py)."""

@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, Request, sync_playwright
 
 from tests.bench.bench_ui_weight import DEVICES
 from tests.helpers.ui_photo_server import plant_collection
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_healthy
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, IN_VIEW, _free_port, _wait_healthy
 
 BASE = "b56479b"
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,11 +85,12 @@ def _measure(browser: Browser, url: str, path: str) -> dict[str, tuple[int, int,
         page = context.new_page()
         page.set_default_timeout(120_000)
         requests: list[Request] = []
-        page.on("requestfinished", requests.append)
+        page.on("requestfinished", lambda r, seen=requests: seen.append(r))  # Playwright wraps it
         page.goto(url + path)
         page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 24", arg=PHOTOS)
         page.wait_for_function(
-            "(sel) => Array.from(document.querySelectorAll(sel)).every(i => i.complete && i.naturalWidth)",
+            f"(sel) => Array.from(document.querySelectorAll(sel)).filter({IN_VIEW})"
+            ".every(i => i.complete && i.naturalWidth)",
             arg=PHOTOS,
         )
         page.wait_for_timeout(1500)

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from tests.helpers.ui_photo_server import plant_collection, serve
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, IN_VIEW
 
 TARGET_RATIO = 0.5
 GRID = ".dl-jg .dl-tile img"
@@ -63,7 +63,8 @@ def _visit(page: Page, url: str, query: str | None) -> Weight:
         page.locator(".dl-context", has_text="Results for").wait_for()
     page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 24", arg=GRID)
     page.wait_for_function(
-        "(sel) => Array.from(document.querySelectorAll(sel)).every(i => i.complete && i.naturalWidth)",
+        f"(sel) => Array.from(document.querySelectorAll(sel)).filter({IN_VIEW})"
+        ".every(i => i.complete && i.naturalWidth)",
         arg=GRID,
     )
     page.wait_for_timeout(500)

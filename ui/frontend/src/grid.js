@@ -11,7 +11,7 @@ import justifiedLayout from "justified-layout";
 const LONG_PRESS_MS = 500;
 // kept across the page's reruns and remounts (a shift-click's anchor outlives the first click's
 // rerun, which may mount the grid afresh): the last photo (de)selected, a long press under way
-const shared = { anchor: null, pressed: null, timer: null, selected: [] };
+const shared = { anchor: null, pressed: null, timer: null };
 const GAP = 4;
 
 // the row height aimed at: about 8 photos a row on a desktop (so that >= 30 show above the fold at
@@ -47,6 +47,7 @@ function tile(item, data) {
   img.src = item.src;
   img.width = item.w;
   img.height = item.h;
+  img.loading = "lazy";  // place() loads the first screen's at once
   img.decoding = "async";
   img.draggable = false;
   open.append(img);
@@ -91,9 +92,12 @@ function place(root, data) {
     },
   );
   root.style.height = `${Math.ceil(layout.containerHeight)}px`;
+  const top = root.getBoundingClientRect().top;
   root.querySelectorAll(".dl-tile").forEach((t, n) => {
     const box = layout.boxes[n];
     if (!box) return;
+    // on the screen now: loaded at once; below it, when scrolled near (the browser's lazy loading)
+    if (top + box.top < window.innerHeight) t.querySelector("img").loading = "eager";
     t.style.left = `${box.left}px`;
     t.style.top = `${box.top}px`;
     t.style.width = `${box.width}px`;
@@ -135,6 +139,11 @@ function watchViewer() {
   }, 150);
 }
 
+// Streamlit calls this function again with every new data (a rerun that changed the selection) and
+// calls what it returns only when the element unmounts: the grid's listeners are added once per
+// drawn grid and read the latest call's data and trigger from it (two calls adding two listeners
+// made one click toggle twice, undoing itself). Each grid keeps its own selection: a page may show
+// several (a similar photo above the rest), each given only its own photos' selection.
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   if (!data || !Array.isArray(data.items)) return;
@@ -142,6 +151,7 @@ export default function (component) {
   const signature = JSON.stringify([data.items, data.showNames, data.rowHeight]);
   if (!root || root.dataset.signature !== signature) {
     const old = root;
+    if (old && old.__dlUnbind) { old.__dlUnbind(); old.__dlUnbind = null; }
     root = el("div", "dl-jg");
     root.dataset.signature = signature;
     root.setAttribute("role", "group");
@@ -151,17 +161,28 @@ export default function (component) {
     // position (Show more adds photos under the ones seen; an emptied grid would scroll to the top)
     if (old) { root.style.height = old.style.height; old.replaceWith(root); } else parentElement.append(root);
   }
-  const send = (value) => setTriggerValue("action", { ...value, n: Date.now() + Math.random() });
-  const state = shared;
-  state.selected = (data.selected || []).map(String);
-  markSelected(root, state.selected);
+  root.__dl = {
+    data,
+    selected: (data.selected || []).map(String),
+    send: (value) => setTriggerValue("action", { ...value, n: Date.now() + Math.random() }),
+  };
+  markSelected(root, root.__dl.selected);
   place(root, data);
   watchViewer();
+  if (!root.__dlUnbind) root.__dlUnbind = bind(root);
+  return () => { if (root.__dlUnbind) root.__dlUnbind(); root.__dlUnbind = null; };
+}
 
+// the grid's listeners, added once; they return a function that removes them
+function bind(root) {
+  const state = shared;
+  const now = () => root.__dl;
+  const send = (value) => now().send(value);
   const tileOf = (e) => e.target.closest && e.target.closest(".dl-tile");
   const ids = () => Array.from(root.querySelectorAll(".dl-tile")).map((t) => t.dataset.id);
   const toggle = (id, range) => {
-    const on = !state.selected.includes(id);
+    const current = now();
+    const on = !current.selected.includes(id);
     let chosen = [id];
     if (range && state.anchor && state.anchor !== id) {
       const all = ids();
@@ -169,10 +190,10 @@ export default function (component) {
       if (a >= 0) chosen = all.slice(a, b + 1);
     }
     state.anchor = id;
-    state.selected = on
-      ? Array.from(new Set([...state.selected, ...chosen]))
-      : state.selected.filter((s) => !chosen.includes(s));
-    markSelected(root, state.selected);
+    current.selected = on
+      ? Array.from(new Set([...current.selected, ...chosen]))
+      : current.selected.filter((s) => !chosen.includes(s));
+    markSelected(root, current.selected);
     send({ kind: "select", ids: chosen.map(Number), on });
   };
   const onClick = (e) => {
@@ -206,7 +227,7 @@ export default function (component) {
   const onMove = (e) => {  // a finger that scrolls is no long press
     if (e.pointerType === "touch" && state.timer && Math.abs(e.movementY) + Math.abs(e.movementX) > 8) cancelPress();
   };
-  const observer = new ResizeObserver(() => place(root, data));
+  const observer = new ResizeObserver(() => place(root, now().data));
   observer.observe(root);
   root.addEventListener("click", onClick);
   root.addEventListener("pointerdown", onDown);
