@@ -11,6 +11,7 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from tests.helpers.band_pages import scan_band_pages  # noqa: E402
 from tests.test_ui_browser import CHROMIUM, DESKTOP, PHONE, _axe_violations, _context  # noqa: E402
 from tests.test_ui_browser_review import (  # noqa: E402, F401  (the collection and its server)
     IMAGENET,
@@ -30,7 +31,6 @@ pytestmark = [
 ]
 
 # the first of these class queries whose page shows every label is the one scanned
-QUERIES = ("an ostrich", "a bald eagle", "a great grey owl", "a hammerhead shark", "goldfish")
 LUMINANCE = """(sel) => { const c = getComputedStyle(document.querySelector(sel)).backgroundColor
     .match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map(v => v / 255)
     .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
@@ -56,16 +56,10 @@ def _settled(page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_timeout(300)  # the fade's transition
 
 
-def _all_bands(page, server_url: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    counts: dict[str, int] = {}
-    for query in QUERIES:
-        page.goto(f"{server_url}/?q={query.replace(' ', '+')}")
-        _context(page, "Results for").wait_for()
-        page.wait_for_function("() => document.querySelectorAll('.dl-name').length >= 24")
-        counts = {band: page.locator(f".dl-band-{band}").count() for band in ("strong", "good", "weak")}
-        if all(counts.values()):
-            break
-    return counts
+def _results(page) -> None:  # type: ignore[no-untyped-def]
+    _context(page, "Results for").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.dl-name').length >= 24")
+    _settled(page)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -84,10 +78,9 @@ def test_the_page_follows_the_system_theme_and_passes_axe_in_it(
     background = page.evaluate(LUMINANCE, ".stApp")
     assert (background < 0.05) if scheme == "dark" else (background > 0.9), background
     assert _axe_violations(page) == [], "timeline"
-    counts = _all_bands(page, server)
-    assert all(counts.values()), counts
-    _settled(page)
-    assert _axe_violations(page) == [], "results"
+    seen, scanned = scan_band_pages(page, server, _results, _axe_violations)
+    assert all(seen.values()), seen  # every band's label seen on a real results page
+    assert [(query, found) for query, found in scanned if found] == [], "results"
     _open_first_in_viewer(page)
     assert _axe_violations(page) == [], "viewer"
     page.goto(f"{server}/?view=duplicates")
